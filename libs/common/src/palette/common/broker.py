@@ -1,0 +1,152 @@
+"""Broker construction, topology declaration, publishing and dead-lettering.
+
+``make_broker`` is the one way a service gets a RabbitBroker; ``publish`` is the
+one way a message leaves a service. See ``palette.common.topology`` for why the
+acknowledgement and publish options are what they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+from faststream import AckPolicy
+from faststream.middlewares import BaseMiddleware
+from faststream.rabbit import Channel, RabbitBroker
+from pydantic import ValidationError
+
+from palette.common.messages import Message
+from palette.common.topology import (
+    BROADCAST,
+    COMMANDS,
+    DEAD_LETTERS,
+    ERROR_HEADER,
+    EVENTS,
+    QUEUE_HEADER,
+    ROUTES,
+    Queues,
+    QueueSpec,
+)
+
+log = structlog.get_logger("palette.broker")
+
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+class PermanentError(Exception):
+    """A message that can never be processed: dead-letter it, do not retry."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        return f"invalid message: {problems}"[:1000]
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+_UNPROCESSABLE = (ValidationError, json.JSONDecodeError, UnicodeDecodeError, PermanentError)
+
+
+def dead_letter_middleware(queues: Iterable[QueueSpec]) -> type[BaseMiddleware[Any, Any]]:
+    """A middleware that sends unprocessable messages to their dead-letter queue.
+
+    Unparsable bodies, bodies of the wrong shape and ``PermanentError`` are
+    published to ``palette.dlx`` with the reason in a header, then acknowledged,
+    so the consumer goes on at once. Any other error propagates and the
+    message is requeued until the queue's delivery limit dead-letters it.
+    """
+    by_route = {(spec.exchange.name, spec.routing_key): spec.name for spec in queues}
+
+    class DeadLetter(BaseMiddleware[Any, Any]):
+        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            try:
+                return await call_next(msg)
+            except (
+                ValidationError,
+                json.JSONDecodeError,
+                UnicodeDecodeError,
+                PermanentError,
+            ) as exc:
+                raw = msg.raw_message
+                queue = by_route.get((raw.exchange, raw.routing_key), raw.routing_key or "")
+                reason = _reason(exc)
+                broker = self.context.get("broker")
+                headers = dict(raw.headers or {})
+                headers.update({ERROR_HEADER: reason, QUEUE_HEADER: queue})
+                await broker.publish(
+                    raw.body,
+                    exchange=DEAD_LETTERS,
+                    routing_key=queue,
+                    headers=headers,
+                    persist=True,
+                    mandatory=True,
+                    message_id=raw.message_id,
+                    content_type=raw.content_type,
+                    timeout=PUBLISH_TIMEOUT_SECONDS,
+                )
+                log.warning("dead_lettered", queue=queue, reason=reason, message_id=raw.message_id)
+                return None
+
+    return DeadLetter
+
+
+def make_broker(
+    url: str,
+    *,
+    queues: Iterable[QueueSpec] = (),
+    prefetch: int = 16,
+    logger: Any = None,
+) -> RabbitBroker:
+    """A broker with confirms, returned-message errors and requeue-on-error."""
+    return RabbitBroker(
+        url,
+        default_channel=Channel(
+            prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True
+        ),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        middlewares=[dead_letter_middleware(queues)],
+        logger=logger if logger is not None else structlog.get_logger("faststream"),
+        reconnect_interval=1.0,
+        graceful_timeout=10.0,
+    )
+
+
+async def declare_topology(broker: RabbitBroker) -> None:
+    """Declare every exchange, queue, binding and dead-letter queue (idempotent).
+
+    Every service runs this at start, so a mandatory publish finds the queues
+    of consumers that have not started yet.
+    """
+    for exchange in (COMMANDS, EVENTS, BROADCAST, DEAD_LETTERS):
+        await broker.declare_exchange(exchange)
+    dlx = await broker.declare_exchange(DEAD_LETTERS)
+    for spec in Queues.all():
+        target = await broker.declare_exchange(spec.exchange)
+        queue = await broker.declare_queue(spec.queue())
+        await queue.bind(target, routing_key=spec.routing_key)
+        dead = await broker.declare_queue(spec.dlq())
+        await dead.bind(dlx, routing_key=spec.name)
+
+
+async def publish(
+    broker: RabbitBroker, message: Message, *, headers: Mapping[str, Any] | None = None
+) -> None:
+    """Publish a message on its route: persistent, mandatory, confirmed."""
+    exchange, routing_key = ROUTES[type(message)]
+    await broker.publish(
+        message.model_dump_json().encode(),
+        exchange=exchange,
+        routing_key=routing_key,
+        persist=True,
+        mandatory=True,
+        message_id=message.message_id,
+        message_type=type(message).__name__,
+        content_type="application/json",
+        headers=dict(headers or {}),
+        timeout=PUBLISH_TIMEOUT_SECONDS,
+    )

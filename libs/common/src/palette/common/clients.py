@@ -1,0 +1,38 @@
+"""Factories for the MongoDB and S3 clients (opened in a lifespan, never at import)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from pymongo import AsyncMongoClient
+
+from palette.common.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def mongo_client(settings: CommonSettings) -> AsyncMongoClient[dict[str, Any]]:
+    """An async MongoDB client; it connects lazily and reconnects by itself."""
+    return AsyncMongoClient(
+        settings.mongo_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=10_000,
+        retryWrites=True,
+    )
+
+
+def s3_client(settings: CommonSettings) -> S3Client:
+    """A boto3 S3 client for the configured endpoint (path-style addressing)."""
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.aws_region,
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=64,
+        ),
+    )

@@ -1,0 +1,42 @@
+"""S3 object keys: they depend only on owner, job and record index."""
+
+from __future__ import annotations
+
+import re
+
+from palette.common.messages import OutputFormat
+
+_PART = re.compile(r"/parts/(\d{10})\.jsonl$")
+
+
+def seed_prefix(owner: str) -> str:
+    """Prefix under which a user's seed files live."""
+    return f"seed-data/{owner}/"
+
+
+def record_id(job_id: str, index: int) -> str:
+    """Id of record ``index`` of a job."""
+    return f"{job_id}-{index}"
+
+
+def parts_prefix(job_id: str) -> str:
+    """Prefix of a job's part objects."""
+    return f"jobs/{job_id}/parts/"
+
+
+def part_key(job_id: str, part_start: int) -> str:
+    """Key of the part holding records ``[part_start, part_start + part_size)``."""
+    return f"{parts_prefix(job_id)}{part_start:010d}.jsonl"
+
+
+def part_start(key: str) -> int:
+    """The first record index of a part key."""
+    match = _PART.search(key)
+    if not match:
+        raise ValueError(f"not a part key: {key}")
+    return int(match.group(1))
+
+
+def export_key(job_id: str, fmt: OutputFormat) -> str:
+    """Key of a job's exported dataset."""
+    return f"jobs/{job_id}/export/dataset.{fmt.value}"

@@ -1,0 +1,254 @@
+"""Message contracts: one frozen pydantic model per command or event.
+
+Every message carries the envelope fields ``message_id`` (the idempotency key:
+a consumer applies a given id at most once), ``occurred_at`` and ``version``.
+Commands are imperative, events are in the past tense. Amounts of money are
+integer picodollars (see ``palette.common.money``); token counts are integers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from palette.common.templates import TemplateSpec
+
+NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Field(ge=1)]
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")]
+
+MAX_RECORDS = 1_000_000
+
+
+def new_message_id() -> str:
+    """A fresh random message id."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """Timezone-aware current time in UTC."""
+    return datetime.now(UTC)
+
+
+class OutputFormat(StrEnum):
+    """Export formats of a dataset."""
+
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+    CSV = "csv"
+
+
+class JobStatus(StrEnum):
+    """Lifecycle of a job; only the scheduler moves it, by conditional updates."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the job has ended (it may still be exporting)."""
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Message(BaseModel):
+    """The envelope every message shares."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message_id: str = Field(default_factory=new_message_id, min_length=1, max_length=200)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    version: Literal[1] = 1
+
+
+class StepUsage(BaseModel):
+    """Token usage of one template step's model calls."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step_id: Identifier
+    model_id: str = Field(min_length=1)
+    calls: NonNegInt = 0
+    input_tokens: NonNegInt = 0
+    output_tokens: NonNegInt = 0
+
+
+# ----------------------------------------------------------------- commands
+
+
+class SubmitJob(Message):
+    """Create (if new) and run a job. Idempotent on ``job_id``."""
+
+    job_id: Identifier
+    owner: Identifier
+    template: TemplateSpec
+    template_id: str | None = None
+    template_version: int | None = None
+    seed_key: str = Field(min_length=1, max_length=1024)
+    num_records: int = Field(ge=1, le=MAX_RECORDS)
+    budget_usd: Decimal = Field(gt=0, max_digits=18, decimal_places=12)
+    output_format: OutputFormat = OutputFormat.JSONL
+    partition_size: PosInt | None = None
+    priority: int = Field(default=0, ge=0, le=9)
+
+
+class CancelJob(Message):
+    """Stop a queued or running job; it exports what it made."""
+
+    job_id: Identifier
+    reason: str = Field(default="cancelled by user", max_length=500)
+
+
+class ReserveBudget(Message):
+    """Ask accounting for a lease of at least ``minimum`` and at most ``amount``."""
+
+    job_id: Identifier
+    partition: NonNegInt
+    lease_id: Identifier
+    amount: PosInt
+    minimum: PosInt
+
+
+class GeneratePartition(Message):
+    """Generate records ``[start, end)`` of a job within the lease."""
+
+    job_id: Identifier
+    partition: NonNegInt
+    attempt: PosInt
+    start: NonNegInt
+    end: PosInt
+    lease_id: Identifier
+    lease_amount: PosInt
+    template: TemplateSpec
+    seed_key: str
+    seed_count: PosInt
+    part_size: PosInt
+
+
+class ExportJob(Message):
+    """Assemble a job's parts into its dataset file."""
+
+    job_id: Identifier
+    output_format: OutputFormat
+    expected_records: NonNegInt
+
+
+# ------------------------------------------------------------------- events
+
+
+class BudgetReserved(Message):
+    """A lease was drawn from the job's remaining budget."""
+
+    job_id: Identifier
+    partition: NonNegInt
+    lease_id: Identifier
+    amount: PosInt
+
+
+class BudgetDenied(Message):
+    """No lease of the minimum size fits in what is left of the budget."""
+
+    job_id: Identifier
+    partition: NonNegInt
+    lease_id: Identifier
+    minimum: PosInt
+    available: int
+
+
+class RecordsGenerated(Message):
+    """A part of records was written to S3; the usage it cost settles the ledger.
+
+    ``message_id`` is derived from the part write, so a re-announced part is
+    applied once.
+    """
+
+    job_id: Identifier
+    partition: NonNegInt
+    lease_id: Identifier
+    part_key: str
+    records: NonNegInt
+    usage: tuple[StepUsage, ...] = ()
+
+
+class PartitionOutcome(StrEnum):
+    """Why a partition attempt ended without failing."""
+
+    DONE = "done"
+    LEASE_EXHAUSTED = "lease_exhausted"
+    JOB_STOPPED = "job_stopped"
+
+
+class PartitionCompleted(Message):
+    """An attempt ended; ``usage`` is the whole attempt's usage under its lease."""
+
+    job_id: Identifier
+    partition: NonNegInt
+    attempt: PosInt
+    lease_id: Identifier
+    outcome: PartitionOutcome
+    records_done: NonNegInt
+    records_missing: NonNegInt
+    needed: NonNegInt = 0
+    usage: tuple[StepUsage, ...] = ()
+
+
+class PartitionFailed(Message):
+    """An attempt failed; ``usage`` is what it spent under its lease."""
+
+    job_id: Identifier
+    partition: NonNegInt
+    attempt: PosInt
+    lease_id: Identifier
+    error: str = Field(max_length=2000)
+    retryable: bool = True
+    usage: tuple[StepUsage, ...] = ()
+
+
+class BudgetExceeded(Message):
+    """Accounting can grant no more money to the job."""
+
+    job_id: Identifier
+    budget: int
+    spent: int
+
+
+class JobStopped(Message):
+    """Broadcast: generators stop calling the model for this job at once."""
+
+    job_id: Identifier
+    status: JobStatus
+
+
+class ExportCompleted(Message):
+    """The dataset file of a job is written."""
+
+    job_id: Identifier
+    output_format: OutputFormat
+    key: str
+    records: NonNegInt
+    bytes: NonNegInt
+
+
+class ExportFailed(Message):
+    """The export could not be written."""
+
+    job_id: Identifier
+    error: str = Field(max_length=2000)
+
+
+class JobStatusChanged(Message):
+    """A job moved to a new status."""
+
+    job_id: Identifier
+    owner: str
+    status: JobStatus
+    previous: JobStatus | None = None
+    reason: str | None = None

@@ -1,0 +1,124 @@
+"""Model prices as data, and the exact cost of token usage.
+
+The table ships as ``pricing.json`` beside this module; ``PALETTE_PRICING_FILE``
+(or an explicit path) replaces it. Each entry gives USD per million input and
+output tokens, with the source and date of the price.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from palette.common.money import MoneyError, usd_to_picos
+
+DEFAULT_PRICING_FILE = Path(__file__).with_name("pricing.json")
+
+
+class UnknownModelError(LookupError):
+    """A model that has no price: it is refused before any call."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"model {model_id!r} has no price in the pricing table")
+        self.model_id = model_id
+
+
+class PriceEntry(BaseModel):
+    """One model's price, in USD per million tokens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_per_million: Decimal = Field(ge=0)
+    output_per_million: Decimal = Field(ge=0)
+    source: str = Field(min_length=1)
+    as_of: str = Field(min_length=1, description="Date the price was read, ISO 8601")
+
+    @field_validator("input_per_million", "output_per_million")
+    @classmethod
+    def _exact_in_picos(cls, value: Decimal) -> Decimal:
+        try:
+            usd_to_picos(value / 10**6)
+        except MoneyError as exc:
+            raise ValueError("a price may have at most six decimals per million tokens") from exc
+        return value
+
+
+class PricingFile(BaseModel):
+    """The pricing file: model id to price entry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: dict[str, PriceEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrice:
+    """Price of one token, in picodollars (exact integers)."""
+
+    input_picos: int
+    output_picos: int
+
+    def cost(self, input_tokens: int, output_tokens: int) -> int:
+        """Exact cost of a call in picodollars."""
+        return input_tokens * self.input_picos + output_tokens * self.output_picos
+
+
+class PricingTable:
+    """Looks up exact per-token prices; unknown models raise UnknownModelError."""
+
+    def __init__(self, entries: dict[str, PriceEntry]) -> None:
+        self._entries = dict(entries)
+        self._prices = {
+            model: TokenPrice(
+                input_picos=usd_to_picos(entry.input_per_million / 10**6),
+                output_picos=usd_to_picos(entry.output_per_million / 10**6),
+            )
+            for model, entry in entries.items()
+        }
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> PricingTable:
+        """Load a pricing file (the shipped table when ``path`` is None)."""
+        file = Path(path) if path else DEFAULT_PRICING_FILE
+        data = PricingFile.model_validate(json.loads(file.read_text(encoding="utf-8")))
+        return cls(data.models)
+
+    @property
+    def models(self) -> list[str]:
+        """Every priced model id, sorted."""
+        return sorted(self._prices)
+
+    def entry(self, model_id: str) -> PriceEntry:
+        """The price entry of a model."""
+        try:
+            return self._entries[model_id]
+        except KeyError:
+            raise UnknownModelError(model_id) from None
+
+    def price(self, model_id: str) -> TokenPrice:
+        """Per-token price of a model in picodollars."""
+        try:
+            return self._prices[model_id]
+        except KeyError:
+            raise UnknownModelError(model_id) from None
+
+    def cost(self, model_id: str, input_tokens: int, output_tokens: int) -> int:
+        """Exact cost of a call in picodollars."""
+        return self.price(model_id).cost(input_tokens, output_tokens)
+
+    def require(self, model_ids: Iterable[str]) -> None:
+        """Raise UnknownModelError for the first model without a price."""
+        for model_id in model_ids:
+            self.price(model_id)
+
+
+@lru_cache(maxsize=8)
+def load_pricing(path: str | None = None) -> PricingTable:
+    """Cached ``PricingTable.load``."""
+    return PricingTable.load(path)

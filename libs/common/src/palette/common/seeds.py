@@ -1,0 +1,243 @@
+"""Seed files: streaming parsers for JSON arrays, JSONL and CSV, and sampling.
+
+Nothing here loads a whole file: records are yielded one at a time from a
+binary stream (a local file or an S3 body), and the first problem is reported
+with its record number and, where the format has lines, its line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator
+from enum import StrEnum
+from typing import IO, Any
+
+import ijson
+
+MAX_COLUMNS = 1_000
+MAX_DEPTH = 32
+MAX_RECORD_BYTES = 1_000_000
+
+
+class SeedFormat(StrEnum):
+    """Accepted seed file formats."""
+
+    JSON = "json"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+class SeedError(ValueError):
+    """A seed file that cannot be read; says where and what is wrong."""
+
+    def __init__(self, problem: str, *, record: int | None = None, line: int | None = None) -> None:
+        where = []
+        if line is not None:
+            where.append(f"line {line}")
+        if record is not None:
+            where.append(f"record {record}")
+        super().__init__(f"{problem} ({', '.join(where)})" if where else problem)
+        self.problem = problem
+        self.record = record
+        self.line = line
+
+
+def format_from_name(name: str) -> SeedFormat | None:
+    """The format a file name's extension implies, if any."""
+    lowered = name.lower()
+    if lowered.endswith((".jsonl", ".ndjson")):
+        return SeedFormat.JSONL
+    if lowered.endswith(".json"):
+        return SeedFormat.JSON
+    if lowered.endswith(".csv"):
+        return SeedFormat.CSV
+    return None
+
+
+def sniff_format(head: bytes) -> SeedFormat:
+    """Guess a format from the first bytes of a file."""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        raise SeedError("the file is empty")
+    if text.startswith(b"["):
+        return SeedFormat.JSON
+    if text.startswith(b"{"):
+        return SeedFormat.JSONL
+    return SeedFormat.CSV
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _check(value: Any, record: int, line: int | None = None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SeedError(
+            f"each record must be a JSON object, found {type(value).__name__}",
+            record=record,
+            line=line,
+        )
+    if _depth(value, MAX_DEPTH) > MAX_DEPTH:
+        raise SeedError(f"record nested deeper than {MAX_DEPTH} levels", record=record, line=line)
+    return value
+
+
+def _jsonl(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    record = 0
+    for line_no, raw in enumerate(stream, start=1):
+        if len(raw) > MAX_RECORD_BYTES:
+            raise SeedError(f"line longer than {MAX_RECORD_BYTES} bytes", line=line_no)
+        try:
+            text = decoder.decode(raw)
+        except UnicodeDecodeError as exc:
+            raise SeedError("invalid UTF-8", line=line_no) from exc
+        if not text.strip():
+            continue
+        record += 1
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SeedError(f"invalid JSON: {exc.msg}", line=line_no, record=record) from exc
+        except RecursionError as exc:
+            raise SeedError("JSON nested too deeply", line=line_no, record=record) from exc
+        yield _check(value, record, line_no)
+    if record == 0:
+        raise SeedError("the file has no records")
+
+
+def _json_array(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    record = 0
+    try:
+        for value in ijson.items(stream, "item", use_float=True):
+            record += 1
+            yield _check(value, record)
+    except ijson.common.IncompleteJSONError as exc:
+        raise SeedError(
+            f"invalid or truncated JSON: {str(exc).splitlines()[0]}", record=record + 1
+        ) from exc
+    except ijson.common.JSONError as exc:
+        raise SeedError(f"invalid JSON: {str(exc).splitlines()[0]}", record=record + 1) from exc
+    except UnicodeDecodeError as exc:
+        raise SeedError("invalid UTF-8", record=record + 1) from exc
+    except RecursionError as exc:
+        raise SeedError("JSON nested too deeply", record=record + 1) from exc
+    if record == 0:
+        raise SeedError("the JSON array has no records (a JSON array of objects is expected)")
+
+
+def _csv(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise SeedError("the file is empty")
+        if len(header) > MAX_COLUMNS:
+            raise SeedError(f"more than {MAX_COLUMNS} columns", line=1)
+        if len(set(header)) != len(header) or any(not name.strip() for name in header):
+            raise SeedError("CSV header needs unique, non-empty column names", line=1)
+        record = 0
+        for row in reader:
+            if not row:
+                continue
+            record += 1
+            if len(row) != len(header):
+                raise SeedError(
+                    f"row has {len(row)} fields, the header has {len(header)}",
+                    line=reader.line_num,
+                    record=record,
+                )
+            yield dict(zip(header, row, strict=True))
+        if record == 0:
+            raise SeedError("the CSV file has a header but no rows")
+    except UnicodeDecodeError as exc:
+        raise SeedError("invalid UTF-8", line=reader.line_num + 1) from exc
+    except csv.Error as exc:
+        raise SeedError(f"invalid CSV: {exc}", line=reader.line_num) from exc
+    finally:
+        text.detach()
+
+
+class _Peekable(io.RawIOBase):
+    """A binary stream with its first bytes pushed back."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def read_records(stream: IO[bytes], fmt: SeedFormat | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the records of a seed file one by one."""
+    if fmt is None:
+        head = stream.read(512)
+        fmt = sniff_format(head)
+        stream = io.BufferedReader(_Peekable(head, stream), buffer_size=64 * 1024)
+    if fmt is SeedFormat.JSONL:
+        return _jsonl(stream)
+    if fmt is SeedFormat.JSON:
+        return _json_array(stream)
+    return _csv(stream)
+
+
+def count_records(records: Iterable[dict[str, Any]]) -> int:
+    """Count records, reading every one (so every one is checked)."""
+    return sum(1 for _ in records)
+
+
+def seed_index(job_id: str, record_index: int, seed_count: int) -> int:
+    """Which seed record (0-based) record ``record_index`` of a job draws.
+
+    Deterministic in (job id, record index), so a re-run draws the same seed.
+    """
+    digest = hashlib.blake2b(f"{job_id}:{record_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % seed_count
+
+
+def pick_seeds(
+    records: Iterable[dict[str, Any]], wanted: Iterable[int]
+) -> dict[int, dict[str, Any]]:
+    """One pass over the records keeping only the 0-based positions wanted."""
+    want = set(wanted)
+    found: dict[int, dict[str, Any]] = {}
+    if not want:
+        return found
+    last = max(want)
+    for position, record in enumerate(records):
+        if position in want:
+            found[position] = record
+        if position >= last:
+            break
+    if len(found) != len(want):
+        missing = sorted(want - set(found))[:5]
+        raise SeedError(f"seed file has fewer records than expected (missing {missing})")
+    return found

@@ -1,0 +1,59 @@
+"""Settings shared by every service, read from the environment (and ``.env``).
+
+Each service subclasses ``CommonSettings`` with its own prefix, e.g.
+``PALETTE_SCHEDULER_``; the shared fields below are read without a prefix
+override so that one ``.env`` configures the connections of every service.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class CommonSettings(BaseSettings):
+    """Connections and defaults every service needs."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    rabbitmq_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        validation_alias=_env("RABBITMQ_URL"),
+        description="AMQP URL of the RabbitMQ broker.",
+    )
+    mongo_url: str = Field(
+        "mongodb://127.0.0.1:27017/?directConnection=true",
+        validation_alias=_env("PALETTE_MONGO_URL"),
+        description="MongoDB connection string (SecantusDB on one machine).",
+    )
+    mongo_db: str = Field(
+        "palette", validation_alias=_env("PALETTE_MONGO_DB"), description="Database name."
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=_env("PALETTE_S3_ENDPOINT_URL"),
+        description="S3 endpoint; unset means AWS's own.",
+    )
+    s3_bucket: str = Field(
+        "plot-palette", validation_alias=_env("PALETTE_S3_BUCKET"), description="Bucket name."
+    )
+    aws_region: str = Field(
+        "us-east-1", validation_alias=_env("AWS_REGION"), description="AWS region."
+    )
+    pricing_file: str | None = Field(
+        None,
+        validation_alias=_env("PALETTE_PRICING_FILE"),
+        description="A pricing JSON file that replaces the shipped table.",
+    )
+    log_level: str = Field(
+        "INFO", validation_alias=_env("PALETTE_LOG_LEVEL"), description="Log level."
+    )
+    log_json: bool | None = Field(
+        None,
+        validation_alias=_env("PALETTE_LOG_JSON"),
+        description="JSON log lines; unset means JSON unless stderr is a terminal.",
+    )

@@ -1,0 +1,286 @@
+"""Prompt templates: a list of steps rendered with Jinja2's sandbox.
+
+A step's prompt sees the seed record's fields as top-level variables and the
+outputs of earlier steps as ``steps.<id>.output``. Rendering runs in an
+immutable sandbox with strict undefined variables, a cap on output size and
+repetition, and a wall-clock limit per render.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+STEP_ID = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+MAX_STEPS = 10
+MAX_PROMPT_CHARS = 100_000
+MAX_RENDER_CHARS = 200_000
+DEFAULT_RENDER_SECONDS = 1.0
+MAX_TEMPLATE_DEPTH = 40
+
+
+class TemplateError(ValueError):
+    """A template that cannot be accepted or rendered; ``field`` names where."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class Step(BaseModel):
+    """One model call of a template."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Annotated[str, Field(pattern=STEP_ID)]
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+    system: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS)] = None
+    max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 512
+    temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+
+
+class TemplateSpec(BaseModel):
+    """An ordered list of 1..10 steps with unique ids."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: Annotated[tuple[Step, ...], Field(min_length=1, max_length=MAX_STEPS)]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> TemplateSpec:
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.id in seen:
+                raise ValueError(f"duplicate step id {step.id!r}")
+            seen.add(step.id)
+        return self
+
+    @property
+    def models(self) -> list[str]:
+        """Model ids the template calls, in step order, without repeats."""
+        return list(dict.fromkeys(step.model for step in self.steps))
+
+
+class RenderLimitError(TemplateError):
+    """A render exceeded its time or size limit."""
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """Sandbox that also caps string and list repetition."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**":
+            if isinstance(right, int) and abs(right) > 64:
+                raise SecurityError("exponent too large")
+            return operator.pow(left, right)
+        result_len = _repeat_length(left, right)
+        if result_len is not None and result_len > MAX_RENDER_CHARS:
+            raise SecurityError("repetition builds a value that is too large")
+        return operator.mul(left, right)
+
+
+def _repeat_length(left: Any, right: Any) -> int | None:
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(count, int):
+            return len(seq) * max(count, 0)
+    return None
+
+
+_ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def _depth(node: nodes.Node, limit: int) -> int:
+    stack: list[tuple[nodes.Node, int]] = [(node, 1)]
+    deepest = 0
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, level + 1) for child in current.iter_child_nodes())
+    return deepest
+
+
+def _parse(source: str, field: str) -> nodes.Template:
+    try:
+        ast = _ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(
+            field, f"template syntax error on line {exc.lineno}: {exc.message}"
+        ) from exc
+    except RecursionError as exc:
+        raise TemplateError(field, "expression nesting is too deep") from exc
+    if _depth(ast, MAX_TEMPLATE_DEPTH) > MAX_TEMPLATE_DEPTH:
+        raise TemplateError(field, f"expression nesting deeper than {MAX_TEMPLATE_DEPTH}")
+    return ast
+
+
+def _dotted(node: nodes.Expr) -> list[str] | None:
+    """``a.b['c']`` as ``['a', 'b', 'c']``; None when not a plain path."""
+    parts: list[str] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            parts.append(node.attr)
+            node = node.node
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            parts.append(str(node.arg.value))
+            node = node.node
+        elif isinstance(node, nodes.Name):
+            parts.append(node.name)
+            return parts[::-1]
+        else:
+            return None
+
+
+def _references(ast: nodes.Template) -> list[list[str]]:
+    """Longest dotted paths of every name the template loads from outside."""
+    from jinja2 import meta
+
+    free = meta.find_undeclared_variables(ast)
+    found: list[list[str]] = []
+    stack: list[nodes.Node] = [ast]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nodes.Getattr | nodes.Getitem):
+            path = _dotted(node)
+            if path is not None:
+                if path[0] in free:
+                    found.append(path)
+                continue
+        elif isinstance(node, nodes.Name):
+            if node.ctx == "load" and node.name in free:
+                found.append([node.name])
+            continue
+        stack.extend(node.iter_child_nodes())
+    return found
+
+
+def analyse(template: TemplateSpec) -> list[str]:
+    """Check every step and return the seed fields it needs as dotted paths.
+
+    Raises TemplateError naming the step field for a syntax error, a reference
+    to a step that is not earlier, or nesting that is too deep.
+    """
+    requirements: set[str] = set()
+    earlier: set[str] = set()
+    for index, step in enumerate(template.steps):
+        for name in ("prompt", "system"):
+            source = getattr(step, name)
+            if source is None:
+                continue
+            field = f"steps[{index}].{name}"
+            for path in _references(_parse(source, field)):
+                if path[0] == "steps":
+                    if len(path) < 3 or path[2] != "output":
+                        raise TemplateError(field, "use steps.<id>.output to refer to a step")
+                    if path[1] not in earlier:
+                        raise TemplateError(
+                            field, f"steps.{path[1]}.output is not the output of an earlier step"
+                        )
+                else:
+                    requirements.add(".".join(path))
+        earlier.add(step.id)
+    # A shorter path that is a prefix of a longer one adds nothing.
+    return sorted(r for r in requirements if not any(o.startswith(r + ".") for o in requirements))
+
+
+def missing_fields(record: Mapping[str, Any], requirements: list[str]) -> list[str]:
+    """The required dotted paths a seed record does not have."""
+    missing = []
+    for path in requirements:
+        value: Any = record
+        for part in path.split("."):
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+            else:
+                missing.append(path)
+                break
+    return missing
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise RenderLimitError if the block runs longer than ``seconds``.
+
+    Uses an interval timer, which only the main thread can arm; elsewhere the
+    size limits still apply.
+    """
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def _expire(_signum: int, _frame: object) -> None:
+        raise RenderLimitError("template", f"render took longer than {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def _compiled(source: str, field: str) -> Any:
+    template = _COMPILED.get(source)
+    if template is None:
+        _parse(source, field)
+        template = _ENV.from_string(source)
+        if len(_COMPILED) > 256:
+            _COMPILED.clear()
+        _COMPILED[source] = template
+    return template
+
+
+_UNDEFINED = re.compile(r"'(?:[^']*)' (?:is undefined|has no attribute '([^']*)')")
+
+
+def render(
+    source: str,
+    context: Mapping[str, Any],
+    *,
+    field: str = "prompt",
+    seconds: float = DEFAULT_RENDER_SECONDS,
+) -> str:
+    """Render one prompt in the sandbox within the time and size limits."""
+    template = _compiled(source, field)
+    try:
+        with _time_limit(seconds):
+            text = template.render(context)
+    except RenderLimitError as exc:
+        raise RenderLimitError(field, exc.problem) from None
+    except UndefinedError as exc:
+        raise TemplateError(field, f"undefined variable: {exc.message}") from exc
+    except SecurityError as exc:
+        raise TemplateError(field, f"not allowed in the sandbox: {exc}") from exc
+    except (OverflowError, MemoryError, RecursionError) as exc:
+        raise RenderLimitError(field, f"render exceeded a limit: {type(exc).__name__}") from exc
+    except Exception as exc:  # the template's own runtime error
+        raise TemplateError(field, f"render failed: {type(exc).__name__}: {exc}") from exc
+    if len(text) > MAX_RENDER_CHARS:
+        raise RenderLimitError(field, f"rendered text longer than {MAX_RENDER_CHARS} characters")
+    return str(text)
+
+
+def step_context(seed: Mapping[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:
+    """The variables a step sees: the seed's fields and earlier outputs."""
+    context = dict(seed)
+    context["steps"] = {step_id: {"output": text} for step_id, text in outputs.items()}
+    return context
