@@ -24,6 +24,7 @@ from palette.common.topology import (
     DEAD_LETTERS,
     ERROR_HEADER,
     EVENTS,
+    NOTIFICATIONS,
     QUEUE_HEADER,
     ROUTES,
     Queues,
@@ -136,14 +137,18 @@ async def declare_topology(broker: RabbitBroker) -> None:
 async def publish(
     broker: RabbitBroker, message: Message, *, headers: Mapping[str, Any] | None = None
 ) -> None:
-    """Publish a message on its route: persistent, mandatory, confirmed."""
+    """Publish a message on its route: persistent and confirmed.
+
+    Mandatory (an unroutable publish raises) unless the message is a
+    notification (see ``topology.NOTIFICATIONS``).
+    """
     exchange, routing_key = ROUTES[type(message)]
     await broker.publish(
         message.model_dump_json().encode(),
         exchange=exchange,
         routing_key=routing_key,
         persist=True,
-        mandatory=True,
+        mandatory=type(message) not in NOTIFICATIONS,
         message_id=message.message_id,
         message_type=type(message).__name__,
         content_type="application/json",

@@ -40,3 +40,13 @@ def part_start(key: str) -> int:
 def export_key(job_id: str, fmt: OutputFormat) -> str:
     """Key of a job's exported dataset."""
     return f"jobs/{job_id}/export/dataset.{fmt.value}"
+
+
+def mongo_field(name: str) -> str:
+    """Encode a name (a model id has dots) for use as a MongoDB field name."""
+    return name.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def from_mongo_field(field: str) -> str:
+    """Decode a field name written by ``mongo_field``."""
+    return field.replace("%2E", ".").replace("%24", "$").replace("%25", "%")

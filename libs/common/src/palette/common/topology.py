@@ -59,6 +59,10 @@ ROUTES: Final[dict[type[m.Message], tuple[RabbitExchange, str]]] = {
     m.JobStopped: (BROADCAST, ""),
 }
 
+# Notifications go to whoever listens (generators' broadcast queues, external
+# systems); no listener is not an error, so they are not published mandatory.
+NOTIFICATIONS: Final[frozenset[type[m.Message]]] = frozenset({m.JobStopped, m.JobStatusChanged})
+
 
 @dataclass(frozen=True, slots=True)
 class QueueSpec:

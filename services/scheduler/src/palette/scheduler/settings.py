@@ -1,0 +1,25 @@
+"""Scheduler settings (env prefix ``PALETTE_SCHEDULER_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from palette.common.settings import CommonSettings
+
+
+class SchedulerSettings(CommonSettings):
+    """Settings of the scheduler service."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PALETTE_SCHEDULER_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    partition_size: int = Field(100, ge=1, description="Records per partition by default.")
+    part_size: int = Field(25, ge=1, description="Records per part object a generator writes.")
+    window: int = Field(4, ge=1, description="Partitions of one job in flight at once.")
+    max_attempts: int = Field(3, ge=1, description="Failed attempts before a job fails.")
+    budget_retry_seconds: float = Field(
+        0.25, gt=0, description="Pause before asking again for a lease that was denied."
+    )
+    prefetch: int = Field(32, ge=1, description="Messages processed at once per queue.")
