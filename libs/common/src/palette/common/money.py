@@ -33,6 +33,11 @@ def picos_to_usd(picos: int) -> Decimal:
     return result.quantize(Decimal(1)) if result == result.to_integral() else result
 
 
+def usd_string(picos: int) -> str:
+    """Picodollars as a plain decimal USD string (``"1.25"``, ``"0"``), never exponent form."""
+    return format(picos_to_usd(picos), "f")
+
+
 def format_usd(picos: int, places: int = 6) -> str:
     """Render picodollars as a USD string with a fixed number of decimals."""
     return f"${Decimal(picos) / _PICOS:.{places}f}"

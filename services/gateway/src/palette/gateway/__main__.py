@@ -1,0 +1,28 @@
+"""``python -m palette.gateway`` (console script ``palette-gateway``): serve the API."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from palette.common.logging import configure_logging
+from palette.gateway.app import create_app
+from palette.gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    """Run the gateway on ``settings.host``:``settings.port``."""
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level, settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

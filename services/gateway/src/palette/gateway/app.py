@@ -1,0 +1,146 @@
+"""The Litestar application: the one place that wires clients to handlers.
+
+``create_app`` builds the app; its lifespan opens the MongoDB and S3 clients
+and the RabbitMQ broker (started, topology declared, retried until it is up),
+runs the SubmitJob outbox, and closes everything on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import structlog
+from litestar import Litestar, Router
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from palette.common.broker import make_broker
+from palette.common.clients import mongo_client, s3_client
+from palette.common.pricing import load_pricing
+from palette.gateway import outbox
+from palette.gateway.auth import JWTAuthMiddleware, current_owner
+from palette.gateway.controllers import (
+    HealthController,
+    JobController,
+    SeedDataController,
+    TemplateController,
+)
+from palette.gateway.messaging import BrokerPublisher
+from palette.gateway.ports import Runtime
+from palette.gateway.problems import handle_exception
+from palette.gateway.repository import MongoRepository
+from palette.gateway.settings import GatewaySettings
+from palette.gateway.storage import S3SeedStore
+
+log = structlog.get_logger("palette.gateway")
+
+RuntimeFactory = Callable[[GatewaySettings], AbstractAsyncContextManager[Runtime]]
+
+
+@asynccontextmanager
+async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
+    """Open the real clients, start the broker and the outbox; close all on exit."""
+    mongo = mongo_client(settings)
+    s3 = s3_client(settings)
+    broker = make_broker(settings.rabbitmq_url, logger=structlog.get_logger("faststream"))
+    publisher = BrokerPublisher(broker, timeout_seconds=settings.publish_timeout_seconds)
+    repository = MongoRepository(mongo[settings.mongo_db])
+    runtime = Runtime(
+        settings=settings,
+        repository=repository,
+        seeds=S3SeedStore(s3, settings.s3_bucket),
+        publisher=publisher,
+        pricing=load_pricing(settings.pricing_file),
+    )
+    index_task = asyncio.create_task(repository.ensure_indexes())
+    connect_task = asyncio.create_task(publisher.connect())
+    outbox_task = asyncio.create_task(
+        outbox.run(
+            repository,
+            publisher,
+            interval_seconds=settings.outbox_interval_seconds,
+            grace_seconds=settings.outbox_grace_seconds,
+        )
+    )
+    log.info("gateway_started", host=settings.host, port=settings.port)
+    try:
+        yield runtime
+    finally:
+        for task in (outbox_task, connect_task, index_task):
+            task.cancel()
+        for task in (outbox_task, connect_task, index_task):
+            with contextlib.suppress(BaseException):
+                await task
+        with contextlib.suppress(Exception):
+            await publisher.stop()
+        await mongo.close()
+        s3.close()
+        log.info("gateway_stopped")
+
+
+def _provide_runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+def _provide_owner(request: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return current_owner(request)
+
+
+def create_app(
+    settings: GatewaySettings | None = None, *, runtime_factory: RuntimeFactory | None = None
+) -> Litestar:
+    """Build the gateway.
+
+    Args:
+        settings: Settings; read from the environment when None.
+        runtime_factory: Opens the runtime for the app's lifespan; the real
+            clients (``open_runtime``) when None. Tests pass in-memory fakes.
+    """
+    settings = settings or GatewaySettings()
+    factory = runtime_factory or open_runtime
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with factory(settings) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    seed_router = Router(
+        path="/",
+        route_handlers=[SeedDataController],
+        request_max_body_size=settings.max_body_bytes,
+    )
+    return Litestar(
+        route_handlers=[HealthController, TemplateController, JobController, seed_router],
+        lifespan=[lifespan],
+        dependencies={
+            "runtime": Provide(_provide_runtime, sync_to_thread=False),
+            "owner": Provide(_provide_owner, sync_to_thread=False),
+        },
+        middleware=[
+            DefineMiddleware(JWTAuthMiddleware, settings=settings, exclude=["^/schema"]),
+        ],
+        exception_handlers={Exception: handle_exception},
+        request_max_body_size=settings.max_json_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Plot Palette",
+            version="0.1.0",
+            description="Synthetic datasets from LLMs under a budget that is never exceeded.",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        logging_config=None,
+    )

@@ -1,0 +1,76 @@
+"""The gateway's broker connection: started in the app lifespan, retried until it is up.
+
+A gateway whose broker is down still starts, answers ``/health``, reports
+not ready on ``/ready``, and accepts jobs: their ``SubmitJob`` waits in the
+outbox (``palette.gateway.outbox``) until the broker takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from faststream.rabbit import RabbitBroker
+
+from palette.common.broker import declare_topology, publish
+from palette.common.messages import Message
+
+log = structlog.get_logger("palette.gateway")
+
+MAX_RETRY_SECONDS = 10.0
+
+
+class BrokerUnavailableError(ConnectionError):
+    """The broker is not connected (yet)."""
+
+
+class BrokerPublisher:
+    """Publishes messages on a FastStream RabbitBroker with confirms and a timeout."""
+
+    def __init__(self, broker: RabbitBroker, *, timeout_seconds: float) -> None:
+        self._broker = broker
+        self._timeout = timeout_seconds
+        self._started = asyncio.Event()
+
+    @property
+    def started(self) -> bool:
+        """Whether the broker has connected and the topology is declared."""
+        return self._started.is_set()
+
+    async def connect(self) -> None:
+        """Start the broker and declare the topology, retrying with backoff until both succeed."""
+        delay = 0.5
+        while True:
+            try:
+                await self._broker.start()
+                await declare_topology(self._broker)
+            except Exception as exc:
+                log.warning("broker_unavailable", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
+            else:
+                self._started.set()
+                log.info("broker_connected")
+                return
+
+    async def stop(self) -> None:
+        """Close the broker connection."""
+        self._started.clear()
+        await self._broker.stop()
+
+    async def publish(self, message: Message) -> None:
+        """Publish persistent, mandatory and confirmed within the timeout.
+
+        Raises:
+            BrokerUnavailableError: before the broker has connected.
+            Exception: whatever the broker raised (unroutable, timeout, closed).
+        """
+        if not self.started:
+            raise BrokerUnavailableError("the broker is not connected")
+        await asyncio.wait_for(publish(self._broker, message), timeout=self._timeout)
+
+    async def ping(self) -> bool:
+        """Whether the broker connection is up."""
+        if not self.started:
+            return False
+        return await self._broker.ping(timeout=self._timeout)

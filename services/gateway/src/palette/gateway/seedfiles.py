@@ -1,0 +1,121 @@
+"""Pure seed-file logic: safe file names, key ownership, validation and schema checks.
+
+Nothing here does network I/O: validation reads a local (spooled) file, and
+the schema check takes any iterable of records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from palette.common.keys import seed_prefix
+from palette.common.seeds import (
+    SeedFormat,
+    count_records,
+    format_from_name,
+    read_records,
+    sniff_format,
+)
+from palette.common.templates import missing_fields
+
+MAX_FILENAME_CHARS = 200
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_DOTS = re.compile(r"\.{2,}")
+
+
+def sanitize_filename(name: str) -> str:
+    """A file name safe as the last part of an S3 key.
+
+    Keeps only the final path component, replaces anything but letters,
+    digits, ``.``, ``_`` and ``-`` with ``_``, collapses runs of dots (so no
+    ``..``), drops leading dots and dashes, and caps the length while keeping
+    the extension.
+
+    Raises:
+        ValueError: when nothing usable is left.
+    """
+    base = re.split(r"[/\\]", name.strip())[-1]
+    safe = _DOTS.sub(".", _UNSAFE.sub("_", base)).lstrip(".-_").rstrip(".")
+    if len(safe) > MAX_FILENAME_CHARS:
+        stem, dot, ext = safe.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            safe = f"{stem[: MAX_FILENAME_CHARS - len(ext) - 1]}.{ext}"
+        else:
+            safe = safe[:MAX_FILENAME_CHARS]
+    if not safe or safe == ".":
+        raise ValueError("file name is empty once unsafe characters are removed")
+    return safe
+
+
+def seed_key(owner: str, filename: str) -> str:
+    """The S3 key of an owner's (already sanitized) seed file."""
+    return seed_prefix(owner) + filename
+
+
+def owns_seed_key(owner: str, key: str) -> bool:
+    """Whether ``key`` names a file directly under the owner's seed prefix."""
+    prefix = seed_prefix(owner)
+    if not key.startswith(prefix):
+        return False
+    name = key[len(prefix) :]
+    try:
+        return sanitize_filename(name) == name
+    except ValueError:
+        return False
+
+
+def detect_format(file: IO[bytes], filename: str) -> SeedFormat:
+    """The format the name's extension implies, else sniffed from the first bytes.
+
+    Leaves the file positioned at its start.
+
+    Raises:
+        SeedError: when the file is empty.
+    """
+    fmt = format_from_name(filename)
+    if fmt is None:
+        file.seek(0)
+        fmt = sniff_format(file.read(512))
+    file.seek(0)
+    return fmt
+
+
+def validate_seed_file(file: IO[bytes], fmt: SeedFormat) -> int:
+    """Read every record of a local seed file and return how many there are.
+
+    Leaves the file positioned at its start.
+
+    Raises:
+        SeedError: naming the line and record of the first problem.
+    """
+    file.seek(0)
+    try:
+        return count_records(read_records(file, fmt))
+    finally:
+        file.seek(0)
+
+
+def first_missing(
+    records: Iterable[dict[str, Any]], requirements: list[str], limit: int
+) -> tuple[int, list[str]] | None:
+    """The first of the leading ``limit`` records that lacks required fields.
+
+    Returns:
+        ``(record number counted from 1, missing dotted paths)``, or None when
+        every record checked has every field.
+    """
+    iterator: Iterator[dict[str, Any]] = iter(records)
+    try:
+        for number, record in enumerate(iterator, start=1):
+            missing = missing_fields(record, requirements)
+            if missing:
+                return number, missing
+            if number >= limit:
+                break
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    return None

@@ -1,0 +1,152 @@
+"""In-memory stand-ins for the gateway's database, S3 and broker, for fast app-level unit tests.
+
+The real behaviour is tested against the real services in tests/integration.
+``create_app(settings, runtime_factory=InMemoryWorld().runtime)`` gives a
+gateway whose database, seed store and broker are plain Python objects that a
+test can inspect and break (``publisher.down = True``).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import IO, Any
+
+from palette.common.messages import Message
+from palette.common.pricing import load_pricing
+from palette.common.seeds import SeedFormat, format_from_name, read_records
+from palette.gateway.ports import Runtime
+from palette.gateway.seedfiles import first_missing
+from palette.gateway.settings import GatewaySettings
+
+Doc = dict[str, Any]
+
+
+class InMemoryRepository:
+    """The ``Repository`` port over dictionaries."""
+
+    def __init__(self) -> None:
+        self.templates: dict[str, Doc] = {}
+        self.jobs: dict[str, Doc] = {}
+        self.ledgers: dict[str, Doc] = {}
+        self.down = False
+
+    async def ping(self) -> None:
+        """Raise when marked down."""
+        if self.down:
+            raise ConnectionError("database down")
+
+    async def ensure_indexes(self) -> None:
+        """Nothing to index."""
+
+    async def insert_template(self, doc: Doc) -> None:
+        """Store a template version; a duplicate ``_id`` is an error."""
+        if doc["_id"] in self.templates:
+            raise KeyError(doc["_id"])
+        self.templates[doc["_id"]] = dict(doc)
+
+    async def find_template(
+        self, template_id: str, owner: str, version: int | None = None
+    ) -> Doc | None:
+        """The latest (or given) version that is the owner's or public."""
+        found = [
+            t
+            for t in self.templates.values()
+            if t["template_id"] == template_id
+            and (t["owner"] == owner or t["public"])
+            and version in (None, t["version"])
+        ]
+        return dict(max(found, key=lambda t: int(t["version"]))) if found else None
+
+    async def insert_job(self, doc: Doc) -> None:
+        """Store a job; a duplicate ``_id`` is an error."""
+        if doc["_id"] in self.jobs:
+            raise KeyError(doc["_id"])
+        self.jobs[doc["_id"]] = dict(doc)
+
+    async def find_job(self, job_id: str, owner: str) -> Doc | None:
+        """The owner's job, or None."""
+        job = self.jobs.get(job_id)
+        return dict(job) if job and job["owner"] == owner else None
+
+    async def find_ledger(self, job_id: str) -> Doc | None:
+        """The ledger of a job, or None."""
+        return self.ledgers.get(job_id)
+
+    async def mark_submitted(self, job_id: str) -> None:
+        """Set the outbox flag."""
+        self.jobs[job_id]["submit_published"] = True
+
+    async def unsubmitted_jobs(self, created_before: datetime, limit: int) -> list[Doc]:
+        """Jobs created before the cutoff with the outbox flag unset."""
+        waiting = [
+            dict(job)
+            for job in self.jobs.values()
+            if job["submit_published"] is False and job["created_at"] < created_before
+        ]
+        return waiting[:limit]
+
+
+class InMemorySeedStore:
+    """The ``SeedStore`` port over a dictionary of key to bytes."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def upload(
+        self, key: str, file: IO[bytes], fmt: SeedFormat, records: int, size: int
+    ) -> None:
+        """Keep the file's bytes."""
+        file.seek(0)
+        self.objects[key] = file.read()
+
+    async def exists(self, key: str) -> bool:
+        """Whether the key was uploaded."""
+        return key in self.objects
+
+    async def check_records(
+        self, key: str, requirements: list[str], limit: int
+    ) -> tuple[int, list[str]] | None:
+        """The first leading record lacking required fields."""
+        records = read_records(io.BytesIO(self.objects[key]), format_from_name(key))
+        return first_missing(records, requirements, limit)
+
+
+class RecordingPublisher:
+    """The ``Publisher`` port that records messages, or fails while ``down``."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+        self.down = False
+
+    async def publish(self, message: Message) -> None:
+        """Record the message, or raise while down."""
+        if self.down:
+            raise ConnectionError("broker down")
+        self.sent.append(message)
+
+    async def ping(self) -> bool:
+        """Whether the fake broker is up."""
+        return not self.down
+
+
+class InMemoryWorld:
+    """One set of in-memory ports and a runtime factory for ``create_app``."""
+
+    def __init__(self) -> None:
+        self.repository = InMemoryRepository()
+        self.seeds = InMemorySeedStore()
+        self.publisher = RecordingPublisher()
+
+    @asynccontextmanager
+    async def runtime(self, settings: GatewaySettings) -> AsyncIterator[Runtime]:
+        """The runtime of the app's lifespan, built on this world's ports."""
+        yield Runtime(
+            settings=settings,
+            repository=self.repository,
+            seeds=self.seeds,
+            publisher=self.publisher,
+            pricing=load_pricing(settings.pricing_file),
+        )
