@@ -1,0 +1,40 @@
+# Plot Palette: every target runs through uv. `make help` lists them.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+uv: ## Install uv if it is missing
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
+
+install: uv ## Install the workspace and its test and lint tools (from uv.lock)
+	@$(UV) sync --frozen --quiet
+
+demo: install ## Run a real two-step job end to end on the one-machine stack
+	@$(UV) run python -m palette.devstack.demo
+
+test: install ## Lint, type-check, then run the unit, integration and e2e tests
+	@$(UV) run ruff check .
+	@$(UV) run ruff format --check .
+	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src
+	@$(UV) run pytest -m "not faults" $(PYTEST_ARGS)
+
+test-unit: install ## Unit tests only (no I/O)
+	@$(UV) run pytest tests/unit -m unit $(PYTEST_ARGS)
+
+test-faults: install ## The full fault suite
+	@$(UV) run pytest tests/faults -m faults $(PYTEST_ARGS)
+
+lint: install ## Ruff and mypy
+	@$(UV) run ruff check .
+	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src
+
+format: install ## Format the code
+	@$(UV) run ruff format .
+	@$(UV) run ruff check --fix .
+
+.PHONY: help uv install demo test test-unit test-faults lint format

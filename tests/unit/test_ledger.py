@@ -1,0 +1,69 @@
+import pytest
+
+from palette.accounting import ledger
+from palette.common.messages import StepUsage
+from palette.common.pricing import PricingTable
+
+pytestmark = pytest.mark.unit
+MODEL = "amazon.nova-lite-v1:0"
+
+
+def usage(step: str, i: int, o: int, calls: int = 1) -> StepUsage:
+    return StepUsage(step_id=step, model_id=MODEL, calls=calls, input_tokens=i, output_tokens=o)
+
+
+class TestBudgetLease:
+    def test_grants_what_is_asked_when_available(self) -> None:
+        assert ledger.grant(available=1000, amount=300, minimum=10) == 300
+
+    def test_grants_the_rest_when_less_than_asked_but_at_least_minimum(self) -> None:
+        assert ledger.grant(available=50, amount=300, minimum=10) == 50
+
+    def test_denies_lease_larger_than_remaining_budget(self) -> None:
+        assert ledger.grant(available=9, amount=300, minimum=10) is None
+
+    def test_never_grants_beyond_available(self) -> None:
+        for available in range(0, 200, 7):
+            granted = ledger.grant(available, 150, 5)
+            assert granted is None or granted <= available
+
+
+class TestLeaseClosing:
+    def test_conserves_money(self) -> None:
+        # budget = available + reserved + spent, before and after.
+        amount, settled, total = 1000, 300, 450
+        closing = ledger.close_lease(amount, settled, total)
+        assert closing.extra_spent == 150
+        assert closing.reserved_release == 700
+        assert closing.returned == 550
+        assert -closing.reserved_release + closing.extra_spent + closing.returned == 0
+
+    def test_unused_lease_returns_whole(self) -> None:
+        closing = ledger.close_lease(1000, 0, 0)
+        assert closing.returned == 1000
+        assert closing.extra_spent == 0
+
+
+class TestUsageMaps:
+    def test_usage_map_prices_each_step(self) -> None:
+        pricing = PricingTable.load()
+        result = ledger.usage_map([usage("a", 10, 20), usage("a", 1, 2), usage("b", 5, 0)], pricing)
+        assert result["a"]["input_tokens"] == 11
+        assert result["a"]["cost"] == pricing.cost(MODEL, 11, 22)
+        assert result["b"]["calls"] == 1
+
+    def test_difference_is_what_total_adds_to_seen(self) -> None:
+        pricing = PricingTable.load()
+        seen = ledger.usage_map([usage("a", 10, 20)], pricing)
+        total = ledger.usage_map([usage("a", 15, 30), usage("b", 1, 1)], pricing)
+        diff = ledger.difference(total, seen)
+        assert diff["a"]["input_tokens"] == 5
+        assert diff["b"]["cost"] == pricing.cost(MODEL, 1, 1)
+        assert ledger.merge(seen, diff) == total
+
+    def test_aggregate_increments_encode_model_ids(self) -> None:
+        pricing = PricingTable.load()
+        inc = ledger.aggregate_increments(ledger.usage_map([usage("a", 10, 20)], pricing))
+        assert inc["calls"] == 1
+        assert inc["by_model.amazon%2Enova-lite-v1:0.cost"] == pricing.cost(MODEL, 10, 20)
+        assert "cost" not in inc  # the ledger's spent is moved separately

@@ -1,0 +1,78 @@
+import io
+from collections import Counter
+
+import pytest
+
+from palette.common.seeds import (
+    SeedError,
+    SeedFormat,
+    count_records,
+    pick_seeds,
+    read_records,
+    seed_index,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def records(data: bytes, fmt: SeedFormat | None = None) -> list[dict]:
+    return list(read_records(io.BytesIO(data), fmt))
+
+
+class TestSeedParsing:
+    @pytest.mark.parametrize(
+        "data",
+        [b'[{"a": 1}, {"a": 2}]', b'{"a": 1}\n\n{"a": 2}\n', b"a\n1\n2\n"],
+        ids=["json", "jsonl", "csv"],
+    )
+    def test_reads_each_format(self, data: bytes) -> None:
+        assert [str(r["a"]) for r in records(data)] == ["1", "2"]
+
+    @pytest.mark.parametrize(
+        ("data", "problem"),
+        [
+            (b"", "empty"),
+            (b"\xff\xfe{}", "UTF-8"),
+            (b'[{"a": 1}, {"a":', "truncated"),
+            (b"[1, 2]", "must be a JSON object"),
+            (b'{"a": 1}\n{"a": \n', "line 2"),
+            (b"a,b\n1,2\n3\n", "row has 1 fields"),
+            (b'{"a": ' * 10_000, "nested too deeply"),
+            (b"[" + b'{"a": 1}' + b"]" + b"", None),
+        ],
+    )
+    def test_bad_files_name_the_problem(self, data: bytes, problem: str | None) -> None:
+        if problem is None:
+            assert records(data) == [{"a": 1}]
+            return
+        with pytest.raises(SeedError, match=problem):
+            records(data)
+
+    def test_too_many_columns_is_refused(self) -> None:
+        header = ",".join(f"c{i}" for i in range(100_000)).encode()
+        with pytest.raises(SeedError, match="columns"):
+            records(header + b"\n" + b"," * 99_999 + b"\n")
+
+    def test_counts_records_of_a_large_stream(self) -> None:
+        data = b"".join(b'{"i": %d}\n' % i for i in range(20_000))
+        assert count_records(read_records(io.BytesIO(data), SeedFormat.JSONL)) == 20_000
+
+
+class TestSeedSampling:
+    def test_same_job_and_index_draw_the_same_seed(self) -> None:
+        assert [seed_index("job", i, 50) for i in range(100)] == [
+            seed_index("job", i, 50) for i in range(100)
+        ]
+
+    def test_draws_spread_over_all_seeds(self) -> None:
+        counts = Counter(seed_index("job-x", i, 10) for i in range(10_000))
+        assert set(counts) == set(range(10))
+        assert min(counts.values()) > 800
+
+    def test_pick_keeps_only_wanted_positions(self) -> None:
+        rows = [{"i": i} for i in range(100)]
+        assert pick_seeds(iter(rows), {3, 97}) == {3: {"i": 3}, 97: {"i": 97}}
+
+    def test_pick_reports_a_short_file(self) -> None:
+        with pytest.raises(SeedError, match="fewer records"):
+            pick_seeds(iter([{"i": 0}]), {5})

@@ -1,0 +1,98 @@
+import pytest
+from pydantic import ValidationError
+
+from palette.common.templates import (
+    RenderLimitError,
+    Step,
+    TemplateError,
+    TemplateSpec,
+    analyse,
+    missing_fields,
+    render,
+    step_context,
+)
+
+pytestmark = pytest.mark.unit
+M = "amazon.nova-micro-v1:0"
+
+
+def spec(*prompts: str) -> TemplateSpec:
+    return TemplateSpec(
+        steps=tuple(Step(id=f"s{i}", model=M, prompt=p) for i, p in enumerate(prompts))
+    )
+
+
+class TestTemplateValidation:
+    def test_extracts_seed_fields_as_dotted_paths(self) -> None:
+        t = spec("About {{ author.name }} on {{ topic }}", "{{ steps.s0.output }} {{ author.age }}")
+        assert analyse(t) == ["author.age", "author.name", "topic"]
+
+    def test_loop_variables_are_not_requirements(self) -> None:
+        assert analyse(spec("{% for t in tags %}{{ t.label }}{% endfor %}")) == ["tags"]
+
+    def test_duplicate_step_id_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="duplicate step id"):
+            TemplateSpec(
+                steps=(Step(id="a", model=M, prompt="x"), Step(id="a", model=M, prompt="y"))
+            )
+
+    def test_syntax_error_names_the_step_field_and_line(self) -> None:
+        with pytest.raises(
+            TemplateError, match=r"steps\[1\]\.prompt: template syntax error on line 2"
+        ):
+            analyse(spec("fine", "line one\n{{ broken "))
+
+    def test_reference_to_a_later_step_is_refused(self) -> None:
+        with pytest.raises(TemplateError, match="not the output of an earlier step"):
+            analyse(spec("{{ steps.s1.output }}", "x"))
+
+    def test_more_than_ten_steps_is_refused(self) -> None:
+        with pytest.raises(ValidationError):
+            spec(*["x"] * 11)
+
+    def test_deep_nesting_is_refused(self) -> None:
+        with pytest.raises(TemplateError, match="nesting"):
+            analyse(spec("{{ " + "(" * 200 + "1" + ")" * 200 + " }}"))
+
+
+class TestRendering:
+    def test_step_sees_seed_fields_and_earlier_outputs(self) -> None:
+        context = step_context({"topic": "tea"}, {"s0": "draft"})
+        assert render("{{ topic }}: {{ steps.s0.output }}", context) == "tea: draft"
+
+    def test_missing_variable_names_it(self) -> None:
+        with pytest.raises(TemplateError, match="'author' is undefined"):
+            render("{{ author }}", {})
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            "{{ ''.__class__.__mro__ }}",
+            "{{ cycler.__init__.__globals__ }}",
+            "{{ self.__init__.__globals__ }}",
+            "{{ ().__class__.__base__.__subclasses__() }}",
+        ],
+    )
+    def test_template_injection_is_blocked(self, source: str) -> None:
+        with pytest.raises(TemplateError, match="not allowed in the sandbox|undefined"):
+            render(source, {})
+
+    def test_huge_repetition_is_refused(self) -> None:
+        with pytest.raises(TemplateError, match="too large"):
+            render("{{ 'a' * 10**9 }}", {})
+
+    def test_huge_range_is_refused(self) -> None:
+        with pytest.raises(TemplateError):
+            render("{% for i in range(10**9) %}{% endfor %}", {})
+
+    def test_slow_render_hits_the_time_limit(self) -> None:
+        slow = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+        with pytest.raises(RenderLimitError, match="longer than 0.2s"):
+            render(slow, {}, seconds=0.2)
+
+    def test_missing_fields_lists_absent_paths(self) -> None:
+        record = {"author": {"name": "Ann"}, "topic": "x"}
+        assert missing_fields(record, ["author.name", "author.age", "topic", "z"]) == [
+            "author.age",
+            "z",
+        ]
