@@ -13,8 +13,8 @@ from palette.common.messages import CancelJob, SubmitJob
 from palette.gateway import outbox
 from palette.gateway.app import create_app
 from palette.gateway.settings import GatewaySettings
-from tests.unit.gateway_fakes import InMemoryWorld
 from palette.gateway.tokens import mint
+from tests.unit.gateway_fakes import InMemoryWorld
 
 pytestmark = pytest.mark.unit
 

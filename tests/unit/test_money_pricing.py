@@ -35,7 +35,8 @@ class TestPricingTable:
         assert set(table.models) >= REQUIRED
         for model in REQUIRED:
             entry = table.entry(model)
-            assert entry.source and entry.as_of
+            assert entry.source
+            assert entry.as_of
 
     def test_cost_is_exact_integer_picodollars(self) -> None:
         table = PricingTable.load()

@@ -74,7 +74,7 @@ class TestRendering:
         ],
     )
     def test_template_injection_is_blocked(self, source: str) -> None:
-        with pytest.raises(TemplateError, match="not allowed in the sandbox|undefined"):
+        with pytest.raises(TemplateError, match=r"not allowed in the sandbox|undefined"):
             render(source, {})
 
     def test_huge_repetition_is_refused(self) -> None:
@@ -87,7 +87,7 @@ class TestRendering:
 
     def test_slow_render_hits_the_time_limit(self) -> None:
         slow = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
-        with pytest.raises(RenderLimitError, match="longer than 0.2s"):
+        with pytest.raises(RenderLimitError, match=r"longer than 0\.2s"):
             render(slow, {}, seconds=0.2)
 
     def test_missing_fields_lists_absent_paths(self) -> None:

@@ -1,0 +1,306 @@
+"""The Bedrock emulator's pure logic: tokenizer, answers, faults, request handling."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from palette.common.pricing import load_pricing
+from palette.common.tokens import input_token_bound
+from palette.devstack.bedrock_emulator import INVALID_MODEL, BedrockEmulator, model_from_path
+from palette.devstack.billing import BillingLog
+from palette.devstack.converse import (
+    CORPUS_WORDS,
+    MESSAGE_OVERHEAD_TOKENS,
+    VOCABULARY,
+    ConverseRequestError,
+    answer_words,
+    complete,
+    count_tokens,
+    input_tokens,
+    parse_request,
+)
+from palette.devstack.faults import EmulatorConfig, FaultInjector
+from palette.devstack.httpd import DropConnection, Later, Request, Response, parse_chunked
+
+pytestmark = pytest.mark.unit
+
+MODEL = "amazon.nova-micro-v1:0"
+WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u2029\u3000"
+
+
+def random_text(rng: random.Random, max_len: int = 200) -> str:
+    chars = []
+    for _ in range(rng.randint(0, max_len)):
+        pick = rng.random()
+        if pick < 0.2:
+            chars.append(rng.choice(WHITESPACE))
+        elif pick < 0.5:
+            chars.append(chr(rng.randint(0x20, 0x7E)))
+        else:
+            code = rng.randint(0x80, 0x10FFFF)
+            chars.append(chr(code if not 0xD800 <= code <= 0xDFFF else 0x4E00))
+    return "".join(chars)
+
+
+def body(prompt: str, system: str | None = None, **config: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"messages": [{"role": "user", "content": [{"text": prompt}]}]}
+    if system is not None:
+        data["system"] = [{"text": system}]
+    if config:
+        data["inferenceConfig"] = config
+    return data
+
+
+class TestTokenizer:
+    def test_counts_each_piece_of_up_to_four_bytes_as_one_token(self) -> None:
+        assert count_tokens("") == 0
+        assert count_tokens("a bb ccc dddd") == 4
+        assert count_tokens("abcde") == 2
+        assert count_tokens("  spaced\t\nout  ") == 2 + 1
+        assert count_tokens("é") == 1  # two bytes
+        assert count_tokens("ééé") == 2  # six bytes
+        assert count_tokens("日本語") == 3  # nine bytes
+
+    def test_every_vocabulary_word_is_one_token(self) -> None:
+        assert all(len(word.encode()) <= 4 and count_tokens(word) == 1 for word in VOCABULARY)
+
+    def test_input_count_never_exceeds_the_shared_bound(self) -> None:
+        rng = random.Random(20240601)
+        for _ in range(2000):
+            prompt = random_text(rng)
+            system = random_text(rng, 80) if rng.random() < 0.5 else None
+            call = parse_request(body(prompt, system))
+            counted = input_tokens(call.messages, call.system)
+            assert counted <= input_token_bound(prompt, system), (prompt, system)
+
+    def test_input_count_adds_overhead_per_message_and_system(self) -> None:
+        call = parse_request(body("one two", "sys"))
+        assert input_tokens(call.messages, call.system) == 2 * MESSAGE_OVERHEAD_TOKENS + 3
+        call = parse_request(body("one two", ""))
+        assert input_tokens(call.messages, call.system) == MESSAGE_OVERHEAD_TOKENS + 2
+
+
+class TestDeterministicAnswer:
+    def test_same_request_gets_the_same_answer(self) -> None:
+        call = parse_request(body("tell me a story", "be brief", maxTokens=100))
+        assert complete(MODEL, call, 512) == complete(MODEL, call, 512)
+
+    def test_answer_depends_on_model_prompt_system_and_config(self) -> None:
+        base = complete(MODEL, parse_request(body("p", "s", maxTokens=300)), 512).text
+        others = [
+            complete("amazon.nova-lite-v1:0", parse_request(body("p", "s", maxTokens=300)), 512),
+            complete(MODEL, parse_request(body("q", "s", maxTokens=300)), 512),
+            complete(MODEL, parse_request(body("p", "t", maxTokens=300)), 512),
+            complete(MODEL, parse_request(body("p", "s", maxTokens=300, temperature=0.1)), 512),
+        ]
+        assert all(other.text != base for other in others)
+
+    def test_output_tokens_match_the_tokenizer_and_respect_max_tokens(self) -> None:
+        stops = set()
+        for index in range(400):
+            max_tokens = 1 + index % 97
+            completion = complete(MODEL, parse_request(body(f"p{index}", maxTokens=max_tokens)), 9)
+            assert count_tokens(completion.text) == completion.output_tokens
+            assert 1 <= completion.output_tokens <= max_tokens
+            assert completion.output_tokens >= int(0.4 * max_tokens)
+            if completion.stop_reason == "max_tokens":
+                assert completion.output_tokens == max_tokens
+            stops.add(completion.stop_reason)
+        assert stops == {"end_turn", "max_tokens"}
+
+    def test_lengths_vary_with_the_prompt(self) -> None:
+        lengths = {
+            complete(MODEL, parse_request(body(f"prompt {i}", maxTokens=1000)), 9).output_tokens
+            for i in range(50)
+        }
+        assert len(lengths) > 20
+        assert min(lengths) >= 400
+
+    def test_default_max_tokens_applies_when_unset(self) -> None:
+        completion = complete(MODEL, parse_request(body("x")), default_max_tokens=7)
+        assert completion.output_tokens <= 7
+
+    def test_answer_words_wrap_around_the_corpus(self) -> None:
+        for offset, count in [(0, 3), (CORPUS_WORDS - 2, 5), (17, 2 * CORPUS_WORDS + 5)]:
+            words = answer_words(offset, count)
+            assert len(words) == count
+            assert words[:2] == answer_words(offset + CORPUS_WORDS, 2)
+
+
+class TestRequestValidation:
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            [],
+            {},
+            {"messages": []},
+            {"messages": [{"role": "assistant", "content": [{"text": "x"}]}]},
+            {"messages": [{"role": "robot", "content": [{"text": "x"}]}]},
+            {"messages": [{"role": "user", "content": "x"}]},
+            {**body("x"), "inferenceConfig": {"maxTokens": 0}},
+            {**body("x"), "system": "text"},
+        ],
+    )
+    def test_refuses_what_bedrock_refuses(self, bad: Any) -> None:
+        with pytest.raises(ConverseRequestError):
+            parse_request(bad)
+
+    def test_passes_request_metadata_through(self) -> None:
+        call = parse_request({**body("x"), "requestMetadata": {"job": "j1"}})
+        assert call.request_metadata == {"job": "j1"}
+
+    def test_model_arn_names_its_model(self) -> None:
+        arn = "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0"
+        assert model_from_path(arn.replace(":", "%3A").replace("/", "%2F")) == MODEL
+        assert model_from_path("amazon.nova-micro-v1%3A0") == MODEL
+
+
+class TestFaultInjector:
+    def test_same_seed_gives_the_same_faults(self) -> None:
+        config = EmulatorConfig(throttle_rate=0.2, unavailable_rate=0.1, seed=42)
+        one, two = FaultInjector(config), FaultInjector(config)
+        drawn = [one.draw(MODEL) for _ in range(200)]
+        assert drawn == [two.draw(MODEL) for _ in range(200)]
+        assert "ThrottlingException" in drawn
+
+    def test_rates_give_about_the_asked_shares(self) -> None:
+        injector = FaultInjector(
+            EmulatorConfig(throttle_rate=0.25, billed_timeout_rate=0.25, seed=1)
+        )
+        outcomes = [injector.draw(MODEL) for _ in range(4000)]
+        assert 800 < outcomes.count("ThrottlingException") < 1200
+        assert 800 < outcomes.count("billed_timeout") < 1200
+        assert outcomes.count("ServiceUnavailableException") == 0
+
+    def test_script_comes_first_then_rates(self) -> None:
+        injector = FaultInjector(EmulatorConfig())
+        injector.update({"script": ["ModelTimeoutException", "ok", "ThrottlingException"]})
+        assert [injector.draw(MODEL) for _ in range(4)] == [
+            "ModelTimeoutException",
+            "ok",
+            "ThrottlingException",
+            "ok",
+        ]
+
+    def test_faults_only_hit_the_listed_models(self) -> None:
+        injector = FaultInjector(EmulatorConfig(throttle_rate=1.0, fault_models=["other"]))
+        assert injector.draw(MODEL) == "ok"
+        assert injector.draw("other") == "ThrottlingException"
+
+    def test_rejects_rates_adding_up_to_more_than_one(self) -> None:
+        injector = FaultInjector(EmulatorConfig())
+        with pytest.raises(ValueError, match="more than 1"):
+            injector.update({"throttle_rate": 0.6, "unavailable_rate": 0.6})
+        assert injector.config.throttle_rate == 0.0
+
+    def test_reset_restores_the_start_configuration(self) -> None:
+        injector = FaultInjector(EmulatorConfig(latency_ms=5, seed=3))
+        injector.update({"latency_ms": 50, "script": ["ThrottlingException"]})
+        injector.update({"reset": True})
+        assert injector.snapshot()["latency_ms"] == 5
+        assert injector.snapshot()["script"] == []
+
+    def test_latency_adds_jitter_below_its_bound(self) -> None:
+        injector = FaultInjector(EmulatorConfig(latency_ms=100, jitter_ms=50, seed=9))
+        delays = [injector.latency_seconds() for _ in range(100)]
+        assert all(0.1 <= delay < 0.15 for delay in delays)
+        assert len(set(delays)) > 50
+
+
+def settle(result: Response | Later) -> Response:
+    while isinstance(result, Later):
+        result = result.then()
+    return result
+
+
+def converse(emulator: BedrockEmulator, model: str, data: Any) -> Response:
+    path = f"/model/{model.replace(':', '%3A')}/converse"
+    return settle(emulator(Request("POST", path, {}, {}, json.dumps(data).encode())))
+
+
+class TestEmulatorHandler:
+    @pytest.fixture
+    def emulator(self) -> BedrockEmulator:
+        return BedrockEmulator(EmulatorConfig(), load_pricing().models)
+
+    def test_answers_in_converse_shape_and_bills(self, emulator: BedrockEmulator) -> None:
+        data = {**body("hello there", maxTokens=50), "requestMetadata": {"job": "j"}}
+        response = converse(emulator, MODEL, data)
+        assert response.status == 200
+        answer = json.loads(response.body)
+        usage = answer["usage"]
+        assert usage["totalTokens"] == usage["inputTokens"] + usage["outputTokens"]
+        assert answer["stopReason"] in ("end_turn", "max_tokens")
+        assert answer["output"]["message"]["content"][0]["text"]
+        [entry] = emulator.billing.entries()
+        assert entry["request_metadata"] == {"job": "j"}
+        assert entry["input_tokens"] == usage["inputTokens"]
+        assert ("x-amzn-RequestId", entry["request_id"]) in response.headers
+
+    def test_unknown_model_is_refused_and_not_billed(self, emulator: BedrockEmulator) -> None:
+        response = converse(emulator, "acme.unknown-v1:0", body("x"))
+        assert response.status == 400
+        assert json.loads(response.body) == {"message": INVALID_MODEL}
+        assert dict(response.headers)["x-amzn-ErrorType"].startswith("ValidationException:")
+        assert len(emulator.billing) == 0
+
+    @pytest.mark.parametrize(
+        ("fault", "status", "billed"),
+        [
+            ("ThrottlingException", 429, 0),
+            ("ServiceUnavailableException", 503, 0),
+            ("ModelTimeoutException", 408, 0),
+            ("billed_timeout", 408, 1),
+        ],
+    )
+    def test_faults_answer_in_wire_form(
+        self, emulator: BedrockEmulator, fault: str, status: int, billed: int
+    ) -> None:
+        emulator.faults.update({"script": [fault]})
+        response = converse(emulator, MODEL, body("x"))
+        assert response.status == status
+        code = "ModelTimeoutException" if fault == "billed_timeout" else fault
+        assert dict(response.headers)["x-amzn-ErrorType"].split(":")[0] == code
+        assert len(emulator.billing) == billed
+
+    def test_billed_timeout_can_drop_the_connection(self, emulator: BedrockEmulator) -> None:
+        emulator.faults.update({"script": ["billed_timeout"], "billed_timeout_mode": "drop"})
+        with pytest.raises(DropConnection):
+            converse(emulator, MODEL, body("x"))
+        assert len(emulator.billing) == 1
+
+    def test_control_api_changes_config(self, emulator: BedrockEmulator) -> None:
+        request = Request("POST", "/_emulator/config", {}, {}, b'{"latency_ms": 12}')
+        assert settle(emulator(request)).status == 200
+        assert emulator.faults.config.latency_ms == 12
+        bad = Request("POST", "/_emulator/config", {}, {}, b'{"throttle_rate": 2}')
+        assert settle(emulator(bad)).status == 400
+
+
+class TestBillingLog:
+    def test_filters_and_summarises_by_request_metadata(self) -> None:
+        log = BillingLog()
+        log.record("r1", MODEL, 10, 20, {"job": "a", "step": "x"})
+        log.record("r2", MODEL, 1, 2, {"job": "b"})
+        log.record("r3", "amazon.nova-lite-v1:0", 3, 4, {"job": "a", "step": "y"})
+        assert [e["request_id"] for e in log.entries(metadata={"job": "a"})] == ["r1", "r3"]
+        assert [e["request_id"] for e in log.entries(1)] == ["r2", "r3"]
+        summary = log.summary({"job": "a"})
+        assert (summary["calls"], summary["input_tokens"], summary["output_tokens"]) == (2, 13, 24)
+        assert summary["by_model"][MODEL] == {"calls": 1, "input_tokens": 10, "output_tokens": 20}
+        assert log.clear() == 3
+        assert log.summary()["calls"] == 0
+
+
+class TestChunkedBodies:
+    def test_parses_a_complete_chunked_body(self) -> None:
+        buffer = bytearray(b"HEAD4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\nNEXT")
+        assert parse_chunked(buffer, 4) == (b"Wikipedia", len(buffer) - 4)
+
+    def test_waits_for_the_rest_of_a_chunked_body(self) -> None:
+        assert parse_chunked(bytearray(b"4\r\nWi"), 0) is None
+        assert parse_chunked(bytearray(b"4\r\nWiki\r\n0\r\n"), 0) is None

@@ -1,0 +1,330 @@
+"""A partition attempt end to end against in-memory fakes (no broker, no stores)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from palette.common import keys
+from palette.common import messages as m
+from palette.common.pricing import load_pricing
+from palette.common.seeds import pick_seeds
+from palette.common.templates import TemplateSpec
+from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
+from palette.generator.partition import end_message_id, run_partition
+from palette.generator.records import PartMeta, decode_line
+from palette.generator.runtime import Runtime
+from palette.generator.settings import GeneratorSettings
+from palette.generator.stops import StopRegistry
+from palette.generator.storage import StoredPart
+
+pytestmark = pytest.mark.unit
+
+MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
+PRICING = load_pricing(None)
+PRICE = PRICING.price(MODEL)
+SEEDS = [{"topic": f"topic {i}"} for i in range(7)]
+
+
+def template(prompt_b: str = "More on {{ steps.a.output }}", model: str = MODEL) -> TemplateSpec:
+    return TemplateSpec.model_validate(
+        {
+            "steps": [
+                {"id": "a", "model": model, "prompt": "About {{ topic }}", "max_tokens": 20},
+                {"id": "b", "model": model, "prompt": prompt_b, "max_tokens": 30},
+            ]
+        }
+    )
+
+
+class FakeStorage:
+    def __init__(self) -> None:
+        self.parts: dict[str, tuple[bytes, PartMeta]] = {}
+
+    def list_parts(self, job_id: str, start: int, end: int) -> list[StoredPart]:
+        found = []
+        for key in sorted(self.parts):
+            first = keys.part_start(key)
+            if key.startswith(keys.parts_prefix(job_id)) and start <= first < end:
+                found.append(StoredPart(key, first, self.parts[key][1]))
+        return found
+
+    def put_part(self, key: str, body: bytes, meta: PartMeta) -> bool:
+        if key in self.parts:
+            return self.parts[key][1].message == meta.message
+        self.parts[key] = (body, meta)
+        return True
+
+    def read_seeds(self, key: str, wanted: set[int]) -> dict[int, dict[str, Any]]:
+        return pick_seeds(iter(SEEDS), wanted)
+
+
+class FakeModels:
+    """Answers with fixed usage; ``script`` gives errors for the next calls."""
+
+    def __init__(self, script: list[ModelCallError] | None = None) -> None:
+        self.requests: list[ModelRequest] = []
+        self.script = list(script or [])
+        self.on_call: Any = None
+
+    async def converse(self, request: ModelRequest) -> ModelResult:
+        self.requests.append(request)
+        if self.on_call is not None:
+            self.on_call(len(self.requests))
+        await asyncio.sleep(0.001)
+        if self.script:
+            raise self.script.pop(0)
+        return ModelResult(text=f"answer to {request.prompt[:20]}", input_tokens=8, output_tokens=9)
+
+
+class FakeJobs:
+    def __init__(self, status: m.JobStatus | None = m.JobStatus.RUNNING) -> None:
+        self.value = status
+
+    async def status(self, job_id: str) -> m.JobStatus | None:
+        return self.value
+
+
+class FakeLeases:
+    def __init__(self, closed: bool = False) -> None:
+        self.closed = closed
+
+    async def is_closed(self, lease_id: str) -> bool:
+        return self.closed
+
+
+def runtime(
+    storage: FakeStorage,
+    models: FakeModels,
+    jobs: FakeJobs | None = None,
+    leases: FakeLeases | None = None,
+    concurrency: int = 4,
+) -> Runtime:
+    settings = GeneratorSettings(
+        concurrency=concurrency,
+        max_call_attempts=3,
+        backoff_base=0.001,
+        backoff_max=0.002,
+        status_poll_seconds=0,
+    )
+    return Runtime(
+        settings=settings,
+        storage=storage,  # type: ignore[arg-type]
+        models=models,
+        jobs=jobs or FakeJobs(),  # type: ignore[arg-type]
+        leases=leases or FakeLeases(),  # type: ignore[arg-type]
+        stops=StopRegistry(),
+        pricing=PRICING,
+        call_slots=asyncio.Semaphore(concurrency),
+    )
+
+
+def command(**overrides: Any) -> m.GeneratePartition:
+    fields: dict[str, Any] = {
+        "job_id": "job-1",
+        "partition": 0,
+        "attempt": 1,
+        "start": 0,
+        "end": 12,
+        "lease_id": "lease-1",
+        "lease_amount": 10**12,
+        "template": template(),
+        "seed_key": "seed-data/u/s.jsonl",
+        "seed_count": len(SEEDS),
+        "part_size": 5,
+    }
+    fields.update(overrides)
+    return m.GeneratePartition(**fields)
+
+
+def usage_cost(usage: tuple[m.StepUsage, ...]) -> int:
+    return sum(PRICING.cost(u.model_id, u.input_tokens, u.output_tokens) for u in usage)
+
+
+async def run(msg: m.GeneratePartition, rt: Runtime) -> list[m.Message]:
+    published: list[m.Message] = []
+
+    async def publish(message: m.Message) -> None:
+        published.append(message)
+
+    await run_partition(msg, rt, publish)
+    return published
+
+
+class TestGeneratePartition:
+    async def test_writes_parts_and_completes_with_the_whole_usage(self) -> None:
+        storage, models, msg = FakeStorage(), FakeModels(), command()
+        events = await run(msg, runtime(storage, models))
+        parts = [e for e in events if isinstance(e, m.RecordsGenerated)]
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.DONE
+        assert (end.records_done, end.records_missing) == (12, 0)
+        assert end.message_id == end_message_id(msg.message_id)
+        assert [p.part_key.rsplit("/", 1)[1] for p in parts] == [
+            "0000000000.jsonl",
+            "0000000005.jsonl",
+            "0000000010.jsonl",
+        ]
+        assert [p.records for p in parts] == [5, 5, 2]
+        assert len(models.requests) == 24
+        assert usage_cost(end.usage) == sum(usage_cost(p.usage) for p in parts)
+        body, meta = storage.parts[parts[0].part_key]
+        assert meta.message == parts[0].message_id
+        lines = [decode_line(line) for line in body.splitlines()]
+        assert [r.index for r in lines] == [0, 1, 2, 3, 4]
+        assert lines[0].outputs["a"].startswith("answer to About topic")
+
+    async def test_request_carries_metadata_and_inference_config(self) -> None:
+        models = FakeModels()
+        await run(command(end=1), runtime(FakeStorage(), models))
+        request = models.requests[0]
+        assert request.max_tokens == 20
+        assert request.metadata["job_id"] == "job-1"
+        assert request.metadata["record"] == "0"
+        assert request.metadata["lease_id"] == "lease-1"
+
+    async def test_redelivery_reannounces_parts_without_calling_the_model(self) -> None:
+        storage = FakeStorage()
+        first = await run(command(), runtime(storage, FakeModels()))
+        models = FakeModels()
+        again = await run(command(), runtime(storage, models))
+        assert models.requests == []
+        ids = sorted(e.message_id for e in first if isinstance(e, m.RecordsGenerated))
+        assert sorted(e.message_id for e in again if isinstance(e, m.RecordsGenerated)) == ids
+        end = again[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.DONE
+        assert usage_cost(end.usage) == usage_cost(first[-1].usage)  # type: ignore[attr-defined]
+
+    async def test_a_new_lease_only_generates_what_is_missing(self) -> None:
+        storage = FakeStorage()
+        await run(command(end=5), runtime(storage, FakeModels()))
+        models = FakeModels()
+        events = await run(command(lease_id="lease-2"), runtime(storage, models))
+        assert not any(e.lease_id == "lease-1" for e in events)  # type: ignore[attr-defined]
+        assert len(models.requests) == 14
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.records_done == 12
+
+    async def test_never_spends_more_than_the_lease(self) -> None:
+        one_call = 200 * PRICE.input_picos + 30 * PRICE.output_picos
+        lease = 3 * one_call  # less than the 12 records cost
+        storage, models = FakeStorage(), FakeModels()
+        events = await run(command(lease_amount=lease), runtime(storage, models, concurrency=8))
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.LEASE_EXHAUSTED
+        assert usage_cost(end.usage) <= lease
+        assert end.needed > 0
+        assert end.records_done + end.records_missing == 12
+        assert end.records_done == sum(
+            e.records for e in events if isinstance(e, m.RecordsGenerated)
+        )
+
+    async def test_stopped_job_makes_no_call(self) -> None:
+        models = FakeModels()
+        events = await run(
+            command(), runtime(FakeStorage(), models, FakeJobs(m.JobStatus.CANCELLED))
+        )
+        assert models.requests == []
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.JOB_STOPPED
+
+    async def test_stop_broadcast_prevents_every_later_call(self) -> None:
+        models = FakeModels()
+        rt = runtime(FakeStorage(), models, concurrency=2)
+        stopped_at: list[int] = []
+
+        def stop_after(calls: int) -> None:
+            if calls == 5:
+                rt.stops.stop("job-1", m.JobStatus.CANCELLED)
+                stopped_at.append(calls)
+
+        models.on_call = stop_after
+        events = await run(command(), rt)
+        # At most the calls already in flight (one per slot) may complete after the stop.
+        assert len(models.requests) <= 5 + 1
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.JOB_STOPPED
+
+    async def test_closed_lease_makes_no_call(self) -> None:
+        models = FakeModels()
+        events = await run(command(), runtime(FakeStorage(), models, leases=FakeLeases(True)))
+        assert models.requests == []
+        assert isinstance(events[-1], m.PartitionCompleted)
+        assert events[-1].outcome is m.PartitionOutcome.LEASE_EXHAUSTED
+
+    async def test_seed_without_a_template_variable_fails_before_any_call(self) -> None:
+        models = FakeModels()
+        events = await run(command(template=template("{{ nope }}")), runtime(FakeStorage(), models))
+        assert models.requests == []
+        end = events[-1]
+        assert isinstance(end, m.PartitionFailed)
+        assert not end.retryable
+        assert "nope" in end.error
+
+    async def test_unknown_model_fails_before_any_call(self) -> None:
+        models = FakeModels()
+        msg = command(template=template(model="no.such-model"))
+        events = await run(msg, runtime(FakeStorage(), models))
+        assert models.requests == []
+        end = events[-1]
+        assert isinstance(end, m.PartitionFailed)
+        assert not end.retryable
+        assert "no.such-model" in end.error
+
+    async def test_retries_throttling_then_succeeds(self) -> None:
+        throttled = ModelCallError("429", retryable=True, maybe_billed=False)
+        models = FakeModels([throttled, throttled])
+        events = await run(command(end=1), runtime(FakeStorage(), models))
+        assert len(models.requests) == 4
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.DONE
+        assert sum(u.calls for u in end.usage) == 2
+
+    async def test_fails_retryably_after_the_last_attempt(self) -> None:
+        throttled = ModelCallError("429", retryable=True, maybe_billed=False)
+        models = FakeModels([throttled] * 3)
+        events = await run(command(end=1), runtime(FakeStorage(), models))
+        assert len(models.requests) == 3
+        end = events[-1]
+        assert isinstance(end, m.PartitionFailed)
+        assert end.retryable
+
+    async def test_a_call_that_may_be_billed_keeps_its_reservation(self) -> None:
+        worst_a = (len(b"About topic 0") + 32) * PRICE.input_picos + 20 * PRICE.output_picos
+        timeout = ModelCallError("timeout", retryable=True, maybe_billed=True)
+        models = FakeModels([timeout])
+        # Room for the held reservation and little else: the retry cannot fit.
+        events = await run(
+            command(end=1, lease_amount=worst_a + worst_a // 2), runtime(FakeStorage(), models)
+        )
+        assert len(models.requests) == 1
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.LEASE_EXHAUSTED
+
+    async def test_shutdown_finishes_records_in_flight_and_fails_retryably(self) -> None:
+        models = FakeModels()
+        rt = runtime(FakeStorage(), models, concurrency=2)
+
+        def drain_after(calls: int) -> None:
+            if calls == 4:
+                rt.draining = True
+
+        models.on_call = drain_after
+        events = await run(command(), rt)
+        end = events[-1]
+        assert isinstance(end, m.PartitionFailed)
+        assert end.retryable
+        assert "shutting down" in end.error
+        assert len(models.requests) % 2 == 0  # no record was left half-made
+        written = sum(e.records for e in events if isinstance(e, m.RecordsGenerated))
+        assert written == len(models.requests) // 2

@@ -1,0 +1,194 @@
+"""Part lines, part metadata, usage tallies and the grouping of records into parts."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from palette.common.messages import StepUsage
+from palette.generator.records import (
+    FinishedRecord,
+    PartMeta,
+    RunAssembler,
+    contiguous_runs,
+    decode_line,
+    encode_part,
+)
+from palette.generator.usage import UsageTally
+
+pytestmark = pytest.mark.unit
+
+
+def record(index: int) -> FinishedRecord:
+    return FinishedRecord(
+        index=index,
+        seed_index=index % 3,
+        outputs={"a": f"out ä {index}", "b": "line\nbreak"},
+        models={"a": "m1", "b": "m2"},
+        usage={"a": (10, 20), "b": (30, 40)},
+    )
+
+
+class TestContiguousRuns:
+    def test_splits_at_gaps_and_at_part_size(self) -> None:
+        assert contiguous_runs([0, 1, 2, 3, 4, 7, 8, 10], 3) == [
+            (0, 3),
+            (3, 2),
+            (7, 2),
+            (10, 1),
+        ]
+
+    def test_ignores_order_and_duplicates(self) -> None:
+        assert contiguous_runs([5, 3, 4, 4], 10) == [(3, 3)]
+
+    def test_empty(self) -> None:
+        assert contiguous_runs([], 5) == []
+
+    def test_rejects_a_part_size_below_one(self) -> None:
+        with pytest.raises(ValueError, match="part_size"):
+            contiguous_runs([1], 0)
+
+
+class TestRunAssembler:
+    @staticmethod
+    def indices(runs: list[list[FinishedRecord]]) -> list[list[int]]:
+        return [[r.index for r in run] for run in runs]
+
+    def test_hands_out_a_full_run_as_soon_as_its_prefix_is_resolved(self) -> None:
+        assembler = RunAssembler([0, 1, 2, 3], 2)
+        assembler.finish(record(1))
+        assert assembler.ready() == []
+        assembler.finish(record(0))
+        assert self.indices(assembler.ready()) == [[0, 1]]
+
+    def test_keeps_a_short_run_open_until_the_end(self) -> None:
+        assembler = RunAssembler([0, 1, 2], 5)
+        for i in (0, 1):
+            assembler.finish(record(i))
+        assert assembler.ready() == []
+        assembler.finish(record(2))
+        assert self.indices(assembler.rest()) == [[0, 1, 2]]
+
+    def test_a_dropped_record_cuts_the_run(self) -> None:
+        assembler = RunAssembler([0, 1, 2, 3], 10)
+        assembler.finish(record(0))
+        assembler.drop(1)
+        assembler.finish(record(2))
+        assert self.indices(assembler.ready()) == [[0]]
+        assert self.indices(assembler.rest()) == [[2]]
+
+    def test_cuts_where_indices_are_not_consecutive(self) -> None:
+        assembler = RunAssembler([0, 1, 5, 6], 10)
+        for i in (0, 1, 5):
+            assembler.finish(record(i))
+        assert self.indices(assembler.ready()) == [[0, 1]]
+        assert self.indices(assembler.rest()) == [[5]]
+
+    def test_unresolved_indices_are_gaps_at_the_end(self) -> None:
+        assembler = RunAssembler([0, 1, 2, 3, 4], 10)
+        for i in (0, 1, 3, 4):
+            assembler.finish(record(i))
+        assert self.indices(assembler.rest()) == [[0, 1], [3, 4]]
+
+    def test_parts_do_not_depend_on_finishing_order(self) -> None:
+        order = [i for i in range(40) if i not in (7, 8, 30)]
+        dropped = {12, 25}
+        rng = random.Random(4)
+        results = set()
+        for _ in range(20):
+            shuffled = order[:]
+            rng.shuffle(shuffled)
+            assembler = RunAssembler(order, 4)
+            runs: list[list[FinishedRecord]] = []
+            for i in shuffled:
+                assembler.drop(i) if i in dropped else assembler.finish(record(i))
+                runs += assembler.ready()
+            runs += assembler.rest()
+            results.add(tuple(tuple(r) for r in self.indices(runs)))
+        assert len(results) == 1
+        (runs_seen,) = results
+        written = [i for run in runs_seen for i in run]
+        assert sorted(written) == [i for i in order if i not in dropped]
+        expected = contiguous_runs([i for i in order if i not in dropped], 4)
+        assert [(run[0], len(run)) for run in runs_seen] == expected
+
+    def test_resolving_twice_is_an_error(self) -> None:
+        assembler = RunAssembler([0], 1)
+        assembler.finish(record(0))
+        with pytest.raises(ValueError, match="already resolved"):
+            assembler.drop(0)
+
+
+class TestPartLines:
+    def test_round_trip(self) -> None:
+        body = encode_part("job-1", [record(4), record(5)])
+        lines = body.splitlines()
+        assert len(lines) == 2
+        first = json.loads(lines[0])
+        assert first["id"] == "job-1-4"
+        assert first["usage"] == {"a": [10, 20], "b": [30, 40]}
+        assert set(first) == {"id", "index", "seed_index", "outputs", "models", "usage"}
+        assert decode_line(lines[0]) == record(4)
+
+    def test_rejects_a_line_that_is_not_a_record(self) -> None:
+        with pytest.raises(ValueError, match="missing"):
+            decode_line(b'{"index": 1}')
+        with pytest.raises(ValueError, match="object"):
+            decode_line(b"[1, 2]")
+
+    def test_tally_counts_one_call_per_step(self) -> None:
+        tally = record(1).tally()
+        assert tally.to_step_usages() == (
+            StepUsage(step_id="a", model_id="m1", calls=1, input_tokens=10, output_tokens=20),
+            StepUsage(step_id="b", model_id="m2", calls=1, input_tokens=30, output_tokens=40),
+        )
+
+
+class TestPartMetadata:
+    def test_round_trip(self) -> None:
+        usage = UsageTally()
+        usage.add("a", "anthropic.claude-haiku-4-5-20251001-v1:0", 100, 200, calls=3)
+        meta = PartMeta(records=3, lease="lease-1", message="abc", usage=usage)
+        encoded = meta.to_metadata()
+        assert encoded["records"] == "3"
+        assert json.loads(encoded["usage"]) == [
+            ["a", "anthropic.claude-haiku-4-5-20251001-v1:0", 3, 100, 200]
+        ]
+        assert all(value.isascii() for value in encoded.values())
+        assert PartMeta.from_metadata(encoded) == meta
+
+    @pytest.mark.parametrize(
+        "metadata",
+        [
+            {"records": "1", "lease": "l", "message": "m"},
+            {"records": "0", "lease": "l", "message": "m", "usage": "[]"},
+            {"records": "1", "lease": "l", "message": "m", "usage": '[["a", "m", -1, 0, 0]]'},
+            {"records": "1", "lease": "l", "message": "m", "usage": "{}"},
+        ],
+    )
+    def test_rejects_bad_metadata(self, metadata: dict[str, str]) -> None:
+        with pytest.raises(ValueError, match=r"usage|records|lacks"):
+            PartMeta.from_metadata(metadata)
+
+
+class TestUsageTally:
+    def test_merges_by_step_and_model(self) -> None:
+        tally = UsageTally()
+        tally.add("a", "m", 1, 2)
+        other = UsageTally()
+        other.add("a", "m", 10, 20)
+        other.add("b", "m", 5, 5)
+        tally.merge(other)
+        assert tally.to_step_usages()[0] == StepUsage(
+            step_id="a", model_id="m", calls=2, input_tokens=11, output_tokens=22
+        )
+        assert tally.calls == 3
+
+    def test_take_empties_the_tally(self) -> None:
+        tally = UsageTally()
+        tally.add("a", "m", 1, 2)
+        moved = tally.take()
+        assert not tally
+        assert moved.calls == 1
