@@ -1,0 +1,227 @@
+"""An HTTP emulator of the Amazon Bedrock Runtime Converse API.
+
+An unmodified boto3 ``bedrock-runtime`` client with ``endpoint_url=`` pointed at
+it works: ``POST /model/{modelId}/converse`` answers in Bedrock's REST-JSON
+wire form, errors included (``x-amzn-ErrorType`` header and a ``message``
+body, which botocore maps onto ``client.exceptions.ThrottlingException`` and
+the others). Every model of the pricing table is served; any other is refused
+with a ``ValidationException`` and not billed.
+
+Control API (JSON), beside the model routes:
+
+- ``GET /_emulator/health``: ``{"status": "ok", "models": [...]}``.
+- ``GET /_emulator/config``, ``POST /_emulator/config``: read or partly update
+  the live configuration (``palette.devstack.faults.EmulatorConfig``);
+  ``{"reset": true}`` restores the start configuration.
+- ``GET /_emulator/billing[?offset=N][&key=value...]``: billed calls, oldest
+  first; other query parameters select calls by their ``requestMetadata``;
+  ``GET /_emulator/billing/summary[?key=value...]``: totals per model;
+  ``DELETE /_emulator/billing``: forget them.
+- ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from urllib.parse import unquote
+
+from pydantic import ValidationError
+
+from palette.devstack.billing import BillingLog
+from palette.devstack.converse import Completion, ConverseRequestError, complete, parse_request
+from palette.devstack.faults import (
+    BILLED_TIMEOUT,
+    MODEL_TIMEOUT,
+    OK,
+    EmulatorConfig,
+    FaultInjector,
+)
+from palette.devstack.httpd import DropConnection, Later, Request, Response, json_response
+
+ERROR_STATUS = {
+    "ValidationException": 400,
+    "ThrottlingException": 429,
+    "ServiceUnavailableException": 503,
+    "ModelTimeoutException": 408,
+    "ResourceNotFoundException": 404,
+    "UnknownOperationException": 404,
+}
+ERROR_MESSAGES = {
+    "ThrottlingException": "Too many requests, please wait before trying again.",
+    "ServiceUnavailableException": "Bedrock is unable to process your request.",
+    "ModelTimeoutException": "Model has timed out in processing the request. "
+    "Try your request again.",
+}
+INVALID_MODEL = "The provided model identifier is invalid."
+ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+CONTROL_PREFIX = "/_emulator/"
+
+
+def error_response(code: str, message: str, request_id: str) -> Response:
+    """An error in the wire form botocore's REST-JSON parser reads."""
+    return json_response(
+        ERROR_STATUS[code],
+        {"message": message},
+        [("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", code + ERROR_TYPE_SUFFIX)],
+    )
+
+
+def model_from_path(segment: str) -> str:
+    """The model id of a URL path segment (a foundation-model ARN names its id)."""
+    model = unquote(segment)
+    if model.startswith("arn:") and ":foundation-model/" in model:
+        return model.rsplit("/", 1)[1]
+    return model
+
+
+class BedrockEmulator:
+    """The request handler: Converse, and the control API."""
+
+    def __init__(
+        self, config: EmulatorConfig, models: Iterable[str], billing: BillingLog | None = None
+    ) -> None:
+        self.faults = FaultInjector(config)
+        self.models = frozenset(models)
+        self.billing = billing if billing is not None else BillingLog()
+        self.stats: Counter[str] = Counter()
+
+    def __call__(self, request: Request) -> Response | Later:
+        """Route one request."""
+        path = request.path
+        if path.startswith("/model/"):
+            parts = path.split("/")
+            if len(parts) == 4 and parts[3] == "converse" and request.method == "POST":
+                return self.converse(model_from_path(parts[2]), request)
+            return error_response(
+                "UnknownOperationException", "Unknown operation.", str(uuid.uuid4())
+            )
+        if path.startswith(CONTROL_PREFIX):
+            return self.control(request.method, path[len(CONTROL_PREFIX) :], request)
+        return json_response(404, {"message": "not found"})
+
+    def converse(self, model_id: str, request: Request) -> Response | Later:
+        """Answer one Converse call: validate, draw a fault, wait, bill, answer."""
+        started = time.monotonic()
+        request_id = str(uuid.uuid4())
+        if model_id not in self.models:
+            self.stats["ValidationException"] += 1
+            return error_response("ValidationException", INVALID_MODEL, request_id)
+        try:
+            call = parse_request(request.json())
+        except ValueError as exc:  # ConverseRequestError and malformed JSON
+            self.stats["ValidationException"] += 1
+            message = str(exc) if isinstance(exc, ConverseRequestError) else "Malformed input."
+            return error_response("ValidationException", message, request_id)
+        outcome = self.faults.draw(model_id)
+        self.stats[outcome] += 1
+        if outcome not in (OK, MODEL_TIMEOUT, BILLED_TIMEOUT):
+            return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
+        completion = complete(model_id, call, self.faults.config.default_max_tokens)
+
+        def finish() -> Response | Later:
+            if outcome == MODEL_TIMEOUT:
+                return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
+            self.billing.record(
+                request_id,
+                model_id,
+                completion.input_tokens,
+                completion.output_tokens,
+                call.request_metadata,
+            )
+            if outcome == BILLED_TIMEOUT:
+                return self._billed_timeout(request_id)
+            return _answer(completion, request_id, started)
+
+        return Later(self.faults.latency_seconds(), finish)
+
+    def _billed_timeout(self, request_id: str) -> Response | Later:
+        config = self.faults.config
+        if config.billed_timeout_mode == "hang":
+            return Later(config.hang_ms / 1000.0, _drop)
+        if config.billed_timeout_mode == "drop":
+            raise DropConnection
+        return error_response(MODEL_TIMEOUT, ERROR_MESSAGES[MODEL_TIMEOUT], request_id)
+
+    def control(self, method: str, route: str, request: Request) -> Response:
+        """The control API under ``/_emulator/``."""
+        action = {
+            ("GET", "health"): self._health,
+            ("GET", "config"): self._get_config,
+            ("POST", "config"): self._set_config,
+            ("PUT", "config"): self._set_config,
+            ("PATCH", "config"): self._set_config,
+            ("GET", "billing"): self._get_billing,
+            ("DELETE", "billing"): self._clear_billing,
+            ("GET", "billing/summary"): self._billing_summary,
+            ("GET", "stats"): self._get_stats,
+            ("DELETE", "stats"): self._clear_stats,
+        }.get((method, route))
+        if action is None:
+            return json_response(404, {"message": f"no route {method} {CONTROL_PREFIX}{route}"})
+        return action(request)
+
+    def _health(self, request: Request) -> Response:
+        return json_response(200, {"status": "ok", "models": sorted(self.models)})
+
+    def _get_config(self, request: Request) -> Response:
+        return json_response(200, self.faults.snapshot())
+
+    def _set_config(self, request: Request) -> Response:
+        try:
+            patch = request.json()
+            if not isinstance(patch, dict):
+                raise TypeError("the body must be a JSON object")
+            self.faults.update(patch)
+        except (ValueError, TypeError, ValidationError) as exc:
+            return json_response(400, {"message": str(exc)})
+        return json_response(200, self.faults.snapshot())
+
+    def _get_billing(self, request: Request) -> Response:
+        metadata = dict(request.query)
+        offset = int(metadata.pop("offset", "0"))
+        return json_response(200, self.billing.entries(offset, metadata))
+
+    def _clear_billing(self, request: Request) -> Response:
+        return json_response(200, {"cleared": self.billing.clear()})
+
+    def _billing_summary(self, request: Request) -> Response:
+        return json_response(200, self.billing.summary(dict(request.query)))
+
+    def _get_stats(self, request: Request) -> Response:
+        return json_response(200, {"requests": sum(self.stats.values()), **self.stats})
+
+    def _clear_stats(self, request: Request) -> Response:
+        self.stats.clear()
+        return json_response(200, {})
+
+
+def _drop() -> Response:
+    raise DropConnection
+
+
+def _answer(completion: Completion, request_id: str, started: float) -> Response:
+    body = {
+        "output": {"message": {"role": "assistant", "content": [{"text": completion.text}]}},
+        "stopReason": completion.stop_reason,
+        "usage": {
+            "inputTokens": completion.input_tokens,
+            "outputTokens": completion.output_tokens,
+            "totalTokens": completion.input_tokens + completion.output_tokens,
+        },
+        "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+    }
+    return json_response(200, body, [("x-amzn-RequestId", request_id)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script ``palette-bedrock-emulator``: run the emulator until SIGTERM/SIGINT."""
+    from palette.devstack.emulator_server import run_cli
+
+    run_cli(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""A small client of the Bedrock emulator's control API (``/_emulator/...``)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any, cast
+from urllib.parse import urlencode
+
+
+class EmulatorControl:
+    """Reads and changes a running emulator's configuration, billing log and stats.
+
+    Args:
+        url: the control URL, e.g. ``http://127.0.0.1:8600/_emulator``
+            (``DevStack.emulator_control_url`` or ``PALETTE_EMULATOR_URL``).
+        timeout: seconds per request.
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, route: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - a local http URL we were given
+            f"{self.url}/{route}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok", "models": [...]}``."""
+        return cast(dict[str, Any], self._call("GET", "health"))
+
+    def config(self) -> dict[str, Any]:
+        """The live configuration (with what is left of the fault script)."""
+        return cast(dict[str, Any], self._call("GET", "config"))
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change some fields of the configuration, e.g. ``configure(throttle_rate=0.1)``.
+
+        Raises:
+            urllib.error.HTTPError: 400 when the result is not a valid configuration.
+        """
+        return cast(dict[str, Any], self._call("POST", "config", changes))
+
+    def reset(self) -> dict[str, Any]:
+        """Restore the configuration the emulator started with (and its seed)."""
+        return cast(dict[str, Any], self._call("POST", "config", {"reset": True}))
+
+    def billing(self, offset: int = 0, **metadata: str) -> list[dict[str, Any]]:
+        """Billed calls from ``offset`` on, oldest first.
+
+        Args:
+            offset: skip this many calls (of all calls, before filtering).
+            **metadata: only calls whose ``requestMetadata`` has these pairs.
+        """
+        query = urlencode({"offset": offset, **metadata})
+        return cast(list[dict[str, Any]], self._call("GET", f"billing?{query}"))
+
+    def billing_summary(self, **metadata: str) -> dict[str, Any]:
+        """Billed calls and tokens, in total and per model (of calls with ``metadata``)."""
+        query = urlencode(metadata)
+        return cast(dict[str, Any], self._call("GET", f"billing/summary?{query}"))
+
+    def clear_billing(self) -> int:
+        """Forget the billed calls; returns how many there were."""
+        return int(self._call("DELETE", "billing")["cleared"])
+
+    def stats(self) -> dict[str, int]:
+        """Model calls per outcome (``ok``, each fault, ``ValidationException``)."""
+        return cast(dict[str, int], self._call("GET", "stats"))
+
+    def reset_stats(self) -> None:
+        """Zero the per-outcome counts."""
+        self._call("DELETE", "stats")

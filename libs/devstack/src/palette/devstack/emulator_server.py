@@ -1,0 +1,175 @@
+"""Running the Bedrock emulator: settings, a background-thread server, the CLI.
+
+Settings come from ``PALETTE_EMULATOR_*`` environment variables (every field of
+``EmulatorConfig`` plus ``HOST``, ``PORT`` and ``BILLING_FILE``) and the pricing
+table from ``PALETTE_PRICING_FILE``; command-line flags override both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from palette.common.pricing import load_pricing
+from palette.devstack.bedrock_emulator import BedrockEmulator
+from palette.devstack.billing import BillingLog
+from palette.devstack.faults import EmulatorConfig
+from palette.devstack.httpd import HttpServer
+
+log = logging.getLogger("palette.devstack.emulator")
+
+
+class EmulatorSettings(EmulatorConfig, BaseSettings):
+    """Start-up settings of the emulator (env prefix ``PALETTE_EMULATOR_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PALETTE_EMULATOR_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8600, ge=0, le=65535, description="Port to listen on (0: a free one).")
+    billing_file: str | None = Field(None, description="Also append billed calls to this JSONL.")
+    pricing_file: str | None = Field(
+        None,
+        validation_alias=AliasChoices("PALETTE_PRICING_FILE", "pricing_file"),
+        description="Pricing table whose models are served (default: the shipped one).",
+    )
+
+    def emulator_config(self) -> EmulatorConfig:
+        """The run-time part of the settings."""
+        return EmulatorConfig.model_validate(
+            self.model_dump(include=set(EmulatorConfig.model_fields))
+        )
+
+
+def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
+    """The handler for these settings (models from the pricing table)."""
+    models = load_pricing(settings.pricing_file).models
+    return BedrockEmulator(settings.emulator_config(), models, BillingLog(settings.billing_file))
+
+
+class EmulatorServer:
+    """The emulator on its own event loop in a background thread (for in-process use).
+
+    Example:
+        with EmulatorServer(EmulatorSettings(port=0)) as server:
+            client = boto3.client("bedrock-runtime", endpoint_url=server.url)
+    """
+
+    def __init__(self, settings: EmulatorSettings | None = None) -> None:
+        self.settings = settings or EmulatorSettings(port=0)
+        self.emulator = build_emulator(self.settings)
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._http = HttpServer(self.emulator)
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="emulator")
+
+    @property
+    def url(self) -> str:
+        """Base URL (the ``endpoint_url`` of a bedrock-runtime client)."""
+        return f"http://{self.settings.host}:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        """Start serving; returns once the port is open."""
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(
+            self._http.start(self.settings.host, self.settings.port), self._loop
+        )
+        self.port = future.result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and end the thread."""
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self._http.close(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+        self.emulator.billing.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+_FLAGS: dict[str, Any] = {
+    "host": str,
+    "port": int,
+    "latency_ms": float,
+    "jitter_ms": float,
+    "throttle_rate": float,
+    "unavailable_rate": float,
+    "model_timeout_rate": float,
+    "billed_timeout_rate": float,
+    "billed_timeout_mode": str,
+    "hang_ms": float,
+    "seed": int,
+    "default_max_tokens": int,
+    "billing_file": str,
+    "pricing_file": str,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[EmulatorSettings, Path | None]:
+    """Settings from the environment overridden by flags, and the ``--port-file``."""
+    parser = argparse.ArgumentParser(
+        prog="palette-bedrock-emulator", description="Emulate Bedrock Runtime's Converse API."
+    )
+    for name, kind in _FLAGS.items():
+        help_text = EmulatorSettings.model_fields[name].description
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+    parser.add_argument("--fault-models", help="Comma-separated models faults apply to.")
+    parser.add_argument("--script", help="Comma-separated outcomes of the first calls.")
+    parser.add_argument("--port-file", type=Path, help="Write the bound port to this file.")
+    args = parser.parse_args(argv)
+    overrides = {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None}
+    for name in ("fault_models", "script"):
+        if getattr(args, name) is not None:
+            overrides[name] = [item for item in getattr(args, name).split(",") if item]
+    settings = EmulatorSettings()
+    merged = {**settings.model_dump(), **overrides}
+    return EmulatorSettings.model_validate(merged), args.port_file
+
+
+async def serve(settings: EmulatorSettings, port_file: Path | None = None) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    emulator = build_emulator(settings)
+    http = HttpServer(emulator)
+    port = await http.start(settings.host, settings.port)
+    if port_file is not None:
+        temp = port_file.with_suffix(".tmp")
+        temp.write_text(str(port), encoding="utf-8")
+        temp.replace(port_file)
+    config = json.dumps(emulator.faults.snapshot(), sort_keys=True)
+    print(
+        f"palette-bedrock-emulator listening on http://{settings.host}:{port} config={config}",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await http.close()
+    emulator.billing.close()
+
+
+def run_cli(argv: list[str] | None = None) -> None:
+    """Parse flags and serve."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    settings, port_file = parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, port_file))
