@@ -73,7 +73,7 @@ class ChildProcess:
             log.write(f"==== {stamp} start {self.name}: {' '.join(self.argv)}\n".encode())
             log.flush()
             self.log_offset = log.tell()
-            self._popen = subprocess.Popen(  # noqa: S603 - our own commands
+            self._popen = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
