@@ -1,0 +1,1 @@
+"""The generator: renders templates, calls Bedrock under budget leases, writes parts, exports."""

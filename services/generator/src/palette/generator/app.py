@@ -1,0 +1,123 @@
+"""Wiring: the broker, its subscriptions, and the clients opened in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import structlog
+from faststream import FastStream
+from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
+
+from palette.common.broker import declare_topology, make_broker
+from palette.common.clients import mongo_client, s3_client
+from palette.common.pricing import load_pricing
+from palette.common.topology import BROADCAST, Queues
+from palette.generator import handlers
+from palette.generator.bedrock import BedrockCaller, bedrock_client
+from palette.generator.repository import JobsRepository, LeasesRepository
+from palette.generator.runtime import CONTEXT_KEY, Runtime
+from palette.generator.settings import GeneratorSettings
+from palette.generator.stops import StopRegistry
+from palette.generator.storage import Storage
+
+log = structlog.get_logger("palette.generator")
+
+SERVICE = "generator"
+CONSUMED = (Queues.GENERATE_PARTITION, Queues.EXPORT_JOB)
+
+
+def stop_queue() -> RabbitQueue:
+    """This process's own queue on the broadcast exchange (gone when it disconnects)."""
+    return RabbitQueue(
+        f"generator.job-stopped.{uuid.uuid4().hex}",
+        queue_type=QueueType.CLASSIC,
+        durable=False,
+        exclusive=True,
+        auto_delete=True,
+    )
+
+
+def build_broker(settings: GeneratorSettings) -> RabbitBroker:
+    """The broker with every generator subscription."""
+    broker = make_broker(
+        settings.rabbitmq_url,
+        queues=CONSUMED,
+        prefetch=settings.prefetch,
+        logger=structlog.get_logger("faststream"),
+    )
+    gen, export = Queues.GENERATE_PARTITION, Queues.EXPORT_JOB
+    broker.subscriber(gen.queue(), exchange=gen.exchange)(handlers.generate_partition)
+    broker.subscriber(export.queue(), exchange=export.exchange)(handlers.export_job)
+    broker.subscriber(stop_queue(), exchange=BROADCAST)(handlers.job_stopped)
+    return broker
+
+
+@asynccontextmanager
+async def open_runtime(settings: GeneratorSettings) -> AsyncIterator[Runtime]:
+    """Open every client the handlers use; close them on the way out."""
+    pricing = load_pricing(settings.pricing_file)
+    executor = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="bedrock")
+    mongo = mongo_client(settings)
+    db = mongo[settings.mongo_db]
+    try:
+        yield Runtime(
+            settings=settings,
+            storage=Storage(s3_client(settings), settings.s3_bucket),
+            models=BedrockCaller(bedrock_client(settings), executor),
+            jobs=JobsRepository(db),
+            leases=LeasesRepository(db),
+            stops=StopRegistry(),
+            pricing=pricing,
+            call_slots=asyncio.Semaphore(settings.concurrency),
+        )
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        await mongo.close()
+
+
+def build_app(settings: GeneratorSettings | None = None) -> FastStream:
+    """The generator application (nothing connects until it runs)."""
+    settings = settings or GeneratorSettings()
+    broker = build_broker(settings)
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with open_runtime(settings) as runtime:
+            app.context.set_global(CONTEXT_KEY, runtime)
+            try:
+                yield
+            finally:
+                app.context.reset_global(CONTEXT_KEY)
+
+    async def declare() -> None:
+        await broker.connect()
+        await declare_topology(broker)
+
+    def drain() -> None:
+        runtime = app.context.get(CONTEXT_KEY)
+        if isinstance(runtime, Runtime):
+            runtime.draining = True
+        log.info("service_stopping", service=SERVICE)
+
+    def started() -> None:
+        log.info(
+            "service_started",
+            service=SERVICE,
+            queues=[spec.name for spec in CONSUMED],
+            concurrency=settings.concurrency,
+            prefetch=settings.prefetch,
+        )
+
+    app = FastStream(
+        broker,
+        lifespan=lifespan,
+        logger=structlog.get_logger("faststream"),
+        on_startup=[declare],
+        after_startup=[started],
+        on_shutdown=[drain],
+    )
+    return app

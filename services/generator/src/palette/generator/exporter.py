@@ -1,0 +1,131 @@
+"""Assemble a job's parts into its dataset file, streaming (see export.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+import structlog
+
+from palette.common import keys
+from palette.common import messages as m
+from palette.common.templates import Step
+from palette.generator.export import CONTENT_TYPES, Bitmap, ColumnPlan, make_writer
+from palette.generator.records import decode_line
+from palette.generator.runtime import Publish, Runtime
+from palette.generator.storage import Storage
+
+log = structlog.get_logger("palette.generator.export")
+
+_NAMESPACE = uuid.UUID("0b8f3d0e-64c4-4a47-9a4c-5d1f7d1c9e21")
+
+
+class ExportError(Exception):
+    """A part that cannot be read as records."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """What was written."""
+
+    key: str
+    records: int
+    bytes: int
+    duplicates: int
+    out_of_range: int
+
+
+def write_dataset(
+    storage: Storage,
+    job_id: str,
+    fmt: m.OutputFormat,
+    steps: tuple[Step, ...],
+    num_records: int,
+    *,
+    batch_rows: int,
+    part_bytes: int,
+) -> ExportResult:
+    """Stream every part in key order into the export object (blocking).
+
+    Each record index is written at most once (a bitmap over ``num_records``);
+    memory holds one line, one batch of rows and one upload part.
+    """
+    plan = ColumnPlan(steps)
+    key = keys.export_key(job_id, fmt)
+    sink = storage.upload(key, part_bytes, CONTENT_TYPES[fmt])
+    seen = Bitmap(num_records)
+    records = duplicates = out_of_range = 0
+    try:
+        writer = make_writer(fmt, sink, plan, batch_rows)
+        for part in storage.part_keys(job_id):
+            with storage.open(part) as stream:
+                for line_no, raw in enumerate(stream, start=1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        record = decode_line(raw)
+                    except ValueError as exc:
+                        raise ExportError(f"{part} line {line_no}: {exc}") from exc
+                    if not 0 <= record.index < num_records:
+                        out_of_range += 1
+                    elif seen.add(record.index):
+                        writer.write(plan.row(job_id, record))
+                        records += 1
+                    else:
+                        duplicates += 1
+        writer.close()
+        size = sink.finish()
+    except BaseException:
+        sink.abort()
+        raise
+    return ExportResult(key, records, size, duplicates, out_of_range)
+
+
+async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
+    """Write a job's dataset, then publish ExportCompleted or ExportFailed."""
+    event_id = uuid.uuid5(_NAMESPACE, f"export-end:{msg.message_id}").hex
+    try:
+        info = await rt.jobs.export_info(msg.job_id)
+        error = f"job {msg.job_id} does not exist"
+    except Exception as exc:
+        info, error = None, f"reading job {msg.job_id} failed: {type(exc).__name__}: {exc}"
+    if info is None:
+        log.warning("export_failed", error=error)
+        await publish(m.ExportFailed(message_id=event_id, job_id=msg.job_id, error=error))
+        return
+    try:
+        result = await asyncio.to_thread(
+            write_dataset,
+            rt.storage,
+            msg.job_id,
+            msg.output_format,
+            info.template.steps,
+            info.num_records,
+            batch_rows=rt.settings.export_batch_rows,
+            part_bytes=rt.settings.export_part_bytes,
+        )
+    except Exception as exc:
+        log.exception("export_failed")
+        error = f"export failed: {type(exc).__name__}: {exc}"[:2000]
+        await publish(m.ExportFailed(message_id=event_id, job_id=msg.job_id, error=error))
+        return
+    if result.records != msg.expected_records or result.duplicates or result.out_of_range:
+        log.warning(
+            "export_counts",
+            records=result.records,
+            expected=msg.expected_records,
+            duplicates=result.duplicates,
+            out_of_range=result.out_of_range,
+        )
+    await publish(
+        m.ExportCompleted(
+            message_id=event_id,
+            job_id=msg.job_id,
+            output_format=msg.output_format,
+            key=result.key,
+            records=result.records,
+            bytes=result.bytes,
+        )
+    )
+    log.info("export_completed", key=result.key, records=result.records, bytes=result.bytes)

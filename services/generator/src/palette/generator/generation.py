@@ -1,0 +1,190 @@
+"""Generating an attempt's missing records with bounded concurrency.
+
+Records are taken in index order by up to ``concurrency`` workers. A record
+starts only while the attempt is not halted and its estimated worst case fits
+beside the records in flight; each of its steps is rendered, then called
+through ``ModelCalls`` (stop check and reservation before every attempt).
+Finished records are handed to the ``write`` callback run by run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+
+from palette.common import seeds
+from palette.common.templates import Step, TemplateError, render, step_context
+from palette.generator.bedrock import ModelCallError
+from palette.generator.budget import PledgeBook, call_worst_case, record_needed
+from palette.generator.calls import Exhausted, ModelCalls, Stopped
+from palette.generator.records import FinishedRecord, RunAssembler
+from palette.generator.state import AttemptState
+
+log = structlog.get_logger("palette.generator.partition")
+
+WriteRun = Callable[[list[FinishedRecord]], Awaitable[None]]
+ADMIT_POLL_SECONDS = 0.05
+
+
+_UNDEFINED_NAME = re.compile(r"'[^']+' is undefined")
+
+
+def seed_problem(steps: Sequence[Step], seed: dict[str, Any], seconds: float) -> str | None:
+    """Why rendering would fail for this seed, found before any call; None if fine.
+
+    The first step renders exactly as it will; later steps render with empty
+    earlier outputs, and only a top-level name the seed lacks counts there
+    (other errors may depend on what the model answers).
+    """
+    outputs: dict[str, str] = {}
+    for k, step in enumerate(steps):
+        context = step_context(seed, outputs)
+        for name, source in (("prompt", step.prompt), ("system", step.system)):
+            if source is None:
+                continue
+            try:
+                render(source, context, field=f"steps[{k}].{name}", seconds=seconds)
+            except TemplateError as exc:
+                if k == 0 or _UNDEFINED_NAME.search(exc.problem):
+                    return str(exc)
+        outputs[step.id] = ""
+    return None
+
+
+def seed_size(seed: dict[str, Any]) -> int:
+    """Bytes of a seed as JSON: how much of it a prompt may include."""
+    return len(json.dumps(seed, ensure_ascii=False).encode())
+
+
+async def generate(
+    state: AttemptState,
+    missing: list[int],
+    chosen: dict[int, dict[str, Any]],
+    write: WriteRun,
+) -> None:
+    """Generate ``missing`` (ascending) until done or halted, writing runs as they close."""
+    msg = state.msg
+    assembler = RunAssembler(missing, msg.part_size)
+    pending = iter(missing)
+    pledges = PledgeBook()
+    changed = asyncio.Condition()
+
+    async def admit(estimate: int) -> bool:
+        async with changed:
+            while not state.halted():
+                if pledges.in_flight == 0 or pledges.fits(state.guard.available, estimate):
+                    return True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), ADMIT_POLL_SECONDS)
+            return False
+
+    async def worker() -> None:
+        try:
+            await work()
+        except Exception as exc:  # a bug: end the attempt, never leave a worker behind
+            log.exception("worker_failed")
+            state.fail(f"generator error: {type(exc).__name__}: {exc}", retryable=True)
+
+    async def work() -> None:
+        for index in pending:
+            seed_pos = seeds.seed_index(msg.job_id, index, msg.seed_count)
+            seed = chosen[seed_pos]
+            estimate = record_needed(
+                msg.template.steps, state.prices, {}, state.observed, seed_size(seed)
+            )
+            if not await admit(estimate):
+                return
+            pledges.open(index, estimate)
+            try:
+                record = await run_record(state, index, seed_pos, seed, pledges)
+            finally:
+                pledges.close(index)
+                async with changed:
+                    changed.notify_all()
+            if record is None:
+                assembler.drop(index)
+            else:
+                assembler.finish(record)
+            for run in assembler.ready():
+                await write(run)
+
+    poller = asyncio.create_task(poll_status(state))
+    try:
+        workers = min(state.rt.settings.concurrency, len(missing))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+    for run in assembler.rest():
+        await write(run)
+
+
+async def poll_status(state: AttemptState) -> None:
+    """Re-read the job's status now and then, in case a broadcast was missed."""
+    interval = state.rt.settings.status_poll_seconds
+    if interval <= 0:
+        return
+    job_id = state.msg.job_id
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            status = await state.rt.jobs.status(job_id)
+        except Exception as exc:
+            log.warning("job_status_unreadable", error=f"{type(exc).__name__}: {exc}")
+            continue
+        if status is not None and status.is_final:
+            state.rt.stops.stop(job_id, status)
+            log.info("job_stopped_seen", status=status.value)
+            return
+
+
+async def run_record(
+    state: AttemptState, index: int, seed_pos: int, seed: dict[str, Any], pledges: PledgeBook
+) -> FinishedRecord | None:
+    """Every step of one record, or None (its billed calls become orphan usage)."""
+    steps = state.msg.template.steps
+    record = FinishedRecord(index=index, seed_index=seed_pos)
+    known: dict[str, int] = {}
+    calls = ModelCalls(state.rt, state.msg, state.guard, state.usage, index)
+    seconds = state.rt.settings.render_seconds
+    try:
+        for k, step in enumerate(steps):
+            context = step_context(seed, record.outputs)
+            prompt = render(step.prompt, context, field=f"steps[{k}].prompt", seconds=seconds)
+            system = (
+                render(step.system, context, field=f"steps[{k}].system", seconds=seconds)
+                if step.system
+                else None
+            )
+            worst = call_worst_case(state.prices[step.model], step, prompt, system)
+            known[step.id] = worst
+            state.observed[step.id] = max(worst, state.observed.get(step.id, 0))
+            pledges.draw(index, worst)
+            result = await calls.call(step, prompt, system, worst)
+            record.outputs[step.id] = result.text
+            record.models[step.id] = step.model
+            record.usage[step.id] = (result.input_tokens, result.output_tokens)
+    except Exhausted:
+        state.exhausted = True
+        estimate = record_needed(steps, state.prices, known, state.observed, seed_size(seed))
+        state.needed = max(state.needed, estimate)
+    except Stopped:
+        state.stopped = True
+    except TemplateError as exc:
+        state.fail(f"record {index} (seed record {seed_pos}): {exc}", retryable=False)
+    except ModelCallError as exc:
+        state.fail(f"record {index}: model call failed: {exc}", retryable=exc.retryable)
+    except Exception as exc:
+        log.exception("record_failed", record=index)
+        state.fail(f"record {index}: {type(exc).__name__}: {exc}", retryable=True)
+    else:
+        return record
+    state.orphan.merge(record.tally())
+    return None

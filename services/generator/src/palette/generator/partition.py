@@ -1,0 +1,239 @@
+"""One attempt at a partition: generate its missing records within the lease.
+
+See docs/internals.md ("Generator"). The attempt lists the parts already in
+its range and re-announces those written under its own lease (their usage
+counts as spent), refuses a model without a price, checks the job is not
+stopped, reads only the seeds it needs in one streaming pass, then generates
+(``generation.py``). Finished records are written as parts, once each, and
+announced with ``RecordsGenerated``; the attempt ends with one
+``PartitionCompleted`` or ``PartitionFailed`` carrying its whole usage under
+the lease. Publishing errors propagate, so the message is redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from palette.common import keys, seeds
+from palette.common import messages as m
+from palette.common.pricing import UnknownModelError
+from palette.generator.budget import LeaseGuard, record_needed
+from palette.generator.generation import generate, seed_problem
+from palette.generator.records import FinishedRecord, PartMeta, encode_part
+from palette.generator.runtime import Publish, Runtime
+from palette.generator.state import AttemptState, PublishFailedError
+from palette.generator.usage import UsageTally
+
+log = structlog.get_logger("palette.generator.partition")
+
+STATUS_READ_TIMEOUT_SECONDS = 10.0
+_END_NAMESPACE = uuid.UUID("6f1c2a52-8a8e-4a39-9f0e-2d7c4f4d1b10")
+
+
+def end_message_id(command_id: str) -> str:
+    """Id of an attempt's end event, derived from its command: a redelivery repeats it."""
+    return uuid.uuid5(_END_NAMESPACE, f"partition-end:{command_id}").hex
+
+
+async def run_partition(msg: m.GeneratePartition, rt: Runtime, publish: Publish) -> None:
+    """Run one delivery of a ``GeneratePartition`` and publish its events.
+
+    Raises only when publishing fails (the message is then redelivered);
+    any other error ends the attempt with a retryable ``PartitionFailed``.
+    """
+    state = AttemptState(msg=msg, rt=rt, publish=publish, guard=LeaseGuard(msg.lease_amount))
+    try:
+        await attempt(state)
+    except PublishFailedError:
+        raise
+    except Exception as exc:
+        log.exception("attempt_error")
+        state.fail(f"generator error: {type(exc).__name__}: {exc}", retryable=True)
+    if state.fatal is not None:
+        raise state.fatal
+    await finish(state)
+
+
+async def attempt(state: AttemptState) -> None:
+    """List, re-announce, check, read seeds and generate; ``finish`` publishes the end."""
+    msg, rt = state.msg, state.rt
+    parts = await asyncio.to_thread(rt.storage.list_parts, msg.job_id, msg.start, msg.end)
+    covered: set[int] = set()
+    for part in parts:
+        if part.meta is None:
+            continue
+        covered.update(range(part.first, min(part.first + part.meta.records, msg.end)))
+        if part.meta.lease == msg.lease_id:
+            await announce(state, part.key, part.meta)
+            state.usage.merge(part.meta.usage)
+    state.covered = len(covered)
+    missing = [i for i in range(msg.start, msg.end) if i not in covered]
+    log.info("partition_started", missing=len(missing), reannounced_calls=state.usage.calls)
+    try:
+        state.prices = {model: rt.pricing.price(model) for model in msg.template.models}
+        state.guard = LeaseGuard(msg.lease_amount, state.usage.cost(rt.pricing))
+    except UnknownModelError as exc:
+        state.fail(str(exc), retryable=False)
+        missing = []
+    if missing and await job_stopped(state):
+        state.stopped = True
+    elif missing and await lease_closed(state):
+        state.exhausted = True
+        state.needed = record_needed(msg.template.steps, state.prices, {}, {}, 0)
+    elif missing:
+        chosen = await read_seeds(state, missing)
+        if chosen is not None:
+            await generate(state, missing, chosen, lambda run: write_part(state, run))
+
+
+async def job_stopped(state: AttemptState) -> bool:
+    """Whether the job is stopped: a broadcast seen, or its status read now."""
+    job_id, rt = state.msg.job_id, state.rt
+    if rt.stops.is_stopped(job_id):
+        return True
+    try:
+        status = await asyncio.wait_for(rt.jobs.status(job_id), STATUS_READ_TIMEOUT_SECONDS)
+    except Exception as exc:  # the broadcast still protects the job
+        log.warning("job_status_unreadable", error=f"{type(exc).__name__}: {exc}")
+        return False
+    if status is not None and status.is_final:
+        rt.stops.stop(job_id, status)
+        return True
+    return False
+
+
+async def lease_closed(state: AttemptState) -> bool:
+    """Whether accounting already closed the lease (a redelivery after the end).
+
+    Money spent under a closed lease would never reach the ledger, so such an
+    attempt makes no call.
+    """
+    try:
+        closed = await asyncio.wait_for(
+            state.rt.leases.is_closed(state.msg.lease_id), STATUS_READ_TIMEOUT_SECONDS
+        )
+    except Exception as exc:
+        log.warning("lease_unreadable", error=f"{type(exc).__name__}: {exc}")
+        return False
+    if closed:
+        log.warning("lease_already_closed", lease_id=state.msg.lease_id)
+    return closed
+
+
+async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[str, Any]] | None:
+    """The seeds the missing records draw, each checked against the template.
+
+    A seed that lacks a variable the template uses fails the attempt before
+    any model call, rather than after its earlier steps were paid for.
+    """
+    msg = state.msg
+    wanted = {seeds.seed_index(msg.job_id, i, msg.seed_count) for i in missing}
+    try:
+        chosen = await asyncio.to_thread(state.rt.storage.read_seeds, msg.seed_key, wanted)
+    except seeds.SeedError as exc:
+        state.fail(f"cannot read the seed file {msg.seed_key}: {exc}", retryable=False)
+        return None
+    except (ClientError, BotoCoreError) as exc:
+        state.fail(f"reading the seed file {msg.seed_key} failed: {exc}", retryable=True)
+        return None
+    seconds = state.rt.settings.render_seconds
+    for position in sorted(chosen):
+        problem = seed_problem(msg.template.steps, chosen[position], seconds)
+        if problem is not None:
+            state.fail(f"seed record {position}: {problem}", retryable=False)
+            return None
+    return chosen
+
+
+async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
+    """Write a run of records as a part (with pending orphan usage) and announce it."""
+    msg = state.msg
+    usage = UsageTally()
+    for record in run:
+        usage.merge(record.tally())
+    usage.merge(state.orphan.take())
+    meta = PartMeta(len(run), msg.lease_id, m.new_message_id(), usage)
+    key = keys.part_key(msg.job_id, run[0].index)
+    body = encode_part(msg.job_id, run)
+    try:
+        written = await asyncio.to_thread(state.rt.storage.put_part, key, body, meta)
+    except Exception as exc:
+        log.exception("part_write_failed", key=key)
+        state.orphan.merge(usage)
+        state.fail(f"writing part {key} failed: {type(exc).__name__}: {exc}", retryable=True)
+        return
+    if not written:
+        log.warning("part_key_taken", key=key)
+        state.orphan.merge(usage)
+        return
+    state.written += len(run)
+    try:
+        await announce(state, key, meta)
+    except PublishFailedError as exc:  # the broker is unreachable: a redelivery re-announces
+        log.exception("announce_failed", key=key)
+        state.fatal = state.fatal or exc
+
+
+async def announce(state: AttemptState, key: str, meta: PartMeta) -> None:
+    """Publish a part's ``RecordsGenerated`` with its stored message id."""
+    await state.emit(
+        m.RecordsGenerated(
+            message_id=meta.message,
+            job_id=state.msg.job_id,
+            partition=state.msg.partition,
+            lease_id=meta.lease,
+            part_key=key,
+            records=meta.records,
+            usage=meta.usage.to_step_usages(),
+        )
+    )
+    log.info("records_generated", key=key, records=meta.records, part_message_id=meta.message)
+
+
+async def finish(state: AttemptState) -> None:
+    """Publish the attempt's one end event with its whole usage under the lease."""
+    msg = state.msg
+    done = state.covered + state.written
+    missing = msg.end - msg.start - done
+    common: dict[str, Any] = {
+        "message_id": end_message_id(msg.message_id),
+        "job_id": msg.job_id,
+        "partition": msg.partition,
+        "attempt": msg.attempt,
+        "lease_id": msg.lease_id,
+        "usage": state.usage.to_step_usages(),
+    }
+    if state.failure is None and missing and not (state.stopped or state.exhausted):
+        state.failure = (f"{missing} records of the partition are still missing", True)
+    if state.stopped:
+        outcome = m.PartitionOutcome.JOB_STOPPED
+    elif state.failure is not None:
+        error, retryable = state.failure
+        await state.emit(m.PartitionFailed(**common, error=error[:2000], retryable=retryable))
+        log.warning("partition_failed", error=error, retryable=retryable, records_done=done)
+        return
+    elif state.exhausted:
+        outcome = m.PartitionOutcome.LEASE_EXHAUSTED
+    else:
+        outcome = m.PartitionOutcome.DONE
+    needed = state.needed if outcome is m.PartitionOutcome.LEASE_EXHAUSTED else 0
+    await state.emit(
+        m.PartitionCompleted(
+            **common, outcome=outcome, records_done=done, records_missing=missing, needed=needed
+        )
+    )
+    log.info(
+        "partition_completed",
+        outcome=outcome.value,
+        records_done=done,
+        records_missing=missing,
+        needed=needed,
+        spent=state.guard.spent,
+        held=state.guard.held,
+        orphan_calls=state.orphan.calls,
+    )

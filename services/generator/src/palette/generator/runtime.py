@@ -1,0 +1,44 @@
+"""What handlers need, opened once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from palette.common.messages import Message
+from palette.common.pricing import PricingTable
+from palette.generator.bedrock import ModelCaller
+from palette.generator.repository import JobsRepository, LeasesRepository
+from palette.generator.settings import GeneratorSettings
+from palette.generator.stops import StopRegistry
+from palette.generator.storage import Storage
+
+Publish = Callable[[Message], Awaitable[None]]
+"""Publishes one message on its route (``palette.common.broker.publish``)."""
+
+CONTEXT_KEY = "generator"
+"""Name of the Runtime in the FastStream context."""
+
+
+@dataclass(slots=True)
+class Runtime:
+    """The clients and process-wide state of one generator process."""
+
+    settings: GeneratorSettings
+    storage: Storage
+    models: ModelCaller
+    jobs: JobsRepository
+    leases: LeasesRepository
+    stops: StopRegistry
+    pricing: PricingTable
+    call_slots: asyncio.Semaphore
+    """Process-wide bound on concurrent model calls."""
+    draining: bool = False
+    """Set at shutdown: attempts start no new record and end as soon as they can."""
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry ``attempt + 1``: exponential with jitter."""
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2.0 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 (jitter, not crypto)

@@ -1,0 +1,58 @@
+"""Settings of the generator, from ``PALETTE_GENERATOR_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from palette.common.settings import CommonSettings
+
+MIB = 1024 * 1024
+
+
+class GeneratorSettings(CommonSettings):
+    """Generator settings; every field has a default that works on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="PALETTE_GENERATOR_")
+
+    concurrency: int = Field(
+        32, ge=1, le=1024, description="Process-wide bound on concurrent model calls."
+    )
+    prefetch: int = Field(
+        2, ge=1, le=64, description="Partitions (and exports) a generator takes at once."
+    )
+    bedrock_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "PALETTE_BEDROCK_ENDPOINT_URL",
+            "palette_bedrock_endpoint_url",
+            "PALETTE_GENERATOR_BEDROCK_ENDPOINT_URL",
+            "bedrock_endpoint_url",
+        ),
+        description="Bedrock runtime endpoint (the emulator's URL); unset means AWS's own.",
+    )
+    model_call_timeout: float = Field(
+        60.0, gt=0, description="Seconds to wait for one model call's response."
+    )
+    max_call_attempts: int = Field(
+        4, ge=1, le=20, description="Attempts of a model call on throttling, 5xx or timeout."
+    )
+    backoff_base: float = Field(
+        0.25, ge=0, description="First retry delay in seconds (doubles per attempt, jittered)."
+    )
+    backoff_max: float = Field(8.0, ge=0, description="Largest retry delay in seconds.")
+    render_seconds: float = Field(
+        1.0, gt=0, description="Wall-clock limit of rendering one prompt."
+    )
+    status_poll_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How often a running partition re-reads its job's status (0 = never); "
+        "the JobStopped broadcast is the fast path, this covers a missed broadcast.",
+    )
+    export_batch_rows: int = Field(
+        1_000, ge=1, description="Rows buffered before a Parquet row group is written."
+    )
+    export_part_bytes: int = Field(
+        8 * MIB, ge=5 * MIB, description="Bytes of one multipart upload part of an export."
+    )

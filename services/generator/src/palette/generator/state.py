@@ -1,0 +1,66 @@
+"""The mutable state of one partition attempt, shared by its parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from palette.common import messages as m
+from palette.common.pricing import TokenPrice
+from palette.generator.budget import LeaseGuard
+from palette.generator.runtime import Publish, Runtime
+from palette.generator.usage import UsageTally
+
+log = structlog.get_logger("palette.generator.partition")
+
+
+class PublishFailedError(Exception):
+    """Publishing failed: the command must be redelivered, not answered."""
+
+
+@dataclass(eq=False)
+class AttemptState:
+    """What an attempt has done so far and why it may have to stop."""
+
+    msg: m.GeneratePartition
+    rt: Runtime
+    publish: Publish
+    guard: LeaseGuard
+    prices: dict[str, TokenPrice] = field(default_factory=dict)
+    usage: UsageTally = field(default_factory=UsageTally)
+    """Everything billed under the lease in this attempt (re-announced parts too)."""
+    orphan: UsageTally = field(default_factory=UsageTally)
+    """Billed calls of records in no part yet."""
+    covered: int = 0
+    """Records of the range already in parts when the attempt started."""
+    written: int = 0
+    """Records this attempt wrote in parts."""
+    stopped: bool = False
+    exhausted: bool = False
+    needed: int = 0
+    failure: tuple[str, bool] | None = None
+    fatal: BaseException | None = None
+    observed: dict[str, int] = field(default_factory=dict)
+    """Largest worst case seen per step."""
+
+    async def emit(self, message: m.Message) -> None:
+        """Publish, marking a failure as one that only a redelivery can repair."""
+        try:
+            await self.publish(message)
+        except Exception as exc:
+            raise PublishFailedError(f"publishing {type(message).__name__} failed") from exc
+
+    def fail(self, error: str, *, retryable: bool) -> None:
+        """Keep the first non-retryable failure, else the first failure."""
+        if self.failure is None or (self.failure[1] and not retryable):
+            self.failure = (error, retryable)
+            log.warning("partition_failing", error=error, retryable=retryable)
+
+    def halted(self) -> bool:
+        """Whether no new record may start."""
+        if self.rt.stops.is_stopped(self.msg.job_id):
+            self.stopped = True
+        if self.rt.draining and self.failure is None:
+            self.fail("the generator is shutting down", retryable=True)
+        return self.stopped or self.exhausted or self.failure is not None or self.fatal is not None

@@ -1,0 +1,245 @@
+"""S3 access of the generator: parts, seeds and exports (blocking; run in threads)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from palette.common import keys, seeds
+from palette.generator.records import PartMeta
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+log = structlog.get_logger("palette.generator.storage")
+
+READ_BUFFER_BYTES = 64 * 1024
+
+
+class _Body(io.RawIOBase):
+    """A botocore StreamingBody as a raw binary stream."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._body.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """A part object in S3; ``meta`` is None when its metadata is unreadable."""
+
+    key: str
+    first: int
+    meta: PartMeta | None
+
+
+def is_missing(exc: ClientError) -> bool:
+    """Whether an S3 error says the object or bucket does not exist."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+
+
+class Storage:
+    """Blocking S3 operations on one bucket."""
+
+    def __init__(self, s3: S3Client, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+
+    def part_keys(self, job_id: str, start: int = 0, end: int | None = None) -> Iterator[str]:
+        """Keys of a job's parts whose first index is in ``[start, end)``, in key order."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": keys.parts_prefix(job_id)}
+        if start > 0:
+            kwargs["StartAfter"] = keys.part_key(job_id, start - 1)
+        for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                try:
+                    first = keys.part_start(key)
+                except ValueError:
+                    continue
+                if end is not None and first >= end:
+                    return
+                yield key
+
+    def head_part(self, key: str) -> PartMeta | None:
+        """A part's metadata, or None when it cannot be parsed."""
+        head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        try:
+            return PartMeta.from_metadata(head.get("Metadata", {}))
+        except ValueError as exc:
+            log.warning("part_metadata_unreadable", key=key, error=str(exc))
+            return None
+
+    def list_parts(self, job_id: str, start: int, end: int) -> list[StoredPart]:
+        """Every part with its first index in ``[start, end)`` and its metadata."""
+        return [
+            StoredPart(key, keys.part_start(key), self.head_part(key))
+            for key in self.part_keys(job_id, start, end)
+        ]
+
+    def put_part(self, key: str, body: bytes, meta: PartMeta) -> bool:
+        """Write a part once; False if another writer's part holds the key.
+
+        The write is conditional (``If-None-Match: *``), so a part is never
+        rewritten; when the condition fails because an SDK retry of this very
+        write had landed, the stored message id shows it and this is success.
+        """
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/x-ndjson",
+                Metadata=meta.to_metadata(),
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = exc.response.get("Error", {}).get("Code")
+            if status != 412 and code not in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                raise
+            stored = self.head_part(key)
+            return stored is not None and stored.message == meta.message
+        return True
+
+    def open(self, key: str) -> io.BufferedReader:
+        """A buffered binary stream over an object (close it when done)."""
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return io.BufferedReader(_Body(body), buffer_size=READ_BUFFER_BYTES)
+
+    def read_seeds(self, key: str, wanted: set[int]) -> dict[int, dict[str, Any]]:
+        """One streaming pass over a seed file keeping the positions wanted.
+
+        Raises SeedError for a file that cannot be read as seeds (or is missing).
+        """
+        if not wanted:
+            return {}
+        try:
+            stream = self.open(key)
+        except ClientError as exc:
+            if is_missing(exc):
+                raise seeds.SeedError(f"seed file {key} does not exist") from exc
+            raise
+        with stream:
+            records = seeds.read_records(stream, seeds.format_from_name(key))
+            return seeds.pick_seeds(records, wanted)
+
+    def upload(self, key: str, part_bytes: int, content_type: str) -> MultipartSink:
+        """A write-only sink that uploads ``key`` in parts."""
+        return MultipartSink(self, key, part_bytes, content_type)
+
+
+class MultipartSink(io.RawIOBase):
+    """A file-like sink that holds at most about one part in memory.
+
+    Full parts go up by multipart upload; a file smaller than one part is put
+    with one request (so an empty dataset is still a valid object). ``finish``
+    commits, ``abort`` discards.
+    """
+
+    def __init__(self, storage: Storage, key: str, part_bytes: int, content_type: str) -> None:
+        self._s3 = storage.s3
+        self._bucket = storage.bucket
+        self._key = key
+        self._part_bytes = part_bytes
+        self._content_type = content_type
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[CompletedPartTypeDef] = []
+        self._total = 0
+
+    def writable(self) -> bool:
+        """Always: the sink is write-only."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Append bytes; a full part goes up at once."""
+        view = memoryview(data).cast("B")
+        self._buffer += view
+        self._total += len(view)
+        if len(self._buffer) >= self._part_bytes:
+            self._upload_part()
+        return len(view)
+
+    def tell(self) -> int:
+        """Bytes written so far (the position of a write-only stream)."""
+        return self._total
+
+    def seekable(self) -> bool:
+        """Never: parts already uploaded cannot be rewritten."""
+        return False
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._total
+
+    def _upload_part(self) -> None:
+        if self._upload_id is None:
+            created = self._s3.create_multipart_upload(
+                Bucket=self._bucket, Key=self._key, ContentType=self._content_type
+            )
+            self._upload_id = created["UploadId"]
+        number = len(self._parts) + 1
+        done = self._s3.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=bytes(self._buffer),
+        )
+        self._parts.append({"ETag": done["ETag"], "PartNumber": number})
+        self._buffer.clear()
+
+    def finish(self) -> int:
+        """Commit the object; returns its size in bytes."""
+        if self._upload_id is None:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=self._key,
+                Body=bytes(self._buffer),
+                ContentType=self._content_type,
+            )
+        else:
+            if self._buffer:
+                self._upload_part()
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+        self._buffer.clear()
+        return self._total
+
+    def abort(self) -> None:
+        """Discard an unfinished upload (best effort)."""
+        self._buffer.clear()
+        if self._upload_id is not None:
+            try:
+                self._s3.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
+            except ClientError as exc:
+                log.warning("abort_multipart_failed", key=self._key, error=str(exc))
+            self._upload_id = None

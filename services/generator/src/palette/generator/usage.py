@@ -1,0 +1,92 @@
+"""Token usage tallies per (step, model), and their compact encoding.
+
+Pure logic, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from palette.common.messages import StepUsage
+from palette.common.pricing import PricingTable
+
+
+class UsageTally:
+    """Calls and tokens per (step id, model id), in first-seen order."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], list[int]] = {}
+
+    def add(
+        self, step_id: str, model_id: str, input_tokens: int, output_tokens: int, calls: int = 1
+    ) -> None:
+        """Count ``calls`` calls of a step with their tokens."""
+        row = self._rows.setdefault((step_id, model_id), [0, 0, 0])
+        row[0] += calls
+        row[1] += input_tokens
+        row[2] += output_tokens
+
+    def merge(self, other: UsageTally | Iterable[StepUsage]) -> None:
+        """Add another tally (or StepUsage rows) to this one."""
+        rows = other.to_step_usages() if isinstance(other, UsageTally) else other
+        for u in rows:
+            self.add(u.step_id, u.model_id, u.input_tokens, u.output_tokens, u.calls)
+
+    def take(self) -> UsageTally:
+        """Move everything into a new tally, leaving this one empty."""
+        moved = UsageTally()
+        moved._rows, self._rows = self._rows, {}
+        return moved
+
+    def to_step_usages(self) -> tuple[StepUsage, ...]:
+        """As message rows."""
+        return tuple(
+            StepUsage(step_id=s, model_id=m, calls=c, input_tokens=i, output_tokens=o)
+            for (s, m), (c, i, o) in self._rows.items()
+        )
+
+    def cost(self, pricing: PricingTable) -> int:
+        """Exact cost in picodollars (UnknownModelError for a model without price)."""
+        return sum(pricing.cost(m, i, o) for (_, m), (_, i, o) in self._rows.items())
+
+    @property
+    def calls(self) -> int:
+        """Number of billed calls."""
+        return sum(row[0] for row in self._rows.values())
+
+    def encode(self) -> str:
+        """Compact ASCII JSON ``[[step, model, calls, in, out], ...]``."""
+        rows = [[s, m, c, i, o] for (s, m), (c, i, o) in self._rows.items()]
+        return json.dumps(rows, separators=(",", ":"), ensure_ascii=True)
+
+    @classmethod
+    def decode(cls, text: str) -> UsageTally:
+        """Parse ``encode``'s output; ValueError when it is not that shape."""
+        tally = cls()
+        rows = json.loads(text)
+        if not isinstance(rows, list):
+            raise ValueError("usage must be a JSON list")
+        for row in rows:
+            if not (
+                isinstance(row, list)
+                and len(row) == 5
+                and all(isinstance(v, str) for v in row[:2])
+                and all(isinstance(v, int) and v >= 0 for v in row[2:])
+            ):
+                raise ValueError(f"bad usage row {row!r}")
+            tally.add(row[0], row[1], row[3], row[4], row[2])
+        return tally
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UsageTally):
+            return NotImplemented
+        return self._rows == other._rows
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"UsageTally({self.encode()})"
