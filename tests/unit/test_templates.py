@@ -96,3 +96,9 @@ class TestRendering:
             "author.age",
             "z",
         ]
+
+
+class TestRequirementsIgnoreBuiltins:
+    def test_jinja_globals_are_not_seed_fields(self) -> None:
+        t = spec("{% for i in range(3) %}{{ dict(a=1) }}{{ name }}{% endfor %}")
+        assert analyse(t) == ["name"]

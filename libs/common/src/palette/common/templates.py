@@ -150,7 +150,7 @@ def _references(ast: nodes.Template) -> list[list[str]]:
     """Longest dotted paths of every name the template loads from outside."""
     from jinja2 import meta
 
-    free = meta.find_undeclared_variables(ast)
+    free = meta.find_undeclared_variables(ast) - set(_ENV.globals)
     found: list[list[str]] = []
     stack: list[nodes.Node] = [ast]
     while stack:

@@ -12,7 +12,7 @@ Queues
     publisher confirms on a channel that raises on a returned message, so a
     publish that no queue takes is an error, not a silent loss.
 
-Acknowledgement (see ``palette.common.consumer``)
+Acknowledgement (see ``palette.common.broker``)
     FastStream's default policy rejects a failed message without requeueing
     it, and a plain publish is neither persistent nor checked for routing.
     Here a handler acknowledges only after its effects are durable, a
