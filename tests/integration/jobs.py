@@ -1,0 +1,60 @@
+"""Helpers of the pipeline tests: reading exports, the ledger and the billing log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from palette.common.pricing import PricingTable
+from palette.devstack.emulator_client import EmulatorControl
+
+PRICING = PricingTable.load()
+MICRO = "amazon.nova-micro-v1:0"
+HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+
+TWO_STEPS = {
+    "name": "two-steps",
+    "steps": [
+        {
+            "id": "question",
+            "model": MICRO,
+            "prompt": "Ask about {{ product }} as a {{ persona.role }}.",
+            "max_tokens": 60,
+        },
+        {
+            "id": "answer",
+            "model": HAIKU,
+            "system": "Support agent for {{ product }}.",
+            "prompt": "Answer: {{ steps.question.output }}",
+            "max_tokens": 80,
+        },
+    ],
+}
+
+
+def export_rows(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    """Every row of an exported dataset, whatever its format."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    if key.endswith(".jsonl"):
+        return [json.loads(line) for line in body.decode().splitlines() if line]
+    if key.endswith(".csv"):
+        return list(csv.DictReader(io.StringIO(body.decode())))
+    return pq.read_table(io.BytesIO(body)).to_pylist()
+
+
+def billed_picos(emulator: EmulatorControl, job_id: str) -> tuple[int, int]:
+    """(calls, exact cost) the emulator billed for a job."""
+    calls = emulator.billing(job_id=job_id)
+    cost = sum(PRICING.cost(c["model_id"], c["input_tokens"], c["output_tokens"]) for c in calls)
+    return len(calls), cost
+
+
+def ledger(mongo: Any, job_id: str) -> dict[str, Any]:
+    """The job's ledger document."""
+    doc = mongo["ledgers"].find_one({"_id": job_id})
+    assert doc is not None, f"no ledger for {job_id}"
+    return dict(doc)

@@ -1,0 +1,204 @@
+"""Delivery guarantees on the real broker: duplicates have one effect, poison is dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aio_pika
+import pytest
+from tests.integration.jobs import TWO_STEPS, ledger
+from tests.integration.test_pipeline import start_job
+
+from palette.common.messages import RecordsGenerated, StepUsage
+from palette.common.topology import ERROR_HEADER, ROUTES, Queues
+from palette.devstack.client import GatewayClient
+from palette.devstack.stack import DevStack
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+async def publish_to(url: str, exchange: str, routing_key: str, body: bytes, mid: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        target = await channel.get_exchange(exchange)
+        await target.publish(
+            aio_pika.Message(
+                body,
+                message_id=mid,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=routing_key,
+            mandatory=True,
+        )
+
+
+async def drain(url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    connection = await aio_pika.connect(url)
+    found = []
+    async with connection:
+        channel = await connection.channel()
+        q = await channel.get_queue(queue)
+        while (msg := await q.get(fail=False, no_ack=False)) is not None:
+            found.append(msg)
+            await msg.ack()
+    return found
+
+
+class TestDuplicateDelivery:
+    def test_records_generated_delivered_twice_is_settled_and_counted_once(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+    ) -> None:
+        job = start_job(api, examples, 30, "2")
+        final = api.wait(job["id"])
+        assert final["status"] == "COMPLETED"
+        before = ledger(mongo, job["id"])
+        parts = s3.list_objects_v2(Bucket=devstack.bucket, Prefix=f"jobs/{job['id']}/parts/")
+        key = parts["Contents"][0]["Key"]
+        meta = s3.head_object(Bucket=devstack.bucket, Key=key)["Metadata"]
+        usage = tuple(
+            StepUsage(step_id=s, model_id=m, calls=c, input_tokens=i, output_tokens=o)
+            for s, m, c, i, o in json.loads(meta["usage"])
+        )
+        again = RecordsGenerated(
+            message_id=meta["message"],
+            job_id=job["id"],
+            partition=0,
+            lease_id=meta["lease"],
+            part_key=key,
+            records=int(meta["records"]),
+            usage=usage,
+        )
+        exchange, routing_key = ROUTES[RecordsGenerated]
+        for _ in range(2):
+            asyncio.run(
+                publish_to(
+                    devstack.rabbitmq_url,
+                    exchange.name,
+                    routing_key,
+                    again.model_dump_json().encode(),
+                    again.message_id,
+                )
+            )
+        time.sleep(2.0)
+        after = ledger(mongo, job["id"])
+        assert after["spent"] == before["spent"]
+        assert after["calls"] == before["calls"]
+        assert api.job(job["id"])["records_done"] == 30
+
+
+class TestPoisonMessages:
+    @pytest.mark.parametrize(
+        "spec",
+        [
+            Queues.SUBMIT_JOB,
+            Queues.RESERVE_BUDGET,
+            Queues.GENERATE_PARTITION,
+            Queues.ACC_RECORDS,
+            Queues.SCHED_PARTITION_COMPLETED,
+            Queues.EXPORT_JOB,
+        ],
+        ids=lambda s: s.name,
+    )
+    def test_poison_reaches_the_dead_letter_queue_with_its_reason(
+        self, spec: Any, devstack: DevStack, services: Any, api: GatewayClient, examples: Any
+    ) -> None:
+        url = devstack.rabbitmq_url
+        asyncio.run(drain(url, spec.dead_letter_queue))
+        bodies = {b"this is not json": "invalid message", b'{"job_id": 12, "x": []}': "invalid"}
+        for i, body in enumerate(bodies):
+            asyncio.run(publish_to(url, spec.exchange.name, spec.routing_key, body, f"poison-{i}"))
+        deadline = time.monotonic() + 30
+        dead: list[Any] = []
+        while len(dead) < len(bodies) and time.monotonic() < deadline:
+            dead += asyncio.run(drain(url, spec.dead_letter_queue))
+            time.sleep(0.2)
+        assert sorted(m.body for m in dead) == sorted(bodies)
+        for message in dead:
+            assert "invalid message" in message.headers[ERROR_HEADER]
+        # The consumer goes on with the next message.
+        job = start_job(api, examples, 10, "1")
+        assert api.wait(job["id"], timeout=60)["status"] == "COMPLETED"
+
+
+class TestGatewayBadInput:
+    def test_each_bad_request_names_the_field_and_creates_nothing(
+        self, api: GatewayClient, mongo: Any, examples: Any, user: str, tmp_path: Any
+    ) -> None:
+        template = api.create_template(TWO_STEPS)
+        seeds = api.upload_seeds(examples / "seeds.jsonl")
+        good = {
+            "template_id": template["id"],
+            "seed_key": seeds["key"],
+            "num_records": 5,
+            "budget_usd": "1",
+            "output_format": "jsonl",
+        }
+        bad_jobs = {
+            "num_records": {**good, "num_records": 0},
+            "num_records ": {**good, "num_records": 1_000_001},
+            "budget_usd": {**good, "budget_usd": "0"},
+            "budget_usd ": {**good, "budget_usd": "-3"},
+            "budget_usd  ": {**good, "budget_usd": "1000000"},
+            "seed_key": {**good, "seed_key": f"seed-data/{user}/missing.jsonl"},
+            "template_id": {**good, "template_id": "nope"},
+        }
+        for field, body in bad_jobs.items():
+            response = api.http.post("/jobs", json=body)
+            assert 400 <= response.status_code < 500, (field, response.text)
+            problem = response.json()
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert any(e["field"] == field.strip() for e in problem["errors"]), (field, problem)
+
+        lacking = api.create_template(
+            {
+                "name": "lacks",
+                "steps": [
+                    {"id": "a", "model": TWO_STEPS["steps"][0]["model"], "prompt": "{{ colour }}"}
+                ],
+            }
+        )
+        response = api.http.post("/jobs", json={**good, "template_id": lacking["id"]})
+        assert response.status_code == 422
+        assert "colour" in response.text
+
+        bad_templates = [
+            (
+                {
+                    "name": "x",
+                    "steps": [
+                        {"id": "a", "model": "amazon.nova-micro-v1:0", "prompt": "{{ broken"}
+                    ],
+                },
+                "steps[0].prompt",
+            ),
+            (
+                {
+                    "name": "x",
+                    "steps": [
+                        {"id": "a", "model": "amazon.nova-micro-v1:0", "prompt": "1"},
+                        {"id": "a", "model": "amazon.nova-micro-v1:0", "prompt": "2"},
+                    ],
+                },
+                "steps",
+            ),
+        ]
+        for body, field in bad_templates:
+            response = api.http.post("/templates", json=body)
+            assert response.status_code == 422, response.text
+            assert any(e["field"].startswith(field) for e in response.json()["errors"])
+
+        broken = tmp_path / "broken.json"
+        broken.write_bytes(b'[{"a": 1}, {"a": ')
+        response = api.http.post(
+            "/seed-data", params={"filename": "broken.json"}, content=broken.read_bytes()
+        )
+        assert response.status_code == 422
+        assert "truncated" in response.text
+
+        assert mongo["jobs"].count_documents({"owner": user}) == 0
+        assert mongo["templates"].count_documents({"owner": user}) == 2

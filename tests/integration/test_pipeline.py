@@ -1,0 +1,219 @@
+"""One budgeted job end to end: gateway, scheduler, accounting, generators over RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import aio_pika
+import pytest
+from tests.integration.jobs import TWO_STEPS, billed_picos, export_rows, ledger
+
+from palette.common.money import usd_to_picos
+from palette.devstack.client import GatewayClient
+from palette.devstack.stack import DevStack
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+def start_job(
+    api: GatewayClient, examples: Any, num_records: int, budget: str, fmt: str = "jsonl"
+) -> dict[str, Any]:
+    template = api.create_template(TWO_STEPS)
+    seeds = api.upload_seeds(examples / "seeds.jsonl")
+    return api.submit_job(
+        template_id=template["id"],
+        seed_key=seeds["key"],
+        num_records=num_records,
+        budget_usd=budget,
+        output_format=fmt,
+    )
+
+
+def assert_ledger_matches_billing(devstack: DevStack, mongo: Any, job_id: str) -> dict[str, Any]:
+    calls, cost = billed_picos(devstack.emulator_control(), job_id)
+    doc = ledger(mongo, job_id)
+    assert doc["spent"] == cost, f"ledger {doc['spent']} != billed {cost}"
+    assert doc["calls"] == calls
+    assert doc["reserved"] == 0, "every lease is closed once the job has ended"
+    assert doc["available"] + doc["spent"] == doc["budget"]
+    return doc
+
+
+def assert_ids(rows: list[dict[str, Any]], job_id: str, num_records: int) -> set[int]:
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids)), "a record id appears twice"
+    indices = {int(i.rsplit("-", 1)[1]) for i in ids}
+    assert all(i.startswith(f"{job_id}-") for i in ids)
+    assert indices <= set(range(num_records))
+    return indices
+
+
+async def publish_raw(url: str, routing_key: str, body: bytes, message_id: str) -> None:
+    """Publish like another system would: plain AMQP, no Plot Palette code."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("palette.commands")
+        await exchange.publish(
+            aio_pika.Message(
+                body,
+                message_id=message_id,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=routing_key,
+            mandatory=True,
+        )
+
+
+def wait_status(mongo: Any, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = mongo["jobs"].find_one({"_id": job_id})
+        if (
+            job
+            and job["status"] not in ("QUEUED", "RUNNING")
+            and (job.get("export", {}) or {}).get("status")
+            in ("DONE", None if job["status"] == "FAILED" else "DONE")
+        ):
+            return dict(job)
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id}: {mongo['jobs'].find_one({'_id': job_id})}")
+
+
+class TestTwoStepJob:
+    @pytest.mark.parametrize("fmt", ["jsonl", "parquet", "csv"])
+    def test_completes_with_each_record_once_and_ledger_equal_to_billing(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any, fmt: str
+    ) -> None:
+        job = start_job(api, examples, 300, "5", fmt)
+        final = api.wait(job["id"], timeout=180)
+        assert final["status"] == "COMPLETED", final
+        rows = export_rows(s3, devstack.bucket, final["export"]["key"])
+        assert final["export"]["key"].endswith(f"dataset.{fmt}")
+        assert len(rows) == 300
+        assert assert_ids(rows, job["id"], 300) == set(range(300))
+        assert all(row["question"] and row["answer"] for row in rows)
+        doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        assert doc["calls"] == 600
+        assert Decimal(final["cost_usd"]) == Decimal(doc["spent"]) / 10**12
+        assert final["records_done"] == 300
+
+
+class TestBudgetExceeded:
+    def test_budget_for_about_half_stops_within_budget_and_exports_what_it_made(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+    ) -> None:
+        # Measure what one record costs on this emulator, then budget for half of 200.
+        probe = start_job(api, examples, 20, "1")
+        probe_final = api.wait(probe["id"])
+        per_record = ledger(mongo, probe["id"])["spent"] / 20
+        budget = Decimal(int(per_record * 100)) / 10**12
+        job = start_job(api, examples, 200, str(budget))
+        final = api.wait(job["id"], timeout=180)
+        assert probe_final["status"] == "COMPLETED"
+        assert final["status"] == "BUDGET_EXCEEDED", final
+        doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        assert doc["spent"] <= usd_to_picos(budget)
+        rows = export_rows(s3, devstack.bucket, final["export"]["key"])
+        made = assert_ids(rows, job["id"], 200)
+        assert final["export"]["records"] == len(rows)
+        # The partial export holds what was made, and the budget was used well.
+        assert 60 <= len(made) < 200
+        assert doc["spent"] >= usd_to_picos(budget) * 8 // 10
+
+
+class TestCancel:
+    def test_cancelled_job_stops_calling_the_model_and_exports_what_it_made(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+    ) -> None:
+        emulator = devstack.emulator_control()
+        emulator.configure(latency_ms=100)
+        try:
+            job = start_job(api, examples, 3000, "50")
+            deadline = time.monotonic() + 60
+            while api.job(job["id"])["records_done"] < 30:
+                assert time.monotonic() < deadline, "no progress"
+                time.sleep(0.1)
+            api.cancel(job["id"])
+            final = api.wait(job["id"], timeout=120)
+        finally:
+            emulator.configure(latency_ms=5)
+        assert final["status"] == "CANCELLED"
+        calls_at_end, _ = billed_picos(emulator, job["id"])
+        time.sleep(1.0)
+        assert billed_picos(emulator, job["id"])[0] == calls_at_end, "calls after the stop"
+        rows = export_rows(s3, devstack.bucket, final["export"]["key"])
+        made = assert_ids(rows, job["id"], 3000)
+        assert 30 <= len(made) < 3000
+        assert_ledger_matches_billing(devstack, mongo, job["id"])
+
+
+class TestUnknownModel:
+    def test_gateway_refuses_a_template_with_an_unpriced_model(
+        self, api: GatewayClient, mongo: Any, user: str
+    ) -> None:
+        body = {**TWO_STEPS, "steps": [{**TWO_STEPS["steps"][0], "model": "acme.gpt-9"}]}
+        response = api.http.post("/templates", json=body)
+        assert response.status_code == 422
+        assert any(e["field"] == "steps[0].model" for e in response.json()["errors"])
+        assert mongo["templates"].count_documents({"owner": user}) == 0
+
+    def test_directly_submitted_job_with_unpriced_model_fails_before_any_call(
+        self, devstack: DevStack, services: Any, mongo: Any, s3: Any, examples: Any
+    ) -> None:
+        owner, job_id = f"sys-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        key = f"seed-data/{owner}/seeds.jsonl"
+        s3.put_object(Bucket=devstack.bucket, Key=key, Body=(examples / "seeds.jsonl").read_bytes())
+        steps = [{"id": "a", "model": "acme.gpt-9", "prompt": "Hi {{ product }}"}]
+        body = {
+            "job_id": job_id,
+            "owner": owner,
+            "template": {"steps": steps},
+            "seed_key": key,
+            "num_records": 10,
+            "budget_usd": "1",
+        }
+        asyncio.run(
+            publish_raw(
+                devstack.rabbitmq_url, "job.submit", json.dumps(body).encode(), f"submit-{job_id}"
+            )
+        )
+        job = wait_status(mongo, job_id)
+        assert job["status"] == "FAILED"
+        assert "acme.gpt-9" in job["error"]
+        assert billed_picos(devstack.emulator_control(), job_id) == (0, 0)
+
+
+class TestDirectSubmit:
+    def test_submit_job_published_by_another_system_creates_and_runs_the_job(
+        self, devstack: DevStack, services: Any, mongo: Any, s3: Any, examples: Any
+    ) -> None:
+        owner, job_id = f"sys-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        key = f"seed-data/{owner}/seeds.jsonl"
+        s3.put_object(Bucket=devstack.bucket, Key=key, Body=(examples / "seeds.jsonl").read_bytes())
+        body = {
+            "job_id": job_id,
+            "owner": owner,
+            "template": {"steps": TWO_STEPS["steps"]},
+            "seed_key": key,
+            "num_records": 40,
+            "budget_usd": "2",
+            "output_format": "csv",
+        }
+        raw = json.dumps(body).encode()
+        # Delivered twice (a retrying publisher): one job, one set of records.
+        for _ in range(2):
+            asyncio.run(publish_raw(devstack.rabbitmq_url, "job.submit", raw, f"submit-{job_id}"))
+        job = wait_status(mongo, job_id)
+        assert job["status"] == "COMPLETED", job
+        assert mongo["jobs"].count_documents({"_id": job_id}) == 1
+        rows = export_rows(s3, devstack.bucket, job["export"]["key"])
+        assert assert_ids(rows, job_id, 40) == set(range(40))
+        doc = assert_ledger_matches_billing(devstack, mongo, job_id)
+        assert doc["calls"] == 80
