@@ -76,3 +76,27 @@ class TestSeedSampling:
     def test_pick_reports_a_short_file(self) -> None:
         with pytest.raises(SeedError, match="fewer records"):
             pick_seeds(iter([{"i": 0}]), {5})
+
+
+class ChunkedBody(io.RawIOBase):
+    """Like botocore's StreamingBody: an IOBase whose iteration yields fixed-size chunks."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(lambda: self._data.read(7), b"")
+
+
+class TestS3Bodies:
+    def test_jsonl_from_a_chunk_iterating_body_is_read_by_lines(self) -> None:
+        data = b"".join(b'{"i": %d}\n' % i for i in range(50))
+        assert [r["i"] for r in read_records(ChunkedBody(data), SeedFormat.JSONL)] == list(range(50))

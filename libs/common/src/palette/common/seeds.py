@@ -202,7 +202,7 @@ def read_records(stream: IO[bytes], fmt: SeedFormat | None = None) -> Iterator[d
         head = stream.read(512)
         fmt = sniff_format(head)
         stream = io.BufferedReader(_Peekable(head, stream), buffer_size=64 * 1024)
-    elif not isinstance(stream, io.IOBase):
+    elif not isinstance(stream, io.BufferedIOBase | io.BytesIO):
         # An S3 body iterates in fixed-size chunks, not lines: give it a real reader.
         stream = io.BufferedReader(_Peekable(b"", stream), buffer_size=64 * 1024)
     if fmt is SeedFormat.JSONL:
