@@ -47,6 +47,8 @@ def _reason(exc: BaseException) -> str:
             for err in exc.errors()[:5]
         )
         return f"invalid message: {problems}"[:1000]
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return f"invalid message: the body is not JSON ({exc})"[:1000]
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
