@@ -15,6 +15,7 @@ from palette.devstack.emulator_client import EmulatorControl
 PRICING = PricingTable.load()
 MICRO = "amazon.nova-micro-v1:0"
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+MISTRAL = "mistral.mistral-7b-instruct-v0:2"
 
 TWO_STEPS = {
     "name": "two-steps",
@@ -58,3 +59,9 @@ def ledger(mongo: Any, job_id: str) -> dict[str, Any]:
     doc = mongo["ledgers"].find_one({"_id": job_id})
     assert doc is not None, f"no ledger for {job_id}"
     return dict(doc)
+
+
+def parquet_schema(s3: Any, bucket: str, key: str) -> Any:
+    """The Arrow schema of an exported Parquet file."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return pq.read_schema(io.BytesIO(body))

@@ -9,13 +9,13 @@ from typing import Any
 
 import aio_pika
 import pytest
-from tests.integration.jobs import TWO_STEPS, ledger
-from tests.integration.test_pipeline import start_job
 
 from palette.common.messages import RecordsGenerated, StepUsage
 from palette.common.topology import ERROR_HEADER, ROUTES, Queues
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
+from tests.integration.jobs import TWO_STEPS, ledger
+from tests.integration.test_pipeline import start_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -92,37 +92,48 @@ class TestDuplicateDelivery:
 
 
 class TestPoisonMessages:
-    @pytest.mark.parametrize(
-        "spec",
-        [
-            Queues.SUBMIT_JOB,
-            Queues.RESERVE_BUDGET,
-            Queues.GENERATE_PARTITION,
-            Queues.ACC_RECORDS,
-            Queues.SCHED_PARTITION_COMPLETED,
-            Queues.EXPORT_JOB,
-        ],
-        ids=lambda s: s.name,
-    )
+    @pytest.mark.parametrize("spec", Queues.all(), ids=lambda s: s.name)
     def test_poison_reaches_the_dead_letter_queue_with_its_reason(
-        self, spec: Any, devstack: DevStack, services: Any, api: GatewayClient, examples: Any
+        self, spec: Any, devstack: DevStack, services: Any
     ) -> None:
         url = devstack.rabbitmq_url
-        asyncio.run(drain(url, spec.dead_letter_queue))
-        bodies = {b"this is not json": "invalid message", b'{"job_id": 12, "x": []}': "invalid"}
+        # An event route reaches every queue bound to it: each must dead-letter it.
+        bound = [
+            q
+            for q in Queues.all()
+            if (q.exchange, q.routing_key) == (spec.exchange, spec.routing_key)
+        ]
+        for queue in bound:
+            asyncio.run(drain(url, queue.dead_letter_queue))
+        bodies = [b"this is not json", b'{"job_id": 12, "x": []}', b"[1, 2, 3]"]
         for i, body in enumerate(bodies):
             asyncio.run(publish_to(url, spec.exchange.name, spec.routing_key, body, f"poison-{i}"))
-        deadline = time.monotonic() + 30
-        dead: list[Any] = []
-        while len(dead) < len(bodies) and time.monotonic() < deadline:
-            dead += asyncio.run(drain(url, spec.dead_letter_queue))
-            time.sleep(0.2)
-        assert sorted(m.body for m in dead) == sorted(bodies)
-        for message in dead:
-            assert "invalid message" in message.headers[ERROR_HEADER]
-        # The consumer goes on with the next message.
-        job = start_job(api, examples, 10, "1")
+        for queue in bound:
+            deadline = time.monotonic() + 30
+            dead: list[Any] = []
+            while len(dead) < len(bodies) and time.monotonic() < deadline:
+                dead += asyncio.run(drain(url, queue.dead_letter_queue))
+                time.sleep(0.1)
+            assert sorted(m.body for m in dead) == sorted(bodies)
+            for message in dead:
+                assert message.headers[ERROR_HEADER].startswith("invalid message")
+                assert message.headers["x-palette-queue"] == queue.name
+
+    def test_consumers_go_on_after_poison(
+        self, devstack: DevStack, services: Any, api: GatewayClient, examples: Any
+    ) -> None:
+        url = devstack.rabbitmq_url
+        for spec in Queues.all():
+            asyncio.run(drain(url, spec.dead_letter_queue))
+        # One poison message per route; an event route reaches every queue bound to it.
+        routes = {(spec.exchange.name, spec.routing_key) for spec in Queues.all()}
+        for exchange, routing_key in routes:
+            asyncio.run(publish_to(url, exchange, routing_key, b"{}", "poison"))
+        job = start_job(api, examples, 20, "1")
         assert api.wait(job["id"], timeout=60)["status"] == "COMPLETED"
+        for spec in Queues.all():
+            dead = asyncio.run(drain(url, spec.dead_letter_queue))
+            assert len(dead) == 1, (spec.name, [(m.body, m.headers) for m in dead])
 
 
 class TestGatewayBadInput:

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import aio_pika
 import pytest
-from tests.integration.jobs import TWO_STEPS, billed_picos, export_rows, ledger
 
 from palette.common.money import usd_to_picos
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
+from tests.integration.jobs import (
+    MISTRAL,
+    TWO_STEPS,
+    billed_picos,
+    export_rows,
+    ledger,
+    parquet_schema,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -96,6 +105,10 @@ class TestTwoStepJob:
         assert final["status"] == "COMPLETED", final
         rows = export_rows(s3, devstack.bucket, final["export"]["key"])
         assert final["export"]["key"].endswith(f"dataset.{fmt}")
+        if fmt == "parquet":
+            schema = parquet_schema(s3, devstack.bucket, final["export"]["key"])
+            assert str(schema.field("answer").type) == "string"
+            assert str(schema.field("answer_output_tokens").type).startswith("int")
         assert len(rows) == 300
         assert assert_ids(rows, job["id"], 300) == set(range(300))
         assert all(row["question"] and row["answer"] for row in rows)
@@ -140,11 +153,18 @@ class TestCancel:
             while api.job(job["id"])["records_done"] < 30:
                 assert time.monotonic() < deadline, "no progress"
                 time.sleep(0.1)
+            cancelled_at = datetime.now(UTC)
             api.cancel(job["id"])
             final = api.wait(job["id"], timeout=120)
         finally:
             emulator.configure(latency_ms=5)
         assert final["status"] == "CANCELLED"
+        last_billed = max(
+            datetime.fromisoformat(c["at"]) for c in emulator.billing(job_id=job["id"])
+        )
+        lag = (last_billed - cancelled_at).total_seconds()
+        print(f"last call billed {lag:.3f}s after the cancel request (model latency 0.1s)")
+        assert lag < 1.0, "the generators kept calling the model after the stop"
         calls_at_end, _ = billed_picos(emulator, job["id"])
         time.sleep(1.0)
         assert billed_picos(emulator, job["id"])[0] == calls_at_end, "calls after the stop"
@@ -217,3 +237,99 @@ class TestDirectSubmit:
         assert assert_ids(rows, job_id, 40) == set(range(40))
         doc = assert_ledger_matches_billing(devstack, mongo, job_id)
         assert doc["calls"] == 80
+
+
+class TestRetries:
+    def test_partition_failing_every_attempt_fails_the_job_and_spends_nothing(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, examples: Any
+    ) -> None:
+        emulator = devstack.emulator_control()
+        emulator.configure(throttle_rate=1.0, fault_models=[MISTRAL])
+        try:
+            template = api.create_template(
+                {"name": "m", "steps": [{"id": "a", "model": MISTRAL, "prompt": "{{ product }}"}]}
+            )
+            seeds = api.upload_seeds(examples / "seeds.jsonl")
+            job = api.submit_job(
+                template_id=template["id"],
+                seed_key=seeds["key"],
+                num_records=20,
+                budget_usd="1",
+                output_format="jsonl",
+            )
+            final = api.wait(job["id"], timeout=120)
+        finally:
+            emulator.reset()
+        assert final["status"] == "FAILED"
+        assert "Throttling" in final["error"]
+        partition = mongo["partitions"].find_one({"job_id": job["id"]})
+        assert partition["failures"] == 3  # the scheduler's max_attempts
+        doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        assert doc["spent"] == 0
+
+    def test_throttled_and_unavailable_calls_are_retried_and_every_billed_call_settled(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+    ) -> None:
+        emulator = devstack.emulator_control()
+        emulator.configure(
+            throttle_rate=0.3, unavailable_rate=0.05, fault_models=[MISTRAL], seed=11
+        )
+        try:
+            steps = [{"id": "a", "model": MISTRAL, "prompt": "{{ product }}", "max_tokens": 40}]
+            template = api.create_template({"name": "m", "steps": steps})
+            seeds = api.upload_seeds(examples / "seeds.jsonl")
+            job = api.submit_job(
+                template_id=template["id"],
+                seed_key=seeds["key"],
+                num_records=100,
+                budget_usd="1",
+                output_format="jsonl",
+            )
+            final = api.wait(job["id"], timeout=120)
+            faults = emulator.stats()
+        finally:
+            emulator.reset()
+        assert final["status"] == "COMPLETED", final
+        assert faults.get("ThrottlingException", 0) > 0
+        rows = export_rows(s3, devstack.bucket, final["export"]["key"])
+        assert assert_ids(rows, job["id"], 100) == set(range(100))
+        assert assert_ledger_matches_billing(devstack, mongo, job["id"])["calls"] == 100
+
+
+class TestFairness:
+    def test_a_small_job_is_not_queued_behind_a_large_one(
+        self, api: GatewayClient, examples: Any
+    ) -> None:
+        large = start_job(api, examples, 3000, "20")
+        small = start_job(api, examples, 30, "1")
+        done = api.wait(small["id"], timeout=60)
+        assert done["status"] == "COMPLETED"
+        still = api.job(large["id"])
+        assert still["status"] == "RUNNING", "the large job finished first: no interleaving"
+        assert still["records_done"] < 3000
+        api.cancel(large["id"])
+        api.wait(large["id"], timeout=120)
+
+
+class TestSchedulerRestart:
+    def test_a_killed_scheduler_resumes_its_jobs_from_the_database(
+        self,
+        api: GatewayClient,
+        services: Any,
+        devstack: DevStack,
+        mongo: Any,
+        s3: Any,
+        examples: Any,
+    ) -> None:
+        job = start_job(api, examples, 600, "10")
+        deadline = time.monotonic() + 60
+        while api.job(job["id"])["records_done"] < 50:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        services.scheduler.kill(signal.SIGKILL)
+        services.scheduler.restart()
+        final = api.wait(job["id"], timeout=180)
+        assert final["status"] == "COMPLETED", final
+        rows = export_rows(s3, devstack.bucket, final["export"]["key"])
+        assert assert_ids(rows, job["id"], 600) == set(range(600))
+        assert_ledger_matches_billing(devstack, mongo, job["id"])

@@ -99,4 +99,6 @@ class ChunkedBody(io.RawIOBase):
 class TestS3Bodies:
     def test_jsonl_from_a_chunk_iterating_body_is_read_by_lines(self) -> None:
         data = b"".join(b'{"i": %d}\n' % i for i in range(50))
-        assert [r["i"] for r in read_records(ChunkedBody(data), SeedFormat.JSONL)] == list(range(50))
+        assert [r["i"] for r in read_records(ChunkedBody(data), SeedFormat.JSONL)] == list(
+            range(50)
+        )

@@ -212,6 +212,16 @@ class PartitionFailed(Message):
     usage: tuple[StepUsage, ...] = ()
 
 
+class LeaseClosed(Message):
+    """A lease is settled: what it spent is in the ledger and the rest returned."""
+
+    job_id: Identifier
+    partition: NonNegInt
+    lease_id: Identifier
+    spent: NonNegInt
+    returned: int
+
+
 class BudgetExceeded(Message):
     """Accounting can grant no more money to the job."""
 

@@ -50,6 +50,7 @@ ROUTES: Final[dict[type[m.Message], tuple[RabbitExchange, str]]] = {
     m.BudgetReserved: (EVENTS, "budget.reserved"),
     m.BudgetDenied: (EVENTS, "budget.denied"),
     m.BudgetExceeded: (EVENTS, "budget.exceeded"),
+    m.LeaseClosed: (EVENTS, "lease.closed"),
     m.RecordsGenerated: (EVENTS, "records.generated"),
     m.PartitionCompleted: (EVENTS, "partition.completed"),
     m.PartitionFailed: (EVENTS, "partition.failed"),
@@ -118,6 +119,7 @@ class Queues:
     SCHED_BUDGET_RESERVED = QueueSpec("scheduler.budget-reserved", m.BudgetReserved)
     SCHED_BUDGET_DENIED = QueueSpec("scheduler.budget-denied", m.BudgetDenied)
     SCHED_BUDGET_EXCEEDED = QueueSpec("scheduler.budget-exceeded", m.BudgetExceeded)
+    SCHED_LEASE_CLOSED = QueueSpec("scheduler.lease-closed", m.LeaseClosed)
     SCHED_RECORDS = QueueSpec("scheduler.records-generated", m.RecordsGenerated)
     SCHED_PARTITION_COMPLETED = QueueSpec("scheduler.partition-completed", m.PartitionCompleted)
     SCHED_PARTITION_FAILED = QueueSpec("scheduler.partition-failed", m.PartitionFailed)

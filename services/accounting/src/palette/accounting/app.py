@@ -34,6 +34,7 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
         client = mongo_client(settings)
         try:
             repo = LedgerRepository(client, settings.mongo_db)
+            await repo.create_indexes()
             yield {"repo": repo, "pricing": load_pricing(settings.pricing_file), "broker": broker}
         finally:
             await client.close()

@@ -13,6 +13,7 @@ from palette.common.messages import (
     BudgetDenied,
     BudgetExceeded,
     BudgetReserved,
+    LeaseClosed,
     PartitionCompleted,
     PartitionFailed,
     RecordsGenerated,
@@ -114,11 +115,14 @@ async def _close(
     lease_id: str,
     usage: ledger.UsageMap,
     repo: LedgerRepository,
+    broker: RabbitBroker,
 ) -> None:
     try:
         closing = await repo.close(message_id, lease_id, usage)
     except UnknownJobError as exc:
         raise PermanentError(str(exc)) from exc
+    lease = await repo.lease(lease_id)
+    assert lease is not None
     log.info(
         "lease_closed",
         job_id=job_id,
@@ -128,23 +132,38 @@ async def _close(
         returned=closing.returned if closing else None,
         duplicate=closing is None,
     )
+    # Published on every delivery (the scheduler applies it once), so a crash
+    # between the ledger write and this publish loses nothing.
+    await publish(
+        broker,
+        LeaseClosed(
+            message_id=f"closed-{lease_id}",
+            job_id=job_id,
+            partition=partition,
+            lease_id=lease_id,
+            spent=int(lease["settled"]),
+            returned=int(lease["amount"]) - int(lease["settled"]),
+        ),
+    )
 
 
 async def partition_completed(
     msg: PartitionCompleted,
     repo: LedgerRepository = Context("repo"),
     pricing: PricingTable = Context("pricing"),
+    broker: RabbitBroker = Context("broker"),
 ) -> None:
     """Close the attempt's lease at its total usage; the rest returns."""
     usage = _priced(msg.usage, pricing)
-    await _close(msg.message_id, msg.job_id, msg.partition, msg.lease_id, usage, repo)
+    await _close(msg.message_id, msg.job_id, msg.partition, msg.lease_id, usage, repo, broker)
 
 
 async def partition_failed(
     msg: PartitionFailed,
     repo: LedgerRepository = Context("repo"),
     pricing: PricingTable = Context("pricing"),
+    broker: RabbitBroker = Context("broker"),
 ) -> None:
     """Close a failed attempt's lease at what it spent; the rest returns."""
     usage = _priced(msg.usage, pricing)
-    await _close(msg.message_id, msg.job_id, msg.partition, msg.lease_id, usage, repo)
+    await _close(msg.message_id, msg.job_id, msg.partition, msg.lease_id, usage, repo, broker)

@@ -46,6 +46,10 @@ class LedgerRepository:
         self.entries = self._db["ledger_entries"]
         self.jobs = self._db["jobs"]
 
+    async def create_indexes(self) -> None:
+        """Indexes of the ledger's queries (and of readers counting open leases)."""
+        await self.leases.create_index([("job_id", 1), ("closed", 1)])
+
     async def ensure_ledger(self, job_id: str) -> Doc:
         """The job's ledger, created from the job's budget on first use."""
         existing = await self.ledgers.find_one({"_id": job_id})
@@ -173,6 +177,10 @@ class LedgerRepository:
             return applied
 
         return await self._transact(work)
+
+    async def lease(self, lease_id: str) -> Doc | None:
+        """One lease."""
+        return await self.leases.find_one({"_id": lease_id})
 
     async def close(
         self, message_id: str, lease_id: str, total: ledger.UsageMap

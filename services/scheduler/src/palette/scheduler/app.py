@@ -26,6 +26,7 @@ HANDLERS: dict[QueueSpec, Callable[..., Any]] = {
     Queues.SCHED_BUDGET_RESERVED: handlers.budget_reserved,
     Queues.SCHED_BUDGET_DENIED: handlers.budget_denied,
     Queues.SCHED_BUDGET_EXCEEDED: handlers.budget_exceeded,
+    Queues.SCHED_LEASE_CLOSED: handlers.lease_closed,
     Queues.SCHED_RECORDS: handlers.records_generated,
     Queues.SCHED_PARTITION_COMPLETED: handlers.partition_completed,
     Queues.SCHED_PARTITION_FAILED: handlers.partition_failed,

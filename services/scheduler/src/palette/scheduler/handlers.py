@@ -37,6 +37,11 @@ async def budget_exceeded(
     await scheduler.stop(msg.job_id, m.JobStatus.BUDGET_EXCEEDED, "budget exhausted")
 
 
+async def lease_closed(msg: m.LeaseClosed, scheduler: Scheduler = Context("scheduler")) -> None:
+    """Money came back: wake waiting partitions, finish if all is settled."""
+    await scheduler.lease_closed(msg)
+
+
 async def records_generated(
     msg: m.RecordsGenerated, scheduler: Scheduler = Context("scheduler")
 ) -> None:

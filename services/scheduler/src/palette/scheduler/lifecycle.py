@@ -6,7 +6,6 @@ redelivered message or a restarted scheduler carry on where things stand.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -46,7 +45,6 @@ class Scheduler:
         self.pricing = pricing
         self.settings = settings
         self.count_seeds = count_seeds
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ starting
 
@@ -191,7 +189,7 @@ class Scheduler:
         )
 
     async def denied(self, msg: m.BudgetDenied) -> None:
-        """No lease fits now: wait for money to come back from other partitions."""
+        """No lease fits now: wait until a lease closes and returns money."""
         before = await self.repo.move_partition(
             msg.job_id,
             msg.partition,
@@ -202,20 +200,18 @@ class Scheduler:
         )
         if before is None:
             return
-        if await self.repo.count(msg.job_id, IN_FLIGHT) == 0:
-            # Closing leases may not be applied yet: ask again shortly. When no
-            # lease is out at all, accounting answers BudgetExceeded instead.
-            self._later(self._retry_budget(msg.job_id))
+        # A lease still open will announce its closing (LeaseClosed) after this
+        # point and wake the partition. If none is open, every closing was
+        # applied already: ask again now (accounting answers BudgetExceeded when
+        # nothing is out on lease).
+        if await self.repo.open_leases(msg.job_id) == 0:
+            await self.repo.reopen_waiting(msg.job_id)
+            await self.pump(msg.job_id)
 
-    async def _retry_budget(self, job_id: str) -> None:
-        await asyncio.sleep(self.settings.budget_retry_seconds)
-        await self.repo.reopen_waiting(job_id)
-        await self.pump(job_id)
-
-    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def lease_closed(self, msg: m.LeaseClosed) -> None:
+        """Money came back to the job: waiting partitions may ask again."""
+        await self.repo.reopen_waiting(msg.job_id)
+        await self.pump(msg.job_id)
 
     # ------------------------------------------------------------ outcomes
 
@@ -312,6 +308,8 @@ class Scheduler:
         job = await self.repo.job(job_id)
         if job is None or job.get("export") is not None or not job.get("partitions_total"):
             return
+        if await self.repo.open_leases(job_id):
+            return  # the ledger is not final yet; LeaseClosed will call again
         status = m.JobStatus(job["status"])
         if status is m.JobStatus.RUNNING:
             if await self.repo.count(job_id, ["DONE"], negate=True):

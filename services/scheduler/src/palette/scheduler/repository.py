@@ -32,6 +32,7 @@ class SchedulerRepository:
         self.jobs = db["jobs"]
         self.partitions = db["partitions"]
         self.parts = db["parts"]
+        self.leases = db["leases"]  # accounting's; read here, never written
 
     async def create_indexes(self) -> None:
         """Indexes the scheduler's queries use."""
@@ -209,6 +210,10 @@ class SchedulerRepository:
         return await self.partitions.count_documents(
             {"job_id": job_id, "status": {op: list(statuses)}}
         )
+
+    async def open_leases(self, job_id: str) -> int:
+        """Leases of the job that accounting has not closed yet."""
+        return await self.leases.count_documents({"job_id": job_id, "closed": False})
 
     async def reserving(self, job_id: str) -> list[Doc]:
         """Partitions waiting for accounting's answer."""

@@ -19,7 +19,4 @@ class SchedulerSettings(CommonSettings):
     part_size: int = Field(25, ge=1, description="Records per part object a generator writes.")
     window: int = Field(4, ge=1, description="Partitions of one job in flight at once.")
     max_attempts: int = Field(3, ge=1, description="Failed attempts before a job fails.")
-    budget_retry_seconds: float = Field(
-        0.25, gt=0, description="Pause before asking again for a lease that was denied."
-    )
     prefetch: int = Field(32, ge=1, description="Messages processed at once per queue.")
