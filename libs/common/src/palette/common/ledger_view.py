@@ -1,0 +1,111 @@
+"""The read side of a job's ledger, for every service that shows money.
+
+Accounting keeps, per job, a ledger document with the totals of closed leases
+and the amounts of open ones (``pending``), and one document per lease with
+what it has settled so far. The live view adds the open leases' settled usage
+to the closed totals. Amounts are picodollars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from palette.common.keys import from_mongo_field
+
+TOTAL_FIELDS = ("cost", "calls", "input_tokens", "output_tokens")
+
+
+@dataclass
+class Totals:
+    """Cost and usage of one model or one step."""
+
+    cost: int = 0
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_id: str | None = None
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """Add a stored usage entry."""
+        for name in TOTAL_FIELDS:
+            setattr(self, name, getattr(self, name) + int(entry.get(name, 0)))
+        self.model_id = self.model_id or entry.get("model_id")
+
+
+@dataclass
+class LedgerView:
+    """A job's money: limit, spent, reserved, available, and where it went."""
+
+    budget: int
+    spent: int = 0
+    reserved: int = 0
+    available: int = 0
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    by_model: dict[str, Totals] = field(default_factory=dict)
+    by_step: dict[str, Totals] = field(default_factory=dict)
+    exceeded: bool = False
+    open_leases: int = 0
+
+    @classmethod
+    def empty(cls, budget: int) -> LedgerView:
+        """The view of a job that has no ledger yet."""
+        return cls(budget=budget, available=budget)
+
+
+def _merge(into: dict[str, Totals], stored: dict[str, Any], key_is_model: bool) -> None:
+    for raw_key, entry in (stored or {}).items():
+        key = from_mongo_field(raw_key)
+        into.setdefault(key, Totals()).add(entry)
+        if key_is_model:
+            into[key].model_id = key
+
+
+def _usage_by_model(usage: dict[str, Any]) -> dict[str, Any]:
+    by_model: dict[str, Any] = {}
+    for entry in usage.values():
+        model = entry["model_id"]
+        target = by_model.setdefault(model, dict.fromkeys(TOTAL_FIELDS, 0))
+        for name in TOTAL_FIELDS:
+            target[name] += int(entry.get(name, 0))
+    return by_model
+
+
+async def read_ledger(db: AsyncDatabase[dict[str, Any]], job_id: str, budget: int) -> LedgerView:
+    """The live ledger of a job (``budget`` is used when there is no ledger yet)."""
+    doc = await db["ledgers"].find_one({"_id": job_id})
+    if doc is None:
+        return LedgerView.empty(budget)
+    view = LedgerView(
+        budget=int(doc["budget"]),
+        spent=int(doc["spent"]),
+        available=int(doc["available"]),
+        calls=int(doc.get("calls", 0)),
+        input_tokens=int(doc.get("input_tokens", 0)),
+        output_tokens=int(doc.get("output_tokens", 0)),
+        exceeded=bool(doc.get("exceeded", False)),
+    )
+    _merge(view.by_model, doc.get("by_model", {}), key_is_model=True)
+    _merge(view.by_step, doc.get("by_step", {}), key_is_model=False)
+    pending = {k: int(v) for k, v in (doc.get("pending") or {}).items()}
+    view.reserved = sum(pending.values())
+    if pending:
+        # A lease stays pending until its closing reached the ledger's totals.
+        cursor = db["leases"].find({"_id": {"$in": list(pending)}})
+        async for lease in cursor:
+            view.open_leases += 1
+            settled = int(lease.get("settled", 0))
+            view.spent += settled
+            view.reserved -= settled
+            usage = lease.get("usage") or {}
+            for entry in usage.values():
+                view.calls += int(entry.get("calls", 0))
+                view.input_tokens += int(entry.get("input_tokens", 0))
+                view.output_tokens += int(entry.get("output_tokens", 0))
+            _merge(view.by_step, usage, key_is_model=False)
+            _merge(view.by_model, _usage_by_model(usage), key_is_model=True)
+    return view
