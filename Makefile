@@ -33,8 +33,18 @@ lint: install ## Ruff and mypy
 	@$(UV) run ruff check .
 	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src
 
+test-deploy: install ## Offline checks of the Dockerfile, compose file and Kubernetes manifests
+	@$(UV) run pytest tests/deploy -m deploy $(PYTEST_ARGS)
+
+docs: install ## Regenerate the AsyncAPI documents (docs/asyncapi/) and .env.example
+	@$(UV) run python -m tools.asyncapi
+	@$(UV) run python -m tools.env_example
+
+env-example: install ## Regenerate .env.example from the settings classes and docker-compose.yml
+	@$(UV) run python -m tools.env_example
+
 format: install ## Format the code
 	@$(UV) run ruff format .
 	@$(UV) run ruff check --fix .
 
-.PHONY: help uv install demo test test-unit test-faults lint format
+.PHONY: help uv install demo test test-unit test-faults test-deploy docs env-example lint format

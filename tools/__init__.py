@@ -1,0 +1,1 @@
+"""Project tooling: generators of committed files and the checks of tests/deploy."""
