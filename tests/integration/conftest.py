@@ -1,12 +1,13 @@
 """Shared fixtures of the integration tests.
 
 One dev stack and one set of service processes serve the whole session, on a
-RabbitMQ virtual host of their own (created with ``rabbitmqctl`` when it is
-available), so a run never sees another run's messages.
+RabbitMQ virtual host kept for tests whose queues are deleted at the start, so a
+run never sees an earlier run's messages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -16,15 +17,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aio_pika
 import boto3
 import pytest
 from pymongo import MongoClient
 
+from palette.common.topology import Queues
 from palette.devstack.client import GatewayClient
 from palette.devstack.services import ServiceGroup, start_services
 from palette.devstack.stack import DEFAULT_RABBITMQ_URL, DevStack
 from palette.gateway.settings import GatewaySettings
 from palette.gateway.tokens import mint
+from tests.backends import Backend, BackendUnavailableError, open_backend
 
 SERVICE_SETTINGS = {
     "scheduler": {
@@ -40,32 +44,72 @@ def _rabbitmqctl(*args: str) -> bool:
     tool = shutil.which("rabbitmqctl")
     if tool is None:
         return False
-    return subprocess.run([tool, *args], capture_output=True, check=False).returncode == 0
-
-
-@pytest.fixture(scope="session")
-def rabbitmq_url() -> Iterator[str]:
-    """A fresh virtual host on the local broker (or the configured URL as it is)."""
-    base = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
-    vhost = f"palette-test-{uuid.uuid4().hex[:8]}"
-    if not base.startswith("amqp://guest:guest@127.0.0.1") or not _rabbitmqctl("add_vhost", vhost):
-        yield base
-        return
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     try:
-        yield base.rstrip("/") + "/" + quote(vhost, safe="")
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
+        done = subprocess.run([tool, *args], capture_output=True, check=False, timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+async def _reset_queues(url: str) -> None:
+    """Delete the system's queues on the test vhost: each session starts empty."""
+    connection = await aio_pika.connect(url, timeout=30)
+    async with connection:
+        for spec in Queues.all():
+            for name in (spec.name, spec.dead_letter_queue):
+                channel = await connection.channel()
+                await channel.queue_delete(name)
+                await channel.close()
 
 
 @pytest.fixture(scope="session")
-def devstack(rabbitmq_url: str) -> Iterator[DevStack]:
+def test_backend() -> Iterator[Backend]:
+    """The stores of this session, as ``PALETTE_TEST_BACKEND`` chooses (tests/backends.py)."""
+    unavailable = None
+    try:
+        with open_backend() as backend:
+            yield backend
+    except BackendUnavailableError as exc:
+        unavailable = str(exc)
+    if unavailable is not None:
+        pytest.fail(unavailable, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(test_backend: Backend) -> str:
+    """The test virtual host on the local broker, its queues deleted first.
+
+    One vhost (``PALETTE_TEST_VHOST``, default ``palette-test``) is created once
+    and kept: creating and deleting a vhost of quorum queues per session is slow
+    on RabbitMQ and piles up when runs are interrupted. Where ``rabbitmqctl`` is
+    not at hand the configured URL is used as it is. On the containers backend:
+    the RabbitMQ container, a broker of its own.
+    """
+    if test_backend.rabbitmq_url is not None:
+        return test_backend.rabbitmq_url
+    base = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+    vhost = os.environ.get("PALETTE_TEST_VHOST", "palette-test")
+    url = base
+    if base.startswith("amqp://guest:guest@127.0.0.1") and (
+        _rabbitmqctl("add_vhost", vhost) or _rabbitmqctl("list_permissions", "-p", vhost)
+    ):
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        url = base.rstrip("/") + "/" + quote(vhost, safe="")
+    asyncio.run(_reset_queues(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def devstack(rabbitmq_url: str, test_backend: Backend) -> Iterator[DevStack]:
     """SecantusDB, moto S3 and the Bedrock emulator on free ports; RabbitMQ checked.
 
-    Tests that change the emulator's configuration restore it
-    (``devstack.emulator_control().reset()``); tests use fresh uuids for their data.
+    On the containers backend, MongoDB and S3 are the containers' (a ``DevStack``
+    all the same: tests/backends.py). Tests that change the emulator's
+    configuration restore it (``devstack.emulator_control().reset()``); tests use
+    fresh uuids for their data.
     """
-    with DevStack(rabbitmq_url=rabbitmq_url, emulator_options={"latency_ms": 5}) as stack:
+    stack = test_backend.stack(rabbitmq_url=rabbitmq_url, emulator_options={"latency_ms": 5})
+    with stack:
         yield stack
 
 
@@ -122,8 +166,8 @@ def s3(devstack: DevStack) -> Any:
         "s3",
         endpoint_url=devstack.s3_endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=devstack.env()["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=devstack.env()["AWS_SECRET_ACCESS_KEY"],
     )
 
 
@@ -131,3 +175,6 @@ def s3(devstack: DevStack) -> Any:
 def examples() -> Path:
     """The repository's examples folder."""
     return Path(__file__).resolve().parents[2] / "examples"
+
+
+from tests.integration.gateway_fixtures import *  # noqa: E402, F403 - gateway fixtures (issue 3)

@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+import aio_pika
 import pyarrow.parquet as pq
 
 from palette.common.pricing import PricingTable
@@ -65,3 +66,21 @@ def parquet_schema(s3: Any, bucket: str, key: str) -> Any:
     """The Arrow schema of an exported Parquet file."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return pq.read_schema(io.BytesIO(body))
+
+
+async def publish_to(url: str, exchange: str, routing_key: str, body: bytes, mid: str) -> None:
+    """Publish like another system would: plain AMQP, no Plot Palette code."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        target = await channel.get_exchange(exchange)
+        await target.publish(
+            aio_pika.Message(
+                body,
+                message_id=mid,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=routing_key,
+            mandatory=True,
+        )

@@ -10,31 +10,15 @@ from typing import Any
 import aio_pika
 import pytest
 
-from palette.common.messages import RecordsGenerated, StepUsage
+from palette.common.messages import GeneratePartition, RecordsGenerated, StepUsage
+from palette.common.templates import TemplateSpec
 from palette.common.topology import ERROR_HEADER, ROUTES, Queues
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
-from tests.integration.jobs import TWO_STEPS, ledger
+from tests.integration.jobs import TWO_STEPS, billed_picos, export_rows, ledger, publish_to
 from tests.integration.test_pipeline import start_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-async def publish_to(url: str, exchange: str, routing_key: str, body: bytes, mid: str) -> None:
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        target = await channel.get_exchange(exchange)
-        await target.publish(
-            aio_pika.Message(
-                body,
-                message_id=mid,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=routing_key,
-            mandatory=True,
-        )
 
 
 async def drain(url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
@@ -213,3 +197,54 @@ class TestGatewayBadInput:
 
         assert mongo["jobs"].count_documents({"owner": user}) == 0
         assert mongo["templates"].count_documents({"owner": user}) == 2
+
+
+class TestDuplicateGeneratePartition:
+    def test_a_partition_command_delivered_twice_is_worked_once(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+    ) -> None:
+        emulator = devstack.emulator_control()
+        emulator.configure(latency_ms=50)
+        try:
+            job = start_job(api, examples, 400, "10")
+            deadline = time.monotonic() + 30
+            part = None
+            while part is None:
+                assert time.monotonic() < deadline, "no partition was dispatched"
+                part = mongo["partitions"].find_one({"job_id": job["id"], "status": "DISPATCHED"})
+                time.sleep(0.02)
+            doc = mongo["jobs"].find_one({"_id": job["id"]})
+            duplicate = GeneratePartition(
+                message_id=f"generate-{part['lease_id']}",
+                job_id=job["id"],
+                partition=part["index"],
+                attempt=part["attempt"],
+                start=part["start"],
+                end=part["end"],
+                lease_id=part["lease_id"],
+                lease_amount=part["lease_amount"],
+                template=TemplateSpec.model_validate(doc["template"]),
+                seed_key=doc["seed_key"],
+                seed_count=doc["seed_count"],
+                part_size=10,
+            )
+            exchange, routing_key = ROUTES[GeneratePartition]
+            for _ in range(2):
+                asyncio.run(
+                    publish_to(
+                        devstack.rabbitmq_url,
+                        exchange.name,
+                        routing_key,
+                        duplicate.model_dump_json().encode(),
+                        duplicate.message_id,
+                    )
+                )
+            final = api.wait(job["id"], timeout=120)
+        finally:
+            emulator.configure(latency_ms=5)
+        assert final["status"] == "COMPLETED"
+        rows = export_rows(s3, devstack.bucket, final["export"]["key"])
+        assert len(rows) == len({r["id"] for r in rows}) == 400
+        calls, cost = billed_picos(emulator, job["id"])
+        assert calls == 800, "a duplicate delivery made model calls of its own"
+        assert ledger(mongo, job["id"])["spent"] == cost

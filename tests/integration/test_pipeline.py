@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import aio_pika
 import pytest
 
 from palette.common.money import usd_to_picos
@@ -24,6 +23,7 @@ from tests.integration.jobs import (
     export_rows,
     ledger,
     parquet_schema,
+    publish_to,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -48,7 +48,7 @@ def assert_ledger_matches_billing(devstack: DevStack, mongo: Any, job_id: str) -
     doc = ledger(mongo, job_id)
     assert doc["spent"] == cost, f"ledger {doc['spent']} != billed {cost}"
     assert doc["calls"] == calls
-    assert doc["reserved"] == 0, "every lease is closed once the job has ended"
+    assert doc["pending"] == {}, "every lease is closed once the job has ended"
     assert doc["available"] + doc["spent"] == doc["budget"]
     return doc
 
@@ -60,24 +60,6 @@ def assert_ids(rows: list[dict[str, Any]], job_id: str, num_records: int) -> set
     assert all(i.startswith(f"{job_id}-") for i in ids)
     assert indices <= set(range(num_records))
     return indices
-
-
-async def publish_raw(url: str, routing_key: str, body: bytes, message_id: str) -> None:
-    """Publish like another system would: plain AMQP, no Plot Palette code."""
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange("palette.commands")
-        await exchange.publish(
-            aio_pika.Message(
-                body,
-                message_id=message_id,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=routing_key,
-            mandatory=True,
-        )
 
 
 def wait_status(mongo: Any, job_id: str, timeout: float = 120) -> dict[str, Any]:
@@ -200,8 +182,12 @@ class TestUnknownModel:
             "budget_usd": "1",
         }
         asyncio.run(
-            publish_raw(
-                devstack.rabbitmq_url, "job.submit", json.dumps(body).encode(), f"submit-{job_id}"
+            publish_to(
+                devstack.rabbitmq_url,
+                "palette.commands",
+                "job.submit",
+                json.dumps(body).encode(),
+                f"submit-{job_id}",
             )
         )
         job = wait_status(mongo, job_id)
@@ -229,7 +215,11 @@ class TestDirectSubmit:
         raw = json.dumps(body).encode()
         # Delivered twice (a retrying publisher): one job, one set of records.
         for _ in range(2):
-            asyncio.run(publish_raw(devstack.rabbitmq_url, "job.submit", raw, f"submit-{job_id}"))
+            asyncio.run(
+                publish_to(
+                    devstack.rabbitmq_url, "palette.commands", "job.submit", raw, f"submit-{job_id}"
+                )
+            )
         job = wait_status(mongo, job_id)
         assert job["status"] == "COMPLETED", job
         assert mongo["jobs"].count_documents({"_id": job_id}) == 1
