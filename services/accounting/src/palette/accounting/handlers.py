@@ -34,7 +34,7 @@ async def reserve_budget(
     bound = log.bind(job_id=msg.job_id, partition_id=msg.partition, message_id=msg.message_id)
     try:
         outcome = await repo.reserve(
-            msg.message_id, msg.job_id, msg.partition, msg.lease_id, msg.amount, msg.minimum
+            msg.job_id, msg.partition, msg.lease_id, msg.amount, msg.minimum
         )
     except UnknownJobError as exc:
         raise PermanentError(f"no job document for {msg.job_id}") from exc
@@ -118,7 +118,7 @@ async def _close(
     broker: RabbitBroker,
 ) -> None:
     try:
-        closing = await repo.close(message_id, lease_id, usage)
+        closing = await repo.close(lease_id, usage)
     except UnknownJobError as exc:
         raise PermanentError(str(exc)) from exc
     lease = await repo.lease(lease_id)

@@ -1,29 +1,37 @@
-"""MongoDB access of accounting: ledgers, leases and applied-message entries.
+"""MongoDB access of accounting: ledgers and leases, without transactions.
 
-Every change is one transaction that also inserts the message's entry, so a
-redelivered message finds its entry and has no second effect.
+Every change is one atomic update of one document that carries its own
+idempotency marker, so a redelivered message has no second effect and a
+process killed at any point leaves no lock behind (an abandoned multi-document
+transaction would block writers of the same documents until the server reaps
+it, 60 s by default):
+
+- a grant moves money from ``available`` to ``pending.<lease_id>`` in the
+  job's ledger (the marker: a lease is granted once);
+- a settlement adds a part's usage to its lease, recording the message id in
+  the lease's ``applied`` list (bounded by the parts of one partition);
+- a closing marks the lease closed with its final usage, then moves it from
+  ``pending`` into the ledger's totals (the marker: ``pending.<lease_id>``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from palette.accounting import ledger
+from palette.common.keys import mongo_field
 from palette.common.messages import utcnow
 
 Doc = dict[str, Any]
-T = TypeVar("T")
 
 
 class UnknownJobError(LookupError):
-    """A message about a job that has no job document."""
+    """A message about a job or lease that does not exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +47,10 @@ class LedgerRepository:
     """The accounting service's collections."""
 
     def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
-        self._client = client
-        self._db: AsyncDatabase[Doc] = client[database]
-        self.ledgers = self._db["ledgers"]
-        self.leases = self._db["leases"]
-        self.entries = self._db["ledger_entries"]
-        self.jobs = self._db["jobs"]
+        db = client[database]
+        self.ledgers = db["ledgers"]
+        self.leases = db["leases"]
+        self.jobs = db["jobs"]
 
     async def create_indexes(self) -> None:
         """Indexes of the ledger's queries (and of readers counting open leases)."""
@@ -57,178 +63,147 @@ class LedgerRepository:
             return existing
         job = await self.jobs.find_one({"_id": job_id}, {"budget_picos": 1})
         if job is None:
-            raise UnknownJobError(job_id)
+            raise UnknownJobError(f"job {job_id}")
         budget = int(job["budget_picos"])
-        doc = await self.ledgers.find_one_and_update(
-            {"_id": job_id},
-            {
-                "$setOnInsert": {
-                    "budget": budget,
-                    "available": budget,
-                    "reserved": 0,
-                    "spent": 0,
-                    "calls": 0,
-                    "input_tokens": 0,
-                    "output_tokens": 0,
-                    "by_model": {},
-                    "by_step": {},
-                    "exceeded": False,
-                    "created_at": utcnow(),
-                }
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None
-        return doc
-
-    async def _entry(self, session: AsyncClientSession, message_id: str) -> Doc | None:
-        return await self.entries.find_one({"_id": message_id}, session=session)
-
-    async def _record(self, session: AsyncClientSession, message_id: str, **fields: Any) -> None:
-        await self.entries.insert_one(
-            {"_id": message_id, "at": utcnow(), **fields}, session=session
-        )
+        fresh = {
+            "_id": job_id,
+            "budget": budget,
+            "available": budget,
+            "spent": 0,
+            "pending": {},
+            "calls": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "by_model": {},
+            "by_step": {},
+            "exceeded": False,
+            "created_at": utcnow(),
+        }
+        with contextlib.suppress(DuplicateKeyError):
+            await self.ledgers.insert_one(fresh)
+        found = await self.ledgers.find_one({"_id": job_id})
+        assert found is not None
+        return found
 
     async def reserve(
-        self, message_id: str, job_id: str, partition: int, lease_id: str, amount: int, minimum: int
+        self, job_id: str, partition: int, lease_id: str, amount: int, minimum: int
     ) -> Reservation:
-        """Grant a lease with one conditional update, at most once per message."""
-        await self.ensure_ledger(job_id)
-
-        async def work(session: AsyncClientSession) -> Reservation:
-            done = await self._entry(session, message_id)
-            if done is not None:
-                return Reservation(done.get("granted"), done["available"], done["reserved"])
-            current = await self.ledgers.find_one({"_id": job_id}, session=session)
-            assert current is not None
-            granted = ledger.grant(current["available"], amount, minimum)
-            after = current
-            if granted is not None:
-                updated = await self.ledgers.find_one_and_update(
-                    {"_id": job_id, "available": {"$gte": granted}},
-                    {"$inc": {"available": -granted, "reserved": granted}},
-                    session=session,
-                    return_document=ReturnDocument.AFTER,
-                )
-                if updated is None:  # raced: the transaction retries
-                    raise _Retry
-                after = updated
-                await self.leases.insert_one(
-                    {
-                        "_id": lease_id,
+        """Grant a lease with one conditional update; a lease id is granted once."""
+        current = await self.ensure_ledger(job_id)
+        for _ in range(50):
+            pending = current.get("pending") or {}
+            if lease_id in pending:
+                granted: int | None = int(pending[lease_id])
+                break
+            lease = await self.leases.find_one({"_id": lease_id})
+            if lease is not None:  # granted and already closed
+                granted = int(lease["amount"])
+                break
+            granted = ledger.grant(int(current["available"]), amount, minimum)
+            if granted is None:
+                break
+            after = await self.ledgers.find_one_and_update(
+                {
+                    "_id": job_id,
+                    "available": {"$gte": granted},
+                    f"pending.{lease_id}": {"$exists": False},
+                },
+                {"$inc": {"available": -granted}, "$set": {f"pending.{lease_id}": granted}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if after is not None:
+                current = after
+                break
+            refreshed = await self.ledgers.find_one({"_id": job_id})
+            assert refreshed is not None
+            current = refreshed
+        else:
+            raise RuntimeError(f"could not reserve for {job_id}: too many concurrent changes")
+        if granted is not None:
+            await self.leases.update_one(
+                {"_id": lease_id},
+                {
+                    "$setOnInsert": {
                         "job_id": job_id,
                         "partition": partition,
                         "amount": granted,
                         "settled": 0,
-                        "closed": False,
                         "usage": {},
+                        "applied": [],
+                        "closed": False,
                         "created_at": utcnow(),
-                    },
-                    session=session,
-                )
-            result = Reservation(granted, after["available"], after["reserved"])
-            await self._record(
-                session,
-                message_id,
-                job_id=job_id,
-                kind="reserve",
-                lease_id=lease_id,
-                granted=granted,
-                available=result.available,
-                reserved=result.reserved,
+                    }
+                },
+                upsert=True,
             )
-            return result
-
-        return await self._transact(work)
+        reserved = sum(int(v) for v in (current.get("pending") or {}).values())
+        return Reservation(granted, int(current["available"]), reserved)
 
     async def settle(self, message_id: str, lease_id: str, usage: ledger.UsageMap) -> int | None:
-        """Settle a part's usage against its lease; None if already applied."""
-
-        async def work(session: AsyncClientSession) -> int | None:
-            if await self._entry(session, message_id) is not None:
-                return None
-            lease = await self.leases.find_one({"_id": lease_id}, session=session)
-            if lease is None:
-                raise UnknownJobError(f"lease {lease_id}")
-            cost = sum(int(e["cost"]) for e in usage.values())
-            applied = 0
-            if not lease["closed"] and cost:
-                merged = ledger.merge(lease["usage"], usage)
-                await self.leases.update_one(
-                    {"_id": lease_id, "closed": False},
-                    {"$inc": {"settled": cost}, "$set": {"usage": merged}},
-                    session=session,
-                )
-                inc = ledger.aggregate_increments(usage)
-                inc.update({"spent": cost, "reserved": -cost})
-                await self.ledgers.update_one(
-                    {"_id": lease["job_id"]}, {"$inc": inc}, session=session
-                )
-                applied = cost
-            await self._record(
-                session,
-                message_id,
-                job_id=lease["job_id"],
-                kind="settle",
-                lease_id=lease_id,
-                cost=applied,
-            )
-            return applied
-
-        return await self._transact(work)
+        """Add a part's usage to its lease once; None if applied before or lease closed."""
+        lease = await self.leases.find_one({"_id": lease_id}, {"job_id": 1})
+        if lease is None:
+            raise UnknownJobError(f"lease {lease_id}")
+        cost = sum(int(e["cost"]) for e in usage.values())
+        inc: dict[str, int] = {"settled": cost}
+        model_ids: dict[str, str] = {}
+        for step, entry in usage.items():
+            key = mongo_field(step)
+            model_ids[f"usage.{key}.model_id"] = entry["model_id"]
+            for name in ("calls", "input_tokens", "output_tokens", "cost"):
+                inc[f"usage.{key}.{name}"] = int(entry[name])
+        result = await self.leases.update_one(
+            {"_id": lease_id, "closed": False, "applied": {"$ne": message_id}},
+            {"$push": {"applied": message_id}, "$inc": inc, "$set": model_ids},
+        )
+        return cost if result.modified_count else None
 
     async def lease(self, lease_id: str) -> Doc | None:
         """One lease."""
         return await self.leases.find_one({"_id": lease_id})
 
-    async def close(
-        self, message_id: str, lease_id: str, total: ledger.UsageMap
-    ) -> ledger.Closing | None:
-        """Close a lease at its attempt's total usage; None if already closed."""
+    async def close(self, lease_id: str, total: ledger.UsageMap) -> ledger.Closing | None:
+        """Close a lease at its attempt's total usage; None if it was closed before.
 
-        async def work(session: AsyncClientSession) -> ledger.Closing | None:
-            if await self._entry(session, message_id) is not None:
-                return None
-            lease = await self.leases.find_one({"_id": lease_id}, session=session)
-            if lease is None:
-                raise UnknownJobError(f"lease {lease_id}")
-            closing = None
-            if not lease["closed"]:
-                extra = ledger.difference(total, lease["usage"])
-                total_cost = int(lease["settled"]) + sum(int(e["cost"]) for e in extra.values())
-                closing = ledger.close_lease(
-                    int(lease["amount"]), int(lease["settled"]), total_cost
-                )
-                await self.leases.update_one(
-                    {"_id": lease_id, "closed": False},
-                    {
-                        "$set": {
-                            "closed": True,
-                            "usage": ledger.merge(lease["usage"], extra),
-                            "settled": total_cost,
-                            "closed_at": utcnow(),
-                        }
-                    },
-                    session=session,
-                )
-                inc = ledger.aggregate_increments(extra)
-                inc.update(
-                    {
-                        "spent": closing.extra_spent,
-                        "reserved": -closing.reserved_release,
-                        "available": closing.returned,
+        Step one marks the lease closed with its final usage; step two moves it
+        from the ledger's ``pending`` into the totals. Both are idempotent, so a
+        redelivery after a crash between them completes the second.
+        """
+        lease = await self.leases.find_one({"_id": lease_id})
+        if lease is None:
+            raise UnknownJobError(f"lease {lease_id}")
+        closing = None
+        if not lease["closed"]:
+            seen = dict(lease.get("usage") or {})
+            extra = ledger.difference(total, seen)
+            final_usage = ledger.merge(seen, extra)
+            total_cost = int(lease["settled"]) + sum(int(e["cost"]) for e in extra.values())
+            closing = ledger.close_lease(int(lease["amount"]), int(lease["settled"]), total_cost)
+            updated = await self.leases.find_one_and_update(
+                {"_id": lease_id, "closed": False},
+                {
+                    "$set": {
+                        "closed": True,
+                        "usage": final_usage,
+                        "settled": total_cost,
+                        "closed_at": utcnow(),
                     }
-                )
-                await self.ledgers.update_one(
-                    {"_id": lease["job_id"]}, {"$inc": inc}, session=session
-                )
-            await self._record(
-                session, message_id, job_id=lease["job_id"], kind="close", lease_id=lease_id
+                },
+                return_document=ReturnDocument.AFTER,
             )
-            return closing
+            lease = updated or await self.leases.find_one({"_id": lease_id})
+            assert lease is not None
+        await self._apply_closing(lease)
+        return closing
 
-        return await self._transact(work)
+    async def _apply_closing(self, lease: Doc) -> None:
+        spent = int(lease["settled"])
+        inc = ledger.aggregate_increments(lease.get("usage") or {})
+        inc.update({"available": int(lease["amount"]) - spent, "spent": spent})
+        await self.ledgers.update_one(
+            {"_id": lease["job_id"], f"pending.{lease['_id']}": {"$exists": True}},
+            {"$inc": inc, "$unset": {f"pending.{lease['_id']}": ""}},
+        )
 
     async def mark_exceeded(self, job_id: str) -> bool:
         """Flag the ledger as exceeded; True the first time."""
@@ -236,19 +211,3 @@ class LedgerRepository:
             {"_id": job_id, "exceeded": False}, {"$set": {"exceeded": True}}
         )
         return result.modified_count == 1
-
-    async def _transact(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        for _ in range(20):
-            async with self._client.start_session() as session:
-                try:
-                    return await session.with_transaction(work)
-                except _Retry:
-                    continue
-                except DuplicateKeyError:
-                    # A concurrent delivery of the same message won the race.
-                    continue
-        raise RuntimeError("ledger transaction kept conflicting")
-
-
-class _Retry(Exception):
-    """Internal: a conditional update lost a race; run the transaction again."""

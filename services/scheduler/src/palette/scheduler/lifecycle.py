@@ -69,7 +69,7 @@ class Scheduler:
                 "created_at": now,
                 "updated_at": now,
                 "records_done": 0,
-                "in_flight": 0,
+                "slots": [],
                 "export": None,
                 "submit_published": True,
             },
@@ -95,6 +95,7 @@ class Scheduler:
             seed_count=seed_count,
             partitions_total=len(ranges),
             record_estimate=record_estimate(template, self.pricing),
+            slots=[None] * self.settings.window,
             started_at=m.utcnow(),
         )
         if before is not None:
@@ -120,11 +121,13 @@ class Scheduler:
 
     async def pump(self, job_id: str) -> None:
         """Ask for leases for pending partitions while the window has room."""
-        while await self.repo.take_slot(job_id, self.settings.window):
+        while True:
             lease_id = uuid.uuid4().hex
+            if not await self.repo.take_slot(job_id, lease_id):
+                break
             part = await self.repo.claim_pending(job_id, lease_id)
             if part is None:
-                await self.repo.give_slot(job_id)
+                await self.repo.give_slot(job_id, lease_id)
                 break
             await self._reserve(job_id, part)
         await self.maybe_finish(job_id)
@@ -155,7 +158,6 @@ class Scheduler:
             msg.lease_id,
             "RESERVING",
             "DISPATCHED",
-            release_slot=False,
             fields={"lease_amount": msg.amount},
             inc={"attempt": 1},
         )
@@ -196,8 +198,8 @@ class Scheduler:
             msg.lease_id,
             "RESERVING",
             "WAITING_BUDGET",
-            release_slot=True,
         )
+        await self.repo.give_slot(msg.job_id, msg.lease_id)
         if before is None:
             return
         # A lease still open will announce its closing (LeaseClosed) after this
@@ -217,7 +219,7 @@ class Scheduler:
 
     async def records(self, msg: m.RecordsGenerated) -> None:
         """Count a written part toward the job's progress."""
-        await self.repo.record_part(msg.job_id, msg.part_key, msg.records)
+        await self.repo.record_part(msg.job_id, msg.partition, msg.part_key, msg.records)
 
     async def completed(self, msg: m.PartitionCompleted) -> None:
         """An attempt ended: done, out of lease (ask again), or stopped."""
@@ -235,9 +237,9 @@ class Scheduler:
             msg.lease_id,
             "DISPATCHED",
             target,
-            release_slot=True,
             fields=fields,
         )
+        await self.repo.give_slot(msg.job_id, msg.lease_id)
         if before is not None:
             log.info(
                 "partition_ended",
@@ -261,10 +263,10 @@ class Scheduler:
             msg.lease_id,
             "DISPATCHED",
             "PENDING" if retry else "FAILED",
-            release_slot=True,
             fields={"error": msg.error},
             inc={"failures": 1},
         )
+        await self.repo.give_slot(msg.job_id, msg.lease_id)
         if before is None:
             return
         log.warning(
@@ -321,6 +323,7 @@ class Scheduler:
             return
         if not await self.repo.set_job(job_id, {"export": None}, {"export": {"status": "PENDING"}}):
             return
+        await self.repo.recount_progress(job_id)
         await self.request_export(job)
 
     async def request_export(self, job: Doc) -> None:
@@ -380,7 +383,8 @@ class Scheduler:
         """After a restart: recount slots, re-ask pending leases, pump, finish."""
         for job in await self.repo.jobs_to_resume():
             job_id = job["_id"]
-            await self.repo.resync_slots(job_id)
+            await self.repo.resync_slots(job_id, job.get("slots") or [])
+            await self.repo.recount_progress(job_id)
             for part in await self.repo.reserving(job_id):
                 await self._reserve(job_id, part)
             if job["status"] == m.JobStatus.RUNNING.value:

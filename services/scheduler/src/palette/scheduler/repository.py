@@ -7,17 +7,15 @@ two deliveries or two scheduler processes cannot move a job twice.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from palette.common.messages import JobStatus, utcnow
 
 Doc = dict[str, Any]
-T = TypeVar("T")
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 IN_FLIGHT = ("RESERVING", "DISPATCHED")
@@ -38,11 +36,6 @@ class SchedulerRepository:
         """Indexes the scheduler's queries use."""
         await self.partitions.create_index([("job_id", ASCENDING), ("status", ASCENDING)])
         await self.jobs.create_index([("status", ASCENDING)])
-
-    async def transact(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        """Run ``work`` in a transaction (retried on transient errors)."""
-        async with self._client.start_session() as session:
-            return await session.with_transaction(work)
 
     # ---------------------------------------------------------------- jobs
 
@@ -77,17 +70,17 @@ class SchedulerRepository:
         result = await self.jobs.update_one({"_id": job_id, **filter_}, {"$set": fields})
         return result.matched_count == 1
 
-    async def take_slot(self, job_id: str, window: int) -> bool:
-        """Take one of the job's ``window`` in-flight slots."""
+    async def take_slot(self, job_id: str, lease_id: str) -> bool:
+        """Put a lease in a free in-flight slot of a running job (one atomic update)."""
         result = await self.jobs.update_one(
-            {"_id": job_id, "status": JobStatus.RUNNING.value, "in_flight": {"$lt": window}},
-            {"$inc": {"in_flight": 1}},
+            {"_id": job_id, "status": JobStatus.RUNNING.value, "slots": None},
+            {"$set": {"slots.$": lease_id}},
         )
         return result.modified_count == 1
 
-    async def give_slot(self, job_id: str, session: AsyncClientSession | None = None) -> None:
-        """Return an in-flight slot."""
-        await self.jobs.update_one({"_id": job_id}, {"$inc": {"in_flight": -1}}, session=session)
+    async def give_slot(self, job_id: str, lease_id: str) -> None:
+        """Free the slot a lease holds (idempotent: keyed by the lease)."""
+        await self.jobs.update_one({"_id": job_id, "slots": lease_id}, {"$set": {"slots.$": None}})
 
     async def jobs_to_resume(self) -> list[Doc]:
         """Running jobs, and stopped jobs whose export is not done."""
@@ -105,22 +98,28 @@ class SchedulerRepository:
         )
         return [doc async for doc in cursor]
 
-    async def record_part(self, job_id: str, key: str, records: int) -> bool:
-        """Count a written part once toward the job's progress."""
+    async def record_part(self, job_id: str, partition: int, key: str, records: int) -> bool:
+        """Count a written part once toward progress.
 
-        async def work(session: AsyncClientSession) -> bool:
-            try:
-                await self.parts.insert_one(
-                    {"_id": key, "job_id": job_id, "records": records}, session=session
-                )
-            except DuplicateKeyError:
-                return False
-            await self.jobs.update_one(
-                {"_id": job_id}, {"$inc": {"records_done": records}}, session=session
-            )
-            return True
+        The partition's ``parts`` list is the idempotency marker; the job's
+        ``records_done`` follows with a second update and is recounted from the
+        partitions when a partition ends, so a crash between the two is healed.
+        """
+        result = await self.partitions.update_one(
+            {"_id": f"{job_id}:{partition}", "parts": {"$ne": key}},
+            {"$push": {"parts": key}, "$inc": {"progress": records}},
+        )
+        if not result.modified_count:
+            return False
+        await self.jobs.update_one({"_id": job_id}, {"$inc": {"records_done": records}})
+        return True
 
-        return await self.transact(work)
+    async def recount_progress(self, job_id: str) -> None:
+        """Set the job's ``records_done`` from its partitions' counted parts."""
+        total = 0
+        async for part in self.partitions.find({"job_id": job_id}, {"progress": 1}):
+            total += int(part.get("progress", 0))
+        await self.jobs.update_one({"_id": job_id}, {"$set": {"records_done": total}})
 
     # ---------------------------------------------------------- partitions
 
@@ -169,27 +168,18 @@ class SchedulerRepository:
         from_: str,
         to: str,
         *,
-        release_slot: bool,
         fields: Doc | None = None,
         inc: Doc | None = None,
     ) -> Doc | None:
-        """Move a partition of a given lease; release its slot in the same transaction."""
-
-        async def work(session: AsyncClientSession) -> Doc | None:
-            update: Doc = {"$set": {"status": to, **(fields or {})}}
-            if inc:
-                update["$inc"] = inc
-            before = await self.partitions.find_one_and_update(
-                {"_id": f"{job_id}:{index}", "lease_id": lease_id, "status": from_},
-                update,
-                session=session,
-                return_document=ReturnDocument.BEFORE,
-            )
-            if before is not None and release_slot:
-                await self.give_slot(job_id, session=session)
-            return before
-
-        return await self.transact(work)
+        """Move a partition of a given lease from one status to another; the doc before."""
+        update: Doc = {"$set": {"status": to, **(fields or {})}}
+        if inc:
+            update["$inc"] = inc
+        return await self.partitions.find_one_and_update(
+            {"_id": f"{job_id}:{index}", "lease_id": lease_id, "status": from_},
+            update,
+            return_document=ReturnDocument.BEFORE,
+        )
 
     async def reopen_waiting(self, job_id: str) -> None:
         """Partitions denied a lease may ask again (money came back)."""
@@ -219,7 +209,14 @@ class SchedulerRepository:
         """Partitions waiting for accounting's answer."""
         return [d async for d in self.partitions.find({"job_id": job_id, "status": "RESERVING"})]
 
-    async def resync_slots(self, job_id: str) -> None:
-        """Recount the in-flight slots from the partitions (after a restart)."""
-        in_flight = await self.count(job_id, IN_FLIGHT)
-        await self.jobs.update_one({"_id": job_id}, {"$set": {"in_flight": in_flight}})
+    async def resync_slots(self, job_id: str, slots: list[str | None]) -> None:
+        """Free slots whose lease no partition is using (a crash between steps)."""
+        live = {
+            d["lease_id"]
+            async for d in self.partitions.find(
+                {"job_id": job_id, "status": {"$in": list(IN_FLIGHT)}}, {"lease_id": 1}
+            )
+        }
+        for lease_id in slots:
+            if lease_id is not None and lease_id not in live:
+                await self.give_slot(job_id, lease_id)
