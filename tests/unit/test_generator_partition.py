@@ -118,6 +118,7 @@ def runtime(
         stops=StopRegistry(),
         pricing=PRICING,
         call_slots=asyncio.Semaphore(concurrency),
+        claims=None,  # type: ignore[arg-type]  # run_partition does not claim; the handler does
     )
 
 

@@ -17,6 +17,7 @@ from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
 from palette.common.topology import BROADCAST, Queues
 from palette.generator import handlers
+from palette.generator.claims import Claims
 from palette.generator.bedrock import BedrockCaller, bedrock_client
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.runtime import CONTEXT_KEY, Runtime
@@ -73,6 +74,7 @@ async def open_runtime(settings: GeneratorSettings) -> AsyncIterator[Runtime]:
             stops=StopRegistry(),
             pricing=pricing,
             call_slots=asyncio.Semaphore(settings.concurrency),
+            claims=Claims(db, settings.claim_ttl_seconds),
         )
     finally:
         executor.shutdown(wait=False, cancel_futures=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from palette.common.messages import Message
 from palette.common.pricing import PricingTable
 from palette.generator.bedrock import ModelCaller
+from palette.generator.claims import Claims
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.settings import GeneratorSettings
 from palette.generator.stops import StopRegistry
@@ -35,6 +36,8 @@ class Runtime:
     pricing: PricingTable
     call_slots: asyncio.Semaphore
     """Process-wide bound on concurrent model calls."""
+    claims: Claims
+    """Exclusive claims on leases (one generator spends a lease at a time)."""
     draining: bool = False
     """Set at shutdown: attempts start no new record and end as soon as they can."""
 

@@ -50,6 +50,12 @@ class GeneratorSettings(CommonSettings):
         description="How often a running partition re-reads its job's status (0 = never); "
         "the JobStopped broadcast is the fast path, this covers a missed broadcast.",
     )
+    claim_ttl_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A partition's lease is held exclusively by one generator; the claim is "
+        "renewed every third of this and taken over by another one after it lapses.",
+    )
     export_batch_rows: int = Field(
         1_000, ge=1, description="Rows buffered before a Parquet row group is written."
     )
