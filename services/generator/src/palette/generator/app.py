@@ -17,8 +17,8 @@ from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
 from palette.common.topology import BROADCAST, Queues
 from palette.generator import handlers
-from palette.generator.claims import Claims
 from palette.generator.bedrock import BedrockCaller, bedrock_client
+from palette.generator.claims import Claims
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.settings import GeneratorSettings
