@@ -176,5 +176,3 @@ def examples() -> Path:
     """The repository's examples folder."""
     return Path(__file__).resolve().parents[2] / "examples"
 
-
-from tests.integration.gateway_fixtures import *  # noqa: E402, F403 - gateway fixtures (issue 3)
