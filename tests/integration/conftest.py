@@ -175,4 +175,3 @@ def s3(devstack: DevStack) -> Any:
 def examples() -> Path:
     """The repository's examples folder."""
     return Path(__file__).resolve().parents[2] / "examples"
-
