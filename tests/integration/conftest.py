@@ -175,3 +175,6 @@ def s3(devstack: DevStack) -> Any:
 def examples() -> Path:
     """The repository's examples folder."""
     return Path(__file__).resolve().parents[2] / "examples"
+
+
+from tests.integration.gateway_fixtures import *  # noqa: E402, F403 - gateway fixtures (issue 3)

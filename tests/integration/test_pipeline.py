@@ -135,6 +135,8 @@ class TestCancel:
             while api.job(job["id"])["records_done"] < 30:
                 assert time.monotonic() < deadline, "no progress"
                 time.sleep(0.1)
+            # Cost so far is live: settled parts count before their lease closes.
+            assert Decimal(api.job(job["id"])["cost_usd"]) > 0
             cancelled_at = datetime.now(UTC)
             api.cancel(job["id"])
             final = api.wait(job["id"], timeout=120)

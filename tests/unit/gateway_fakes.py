@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import IO, Any
 
+from palette.common.ledger_view import LedgerView
 from palette.common.messages import Message
 from palette.common.pricing import load_pricing
 from palette.common.seeds import SeedFormat, format_from_name, read_records
 from palette.gateway.ports import Runtime
-from palette.gateway.seedfiles import first_missing
+from palette.gateway.seedfiles import first_missing, validate_records
 from palette.gateway.settings import GatewaySettings
 
 Doc = dict[str, Any]
@@ -31,6 +32,7 @@ class InMemoryRepository:
         self.templates: dict[str, Doc] = {}
         self.jobs: dict[str, Doc] = {}
         self.ledgers: dict[str, Doc] = {}
+        self.keys: dict[tuple[str, str], Doc] = {}
         self.down = False
 
     async def ping(self) -> None:
@@ -71,9 +73,105 @@ class InMemoryRepository:
         job = self.jobs.get(job_id)
         return dict(job) if job and job["owner"] == owner else None
 
-    async def find_ledger(self, job_id: str) -> Doc | None:
-        """The ledger of a job, or None."""
-        return self.ledgers.get(job_id)
+    async def find_own_template(self, template_id: str, owner: str) -> Doc | None:
+        """The latest version of the owner's template."""
+        found = [
+            t
+            for t in self.templates.values()
+            if t["template_id"] == template_id and t["owner"] == owner
+        ]
+        return dict(max(found, key=lambda t: int(t["version"]))) if found else None
+
+    async def list_templates(self, owner: str, after: str | None, limit: int) -> list[Doc]:
+        """The latest visible version of each template, by id."""
+        latest: dict[str, Doc] = {}
+        visible = [
+            t
+            for t in self.templates.values()
+            if (t["owner"] == owner or t["public"]) and (after is None or t["template_id"] > after)
+        ]
+        for t in sorted(visible, key=lambda t: int(t["version"])):
+            latest[t["template_id"]] = t
+        return [dict(latest[k]) for k in sorted(latest)][:limit]
+
+    async def template_versions(self, template_id: str, owner: str) -> list[Doc]:
+        """Visible versions, newest first."""
+        found = [
+            dict(t)
+            for t in self.templates.values()
+            if t["template_id"] == template_id and (t["owner"] == owner or t["public"])
+        ]
+        return sorted(found, key=lambda t: -int(t["version"]))
+
+    async def delete_template(self, template_id: str, owner: str) -> int:
+        """Delete the owner's versions."""
+        doomed = [
+            k
+            for k, t in self.templates.items()
+            if t["template_id"] == template_id and t["owner"] == owner
+        ]
+        for k in doomed:
+            del self.templates[k]
+        return len(doomed)
+
+    async def template_in_use(self, template_id: str) -> bool:
+        """Whether an active job uses the template."""
+        return any(
+            j["template_id"] == template_id and j["status"] in ("QUEUED", "RUNNING")
+            for j in self.jobs.values()
+        )
+
+    async def list_jobs(
+        self, owner: str, statuses: list[str], before: Any, limit: int
+    ) -> list[Doc]:
+        """The owner's jobs, newest first."""
+        jobs = [
+            dict(j)
+            for j in self.jobs.values()
+            if j["owner"] == owner
+            and (not statuses or j["status"] in statuses)
+            and (before is None or (j["created_at"], j["_id"]) < before)
+        ]
+        jobs.sort(key=lambda j: (j["created_at"], j["_id"]), reverse=True)
+        return jobs[:limit]
+
+    async def count_active_jobs(self, owner: str) -> int:
+        """The owner's queued or running jobs."""
+        return sum(
+            1
+            for j in self.jobs.values()
+            if j["owner"] == owner and j["status"] in ("QUEUED", "RUNNING")
+        )
+
+    async def ledger(self, job_id: str, budget: int) -> LedgerView:
+        """A ledger view from the stored spent/reserved amounts."""
+        doc = self.ledgers.get(job_id)
+        if doc is None:
+            return LedgerView.empty(budget)
+        spent, reserved = int(doc.get("spent", 0)), int(doc.get("reserved", 0))
+        return LedgerView(
+            budget=budget, spent=spent, reserved=reserved, available=budget - spent - reserved
+        )
+
+    async def claim_key(
+        self, owner: str, key: str, job_id: str, fingerprint: str, now: datetime
+    ) -> Doc | None:
+        """Claim an idempotency key; the earlier claim when taken."""
+        found = self.keys.get((owner, key))
+        if found is not None:
+            return dict(found)
+        self.keys[(owner, key)] = {"job_id": job_id, "fingerprint": fingerprint}
+        return None
+
+    async def find_key(self, owner: str, key: str) -> Doc | None:
+        """The claim of a key."""
+        found = self.keys.get((owner, key))
+        return dict(found) if found else None
+
+    async def forget_keys(self, job_id: str) -> None:
+        """Drop a job's keys."""
+        for k in [k for k, v in self.keys.items() if v["job_id"] == job_id]:
+            del self.keys[k]
 
     async def mark_submitted(self, job_id: str) -> None:
         """Set the outbox flag."""
@@ -113,6 +211,27 @@ class InMemorySeedStore:
         records = read_records(io.BytesIO(self.objects[key]), format_from_name(key))
         return first_missing(records, requirements, limit)
 
+    async def size(self, key: str) -> int | None:
+        """The object's size."""
+        body = self.objects.get(key)
+        return None if body is None else len(body)
+
+    async def validate(self, key: str, requirements: list[str], examples: int) -> Any:
+        """Check every record of an uploaded file."""
+        fmt = format_from_name(key)
+        records = read_records(io.BytesIO(self.objects[key]), fmt)
+        report = validate_records(records, requirements, examples)
+        report.format = fmt
+        return report
+
+    def presign_put(self, key: str, size: int, content_type: str, seconds: int) -> str:
+        """A fake URL."""
+        return f"memory://put/{key}?size={size}"
+
+    def presign_get(self, key: str, filename: str, seconds: int) -> str:
+        """A fake URL."""
+        return f"memory://get/{key}"
+
 
 class RecordingPublisher:
     """The ``Publisher`` port that records messages, or fails while ``down``."""
@@ -126,6 +245,10 @@ class RecordingPublisher:
         if self.down:
             raise ConnectionError("broker down")
         self.sent.append(message)
+
+    async def request(self, message: Message, reply: type[Any], wait_seconds: float) -> Any:
+        """No generator answers in memory."""
+        raise TimeoutError("no generator in memory")
 
     async def ping(self) -> bool:
         """Whether the fake broker is up."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from palette.common.messages import CancelJob, SubmitJob
+from palette.common.messages import CancelJob, DeleteJob, SubmitJob
 from palette.gateway import outbox
 from palette.gateway.app import create_app
 from palette.gateway.settings import GatewaySettings
@@ -278,5 +278,10 @@ class TestJobs:
         _problem(client.delete(f"/jobs/{job_id}", headers=auth("bob")), 404)
         assert client.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code == 202
         assert isinstance(world.publisher.sent[-1], CancelJob)
-        world.repository.jobs[job_id]["status"] = "COMPLETED"
+        # A finished job is deleted once its export is written; 409 while it is pending.
+        world.repository.jobs[job_id].update(status="COMPLETED", partitions_total=1)
+        world.repository.jobs[job_id]["export"] = {"status": "PENDING"}
         _problem(client.delete(f"/jobs/{job_id}", headers=auth("alice")), 409)
+        world.repository.jobs[job_id]["export"] = {"status": "DONE", "key": "k", "bytes": 1}
+        assert client.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code == 202
+        assert isinstance(world.publisher.sent[-1], DeleteJob)

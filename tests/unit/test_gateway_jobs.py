@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat
 from palette.gateway.jobs import (
     decimal_string,
@@ -104,9 +105,11 @@ class TestJobView:
         assert view.export is None
 
     def test_cost_comes_from_the_ledger_spent_in_picodollars(self) -> None:
-        view = job_view(_doc(), {"spent": 1_500_000_000_001, "reserved": 2 * 10**12})
+        ledger = LedgerView(budget=40 * 10**12, spent=1_500_000_000_001, reserved=2 * 10**12)
+        view = job_view(_doc(), ledger)
         assert view.cost_usd == "1.500000000001"
         assert view.reserved_usd == "2"
+        assert view.remaining_usd == "36.499999999999"
 
     def test_shows_the_export_once_written(self) -> None:
         doc = _doc()

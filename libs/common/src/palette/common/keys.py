@@ -50,3 +50,13 @@ def mongo_field(name: str) -> str:
 def from_mongo_field(field: str) -> str:
     """Decode a field name written by ``mongo_field``."""
     return field.replace("%2E", ".").replace("%24", "$").replace("%25", "%")
+
+
+def snapshot_key(job_id: str, tag: str, fmt: OutputFormat) -> str:
+    """Key of a job's snapshot: a partial export (``tag`` = records done) or ``final``."""
+    return f"jobs/{job_id}/snapshots/{tag}.{fmt.value}"
+
+
+def job_prefix(job_id: str) -> str:
+    """Prefix of every S3 object of a job (parts, export, snapshots)."""
+    return f"jobs/{job_id}/"

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -262,3 +262,74 @@ class JobStatusChanged(Message):
     status: JobStatus
     previous: JobStatus | None = None
     reason: str | None = None
+
+
+# ------------------------------------------------- gateway requests (issue 3)
+
+
+class DeleteJob(Message):
+    """Delete a finished job with its records, export and ledger (scheduler coordinates).
+
+    The scheduler checks that the job is ``owner``'s and has ended, deletes its
+    own documents and announces ``JobDeleted`` so every owner of job data purges it.
+    """
+
+    job_id: Identifier
+    owner: Identifier
+
+
+class JobDeleted(Message):
+    """A finished job is deleted: accounting purges its ledger, the generator its S3 objects."""
+
+    job_id: Identifier
+
+
+class ExportSnapshot(Message):
+    """Write what a job has made so far to ``keys.snapshot_key(job_id, tag, output_format)``.
+
+    A partial export of a running job (``tag`` is the zero-padded records done
+    at request time) or a finished job's data in another format (``tag`` is
+    ``final``). Idempotent: an existing snapshot object is kept.
+    """
+
+    job_id: Identifier
+    output_format: OutputFormat
+    tag: Annotated[str, Field(pattern=r"^(final|[0-9]{10})$")]
+
+
+class PreviewRecord(Message):
+    """Run one record of a template through the model (request/reply, never retried).
+
+    ``max_cost`` (picodollars) caps the record's summed worst cases: a call
+    whose worst case does not fit is not made. A request read after
+    ``deadline`` is dropped (its caller has stopped waiting).
+    """
+
+    owner: Identifier
+    template: TemplateSpec
+    seed: dict[str, Any]
+    max_cost: PosInt
+    deadline: datetime
+
+
+class StepPreview(BaseModel):
+    """One step of a previewed record: what was sent, what came back and what it cost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step_id: Identifier
+    model_id: str
+    prompt: str
+    system: str | None = None
+    output: str
+    input_tokens: NonNegInt
+    output_tokens: NonNegInt
+    cost: NonNegInt
+
+
+class PreviewResult(Message):
+    """The reply to ``PreviewRecord``: every step that ran and the exact cost, or the error."""
+
+    steps: tuple[StepPreview, ...] = ()
+    cost: NonNegInt = 0
+    error: str | None = Field(default=None, max_length=2000)

@@ -58,6 +58,10 @@ ROUTES: Final[dict[type[m.Message], tuple[RabbitExchange, str]]] = {
     m.ExportFailed: (EVENTS, "export.failed"),
     m.JobStatusChanged: (EVENTS, "job.status-changed"),
     m.JobStopped: (BROADCAST, ""),
+    m.DeleteJob: (COMMANDS, "job.delete"),
+    m.JobDeleted: (EVENTS, "job.deleted"),
+    m.ExportSnapshot: (COMMANDS, "job.export-snapshot"),
+    m.PreviewRecord: (COMMANDS, "template.preview"),
 }
 
 # Notifications go to whoever listens (generators' broadcast queues, external
@@ -133,6 +137,12 @@ class Queues:
 
     GENERATE_PARTITION = QueueSpec("generator.generate-partition", m.GeneratePartition)
     EXPORT_JOB = QueueSpec("generator.export-job", m.ExportJob)
+
+    DELETE_JOB = QueueSpec("scheduler.delete-job", m.DeleteJob)
+    ACC_JOB_DELETED = QueueSpec("accounting.job-deleted", m.JobDeleted)
+    GEN_JOB_DELETED = QueueSpec("generator.job-deleted", m.JobDeleted)
+    EXPORT_SNAPSHOT = QueueSpec("generator.export-snapshot", m.ExportSnapshot)
+    PREVIEW_RECORD = QueueSpec("generator.preview-record", m.PreviewRecord)
 
     @classmethod
     def all(cls) -> list[QueueSpec]:

@@ -9,7 +9,7 @@ from typing import Any
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 
-from palette.accounting import handlers
+from palette.accounting import handlers, purge
 from palette.accounting.repository import LedgerRepository
 from palette.accounting.settings import AccountingSettings
 from palette.common.clients import mongo_client
@@ -22,6 +22,7 @@ HANDLERS: dict[QueueSpec, Callable[..., Any]] = {
     Queues.ACC_RECORDS: handlers.records_generated,
     Queues.ACC_PARTITION_COMPLETED: handlers.partition_completed,
     Queues.ACC_PARTITION_FAILED: handlers.partition_failed,
+    Queues.ACC_JOB_DELETED: purge.job_deleted,
 }
 
 

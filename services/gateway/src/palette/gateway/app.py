@@ -26,19 +26,22 @@ from palette.common.broker import make_broker
 from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
 from palette.gateway import outbox
-from palette.gateway.auth import JWTAuthMiddleware, current_owner
+from palette.gateway.auth import JWTAuthMiddleware, current_owner, make_verifier
 from palette.gateway.controllers import (
     HealthController,
     JobController,
+    JobDataController,
     SeedDataController,
     TemplateController,
+    TemplateToolsController,
 )
+from palette.gateway.limits import RateLimiter, RateLimitMiddleware
 from palette.gateway.messaging import BrokerPublisher
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import handle_exception
 from palette.gateway.repository import MongoRepository
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.storage import S3SeedStore
+from palette.gateway.storage import S3SeedStore, presigning_client
 
 log = structlog.get_logger("palette.gateway")
 
@@ -56,7 +59,7 @@ async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
     runtime = Runtime(
         settings=settings,
         repository=repository,
-        seeds=S3SeedStore(s3, settings.s3_bucket),
+        seeds=S3SeedStore(s3, settings.s3_bucket, presigning_client(settings)),
         publisher=publisher,
         pricing=load_pricing(settings.pricing_file),
     )
@@ -119,15 +122,26 @@ def create_app(
         route_handlers=[SeedDataController],
         request_max_body_size=settings.max_body_bytes,
     )
+    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     return Litestar(
-        route_handlers=[HealthController, TemplateController, JobController, seed_router],
+        route_handlers=[
+            HealthController,
+            TemplateToolsController,
+            TemplateController,
+            JobController,
+            JobDataController,
+            seed_router,
+        ],
         lifespan=[lifespan],
         dependencies={
             "runtime": Provide(_provide_runtime, sync_to_thread=False),
             "owner": Provide(_provide_owner, sync_to_thread=False),
         },
         middleware=[
-            DefineMiddleware(JWTAuthMiddleware, settings=settings, exclude=["^/schema"]),
+            DefineMiddleware(
+                JWTAuthMiddleware, verifier=make_verifier(settings), exclude=["^/schema"]
+            ),
+            DefineMiddleware(RateLimitMiddleware, limiter=limiter),
         ],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_json_body_bytes,

@@ -1,18 +1,66 @@
-"""Bearer-token authentication for every route not marked ``exclude_from_auth``."""
+"""Bearer-token authentication for every route not marked ``exclude_from_auth``.
+
+Development mode verifies HS256 tokens with a shared secret; production mode
+(``jwt_jwks_url`` set) verifies RS256/ES256 tokens against the identity
+provider's JWKS. Every failure is a 401 problem with an RFC 6750 challenge; a
+key set that cannot be fetched is a 503.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
+import structlog
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp
 
+from palette.gateway.jwks import JWKSVerifier, KeySetUnavailableError
 from palette.gateway.problems import Problem, field_error
-from palette.gateway.settings import GatewaySettings
+from palette.gateway.settings import DEV_JWT_SECRET, GatewaySettings
 from palette.gateway.tokens import Principal, TokenError, bearer_token, verify
 
+log = structlog.get_logger("palette.gateway")
+
 EXCLUDE_OPT = "exclude_from_auth"
+
+
+class Verifier(Protocol):
+    """Turns a bearer token into the principal it authenticates."""
+
+    async def verify(self, token: str) -> Principal:
+        """The principal, or TokenError."""
+        ...
+
+
+class HS256Verifier:
+    """Development mode: HS256 tokens signed with the configured secret."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._secret = settings.jwt_secret.get_secret_value()
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a valid HS256 token."""
+        return verify(
+            token,
+            self._secret,
+            issuer=self._issuer,
+            audience=self._audience,
+            leeway_seconds=self._leeway,
+        )
+
+
+def make_verifier(settings: GatewaySettings) -> Verifier:
+    """The verifier of the configured mode (JWKS when ``jwt_jwks_url`` is set)."""
+    if settings.jwks_mode:
+        log.info("auth_mode", mode="jwks", jwks_url=settings.jwt_jwks_url)
+        return JWKSVerifier(settings)
+    if settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+        log.warning("auth_mode", mode="hs256", note="DEV-ONLY default secret; never in production")
+    return HS256Verifier(settings)
 
 
 def unauthorized(problem: str, *, invalid_token: bool) -> Problem:
@@ -32,12 +80,9 @@ def unauthorized(problem: str, *, invalid_token: bool) -> Problem:
 class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
     """Verifies the bearer token; the request's user becomes a ``Principal``."""
 
-    def __init__(self, app: ASGIApp, settings: GatewaySettings, **kwargs: Any) -> None:
+    def __init__(self, app: ASGIApp, verifier: Verifier, **kwargs: Any) -> None:
         super().__init__(app, exclude_from_auth_key=EXCLUDE_OPT, **kwargs)
-        self._secret = settings.jwt_secret.get_secret_value()
-        self._issuer = settings.jwt_issuer
-        self._audience = settings.jwt_audience
-        self._leeway = settings.jwt_leeway_seconds
+        self._verifier = verifier
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
@@ -45,7 +90,8 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
         """Verify the ``Authorization`` header.
 
         Raises:
-            Problem: 401 when the token is missing or invalid.
+            Problem: 401 when the token is missing or invalid, 503 when the
+                identity provider's keys cannot be fetched.
         """
         header = connection.headers.get("authorization")
         try:
@@ -53,15 +99,15 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
         except TokenError as exc:
             raise unauthorized(str(exc), invalid_token=False) from None
         try:
-            principal = verify(
-                token,
-                self._secret,
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway_seconds=self._leeway,
-            )
+            principal = await self._verifier.verify(token)
         except TokenError as exc:
             raise unauthorized(str(exc), invalid_token=True) from None
+        except KeySetUnavailableError:
+            raise Problem(
+                503,
+                "the identity provider's signing keys cannot be fetched; try again shortly",
+                headers={"Retry-After": "5"},
+            ) from None
         return AuthenticationResult(user=principal, auth=token)
 
 

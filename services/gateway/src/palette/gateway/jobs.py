@@ -11,23 +11,32 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat, SubmitJob, utcnow
-from palette.common.money import picos_to_usd, usd_to_picos
+from palette.common.money import usd_string, usd_to_picos
 from palette.common.templates import TemplateSpec
 from palette.gateway.schemas import CreateJob, ExportView, JobView
 
 Document = dict[str, Any]
+
+__all__ = [
+    "Document",
+    "decimal_string",
+    "in_flight",
+    "job_view",
+    "new_job_document",
+    "now_ms",
+    "percent",
+    "submit_message",
+    "submit_message_id",
+    "usd_string",
+]
 
 
 def now_ms() -> datetime:
     """The current UTC time at millisecond precision, as MongoDB stores it."""
     now = utcnow()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def usd_string(picos: int) -> str:
-    """Picodollars as a plain decimal USD string: ``1500000000000`` becomes ``"1.5"``."""
-    return format(picos_to_usd(picos), "f")
 
 
 def decimal_string(amount: Decimal) -> str:
@@ -112,10 +121,29 @@ def _export(job: Document) -> ExportView | None:
     )
 
 
-def job_view(job: Document, ledger: Document | None) -> JobView:
+def in_flight(job: Document) -> int:
+    """Partitions of a job being generated now.
+
+    ``slots`` (a lease id or null per slot) when the job has it, else ``in_flight``.
+    """
+    slots = job.get("slots")
+    if isinstance(slots, list):
+        return sum(1 for slot in slots if slot is not None)
+    return int(job.get("in_flight") or 0)
+
+
+def percent(part: int, whole: int) -> float:
+    """``part`` of ``whole`` in percent, rounded to 0.01 and within [0, 100]."""
+    if whole <= 0:
+        return 0.0
+    return round(min(max(part / whole * 100.0, 0.0), 100.0), 2)
+
+
+def job_view(job: Document, ledger: LedgerView | None) -> JobView:
     """The API view of a job and its ledger (no ledger yet means nothing spent)."""
-    spent = int((ledger or {}).get("spent") or 0)
-    reserved = int((ledger or {}).get("reserved") or 0)
+    budget = int(job.get("budget_picos") or usd_to_picos(Decimal(str(job["budget_usd"]))))
+    money = ledger or LedgerView.empty(budget)
+    done = int(job.get("records_done") or 0)
     return JobView(
         id=str(job["_id"]),
         status=JobStatus(job["status"]),
@@ -123,12 +151,14 @@ def job_view(job: Document, ledger: Document | None) -> JobView:
         template_version=job.get("template_version"),
         seed_key=job["seed_key"],
         num_records=job["num_records"],
-        records_done=int(job.get("records_done") or 0),
+        records_done=done,
+        progress_percent=percent(done, int(job["num_records"])),
         partition_size=job.get("partition_size"),
         priority=int(job.get("priority") or 0),
-        cost_usd=usd_string(spent),
+        cost_usd=usd_string(money.spent),
         budget_usd=decimal_string(Decimal(str(job["budget_usd"]))),
-        reserved_usd=usd_string(reserved),
+        reserved_usd=usd_string(money.reserved),
+        remaining_usd=usd_string(max(money.budget - money.spent - money.reserved, 0)),
         output_format=OutputFormat(job["output_format"]),
         created_at=job["created_at"],
         started_at=job.get("started_at"),
@@ -136,4 +166,6 @@ def job_view(job: Document, ledger: Document | None) -> JobView:
         error=job.get("error"),
         export=_export(job),
         partitions_total=job.get("partitions_total"),
+        partitions_in_flight=in_flight(job),
+        seed_count=job.get("seed_count"),
     )

@@ -8,12 +8,17 @@ outbox (``palette.gateway.outbox``) until the broker takes it.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 from faststream.rabbit import RabbitBroker
 
 from palette.common.broker import declare_topology, publish
 from palette.common.messages import Message
+from palette.common.topology import ROUTES
+
+ReplyT = TypeVar("ReplyT", bound=Message)
 
 log = structlog.get_logger("palette.gateway")
 
@@ -68,6 +73,33 @@ class BrokerPublisher:
         if not self.started:
             raise BrokerUnavailableError("the broker is not connected")
         await asyncio.wait_for(publish(self._broker, message), timeout=self._timeout)
+
+    async def request(self, message: Message, reply: type[ReplyT], wait_seconds: float) -> ReplyT:
+        """Publish a request and wait for its reply (RabbitMQ direct reply-to).
+
+        The request expires in the queue when nobody took it in time, so a late
+        consumer does not do work whose answer nobody waits for.
+
+        Raises:
+            BrokerUnavailableError: before the broker has connected.
+            TimeoutError: no reply within ``wait_seconds``.
+            pydantic.ValidationError: the reply is not a ``reply``.
+        """
+        if not self.started:
+            raise BrokerUnavailableError("the broker is not connected")
+        exchange, routing_key = ROUTES[type(message)]
+        answer = await self._broker.request(
+            message.model_dump_json().encode(),
+            exchange=exchange,
+            routing_key=routing_key,
+            mandatory=True,
+            timeout=wait_seconds,
+            expiration=timedelta(seconds=wait_seconds),
+            message_id=message.message_id,
+            message_type=type(message).__name__,
+            content_type="application/json",
+        )
+        return reply.model_validate_json(answer.body)
 
     async def ping(self) -> bool:
         """Whether the broker connection is up."""

@@ -230,5 +230,10 @@ def _is_unavailable(exc: Exception) -> bool:
 
     return isinstance(
         exc,
-        AutoReconnect | ConnectionFailure | ServerSelectionTimeoutError | BotoConnectionError,
+        AutoReconnect
+        | ConnectionFailure
+        | ServerSelectionTimeoutError
+        | BotoConnectionError
+        | ConnectionError  # the broker (BrokerUnavailableError, a lost connection)
+        | TimeoutError,  # a publish the broker did not confirm in time
     )

@@ -1,7 +1,9 @@
-"""MongoDB access of the gateway: templates (it writes), jobs (it inserts), ledgers (it reads).
+"""MongoDB access of the gateway.
 
-Documents follow ``docs/internals.md`` exactly. Every query of a user's
-resource filters on ``owner``, so another user's resource looks missing.
+It writes templates and idempotency keys, inserts jobs and reads ledgers.
+Documents follow ``docs/internals.md``. Every query of a user's resource
+filters on ``owner`` (or ``public`` for templates), so another user's resource
+looks exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -12,15 +14,22 @@ from typing import Any
 import structlog
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from palette.common.ledger_view import LedgerView, read_ledger
+from palette.common.messages import JobStatus
 from palette.gateway.ports import Document
 
 log = structlog.get_logger("palette.gateway")
 
 TEMPLATES = "templates"
 JOBS = "jobs"
-LEDGERS = "ledgers"
+IDEMPOTENCY = "idempotency_keys"
+ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+
+
+def _visible(owner: str) -> dict[str, Any]:
+    return {"$or": [{"owner": owner}, {"public": True}]}
 
 
 class MongoRepository:
@@ -30,7 +39,7 @@ class MongoRepository:
         self._db = db
         self._templates = db[TEMPLATES]
         self._jobs = db[JOBS]
-        self._ledgers = db[LEDGERS]
+        self._keys = db[IDEMPOTENCY]
 
     async def ping(self) -> None:
         """Raise unless the database answers."""
@@ -42,6 +51,8 @@ class MongoRepository:
             (self._templates, [("template_id", ASCENDING), ("version", DESCENDING)], "gw_tpl_ver"),
             (self._jobs, [("submit_published", ASCENDING), ("created_at", ASCENDING)], "gw_outbox"),
             (self._jobs, [("owner", ASCENDING), ("created_at", DESCENDING)], "gw_owner_created"),
+            (self._jobs, [("template_id", ASCENDING), ("status", ASCENDING)], "gw_tpl_jobs"),
+            (self._keys, [("job_id", ASCENDING)], "gw_idem_job"),
         ]
         for collection, keys, name in specs:
             try:
@@ -49,24 +60,77 @@ class MongoRepository:
             except PyMongoError as exc:
                 log.warning("index_not_created", index=name, error=str(exc))
 
+    # ---------------------------------------------------------- templates
+
     async def insert_template(self, doc: Document) -> None:
-        """Insert one template version (``_id`` is ``<template_id>:<version>``)."""
+        """Insert one template version (``_id`` is ``<template_id>:<version>``).
+
+        Raises:
+            DuplicateKeyError: the version exists (a concurrent update took it).
+        """
         await self._templates.insert_one(doc)
 
     async def find_template(
         self, template_id: str, owner: str, version: int | None = None
     ) -> Document | None:
         """A version (latest when None) the owner may use: their own or a public one."""
-        query: dict[str, Any] = {
-            "template_id": template_id,
-            "$or": [{"owner": owner}, {"public": True}],
-        }
+        query: dict[str, Any] = {"template_id": template_id, **_visible(owner)}
         if version is not None:
             query["version"] = version
         cursor = self._templates.find(query).sort("version", DESCENDING).limit(1)
         async for doc in cursor:
             return doc
         return None
+
+    async def find_own_template(self, template_id: str, owner: str) -> Document | None:
+        """The latest version of a template the owner owns (others' answer None)."""
+        cursor = (
+            self._templates.find({"template_id": template_id, "owner": owner})
+            .sort("version", DESCENDING)
+            .limit(1)
+        )
+        async for doc in cursor:
+            return doc
+        return None
+
+    async def list_templates(self, owner: str, after: str | None, limit: int) -> list[Document]:
+        """The latest visible version of each template, by template id, after ``after``."""
+        match: dict[str, Any] = dict(_visible(owner))
+        if after is not None:
+            match = {"$and": [match, {"template_id": {"$gt": after}}]}
+        pipeline: list[dict[str, Any]] = [
+            {"$match": match},
+            {"$sort": {"template_id": 1, "version": -1}},
+            {"$group": {"_id": "$template_id", "doc": {"$first": "$$ROOT"}}},
+            {"$replaceRoot": {"newRoot": "$doc"}},
+            {"$sort": {"template_id": 1}},
+            {"$limit": limit},
+        ]
+        cursor = await self._templates.aggregate(pipeline)
+        return [doc async for doc in cursor]
+
+    async def template_versions(self, template_id: str, owner: str) -> list[Document]:
+        """Every version of a template the owner may see, newest first."""
+        cursor = self._templates.find(
+            {"template_id": template_id, **_visible(owner)},
+            {"steps": 0},
+        ).sort("version", DESCENDING)
+        return [doc async for doc in cursor]
+
+    async def delete_template(self, template_id: str, owner: str) -> int:
+        """Delete every version of the owner's template; how many were deleted."""
+        result = await self._templates.delete_many({"template_id": template_id, "owner": owner})
+        return int(result.deleted_count)
+
+    async def template_in_use(self, template_id: str) -> bool:
+        """Whether any queued or running job (of anyone) uses the template."""
+        return (
+            await self._jobs.count_documents(
+                {"template_id": template_id, "status": {"$in": ACTIVE}}, limit=1
+            )
+        ) > 0
+
+    # --------------------------------------------------------------- jobs
 
     async def insert_job(self, doc: Document) -> None:
         """Insert a new job document."""
@@ -76,9 +140,37 @@ class MongoRepository:
         """The owner's job, or None (also for another user's job)."""
         return await self._jobs.find_one({"_id": job_id, "owner": owner})
 
-    async def find_ledger(self, job_id: str) -> Document | None:
-        """The accounting ledger of a job, or None."""
-        return await self._ledgers.find_one({"_id": job_id})
+    async def list_jobs(
+        self,
+        owner: str,
+        statuses: list[str],
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Document]:
+        """The owner's jobs, newest first, strictly after the cursor position ``before``."""
+        query: dict[str, Any] = {"owner": owner}
+        if statuses:
+            query["status"] = {"$in": statuses}
+        if before is not None:
+            created, job_id = before
+            query["$or"] = [
+                {"created_at": {"$lt": created}},
+                {"created_at": created, "_id": {"$lt": job_id}},
+            ]
+        cursor = (
+            self._jobs.find(query, {"template": 0})
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]
+
+    async def count_active_jobs(self, owner: str) -> int:
+        """How many of the owner's jobs are queued or running."""
+        return await self._jobs.count_documents({"owner": owner, "status": {"$in": ACTIVE}})
+
+    async def ledger(self, job_id: str, budget: int) -> LedgerView:
+        """The live ledger of a job (accounting's documents, read only)."""
+        return await read_ledger(self._db, job_id, budget)
 
     async def mark_submitted(self, job_id: str) -> None:
         """Set the outbox flag once SubmitJob is published."""
@@ -94,3 +186,30 @@ class MongoRepository:
             .limit(limit)
         )
         return [doc async for doc in cursor]
+
+    # ---------------------------------------------------- idempotency keys
+
+    async def claim_key(
+        self, owner: str, key: str, job_id: str, fingerprint: str, now: datetime
+    ) -> Document | None:
+        """Claim an ``Idempotency-Key`` for ``job_id``; the earlier claim if it was taken."""
+        doc = {
+            "_id": f"{owner}\n{key}",
+            "owner": owner,
+            "job_id": job_id,
+            "fingerprint": fingerprint,
+            "created_at": now,
+        }
+        try:
+            await self._keys.insert_one(doc)
+        except DuplicateKeyError:
+            return await self._keys.find_one({"_id": doc["_id"]})
+        return None
+
+    async def find_key(self, owner: str, key: str) -> Document | None:
+        """The claim of an ``Idempotency-Key``, or None."""
+        return await self._keys.find_one({"_id": f"{owner}\n{key}"})
+
+    async def forget_keys(self, job_id: str) -> None:
+        """Drop the idempotency keys that led to a job (it is being deleted)."""
+        await self._keys.delete_many({"job_id": job_id})

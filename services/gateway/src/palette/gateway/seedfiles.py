@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from palette.common.keys import seed_prefix
 from palette.common.seeds import (
+    SeedError,
     SeedFormat,
     count_records,
     format_from_name,
@@ -119,3 +121,45 @@ def first_missing(
         if close is not None:
             close()
     return None
+
+
+@dataclass
+class ValidationReport:
+    """What a full pass over a seed file found."""
+
+    records_checked: int = 0
+    records_missing_fields: int = 0
+    examples: list[tuple[int, list[str]]] = field(default_factory=list)
+    parse_error: SeedError | None = None
+    format: SeedFormat | None = None
+
+    @property
+    def valid(self) -> bool:
+        """Readable to the end and no record lacks a field."""
+        return self.parse_error is None and self.records_missing_fields == 0
+
+
+def validate_records(
+    records: Iterable[dict[str, Any]], requirements: list[str], examples: int
+) -> ValidationReport:
+    """Check every record against the requirements, stopping at the first parse error.
+
+    Memory holds one record and at most ``examples`` examples.
+    """
+    report = ValidationReport()
+    iterator: Iterator[dict[str, Any]] = iter(records)
+    try:
+        for record in iterator:
+            report.records_checked += 1
+            missing = missing_fields(record, requirements)
+            if missing:
+                report.records_missing_fields += 1
+                if len(report.examples) < examples:
+                    report.examples.append((report.records_checked, missing))
+    except SeedError as exc:
+        report.parse_error = exc
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    return report

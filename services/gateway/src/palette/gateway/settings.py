@@ -8,8 +8,9 @@ The connection settings shared by every service (``RABBITMQ_URL``,
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from palette.common.messages import MAX_RECORDS
@@ -40,6 +41,27 @@ class GatewaySettings(CommonSettings):
     jwt_leeway_seconds: int = Field(
         0, ge=0, le=300, description="Clock skew tolerated on `exp`/`nbf`/`iat`."
     )
+    jwt_jwks_url: str | None = Field(
+        None,
+        description=(
+            "Production mode: the identity provider's JWKS URL. When set, tokens must be "
+            "RS256/ES256 (see `jwt_algorithms`) signed by a key of that set, found by `kid`, "
+            "and `jwt_issuer` and `jwt_audience` are required; the HS256 secret is not used."
+        ),
+    )
+    jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        description="Algorithms accepted in JWKS mode (asymmetric only; HS*/none are refused).",
+    )
+    jwt_jwks_cache_seconds: int = Field(
+        300, ge=1, description="How long a fetched JWKS is used before it is fetched again."
+    )
+    jwt_jwks_refresh_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Least time between two fetches caused by an unknown `kid` (no refetch storm).",
+    )
+    jwt_jwks_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one JWKS fetch.")
     max_budget_usd: Decimal = Field(
         Decimal(10_000), gt=0, description="Largest budget one job may ask for, in USD."
     )
@@ -74,3 +96,63 @@ class GatewaySettings(CommonSettings):
     ready_timeout_seconds: float = Field(
         2.0, gt=0, description="How long /ready waits for each dependency."
     )
+    max_active_jobs: int = Field(
+        10, ge=1, description="Jobs one user may have queued or running at once (429 above)."
+    )
+    rate_limit_per_second: float = Field(
+        50.0, gt=0, description="Sustained requests per second one user may make (429 above)."
+    )
+    rate_limit_burst: int = Field(
+        200, ge=1, description="Requests one user may make at once before the rate applies."
+    )
+    max_seed_upload_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=1,
+        description="Largest seed file a presigned upload may put, in bytes.",
+    )
+    presign_endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint written into presigned URLs when clients reach S3 at another "
+        "address than the gateway does; the S3 endpoint when unset.",
+    )
+    upload_url_seconds: int = Field(
+        900, ge=60, le=7 * 24 * 3600, description="Lifetime of a presigned seed upload URL."
+    )
+    download_url_seconds: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a presigned download URL."
+    )
+    snapshot_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long a download waits for a partial export to be written."
+    )
+    preview_timeout_seconds: float = Field(
+        60.0, gt=0, description="How long `preview?run=true` waits for the model's answer."
+    )
+    preview_max_usd: Decimal = Field(
+        Decimal("0.50"),
+        gt=0,
+        description="Largest worst-case cost of one previewed record run through the model.",
+    )
+    events_interval_seconds: float = Field(
+        0.5, gt=0, description="How often a job's event stream checks for progress."
+    )
+    events_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="Idle time after which an event stream sends a keep-alive."
+    )
+    validate_examples: int = Field(
+        5, ge=1, le=100, description="Records lacking fields that seed validation lists."
+    )
+
+    @model_validator(mode="after")
+    def _jwks_mode_is_complete(self) -> Self:
+        if self.jwt_jwks_url:
+            if not self.jwt_issuer or not self.jwt_audience:
+                raise ValueError("jwt_jwks_url needs jwt_issuer and jwt_audience")
+            weak = [a for a in self.jwt_algorithms if a[:2] not in ("RS", "ES", "PS", "Ed")]
+            if weak or not self.jwt_algorithms:
+                raise ValueError(f"JWKS mode accepts asymmetric algorithms only, not {weak}")
+        return self
+
+    @property
+    def jwks_mode(self) -> bool:
+        """Whether tokens are verified against a JWKS (production) rather than HS256 (dev)."""
+        return bool(self.jwt_jwks_url)

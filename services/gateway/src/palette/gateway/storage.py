@@ -1,6 +1,7 @@
-"""Seed files in S3: upload after validation, existence, and a streamed check of leading records.
+"""Objects in S3: seed uploads and checks, presigned URLs, sizes of exports and snapshots.
 
-boto3 is synchronous, so every call runs in a worker thread.
+boto3 is synchronous, so every call that does I/O runs in a worker thread
+(presigning is local computation and runs inline).
 """
 
 from __future__ import annotations
@@ -9,11 +10,20 @@ import io
 from typing import IO, TYPE_CHECKING, Any
 
 import anyio.to_thread
+import boto3
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from palette.common.seeds import SeedFormat, format_from_name, read_records
-from palette.gateway.seedfiles import first_missing
+from palette.common.seeds import (
+    SeedError,
+    SeedFormat,
+    format_from_name,
+    read_records,
+    sniff_format,
+)
+from palette.gateway.seedfiles import ValidationReport, first_missing, validate_records
+from palette.gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -59,12 +69,28 @@ def _not_found(exc: ClientError) -> bool:
     return code in {"404", "NoSuchKey", "NotFound"}
 
 
+def presigning_client(settings: GatewaySettings) -> S3Client:
+    """An S3 client that signs URLs with SigV4 (so a PUT's size and type are signed).
+
+    It signs for ``presign_endpoint_url`` when set (the address clients reach S3
+    at, e.g. ``http://localhost:9000`` beside ``http://minio:9000``); signing is
+    local, the client never connects.
+    """
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.presign_endpoint_url or settings.s3_endpoint_url,
+        region_name=settings.aws_region,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+
+
 class S3SeedStore:
     """Seed files of every user in one bucket."""
 
-    def __init__(self, s3: S3Client, bucket: str) -> None:
+    def __init__(self, s3: S3Client, bucket: str, presigner: S3Client | None = None) -> None:
         self._s3 = s3
         self._bucket = bucket
+        self._presigner = presigner or s3
 
     async def upload(
         self, key: str, file: IO[bytes], fmt: SeedFormat, records: int, size: int
@@ -94,6 +120,61 @@ class S3SeedStore:
             return True
 
         return await anyio.to_thread.run_sync(head)
+
+    async def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is none."""
+
+        def head() -> int | None:
+            try:
+                return int(self._s3.head_object(Bucket=self._bucket, Key=key)["ContentLength"])
+            except ClientError as exc:
+                if _not_found(exc):
+                    return None
+                raise
+
+        return await anyio.to_thread.run_sync(head)
+
+    def presign_put(self, key: str, size: int, content_type: str, seconds: int) -> str:
+        """A presigned PUT whose signature covers the key, the size and the content type."""
+        return self._presigner.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ContentLength": size,
+                "ContentType": content_type,
+            },
+            ExpiresIn=seconds,
+            HttpMethod="PUT",
+        )
+
+    def presign_get(self, key: str, filename: str, seconds: int) -> str:
+        """A presigned GET that the browser saves as ``filename``."""
+        return self._presigner.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            },
+            ExpiresIn=seconds,
+        )
+
+    async def validate(self, key: str, requirements: list[str], examples: int) -> ValidationReport:
+        """Stream every record of a seed file and check it (never the whole file in memory)."""
+
+        def run() -> ValidationReport:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
+            with io.BufferedReader(_RawBody(body), buffer_size=64 * 1024) as stream:
+                try:
+                    fmt = format_from_name(key) or sniff_format(stream.peek(512)[:512])
+                except SeedError as exc:
+                    return ValidationReport(parse_error=exc)
+                report = validate_records(read_records(stream, fmt), requirements, examples)
+                report.format = fmt
+                return report
+
+        return await anyio.to_thread.run_sync(run)
 
     async def check_records(
         self, key: str, requirements: list[str], limit: int

@@ -96,14 +96,34 @@ def template_document(
     }
 
 
-def template_view(doc: Document) -> TemplateView:
-    """The API view of a template document."""
+def copy_document(
+    source: Document, *, template_id: str, owner: str, name: str | None, now: datetime
+) -> Document:
+    """A fork: version 1 of a new private template with the source version's steps."""
+    return {
+        "_id": template_id_of(template_id, 1),
+        "template_id": template_id,
+        "version": 1,
+        "owner": owner,
+        "name": name or source["name"],
+        "public": False,
+        "steps": [dict(step) for step in source["steps"]],
+        "schema_requirements": list(source.get("schema_requirements", [])),
+        "forked_from": template_id_of(source["template_id"], int(source["version"])),
+        "created_at": now,
+    }
+
+
+def template_view(doc: Document, owner: str | None = None) -> TemplateView:
+    """The API view of a template document (``owned`` is about ``owner`` when given)."""
     return TemplateView(
         id=doc["template_id"],
         version=doc["version"],
         name=doc["name"],
         public=bool(doc.get("public", False)),
+        owned=owner is None or doc.get("owner") == owner,
         steps=[StepOut.model_validate(step) for step in doc["steps"]],
         schema_requirements=list(doc.get("schema_requirements", [])),
+        forked_from=doc.get("forked_from"),
         created_at=doc["created_at"],
     )

@@ -1,7 +1,10 @@
-"""Bearer tokens: HS256 JWTs whose ``sub`` is the user that owns resources.
+"""Bearer tokens: JWTs whose ``sub`` is the user that owns resources.
 
-``verify`` pins the algorithm, requires ``exp`` and ``sub`` and checks the
-issuer and audience when they are configured. ``main`` is the console script
+``decode_claims`` is the one place claims are checked (``exp`` and ``sub``
+required, issuer and audience when configured, ``nbf``/``iat`` when present)
+under one pinned algorithm. ``verify`` is development mode: HS256 with a shared
+secret; production verifies against the identity provider's JWKS
+(``palette.gateway.jwks``). ``main`` is the console script
 ``palette-token``, which mints a development token with the configured secret.
 """
 
@@ -55,28 +58,29 @@ def mint(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify(
+def decode_claims(
     token: str,
-    secret: str,
+    key: Any,
+    algorithm: str,
     *,
     issuer: str | None = None,
     audience: str | None = None,
     leeway_seconds: int = 0,
 ) -> Principal:
-    """Check a token's signature and claims and return its principal.
+    """Verify a token's signature with ``key`` under one pinned algorithm, then its claims.
+
+    ``exp`` and ``sub`` are always required, ``iss`` and ``aud`` when configured;
+    ``nbf`` and ``iat`` are checked when present.
 
     Raises:
-        TokenError: for any token that is not a valid, unexpired HS256 token of ours.
+        TokenError: for a bad signature, a claim that does not hold, or a bad subject.
     """
     required = ["exp", "sub"] + (["iss"] if issuer else []) + (["aud"] if audience else [])
     try:
-        header = jwt.get_unverified_header(token)
-        if header.get("alg") != ALGORITHM:
-            raise TokenError(f"token algorithm must be {ALGORITHM}")
         claims = jwt.decode(
             token,
-            secret,
-            algorithms=[ALGORITHM],
+            key,
+            algorithms=[algorithm],
             issuer=issuer,
             audience=audience,
             leeway=leeway_seconds,
@@ -84,6 +88,8 @@ def verify(
         )
     except jwt.ExpiredSignatureError as exc:
         raise TokenError("token has expired") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise TokenError("token is not valid yet (nbf)") from exc
     except jwt.MissingRequiredClaimError as exc:
         raise TokenError(f"token lacks the required {exc.claim!r} claim") from exc
     except jwt.InvalidTokenError as exc:
@@ -92,6 +98,44 @@ def verify(
     if not isinstance(sub, str) or not SUBJECT.match(sub):
         raise TokenError("token subject is not a valid user id")
     return Principal(sub=sub, claims=claims)
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The token's header, read without verifying anything.
+
+    Raises:
+        TokenError: when the token is not a JWS at all.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as exc:
+        raise TokenError(f"invalid token: {exc}") from exc
+    return dict(header)
+
+
+def verify(
+    token: str,
+    secret: str,
+    *,
+    issuer: str | None = None,
+    audience: str | None = None,
+    leeway_seconds: int = 0,
+) -> Principal:
+    """Check a development token's signature (HS256 only) and claims; return its principal.
+
+    Raises:
+        TokenError: for any token that is not a valid, unexpired HS256 token of ours.
+    """
+    if unverified_header(token).get("alg") != ALGORITHM:
+        raise TokenError(f"token algorithm must be {ALGORITHM}")
+    return decode_claims(
+        token,
+        secret,
+        ALGORITHM,
+        issuer=issuer,
+        audience=audience,
+        leeway_seconds=leeway_seconds,
+    )
 
 
 def bearer_token(authorization: str | None) -> str:

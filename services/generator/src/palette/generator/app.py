@@ -16,7 +16,7 @@ from palette.common.broker import declare_topology, make_broker
 from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
 from palette.common.topology import BROADCAST, Queues
-from palette.generator import handlers
+from palette.generator import handlers, preview, purge, snapshot
 from palette.generator.bedrock import BedrockCaller, bedrock_client
 from palette.generator.claims import Claims
 from palette.generator.repository import JobsRepository, LeasesRepository
@@ -28,7 +28,13 @@ from palette.generator.storage import Storage
 log = structlog.get_logger("palette.generator")
 
 SERVICE = "generator"
-CONSUMED = (Queues.GENERATE_PARTITION, Queues.EXPORT_JOB)
+CONSUMED = (
+    Queues.GENERATE_PARTITION,
+    Queues.EXPORT_JOB,
+    Queues.EXPORT_SNAPSHOT,
+    Queues.GEN_JOB_DELETED,
+    Queues.PREVIEW_RECORD,
+)
 
 
 def stop_queue() -> RabbitQueue:
@@ -54,6 +60,12 @@ def build_broker(settings: GeneratorSettings) -> RabbitBroker:
     broker.subscriber(gen.queue(), exchange=gen.exchange)(handlers.generate_partition)
     broker.subscriber(export.queue(), exchange=export.exchange)(handlers.export_job)
     broker.subscriber(stop_queue(), exchange=BROADCAST)(handlers.job_stopped)
+    for spec, handler in (
+        (Queues.EXPORT_SNAPSHOT, snapshot.export_snapshot),
+        (Queues.GEN_JOB_DELETED, purge.job_deleted),
+        (Queues.PREVIEW_RECORD, preview.preview_record),
+    ):
+        broker.subscriber(spec.queue(), exchange=spec.exchange)(handler)
     return broker
 
 

@@ -45,14 +45,16 @@ def write_dataset(
     *,
     batch_rows: int,
     part_bytes: int,
+    key: str | None = None,
 ) -> ExportResult:
     """Stream every part in key order into the export object (blocking).
 
     Each record index is written at most once (a bitmap over ``num_records``);
-    memory holds one line, one batch of rows and one upload part.
+    memory holds one line, one batch of rows and one upload part. ``key`` is
+    the job's export key unless given (a snapshot writes elsewhere).
     """
     plan = ColumnPlan(steps)
-    key = keys.export_key(job_id, fmt)
+    key = key or keys.export_key(job_id, fmt)
     sink = storage.upload(key, part_bytes, CONTENT_TYPES[fmt])
     seen = Bitmap(num_records)
     records = duplicates = out_of_range = 0

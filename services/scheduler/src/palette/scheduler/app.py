@@ -15,7 +15,7 @@ from palette.common.pricing import load_pricing
 from palette.common.seeds import SeedError, count_records, format_from_name, read_records
 from palette.common.service import build_service
 from palette.common.topology import Queues, QueueSpec
-from palette.scheduler import handlers
+from palette.scheduler import handlers, purge
 from palette.scheduler.lifecycle import Scheduler
 from palette.scheduler.repository import SchedulerRepository
 from palette.scheduler.settings import SchedulerSettings
@@ -32,6 +32,7 @@ HANDLERS: dict[QueueSpec, Callable[..., Any]] = {
     Queues.SCHED_PARTITION_FAILED: handlers.partition_failed,
     Queues.SCHED_EXPORT_COMPLETED: handlers.export_completed,
     Queues.SCHED_EXPORT_FAILED: handlers.export_failed,
+    Queues.DELETE_JOB: purge.delete_job,
 }
 
 

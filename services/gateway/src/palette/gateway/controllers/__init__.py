@@ -1,8 +1,17 @@
 """One Litestar controller per resource."""
 
 from palette.gateway.controllers.health import HealthController
+from palette.gateway.controllers.job_data import JobDataController
 from palette.gateway.controllers.jobs import JobController
 from palette.gateway.controllers.seeds import SeedDataController
+from palette.gateway.controllers.template_tools import TemplateToolsController
 from palette.gateway.controllers.templates import TemplateController
 
-__all__ = ["HealthController", "JobController", "SeedDataController", "TemplateController"]
+__all__ = [
+    "HealthController",
+    "JobController",
+    "JobDataController",
+    "SeedDataController",
+    "TemplateController",
+    "TemplateToolsController",
+]

@@ -18,6 +18,7 @@ class HealthController(Controller):
 
     tags = ["health"]
     opt = {"exclude_from_auth": True}
+    security = [{}]  # OpenAPI: no credentials needed
 
     @get("/health", operation_id="getHealth", summary="Liveness: the process answers")
     async def health(self) -> Health:

@@ -1,72 +1,39 @@
-"""``/jobs``: launch, watch and cancel generation jobs."""
+"""``/jobs``: launch, list, read, cancel and delete generation jobs."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+import asyncio
+from typing import Annotated, Any
 
-import structlog
-from botocore.exceptions import ClientError
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from palette.common.keys import seed_prefix
-from palette.common.messages import CancelJob, JobStatus
-from palette.common.seeds import SeedError
-from palette.gateway import outbox
-from palette.gateway.jobs import job_view, new_job_document, now_ms, submit_message
-from palette.gateway.openapi import problems
+from palette.common.ledger_view import LedgerView
+from palette.common.messages import JobStatus
+from palette.gateway import job_service
+from palette.gateway.jobs import job_view
+from palette.gateway.openapi import problems, reply
+from palette.gateway.pagination import job_cursor, job_position
 from palette.gateway.ports import Runtime
-from palette.gateway.problems import Problem, field_error, invalid, not_found
-from palette.gateway.schemas import CreateJob, JobView
-from palette.gateway.seedfiles import owns_seed_key
-from palette.gateway.templating import unpriced_models
+from palette.gateway.problems import not_found
+from palette.gateway.schemas import CreateJob, JobPage, JobView
 
-log = structlog.get_logger("palette.gateway")
+LEDGER_READS = 8
 
 
-async def _template(runtime: Runtime, owner: str, data: CreateJob) -> dict[str, Any]:
-    repository = runtime.repository
-    doc = await repository.find_template(data.template_id, owner, data.template_version)
-    if doc is not None:
-        return doc
-    if data.template_version is not None and await repository.find_template(
-        data.template_id, owner
-    ):
-        raise not_found(
-            "template_version",
-            f"template {data.template_id!r} has no version {data.template_version}",
-        )
-    raise not_found("template_id", f"no template {data.template_id!r}")
+async def owned_job(runtime: Runtime, owner: str, job_id: str) -> dict[str, Any]:
+    """The caller's job, else 404 (another user's job is answered exactly like a missing one)."""
+    job = await runtime.repository.find_job(job_id, owner)
+    if job is None:
+        raise not_found("job_id", f"no job {job_id!r}")
+    return job
 
 
-async def _check_seed(
-    runtime: Runtime, owner: str, data: CreateJob, requirements: list[str]
-) -> None:
-    key = data.seed_key
-    missing = not_found("seed_key", f"no seed file {key!r} under {seed_prefix(owner)}")
-    if not owns_seed_key(owner, key) or not await runtime.seeds.exists(key):
-        raise missing
-    limit = runtime.settings.seed_check_records
-    try:
-        lacking = await runtime.seeds.check_records(key, requirements, limit)
-    except SeedError as exc:
-        where = {k: v for k, v in (("line", exc.line), ("record", exc.record)) if v is not None}
-        raise invalid("seed_key", f"the seed file cannot be read: {exc}", **where) from None
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-            raise missing from None
-        raise
-    if lacking is not None:
-        record, fields = lacking
-        raise invalid(
-            "seed_key",
-            f"seed record {record} lacks fields the template needs: {', '.join(fields)}",
-            record=record,
-            missing=fields,
-        )
+async def ledger_of(runtime: Runtime, job: dict[str, Any]) -> LedgerView:
+    """The job's live ledger."""
+    return await runtime.repository.ledger(str(job["_id"]), int(job["budget_picos"]))
 
 
 class JobController(Controller):
@@ -79,113 +46,107 @@ class JobController(Controller):
         operation_id="createJob",
         summary="Launch a generation job",
         status_code=HTTP_201_CREATED,
-        responses=problems(404, 422),
+        responses=problems(
+            404, 413, extra={200: reply(JobView, "The job an earlier request with this key made")}
+        ),
     )
     async def create(
         self,
         data: JSONBody[CreateJob],
         runtime: NamedDependency[Runtime],
         owner: NamedDependency[str],
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key",
+                max_length=200,
+                description="A retried create with the same key and body returns the same job "
+                "(200) instead of making a second one.",
+            ),
+        ] = None,
     ) -> Response[JobView]:
         """Check everything, insert the job, then publish its SubmitJob.
 
         The job document is written before the reply; when the publish fails
-        the job is still accepted (201) and the outbox publishes it later.
+        the job is still accepted (201) and the outbox publishes it later. 429
+        when the caller already has the configured number of active jobs.
         """
-        settings = runtime.settings
-        if data.budget_usd > settings.max_budget_usd:
-            raise invalid("budget_usd", f"must be at most {settings.max_budget_usd} USD")
-        template = await _template(runtime, owner, data)
-        unpriced = unpriced_models(template["steps"], runtime.pricing)
-        if unpriced:
-            problems = "; ".join(e["problem"] for e in unpriced)
-            raise Problem(
-                422,
-                f"template {data.template_id!r} uses unpriced models: {problems}",
-                errors=[
-                    field_error("template_id", e["problem"], step=e["field"]) for e in unpriced
-                ],
-            )
-        await _check_seed(runtime, owner, data, list(template.get("schema_requirements", [])))
-
-        job_id = uuid.uuid4().hex
-        partition_size = data.partition_size or settings.default_partition_size
-        doc = new_job_document(
-            job_id=job_id,
-            owner=owner,
-            request=data,
-            template=template,
-            partition_size=partition_size,
-            now=now_ms(),
-        )
-        message = submit_message(doc)  # validates before anything is written
-        await runtime.repository.insert_job(doc)
-        log.info("job_created", job_id=job_id, owner=owner, num_records=data.num_records)
-        if await outbox.submit(runtime.repository, runtime.publisher, message):
-            doc["submit_published"] = True
+        if idempotency_key is not None:
+            earlier = await job_service.replay(runtime, owner, data, idempotency_key)
+            if earlier is not None:
+                view = job_view(earlier, await ledger_of(runtime, earlier))
+                return Response(view, status_code=HTTP_200_OK)
+        doc, created = await job_service.create_job(runtime, owner, data, idempotency_key)
+        ledger = None if created else await ledger_of(runtime, doc)
         return Response(
-            job_view(doc, None),
-            status_code=HTTP_201_CREATED,
-            headers={"Location": f"/jobs/{job_id}"},
+            job_view(doc, ledger),
+            status_code=HTTP_201_CREATED if created else HTTP_200_OK,
+            headers={"Location": f"/jobs/{doc['_id']}"},
         )
+
+    @get(
+        operation_id="listJobs",
+        summary="The caller's jobs, newest first",
+        responses=problems(),
+    )
+    async def list_jobs(
+        self,
+        runtime: NamedDependency[Runtime],
+        owner: NamedDependency[str],
+        limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size.")] = 20,
+        cursor: Annotated[
+            str | None, QueryParameter(max_length=1000, description="`next_cursor` of a page.")
+        ] = None,
+        status: Annotated[
+            list[JobStatus] | None, QueryParameter(description="Only jobs in these statuses.")
+        ] = None,
+    ) -> JobPage:
+        """One page of jobs; pass ``next_cursor`` back as ``cursor`` for the next one."""
+        before = job_position(cursor) if cursor else None
+        statuses = [s.value for s in status or []]
+        jobs = await runtime.repository.list_jobs(owner, statuses, before, limit + 1)
+        page, more = jobs[:limit], len(jobs) > limit
+        gate = asyncio.Semaphore(LEDGER_READS)
+
+        async def view(job: dict[str, Any]) -> JobView:
+            async with gate:
+                return job_view(job, await ledger_of(runtime, job))
+
+        items = list(await asyncio.gather(*(view(job) for job in page)))
+        last = page[-1] if more else None
+        next_cursor = job_cursor(last["created_at"], str(last["_id"])) if last else None
+        return JobPage(items=items, next_cursor=next_cursor)
 
     @get(
         "/{job_id:str}",
         operation_id="getJob",
-        summary="A job's status, progress and cost",
+        summary="A job's configuration, status, progress, cost and timestamps",
         responses=problems(404),
     )
     async def read(
         self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
     ) -> JobView:
-        """Status, records done, settled cost and the export once written."""
-        job = await runtime.repository.find_job(job_id, owner)
-        if job is None:
-            raise not_found("job_id", f"no job {job_id!r}")
-        ledger = await runtime.repository.find_ledger(job_id)
-        return job_view(job, ledger)
+        """Status, records done, money (settled, reserved, remaining), the export once written."""
+        job = await owned_job(runtime, owner, job_id)
+        return job_view(job, await ledger_of(runtime, job))
 
     @delete(
         "/{job_id:str}",
-        operation_id="cancelJob",
-        summary="Cancel a queued or running job",
+        operation_id="deleteJob",
+        summary="Cancel a queued or running job; delete a finished one",
         status_code=HTTP_202_ACCEPTED,
-        responses=problems(404, 409, 503),
+        responses=problems(404, 409),
     )
-    async def cancel(
+    async def remove(
         self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
     ) -> JobView:
-        """Ask the scheduler to cancel the job; it exports what was made.
+        """A queued or running job is cancelled: it stops and exports what it made.
 
-        202 once the CancelJob command is on the broker (the status moves
-        shortly after); 409 when the job has already ended.
+        A finished job is deleted with its records, export and ledger: the job
+        answers 404 once the scheduler has removed it. 409 while a finished
+        job's export is still being written. 202 once the command is on the
+        broker (the job changes shortly after).
         """
-        job = await runtime.repository.find_job(job_id, owner)
-        if job is None:
-            raise not_found("job_id", f"no job {job_id!r}")
-        status = JobStatus(job["status"])
-        if status.is_final:
-            raise Problem(
-                409,
-                f"job {job_id!r} has already ended with status {status.value}",
-                errors=[
-                    field_error(
-                        "job_id",
-                        f"the job is {status.value}; only a queued or running job can be cancelled",
-                    )
-                ],
-            )
-        try:
-            await runtime.publisher.publish(
-                CancelJob(job_id=job_id, reason=f"cancelled by {owner}")
-            )
-        except Exception as exc:
-            log.warning("cancel_not_published", job_id=job_id, error=repr(exc))
-            raise Problem(
-                503,
-                "the cancel request could not be delivered; try again shortly",
-                headers={"Retry-After": "5"},
-            ) from None
-        log.info("job_cancel_requested", job_id=job_id, owner=owner)
-        ledger = await runtime.repository.find_ledger(job_id)
-        return job_view(job, ledger)
+        job = await owned_job(runtime, owner, job_id)
+        await job_service.remove_job(runtime, owner, job)
+        return job_view(job, await ledger_of(runtime, job))

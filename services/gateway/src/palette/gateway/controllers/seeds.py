@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import IO, Annotated, Any
 
 import anyio.to_thread
@@ -11,19 +12,33 @@ import structlog
 from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from palette.common.seeds import SeedError
+from palette.common.keys import seed_prefix
+from palette.common.messages import utcnow
+from palette.common.seeds import SeedError, SeedFormat, format_from_name
 from palette.gateway.openapi import problems
 from palette.gateway.ports import Runtime
-from palette.gateway.problems import Problem, field_error, invalid
-from palette.gateway.schemas import SeedUpload
+from palette.gateway.problems import Problem, field_error, invalid, not_found
+from palette.gateway.schemas import (
+    MissingExample,
+    ParseProblem,
+    SeedUpload,
+    SeedValidation,
+    UploadRequest,
+    UploadTicket,
+    ValidateSeeds,
+)
 from palette.gateway.seedfiles import (
+    ValidationReport,
     detect_format,
+    owns_seed_key,
     sanitize_filename,
     seed_key,
     validate_seed_file,
 )
+from palette.gateway.storage import CONTENT_TYPES
 
 log = structlog.get_logger("palette.gateway")
 
@@ -72,7 +87,8 @@ class SeedDataController(Controller):
 
     @post(
         operation_id="uploadSeedData",
-        responses=problems(413, 422),
+        status_code=HTTP_201_CREATED,
+        responses=problems(413),
         summary="Upload a seed file (JSON array, JSONL or CSV)",
         description=(
             "Send the file as the raw request body with `?filename=`, or as "
@@ -136,3 +152,108 @@ class SeedDataController(Controller):
         await runtime.seeds.upload(key, file, fmt, records, size)
         log.info("seed_uploaded", owner=owner, key=key, records=records, bytes=size)
         return SeedUpload(key=key, records=records, format=fmt, bytes=size)
+
+    @post(
+        "/uploads",
+        operation_id="createSeedUpload",
+        summary="A presigned PUT for uploading a seed file straight to S3",
+        status_code=HTTP_201_CREATED,
+        responses=problems(413),
+    )
+    async def presign(
+        self,
+        data: JSONBody[UploadRequest],
+        runtime: NamedDependency[Runtime],
+        owner: NamedDependency[str],
+    ) -> UploadTicket:
+        """A presigned PUT of a seed file, under the caller's prefix.
+
+        Valid ``upload_url_seconds`` (15 minutes); it takes exactly ``bytes``
+        bytes (at most ``max_seed_upload_bytes``). The size and content type
+        are part of the signature; the file is checked when it is used
+        (``/seed-data/validate``, ``POST /jobs``), never trusted on upload.
+        """
+        settings = runtime.settings
+        if data.bytes > settings.max_seed_upload_bytes:
+            raise Problem(
+                413,
+                f"a seed file may have at most {settings.max_seed_upload_bytes} bytes",
+                errors=[field_error("bytes", f"at most {settings.max_seed_upload_bytes}")],
+            )
+        try:
+            safe = sanitize_filename(data.filename)
+        except ValueError as exc:
+            raise invalid("filename", str(exc)) from None
+        fmt = format_from_name(safe)
+        if fmt is None:
+            raise invalid("filename", "the name must end in .json, .jsonl, .ndjson or .csv")
+        key = seed_key(owner, safe)
+        headers = {"Content-Type": CONTENT_TYPES[fmt], "Content-Length": str(data.bytes)}
+        seconds = settings.upload_url_seconds
+        url = runtime.seeds.presign_put(key, data.bytes, headers["Content-Type"], seconds)
+        return UploadTicket(
+            key=key,
+            url=url,
+            headers=headers,
+            expires_at=utcnow() + timedelta(seconds=seconds),
+            max_bytes=settings.max_seed_upload_bytes,
+        )
+
+    @post(
+        "/validate",
+        operation_id="validateSeedData",
+        summary="Check every record of a seed file against a template's requirements",
+        status_code=HTTP_200_OK,
+        responses=problems(404, 413),
+    )
+    async def validate(
+        self,
+        data: JSONBody[ValidateSeeds],
+        runtime: NamedDependency[Runtime],
+        owner: NamedDependency[str],
+    ) -> SeedValidation:
+        """Check every record of one of the caller's seed files against a template.
+
+        The file (JSON array, JSONL or CSV) is streamed, never loaded whole; the
+        report gives records checked, records lacking fields with the first few
+        examples, and the first parse error with its line.
+        """
+        template = await runtime.repository.find_template(
+            data.template_id, owner, data.template_version
+        )
+        if template is None:
+            raise not_found("template_id", f"no template {data.template_id!r}")
+        missing = not_found("key", f"no seed file {data.key!r} under {seed_prefix(owner)}")
+        if not owns_seed_key(owner, data.key):
+            raise missing
+        size = await runtime.seeds.size(data.key)
+        if size is None:
+            raise missing
+        if size > runtime.settings.max_seed_upload_bytes:
+            raise Problem(
+                413,
+                f"the seed file has {size} bytes; at most "
+                f"{runtime.settings.max_seed_upload_bytes} are accepted",
+                errors=[field_error("key", "file too large")],
+            )
+        requirements = list(template.get("schema_requirements", []))
+        report: ValidationReport = await runtime.seeds.validate(
+            data.key, requirements, runtime.settings.validate_examples
+        )
+        error = report.parse_error
+        return SeedValidation(
+            key=data.key,
+            format=SeedFormat(report.format) if report.format else None,
+            template_id=data.template_id,
+            template_version=int(template["version"]),
+            schema_requirements=requirements,
+            valid=report.valid,
+            records_checked=report.records_checked,
+            records_missing_fields=report.records_missing_fields,
+            examples=[MissingExample(record=r, missing=m) for r, m in report.examples],
+            parse_error=(
+                ParseProblem(problem=error.problem, line=error.line, record=error.record)
+                if error
+                else None
+            ),
+        )

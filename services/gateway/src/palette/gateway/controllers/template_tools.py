@@ -1,0 +1,197 @@
+"""Template preview (rendered, or run through the model) and YAML import/export."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+import structlog
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from palette.common.messages import PreviewRecord, PreviewResult, utcnow
+from palette.common.money import usd_string, usd_to_picos
+from palette.common.pricing import UnknownModelError
+from palette.common.templates import TemplateError, TemplateSpec, missing_fields
+from palette.gateway.controllers.templates import Version, store_new, visible_template
+from palette.gateway.openapi import problems
+from palette.gateway.ports import Runtime
+from palette.gateway.previewing import preview_steps
+from palette.gateway.problems import Problem, field_error, invalid
+from palette.gateway.schemas import PreviewRequest, PreviewView, StepPreviewView, TemplateView
+from palette.gateway.template_yaml import MEDIA_TYPE, from_yaml, to_yaml
+from palette.gateway.templating import template_view
+
+log = structlog.get_logger("palette.gateway")
+
+
+@dataclass
+class YamlBodyOperation(Operation):
+    """The OpenAPI operation of a route whose body is a YAML document."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="A template as YAML (what `GET /templates/{id}/yaml` returns).",
+            content={MEDIA_TYPE: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
+        )
+
+
+def _rendered(
+    spec: TemplateSpec, seed: dict[str, Any], runtime: Runtime
+) -> tuple[list[StepPreviewView], int]:
+    try:
+        return preview_steps(spec, seed, runtime.pricing)
+    except TemplateError as exc:
+        raise invalid(exc.field, exc.problem) from None
+    except UnknownModelError as exc:
+        raise invalid("template_id", str(exc)) from None
+
+
+async def _run(
+    runtime: Runtime, owner: str, spec: TemplateSpec, seed: dict[str, Any], worst: int
+) -> PreviewResult:
+    settings = runtime.settings
+    cap = usd_to_picos(settings.preview_max_usd)
+    if worst > cap:
+        raise invalid(
+            "run",
+            f"one record's worst case ({usd_string(worst)} USD) is above the preview cap "
+            f"({settings.preview_max_usd} USD)",
+        )
+    timeout = settings.preview_timeout_seconds
+    request = PreviewRecord(
+        message_id=uuid.uuid4().hex,
+        owner=owner,
+        template=spec,
+        seed=seed,
+        max_cost=cap,
+        deadline=utcnow() + timedelta(seconds=timeout),
+    )
+    try:
+        return await runtime.publisher.request(request, PreviewResult, timeout)
+    except TimeoutError:
+        raise Problem(
+            503,
+            f"no generator answered the preview within {timeout:g} s; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
+class TemplateToolsController(Controller):
+    """Preview, export and import; the template rules of ``TemplateController`` apply."""
+
+    path = "/templates"
+    tags = ["templates"]
+
+    @post(
+        "/{template_id:str}/preview",
+        operation_id="previewTemplate",
+        summary="Render a template against a seed record; with run=true, call the model once",
+        status_code=HTTP_200_OK,
+        responses=problems(404, 413),
+    )
+    async def preview(
+        self,
+        template_id: FromPath[str],
+        data: JSONBody[PreviewRequest],
+        runtime: NamedDependency[Runtime],
+        owner: NamedDependency[str],
+        version: Version = None,
+        run: Annotated[
+            bool, QueryParameter(description="Run one record through the model (costs money).")
+        ] = False,
+    ) -> PreviewView:
+        """Each step's rendered prompt, input token bound and worst-case cost.
+
+        No model is called by default. With ``run=true`` a generator runs the
+        record (each call's worst case must fit in ``PALETTE_GATEWAY_PREVIEW_MAX_USD``)
+        and the real usage and cost come back.
+        """
+        doc = await visible_template(runtime, owner, template_id, version)
+        missing = missing_fields(data.seed, list(doc.get("schema_requirements", [])))
+        if missing:
+            raise Problem(
+                422,
+                f"the seed record lacks fields the template needs: {', '.join(missing)}",
+                errors=[field_error("seed", "missing field", missing=missing)],
+            )
+        spec = TemplateSpec.model_validate({"steps": doc["steps"]})
+        steps, worst = _rendered(spec, data.seed, runtime)
+        view = PreviewView(
+            template_id=template_id,
+            version=doc["version"],
+            run=run,
+            steps=steps,
+            worst_case_usd=usd_string(worst),
+        )
+        if not run:
+            return view
+        result = await _run(runtime, owner, spec, data.seed, worst)
+        ran = {step.step_id: step for step in result.steps}
+        merged = []
+        for step in steps:
+            done = ran.get(step.id)
+            if done is None:
+                merged.append(step)
+                continue
+            merged.append(
+                step.model_copy(
+                    update={
+                        "prompt": done.prompt,
+                        "system": done.system,
+                        "input_tokens": done.input_tokens,
+                        "output": done.output,
+                        "output_tokens": done.output_tokens,
+                        "cost_usd": usd_string(done.cost),
+                    }
+                )
+            )
+        log.info("template_previewed", template_id=template_id, cost=result.cost, owner=owner)
+        return view.model_copy(
+            update={"steps": merged, "cost_usd": usd_string(result.cost), "error": result.error}
+        )
+
+    @get(
+        "/{template_id:str}/yaml",
+        operation_id="exportTemplateYaml",
+        summary="A template version as YAML",
+        media_type=MEDIA_TYPE,
+        responses=problems(404),
+    )
+    async def export_yaml(
+        self,
+        template_id: FromPath[str],
+        runtime: NamedDependency[Runtime],
+        owner: NamedDependency[str],
+        version: Version = None,
+    ) -> str:
+        """The version (latest by default) as a YAML document ``POST /templates/yaml`` reads."""
+        return to_yaml(await visible_template(runtime, owner, template_id, version))
+
+    @post(
+        "/yaml",
+        operation_id="importTemplateYaml",
+        summary="Create a template from a YAML document",
+        status_code=HTTP_201_CREATED,
+        operation_class=YamlBodyOperation,
+        responses=problems(413),
+    )
+    async def import_yaml(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: NamedDependency[Runtime],
+        owner: NamedDependency[str],
+    ) -> TemplateView:
+        """Create version 1 of a template from YAML, validated like ``POST /templates``.
+
+        The YAML is read with the safe loader and aliases are refused.
+        """
+        data = from_yaml(await request.body())
+        doc = await store_new(runtime, owner, data, uuid.uuid4().hex, 0)
+        return template_view(doc, owner)

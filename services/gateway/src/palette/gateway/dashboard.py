@@ -1,0 +1,102 @@
+"""The dashboard of a job: progress, cost by model and step, budget, tokens and timing (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from palette.common.ledger_view import LedgerView, Totals
+from palette.common.messages import JobStatus
+from palette.common.money import usd_string
+from palette.gateway.jobs import in_flight, percent
+from palette.gateway.rates import average_rate
+from palette.gateway.schemas import (
+    BudgetPanel,
+    CostLine,
+    Dashboard,
+    ProgressPanel,
+    TimingPanel,
+    TokensPanel,
+)
+
+
+def step_models(job: dict[str, Any]) -> dict[str, str]:
+    """Step id to model id, from the job's template snapshot."""
+    steps = (job.get("template") or {}).get("steps") or []
+    return {str(step["id"]): str(step["model"]) for step in steps}
+
+
+def cost_lines(
+    totals: dict[str, Totals], *, by_model: bool, models: dict[str, str] | None = None
+) -> list[CostLine]:
+    """One line per model or step, most expensive first."""
+    lines = [
+        CostLine(
+            name=name,
+            model=name if by_model else (entry.model_id or (models or {}).get(name)),
+            cost_usd=usd_string(entry.cost),
+            calls=entry.calls,
+            input_tokens=entry.input_tokens,
+            output_tokens=entry.output_tokens,
+        )
+        for name, entry in totals.items()
+    ]
+    costs = {name: entry.cost for name, entry in totals.items()}
+    return sorted(lines, key=lambda line: (-costs[line.name], line.name))
+
+
+def build_dashboard(
+    job: dict[str, Any], ledger: LedgerView, recent_rate: float | None, now: datetime
+) -> Dashboard:
+    """Everything the dashboard shows, from the job document and its live ledger.
+
+    ``recent_rate`` (records per second) comes from recent observations; without
+    it the average since the start is used. The ETA is only given while running.
+    """
+    status = JobStatus(job["status"])
+    done, target = int(job.get("records_done") or 0), int(job["num_records"])
+    started: datetime | None = job.get("started_at")
+    finished: datetime | None = job.get("finished_at")
+    rate = recent_rate if recent_rate is not None else average_rate(done, started, finished or now)
+    eta_seconds: float | None = None
+    eta_at: datetime | None = None
+    if status is JobStatus.RUNNING and rate and rate > 0:
+        eta_seconds = round(max(target - done, 0) / rate, 1)
+        eta_at = now + timedelta(seconds=eta_seconds)
+    elif status.is_final:
+        eta_seconds = 0.0
+    remaining = max(ledger.budget - ledger.spent - ledger.reserved, 0)
+    elapsed = ((finished or now) - started).total_seconds() if started else None
+    return Dashboard(
+        job_id=str(job["_id"]),
+        status=status,
+        progress=ProgressPanel(
+            done=done,
+            target=target,
+            percent=percent(done, target),
+            records_per_second=round(rate, 3) if rate is not None else None,
+            partitions_total=job.get("partitions_total"),
+            partitions_in_flight=in_flight(job),
+        ),
+        cost_by_model=cost_lines(ledger.by_model, by_model=True),
+        cost_by_step=cost_lines(ledger.by_step, by_model=False, models=step_models(job)),
+        budget=BudgetPanel(
+            limit_usd=usd_string(ledger.budget),
+            spent_usd=usd_string(ledger.spent),
+            reserved_usd=usd_string(ledger.reserved),
+            remaining_usd=usd_string(remaining),
+            percent_spent=percent(ledger.spent, ledger.budget),
+            exceeded=ledger.exceeded,
+        ),
+        tokens=TokensPanel(
+            input=ledger.input_tokens, output=ledger.output_tokens, calls=ledger.calls
+        ),
+        timing=TimingPanel(
+            created_at=job["created_at"],
+            started_at=started,
+            finished_at=finished,
+            elapsed_seconds=round(elapsed, 3) if elapsed is not None else None,
+            eta_seconds=eta_seconds,
+            eta_at=eta_at,
+        ),
+    )

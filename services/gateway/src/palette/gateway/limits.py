@@ -1,0 +1,112 @@
+"""Per-user request rate limit: a token bucket per token ``sub``, in this process.
+
+Each user has a bucket of ``rate_limit_burst`` requests that refills at
+``rate_limit_per_second``; a request finding it empty gets a 429 problem with
+``Retry-After``. Buckets live in the gateway process (each replica limits on
+its own) and idle ones are dropped, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from palette.gateway.problems import Problem
+from palette.gateway.tokens import Principal
+
+MAX_BUCKETS = 100_000
+
+
+@dataclass(slots=True)
+class Bucket:
+    """Tokens left and when they were counted."""
+
+    tokens: float
+    at: float
+
+
+class RateLimiter:
+    """Token buckets keyed by user (pure logic; the clock is injectable)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_buckets: int = MAX_BUCKETS,
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._max = max_buckets
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+
+    def describe(self) -> str:
+        """The limit in words."""
+        return f"{self._rate:g} requests per second per user, in bursts of up to {self._burst}"
+
+    def take(self, key: str) -> float:
+        """Spend one request of ``key``: 0 when allowed, else seconds until one is."""
+        now = self._clock()
+        bucket = self._buckets.pop(key, None) or Bucket(float(self._burst), now)
+        bucket.tokens = min(float(self._burst), bucket.tokens + (now - bucket.at) * self._rate)
+        bucket.at = now
+        self._buckets[key] = bucket  # most recently used last
+        while len(self._buckets) > self._max:
+            self._buckets.popitem(last=False)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self._rate
+
+
+class RateLimitMiddleware:
+    """ASGI middleware: 429 when the authenticated user is over the rate."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, **_: Any) -> None:
+        self.app = app
+        self._limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the request against its user (unauthenticated requests are not counted)."""
+        user = scope.get("user")
+        if isinstance(user, Principal):
+            wait = self._limiter.take(user.sub)
+            if wait > 0:
+                retry = max(1, math.ceil(wait))
+                raise Problem(
+                    429,
+                    f"too many requests; the limit is {self._limiter.describe()}",
+                    slug="rate-limited",
+                    headers={"Retry-After": str(retry)},
+                )
+        await self.app(scope, receive, send)
+
+
+class OwnerLocks:
+    """One asyncio lock per user, so a user's check-then-insert steps do not interleave.
+
+    Locks nobody holds are garbage-collected (weak values).
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @asynccontextmanager
+    async def hold(self, owner: str) -> AsyncIterator[None]:
+        """Hold the owner's lock for the block."""
+        lock = self._locks.get(owner)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[owner] = lock
+        async with lock:
+            yield

@@ -1,0 +1,89 @@
+"""Template preview without a model call: render each step, bound its tokens, price the worst case.
+
+An earlier step's output is unknown before the model runs, so it renders as a
+placeholder, and the bound on a later step's input counts each use of it at
+its maximum: ``max_tokens`` of that step at ``OUTPUT_BYTES_PER_TOKEN`` bytes
+per token (a byte-level tokenizer never makes more tokens than bytes).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from palette.common.money import usd_string
+from palette.common.pricing import PricingTable
+from palette.common.templates import TemplateSpec, render, step_context
+from palette.common.tokens import input_token_bound
+from palette.gateway.schemas import StepPreviewView
+
+OUTPUT_BYTES_PER_TOKEN = 8
+"""Bytes an output token may take once it is text in a later prompt (generous)."""
+
+PLACEHOLDER = "<output of step {}>"
+_SENTINEL = "\x00{}\x00"
+
+
+def _source_uses(source: str | None, step_id: str) -> int:
+    if not source:
+        return 0
+    pattern = rf"steps\s*(?:\.\s*{step_id}\b|\[\s*['\"]{step_id}['\"]\s*\])"
+    return len(re.findall(pattern, source))
+
+
+def _render(source: str, context: dict[str, Any], field: str, seconds: float) -> str:
+    return render(source, context, field=field, seconds=seconds)
+
+
+def preview_steps(
+    spec: TemplateSpec, seed: dict[str, Any], pricing: PricingTable, seconds: float = 1.0
+) -> tuple[list[StepPreviewView], int]:
+    """Each step's rendered prompt, input bound and worst case; and the record's worst case.
+
+    Raises:
+        TemplateError: a step cannot be rendered with this seed.
+        UnknownModelError: a step's model has no price.
+    """
+    sentinels = {step.id: _SENTINEL.format(k) for k, step in enumerate(spec.steps)}
+    views: list[StepPreviewView] = []
+    total = 0
+    for k, step in enumerate(spec.steps):
+        earlier = {s.id: sentinels[s.id] for s in spec.steps[:k]}
+        context = step_context(seed, earlier)
+        prompt = _render(step.prompt, context, f"steps[{k}].prompt", seconds)
+        system = (
+            _render(step.system, context, f"steps[{k}].system", seconds) if step.system else None
+        )
+        extra_bytes = 0
+        for prior in spec.steps[:k]:
+            mark = sentinels[prior.id]
+            uses = max(
+                prompt.count(mark) + (system or "").count(mark),
+                _source_uses(step.prompt, prior.id) + _source_uses(step.system, prior.id),
+            )
+            extra_bytes += uses * prior.max_tokens * OUTPUT_BYTES_PER_TOKEN
+            prompt = prompt.replace(mark, PLACEHOLDER.format(prior.id))
+            system = system.replace(mark, PLACEHOLDER.format(prior.id)) if system else system
+        bare_prompt, bare_system = prompt, system
+        for prior in spec.steps[:k]:
+            shown = PLACEHOLDER.format(prior.id)
+            bare_prompt = bare_prompt.replace(shown, "")
+            bare_system = bare_system.replace(shown, "") if bare_system is not None else None
+        bound = input_token_bound(bare_prompt) + extra_bytes
+        if bare_system is not None:
+            bound += input_token_bound(bare_system)
+        price = pricing.price(step.model)
+        worst = bound * price.input_picos + step.max_tokens * price.output_picos
+        total += worst
+        views.append(
+            StepPreviewView(
+                id=step.id,
+                model=step.model,
+                prompt=prompt,
+                system=system,
+                input_tokens=bound,
+                max_tokens=step.max_tokens,
+                worst_case_usd=usd_string(worst),
+            )
+        )
+    return views, total

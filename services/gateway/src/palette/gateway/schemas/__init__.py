@@ -1,0 +1,90 @@
+"""Request and response bodies of the REST API.
+
+These are the API's own types, kept apart from the message contracts in
+``palette.common.messages``: requests forbid unknown fields, and amounts of
+money cross the API as decimal USD strings.
+"""
+
+from palette.gateway.schemas.base import (
+    FieldProblem,
+    Health,
+    Name,
+    PosInt,
+    ProblemDetails,
+    Reply,
+    Request,
+)
+from palette.gateway.schemas.jobs import (
+    BudgetPanel,
+    CostLine,
+    CreateJob,
+    Dashboard,
+    DownloadLink,
+    ExportView,
+    JobPage,
+    JobView,
+    ProgressPanel,
+    TimingPanel,
+    TokensPanel,
+)
+from palette.gateway.schemas.seeds import (
+    MissingExample,
+    ParseProblem,
+    SeedUpload,
+    SeedValidation,
+    UploadRequest,
+    UploadTicket,
+    ValidateSeeds,
+)
+from palette.gateway.schemas.templates import (
+    CreateTemplate,
+    ForkTemplate,
+    PreviewRequest,
+    PreviewView,
+    StepIn,
+    StepOut,
+    StepPreviewView,
+    TemplatePage,
+    TemplateVersions,
+    TemplateVersionView,
+    TemplateView,
+)
+
+__all__ = [
+    "BudgetPanel",
+    "CostLine",
+    "CreateJob",
+    "CreateTemplate",
+    "Dashboard",
+    "DownloadLink",
+    "ExportView",
+    "FieldProblem",
+    "ForkTemplate",
+    "Health",
+    "JobPage",
+    "JobView",
+    "MissingExample",
+    "Name",
+    "ParseProblem",
+    "PosInt",
+    "PreviewRequest",
+    "PreviewView",
+    "ProblemDetails",
+    "ProgressPanel",
+    "Reply",
+    "Request",
+    "SeedUpload",
+    "SeedValidation",
+    "StepIn",
+    "StepOut",
+    "StepPreviewView",
+    "TemplatePage",
+    "TemplateVersionView",
+    "TemplateVersions",
+    "TemplateView",
+    "TimingPanel",
+    "TokensPanel",
+    "UploadRequest",
+    "UploadTicket",
+    "ValidateSeeds",
+]

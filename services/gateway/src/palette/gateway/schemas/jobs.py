@@ -1,0 +1,150 @@
+"""Bodies of ``/jobs``: creation, the job view, pages, the dashboard and downloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field
+
+from palette.common.messages import MAX_RECORDS, JobStatus, OutputFormat
+from palette.gateway.schemas.base import Cursor, Reply, Request, VersionNumber
+
+
+class CreateJob(Request):
+    """Body of ``POST /jobs``."""
+
+    template_id: Annotated[str, Field(min_length=1, max_length=200)]
+    template_version: VersionNumber | None = Field(None, description="Latest version when omitted.")
+    seed_key: Annotated[str, Field(min_length=1, max_length=1024)]
+    num_records: Annotated[int, Field(ge=1, le=MAX_RECORDS)]
+    budget_usd: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=12)] = Field(
+        description="Hard cap on spend, in USD (a JSON number or a decimal string)."
+    )
+    output_format: OutputFormat
+    partition_size: Annotated[int, Field(ge=1, le=MAX_RECORDS)] | None = None
+    priority: Annotated[int, Field(ge=0, le=9)] = 0
+
+
+class ExportView(Reply):
+    """The dataset file of a job."""
+
+    key: str
+    records: int
+    bytes: int
+    format: OutputFormat
+
+
+class JobView(Reply):
+    """A job: configuration, status, progress, cost, timestamps and error."""
+
+    id: str
+    status: JobStatus
+    template_id: str | None
+    template_version: int | None
+    seed_key: str
+    num_records: int
+    records_done: int
+    progress_percent: float = Field(0.0, description="records_done / num_records, in percent.")
+    partition_size: int | None
+    priority: int
+    cost_usd: str = Field(description="Spend settled so far in USD (exact decimal string).")
+    budget_usd: str
+    reserved_usd: str = Field(description="Budget currently leased to running partitions.")
+    remaining_usd: str = Field("0", description="Budget neither spent nor reserved.")
+    output_format: OutputFormat
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    export: ExportView | None
+    partitions_total: int | None
+    partitions_in_flight: int = Field(0, description="Partitions being generated right now.")
+    seed_count: int | None = Field(None, description="Records in the seed file, once counted.")
+
+
+class JobPage(Reply):
+    """One page of ``GET /jobs``, newest first."""
+
+    items: list[JobView]
+    next_cursor: Cursor = None
+
+
+class ProgressPanel(Reply):
+    """How far the job is."""
+
+    done: int
+    target: int
+    percent: float
+    records_per_second: float | None = Field(
+        description="Recent rate (last minute of observations), else the average since start."
+    )
+    partitions_total: int | None
+    partitions_in_flight: int
+
+
+class CostLine(Reply):
+    """Cost and usage of one model or one step."""
+
+    name: str = Field(description="The model id, or the step id.")
+    model: str | None
+    cost_usd: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+
+
+class BudgetPanel(Reply):
+    """The job's money."""
+
+    limit_usd: str
+    spent_usd: str
+    reserved_usd: str
+    remaining_usd: str
+    percent_spent: float
+    exceeded: bool
+
+
+class TokensPanel(Reply):
+    """Token totals."""
+
+    input: int
+    output: int
+    calls: int
+
+
+class TimingPanel(Reply):
+    """When things happened and when the job should end."""
+
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    elapsed_seconds: float | None
+    eta_seconds: float | None = Field(description="Remaining records at the recent rate.")
+    eta_at: datetime | None
+
+
+class Dashboard(Reply):
+    """Answer of ``GET /jobs/{id}/dashboard``."""
+
+    job_id: str
+    status: JobStatus
+    progress: ProgressPanel
+    cost_by_model: list[CostLine]
+    cost_by_step: list[CostLine]
+    budget: BudgetPanel
+    tokens: TokensPanel
+    timing: TimingPanel
+
+
+class DownloadLink(Reply):
+    """A presigned GET of a job's data."""
+
+    url: str
+    expires_at: datetime
+    key: str
+    format: OutputFormat
+    partial: bool = Field(description="True for a snapshot of a job that is still running.")
+    bytes: int
+    records: int | None = Field(None, description="Records in the file, when known.")

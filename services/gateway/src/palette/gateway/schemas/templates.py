@@ -1,0 +1,138 @@
+"""Bodies of ``/templates``: templates, versions, forks and previews."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from palette.common.templates import MAX_PROMPT_CHARS, MAX_STEPS, STEP_ID
+from palette.gateway.schemas.base import Cursor, Name, Reply, Request
+
+
+class StepIn(Request):
+    """One model call of a template."""
+
+    id: Annotated[str, Field(pattern=STEP_ID, description="Unique step id, e.g. `question`.")]
+    model: Annotated[str, Field(min_length=1, max_length=200, description="A priced model id.")]
+    prompt: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_PROMPT_CHARS,
+            description="Jinja2 prompt: seed fields by name, earlier steps as steps.<id>.output.",
+        ),
+    ]
+    system: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS)] = None
+    max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 512
+    temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+
+
+class CreateTemplate(Request):
+    """Body of ``POST /templates`` and ``PUT /templates/{id}`` (a new version)."""
+
+    name: Name
+    steps: Annotated[list[StepIn], Field(min_length=1, max_length=MAX_STEPS)]
+    public: bool = False
+
+
+class StepOut(Reply):
+    """A stored template step."""
+
+    id: str
+    model: str
+    prompt: str
+    system: str | None = None
+    max_tokens: int
+    temperature: float
+
+
+class TemplateView(Reply):
+    """A template version."""
+
+    id: str
+    version: int
+    name: str
+    public: bool
+    owned: bool = Field(True, description="Whether the caller owns the template.")
+    steps: list[StepOut]
+    schema_requirements: list[str] = Field(
+        description="Seed fields (dotted paths) every seed record must have."
+    )
+    forked_from: str | None = Field(
+        None, description="`<template id>:<version>` this template was forked from."
+    )
+    created_at: datetime
+
+
+class TemplatePage(Reply):
+    """One page of ``GET /templates``: the latest version of each template the caller sees."""
+
+    items: list[TemplateView]
+    next_cursor: Cursor = None
+
+
+class TemplateVersionView(Reply):
+    """One version in ``GET /templates/{id}/versions``."""
+
+    version: int
+    name: str
+    public: bool
+    schema_requirements: list[str]
+    created_at: datetime
+
+
+class TemplateVersions(Reply):
+    """Every version of a template the caller may see, newest first."""
+
+    id: str
+    versions: list[TemplateVersionView]
+
+
+class ForkTemplate(Request):
+    """Body of ``POST /templates/{id}/fork`` (optional)."""
+
+    name: Name | None = Field(None, description="Name of the copy; the original's when omitted.")
+
+
+class PreviewRequest(Request):
+    """Body of ``POST /templates/{id}/preview``."""
+
+    seed: dict[str, Any] = Field(description="One seed record, as a job would draw it.")
+
+
+class StepPreviewView(Reply):
+    """One step of a preview."""
+
+    id: str
+    model: str
+    prompt: str = Field(
+        description="The rendered prompt; without `run`, an earlier step's output appears "
+        "as a placeholder `<output of step ID>`."
+    )
+    system: str | None = None
+    input_tokens: int = Field(
+        description="Input tokens: an upper bound of the rendered prompt (byte-level), "
+        "or with `run` the count the model reported."
+    )
+    max_tokens: int
+    worst_case_usd: str = Field(
+        description="The most this call can cost: input bound (with earlier outputs at "
+        "their maximum) at the input price plus `max_tokens` at the output price."
+    )
+    output: str | None = Field(None, description="With `run`: the model's answer.")
+    output_tokens: int | None = Field(None, description="With `run`: output tokens reported.")
+    cost_usd: str | None = Field(None, description="With `run`: the exact cost of the call.")
+
+
+class PreviewView(Reply):
+    """Answer of ``POST /templates/{id}/preview``."""
+
+    template_id: str
+    version: int
+    run: bool
+    steps: list[StepPreviewView]
+    worst_case_usd: str = Field(description="Worst-case cost of one record (sum of the steps).")
+    cost_usd: str | None = Field(None, description="With `run`: what the record really cost.")
+    error: str | None = Field(None, description="With `run`: why the record stopped early.")

@@ -1,0 +1,50 @@
+"""Deleting a finished job: the scheduler checks it, announces ``JobDeleted``, drops its documents.
+
+Only a job that has ended and whose export is settled (written, failed, or
+never to come) is deleted; anything else is left alone (a direct publisher
+cannot delete a running job, nor another user's). The order makes a crash at
+any point safe: ``JobDeleted`` goes out first (accounting and the generator
+purge the ledger and the S3 objects), then the partitions, parts and job
+documents go; a redelivered ``DeleteJob`` finds the job gone and announces
+``JobDeleted`` again, which every purge applies as a no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from faststream import Context
+
+from palette.common import messages as m
+from palette.common.broker import publish
+from palette.scheduler.lifecycle import Scheduler
+
+log = structlog.get_logger("palette.scheduler.purge")
+
+
+def deletable(job: dict[str, Any]) -> bool:
+    """Whether a job has ended and nothing more will be written for it."""
+    if not m.JobStatus(job["status"]).is_final:
+        return False
+    export = job.get("export")
+    if isinstance(export, dict):
+        return export.get("status") != "PENDING"
+    return not job.get("partitions_total")  # never started: no export will come
+
+
+async def delete_job(msg: m.DeleteJob, scheduler: Scheduler = Context("scheduler")) -> None:
+    """Delete the owner's finished job and its scheduler documents, announcing it first."""
+    db = scheduler.repo.jobs.database
+    bound = log.bind(job_id=msg.job_id, message_id=msg.message_id)
+    job = await db["jobs"].find_one({"_id": msg.job_id})
+    if job is not None and (job.get("owner") != msg.owner or not deletable(job)):
+        bound.warning("delete_refused", status=job.get("status"))
+        return
+    await publish(
+        scheduler.broker, m.JobDeleted(message_id=f"deleted-{msg.job_id}", job_id=msg.job_id)
+    )
+    partitions = await db["partitions"].delete_many({"job_id": msg.job_id})
+    parts = await db["parts"].delete_many({"job_id": msg.job_id})
+    await db["jobs"].delete_one({"_id": msg.job_id})
+    bound.info("job_deleted", partitions=partitions.deleted_count, parts=parts.deleted_count)

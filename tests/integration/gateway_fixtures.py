@@ -1,0 +1,106 @@
+"""Fixtures of the gateway tests (imported by conftest.py).
+
+``make_api`` gives REST clients of fresh users on the session's gateway (HS256
+dev mode, default limits). ``strict_gateway`` is a second gateway process on
+the same stack in production auth mode (JWKS served by ``identity_provider``
+on 127.0.0.1) with small limits, for the JWT battery and the limit tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from palette.devstack.client import GatewayClient
+from palette.devstack.services import ServiceGroup, ServiceProcess
+from palette.devstack.stack import DevStack
+from palette.gateway.tokens import mint
+from tests.integration.identity import AUDIENCE, ISSUER, IdentityProvider
+
+MakeApi = Callable[..., tuple[str, GatewayClient]]
+
+STRICT_LIMITS = {
+    "PALETTE_GATEWAY_RATE_LIMIT_PER_SECOND": "2",
+    "PALETTE_GATEWAY_RATE_LIMIT_BURST": "8",
+    "PALETTE_GATEWAY_MAX_ACTIVE_JOBS": "2",
+    "PALETTE_GATEWAY_MAX_JSON_BODY_BYTES": "65536",
+    "PALETTE_GATEWAY_MAX_BODY_BYTES": "131072",
+    "PALETTE_GATEWAY_MAX_SEED_UPLOAD_BYTES": "100000",
+    "PALETTE_GATEWAY_JWT_LEEWAY_SECONDS": "5",
+    "PALETTE_GATEWAY_JWT_JWKS_REFRESH_SECONDS": "30",
+}
+
+
+@pytest.fixture(scope="session")
+def gateway_url(services: ServiceGroup) -> str:
+    """Base URL of the session's gateway (HS256 dev mode, default limits)."""
+    return services.gateway_url
+
+
+@pytest.fixture
+def make_api(gateway_url: str, jwt_secret: str) -> Iterator[MakeApi]:
+    """A factory of REST clients, each acting as a fresh user: ``make_api() -> (user, client)``."""
+    clients: list[GatewayClient] = []
+
+    def make(user: str | None = None) -> tuple[str, GatewayClient]:
+        name = user or f"user-{uuid.uuid4().hex[:10]}"
+        client = GatewayClient(gateway_url, mint(name, jwt_secret))
+        clients.append(client)
+        return name, client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def identity_provider() -> Iterator[IdentityProvider]:
+    """An identity provider's JWKS (one RSA and one EC key) on a local HTTP server."""
+    with IdentityProvider() as idp:
+        yield idp
+
+
+@pytest.fixture(scope="session")
+def strict_gateway(
+    devstack: DevStack,
+    services: ServiceGroup,
+    identity_provider: IdentityProvider,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServiceProcess]:
+    """A second gateway: JWKS (production) auth and small limits, on the session's stack."""
+    env = {
+        **devstack.env(),
+        **STRICT_LIMITS,
+        "PALETTE_GATEWAY_JWT_JWKS_URL": identity_provider.jwks_url,
+        "PALETTE_GATEWAY_JWT_ISSUER": ISSUER,
+        "PALETTE_GATEWAY_JWT_AUDIENCE": AUDIENCE,
+    }
+    log_dir: Path = tmp_path_factory.mktemp("strict-gateway")
+    gateway = ServiceProcess("gateway", env, log_dir, name="gateway-strict")
+    gateway.start()
+    try:
+        gateway.wait_ready(60)
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture
+def strict_api(
+    strict_gateway: ServiceProcess, identity_provider: IdentityProvider
+) -> Iterator[Callable[..., tuple[str, GatewayClient]]]:
+    """Clients of the strict gateway, each a fresh user with a valid RS256 token."""
+    clients: list[GatewayClient] = []
+
+    def make(user: str | None = None) -> tuple[str, GatewayClient]:
+        name = user or f"user-{uuid.uuid4().hex[:10]}"
+        client = GatewayClient(strict_gateway.url, identity_provider.token(name))
+        clients.append(client)
+        return name, client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -1,0 +1,117 @@
+"""``POST /templates/{id}/preview``: rendered without a model, or one record through it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from palette.common.pricing import PricingTable
+from palette.common.tokens import input_token_bound
+from palette.devstack.stack import DevStack
+from tests.integration.gateway_fixtures import MakeApi
+from tests.integration.gateway_helpers import TWO_STEPS, problem
+from tests.integration.jobs import MICRO
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+PRICING = PricingTable.load()
+SEED = {"product": "a kettle", "persona": {"role": "chef", "mood": "calm"}}
+
+
+def usd(picos: int) -> Decimal:
+    return Decimal(picos) / 10**12
+
+
+class TestRenderedPreview:
+    def test_each_step_is_rendered_with_token_bound_and_worst_case_without_a_model_call(
+        self, make_api: MakeApi, devstack: DevStack
+    ) -> None:
+        _, api = make_api()
+        template = api.create_template(TWO_STEPS)
+        calls_before = len(devstack.emulator_control().billing())
+        response = api.http.post(f"/templates/{template['id']}/preview", json={"seed": SEED})
+        assert response.status_code == 200, response.text
+        view = response.json()
+        first, second = view["steps"]
+        assert first["prompt"] == "Ask about a kettle as a chef."
+        assert first["input_tokens"] == input_token_bound(first["prompt"])
+        price = PRICING.price(MICRO)
+        assert Decimal(first["worst_case_usd"]) == usd(
+            first["input_tokens"] * price.input_picos + 60 * price.output_picos
+        )
+        assert second["prompt"] == "Answer: <output of step question>"
+        assert second["system"] == "Support agent for a kettle."
+        assert second["input_tokens"] > input_token_bound("Answer: ", second["system"]) + 60
+        assert Decimal(view["worst_case_usd"]) == Decimal(first["worst_case_usd"]) + Decimal(
+            second["worst_case_usd"]
+        )
+        assert (view["run"], view["cost_usd"], first["output"]) == (False, None, None)
+        assert len(devstack.emulator_control().billing()) == calls_before
+
+    def test_a_seed_lacking_fields_and_a_missing_version_are_refused(
+        self, make_api: MakeApi
+    ) -> None:
+        _, api = make_api()
+        template = api.create_template(TWO_STEPS)
+        found = problem(
+            api.http.post(f"/templates/{template['id']}/preview", json={"seed": {"x": 1}}), 422
+        )
+        assert found["errors"][0]["missing"] == ["persona.role", "product"]
+        problem(
+            api.http.post(
+                f"/templates/{template['id']}/preview", params={"version": 2}, json={"seed": SEED}
+            ),
+            404,
+        )
+        problem(api.http.post(f"/templates/{template['id']}/preview", json={}), 422)
+
+
+class TestRunPreview:
+    def test_one_record_runs_through_the_model_with_real_usage_and_cost(
+        self, make_api: MakeApi, devstack: DevStack
+    ) -> None:
+        user, api = make_api()
+        template = api.create_template(TWO_STEPS)
+        response = api.http.post(
+            f"/templates/{template['id']}/preview", params={"run": "true"}, json={"seed": SEED}
+        )
+        assert response.status_code == 200, response.text
+        view = response.json()
+        assert (view["run"], view["error"]) == (True, None)
+        first, second = view["steps"]
+        assert first["output"]
+        assert second["output"]
+        assert second["prompt"] == f"Answer: {first['output']}"
+        billed = devstack.emulator_control().billing(owner=user)
+        assert len(billed) == 2
+        assert len({c["request_metadata"]["preview_id"] for c in billed}) == 1
+        by_step = {c["request_metadata"]["step"]: c for c in billed}
+        total = 0
+        for step in (first, second):
+            call = by_step[step["id"]]
+            assert (step["input_tokens"], step["output_tokens"]) == (
+                call["input_tokens"],
+                call["output_tokens"],
+            )
+            cost = PRICING.cost(step["model"], call["input_tokens"], call["output_tokens"])
+            assert Decimal(step["cost_usd"]) == usd(cost)
+            total += cost
+        assert Decimal(view["cost_usd"]) == usd(total)
+        assert Decimal(view["cost_usd"]) <= Decimal(view["worst_case_usd"])
+
+    def test_a_record_whose_worst_case_is_above_the_preview_cap_is_not_run(
+        self, make_api: MakeApi, devstack: DevStack
+    ) -> None:
+        user, api = make_api()
+        sonnet = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+        costly = {
+            "name": "big",
+            "steps": [{"id": "a", "model": sonnet, "prompt": "{{ product }}", "max_tokens": 64000}],
+        }
+        template = api.create_template(costly)
+        response = api.http.post(
+            f"/templates/{template['id']}/preview", params={"run": "true"}, json={"seed": SEED}
+        )
+        assert problem(response, 422)["errors"][0]["field"] == "run"
+        assert devstack.emulator_control().billing(owner=user) == []
