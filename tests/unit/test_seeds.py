@@ -6,6 +6,7 @@ import pytest
 from palette.common.seeds import (
     SeedError,
     SeedFormat,
+    buffered,
     count_records,
     pick_seeds,
     read_records,
@@ -102,3 +103,16 @@ class TestS3Bodies:
         assert [r["i"] for r in read_records(ChunkedBody(data), SeedFormat.JSONL)] == list(
             range(50)
         )
+
+    def test_buffered_body_reads_lines_and_closes_its_source(self) -> None:
+        body = ChunkedBody(b"a\nbb\n")
+        stream = buffered(body)
+        assert stream.readline() == b"a\n"
+        assert stream.read() == b"bb\n"
+        stream.close()
+        assert body.closed
+
+    def test_read_records_leaves_the_callers_stream_open(self) -> None:
+        body = ChunkedBody(b'{"i": 1}\n')
+        assert list(read_records(body, SeedFormat.JSONL)) == [{"i": 1}]
+        assert not body.closed

@@ -175,11 +175,12 @@ def _csv(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
 
 
 class _Peekable(io.RawIOBase):
-    """A binary stream with its first bytes pushed back."""
+    """A binary stream (any object with ``read``) with its first bytes pushed back."""
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, head: bytes, rest: Any, *, owns: bool = False) -> None:
         self._head = head
         self._rest = rest
+        self._owns = owns
 
     def readable(self) -> bool:
         return True
@@ -195,6 +196,19 @@ class _Peekable(io.RawIOBase):
         view[: len(data)] = data
         return len(data)
 
+    def close(self) -> None:
+        if self._owns and not self.closed and hasattr(self._rest, "close"):
+            self._rest.close()
+        super().close()
+
+
+def buffered(body: Any, buffer_size: int = 64 * 1024) -> io.BufferedReader:
+    """Any object with ``read`` (a botocore StreamingBody) as a buffered binary stream.
+
+    Closing the result closes ``body``.
+    """
+    return io.BufferedReader(_Peekable(b"", body, owns=True), buffer_size=buffer_size)
+
 
 def read_records(stream: IO[bytes], fmt: SeedFormat | None = None) -> Iterator[dict[str, Any]]:
     """Yield the records of a seed file one by one."""
@@ -203,7 +217,8 @@ def read_records(stream: IO[bytes], fmt: SeedFormat | None = None) -> Iterator[d
         fmt = sniff_format(head)
         stream = io.BufferedReader(_Peekable(head, stream), buffer_size=64 * 1024)
     elif not isinstance(stream, io.BufferedIOBase | io.BytesIO):
-        # An S3 body iterates in fixed-size chunks, not lines: give it a real reader.
+        # An S3 body iterates in fixed-size chunks, not lines: give it a real reader
+        # (the caller still owns and closes the stream).
         stream = io.BufferedReader(_Peekable(b"", stream), buffer_size=64 * 1024)
     if fmt is SeedFormat.JSONL:
         return _jsonl(stream)

@@ -6,8 +6,7 @@ boto3 is synchronous, so every call that does I/O runs in a worker thread
 
 from __future__ import annotations
 
-import io
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import anyio.to_thread
 import boto3
@@ -18,6 +17,7 @@ from botocore.exceptions import ClientError
 from palette.common.seeds import (
     SeedError,
     SeedFormat,
+    buffered,
     format_from_name,
     read_records,
     sniff_format,
@@ -42,26 +42,6 @@ TRANSFER = TransferConfig(
     max_concurrency=2,
 )
 TRANSFER.max_in_memory_upload_chunks = 2  # s3transfer's knob; boto3's constructor lacks it
-
-
-class _RawBody(io.RawIOBase):
-    """A botocore streaming body as a raw binary stream (so it can be buffered)."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._body.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._body.close()
-        super().close()
 
 
 def _not_found(exc: ClientError) -> bool:
@@ -165,7 +145,7 @@ class S3SeedStore:
 
         def run() -> ValidationReport:
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
-            with io.BufferedReader(_RawBody(body), buffer_size=64 * 1024) as stream:
+            with buffered(body) as stream:
                 try:
                     fmt = format_from_name(key) or sniff_format(stream.peek(512)[:512])
                 except SeedError as exc:
@@ -187,7 +167,7 @@ class S3SeedStore:
 
         def check() -> tuple[int, list[str]] | None:
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
-            with io.BufferedReader(_RawBody(body), buffer_size=64 * 1024) as stream:
+            with buffered(body) as stream:
                 return first_missing(
                     read_records(stream, format_from_name(key)), requirements, limit
                 )

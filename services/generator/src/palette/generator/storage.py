@@ -11,6 +11,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from palette.common import keys, seeds
+from palette.common.seeds import buffered
 from palette.generator.records import PartMeta
 
 if TYPE_CHECKING:
@@ -20,27 +21,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("palette.generator.storage")
 
 READ_BUFFER_BYTES = 64 * 1024
-
-
-class _Body(io.RawIOBase):
-    """A botocore StreamingBody as a raw binary stream."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._body.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._body.close()
-        super().close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +105,7 @@ class Storage:
     def open(self, key: str) -> io.BufferedReader:
         """A buffered binary stream over an object (close it when done)."""
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return io.BufferedReader(_Body(body), buffer_size=READ_BUFFER_BYTES)
+        return buffered(body, READ_BUFFER_BYTES)
 
     def read_seeds(self, key: str, wanted: set[int]) -> dict[int, dict[str, Any]]:
         """One streaming pass over a seed file keeping the positions wanted.
