@@ -182,5 +182,4 @@ class TestRemove:
         wait_until(lambda: mongo["ledgers"].find_one({"_id": job_id}) is None)
         assert mongo["leases"].count_documents({"job_id": job_id}) == 0
         assert mongo["partitions"].count_documents({"job_id": job_id}) == 0
-        assert mongo["parts"].count_documents({"job_id": job_id}) == 0
         problem(api.http.delete(f"/jobs/{job_id}"), 404)

@@ -17,15 +17,12 @@ log = structlog.get_logger("palette.accounting.purge")
 
 
 async def job_deleted(msg: JobDeleted, repo: LedgerRepository = Context("repo")) -> None:
-    """Delete the job's ledger, leases and ledger entries."""
-    db = repo.ledgers.database
-    leases = await db["leases"].delete_many({"job_id": msg.job_id})
-    entries = await db["ledger_entries"].delete_many({"job_id": msg.job_id})
-    await db["ledgers"].delete_one({"_id": msg.job_id})
+    """Delete the job's ledger and leases."""
+    leases = await repo.leases.delete_many({"job_id": msg.job_id})
+    await repo.ledgers.delete_one({"_id": msg.job_id})
     log.info(
         "ledger_purged",
         job_id=msg.job_id,
         message_id=msg.message_id,
         leases=leases.deleted_count,
-        entries=entries.deleted_count,
     )

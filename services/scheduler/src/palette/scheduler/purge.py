@@ -45,6 +45,5 @@ async def delete_job(msg: m.DeleteJob, scheduler: Scheduler = Context("scheduler
         scheduler.broker, m.JobDeleted(message_id=f"deleted-{msg.job_id}", job_id=msg.job_id)
     )
     partitions = await db["partitions"].delete_many({"job_id": msg.job_id})
-    parts = await db["parts"].delete_many({"job_id": msg.job_id})
     await db["jobs"].delete_one({"_id": msg.job_id})
-    bound.info("job_deleted", partitions=partitions.deleted_count, parts=parts.deleted_count)
+    bound.info("job_deleted", partitions=partitions.deleted_count)

@@ -25,11 +25,9 @@ class SchedulerRepository:
     """The scheduler's view of ``jobs``, ``partitions`` and ``parts``."""
 
     def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
-        self._client = client
         db = client[database]
         self.jobs = db["jobs"]
         self.partitions = db["partitions"]
-        self.parts = db["parts"]
         self.leases = db["leases"]  # accounting's; read here, never written
 
     async def create_indexes(self) -> None:
