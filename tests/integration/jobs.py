@@ -45,7 +45,9 @@ def export_rows(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in body.decode().splitlines() if line]
     if key.endswith(".csv"):
         return list(csv.DictReader(io.StringIO(body.decode())))
-    return pq.read_table(io.BytesIO(body)).to_pylist()
+    # pyarrow 26's threaded read can abort the process at interpreter exit here
+    # ("terminate called without an active exception"): read on this thread.
+    return pq.read_table(io.BytesIO(body), use_threads=False).to_pylist()
 
 
 def billed_picos(emulator: EmulatorControl, job_id: str) -> tuple[int, int]:

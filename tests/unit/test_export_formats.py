@@ -114,7 +114,7 @@ class TestFormats:
     def test_parquet_has_typed_columns_and_row_groups(self) -> None:
         table_file = pq.ParquetFile(io.BytesIO(write(OutputFormat.PARQUET, self.RECORDS)))
         assert table_file.metadata.num_row_groups == 3
-        table = table_file.read()
+        table = table_file.read(use_threads=False)
         assert table.schema == ColumnPlan(STEPS).schema()
         assert table.column("index").to_pylist() == [0, 1, 2, 3, 4]
         assert table.column("answer_output_tokens").to_pylist() == [40, 41, 42, 43, 44]
@@ -138,7 +138,7 @@ class TestFormats:
     def test_no_records_is_still_a_valid_file(self, fmt: OutputFormat) -> None:
         data = write(fmt, [])
         if fmt is OutputFormat.PARQUET:
-            table = pq.read_table(io.BytesIO(data))
+            table = pq.read_table(io.BytesIO(data), use_threads=False)
             assert table.num_rows == 0
             assert table.schema == ColumnPlan(STEPS).schema()
         elif fmt is OutputFormat.CSV:
@@ -236,7 +236,7 @@ class TestWriteDataset:
         data = storage.fake.objects[result.key]
         assert result.bytes == len(data)
         if fmt is OutputFormat.PARQUET:
-            indices = pq.read_table(io.BytesIO(data)).column("index").to_pylist()
+            indices = pq.read_table(io.BytesIO(data), use_threads=False).column("index").to_pylist()
         elif fmt is OutputFormat.CSV:
             rows = csv.DictReader(io.StringIO(data.decode(), newline=""))
             indices = [int(r["index"]) for r in rows]
@@ -256,5 +256,5 @@ class TestWriteDataset:
             storage, "j", OutputFormat.PARQUET, STEPS, 0, batch_rows=2, part_bytes=64
         )
         assert result.records == 0
-        table = pq.read_table(io.BytesIO(storage.fake.objects[result.key]))
+        table = pq.read_table(io.BytesIO(storage.fake.objects[result.key]), use_threads=False)
         assert table.num_rows == 0
