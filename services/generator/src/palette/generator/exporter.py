@@ -13,6 +13,7 @@ from palette.common import messages as m
 from palette.common.templates import Step
 from palette.generator.export import CONTENT_TYPES, Bitmap, ColumnPlan, make_writer
 from palette.generator.records import decode_line
+from palette.generator.repository import ExportInfo
 from palette.generator.runtime import Publish, Runtime
 from palette.generator.storage import Storage
 
@@ -84,6 +85,27 @@ def write_dataset(
     return ExportResult(key, records, size, duplicates, out_of_range)
 
 
+async def write_job_dataset(
+    rt: Runtime,
+    job_id: str,
+    fmt: m.OutputFormat,
+    info: ExportInfo,
+    key: str | None = None,
+) -> ExportResult:
+    """Write a job's parts as one dataset (at ``key``, default the export key), off the loop."""
+    return await asyncio.to_thread(
+        write_dataset,
+        rt.storage,
+        job_id,
+        fmt,
+        info.template.steps,
+        info.num_records,
+        batch_rows=rt.settings.export_batch_rows,
+        part_bytes=rt.settings.export_part_bytes,
+        key=key,
+    )
+
+
 async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
     """Write a job's dataset, then publish ExportCompleted or ExportFailed."""
     event_id = uuid.uuid5(_NAMESPACE, f"export-end:{msg.message_id}").hex
@@ -97,16 +119,7 @@ async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
         await publish(m.ExportFailed(message_id=event_id, job_id=msg.job_id, error=error))
         return
     try:
-        result = await asyncio.to_thread(
-            write_dataset,
-            rt.storage,
-            msg.job_id,
-            msg.output_format,
-            info.template.steps,
-            info.num_records,
-            batch_rows=rt.settings.export_batch_rows,
-            part_bytes=rt.settings.export_part_bytes,
-        )
+        result = await write_job_dataset(rt, msg.job_id, msg.output_format, info)
     except Exception as exc:
         log.exception("export_failed")
         error = f"export failed: {type(exc).__name__}: {exc}"[:2000]

@@ -18,7 +18,7 @@ from faststream import Context
 
 from palette.common import keys
 from palette.common import messages as m
-from palette.generator.exporter import write_dataset
+from palette.generator.exporter import write_job_dataset
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.storage import Storage, is_missing
 
@@ -51,15 +51,5 @@ async def export_snapshot(
         if info is None:
             log.warning("snapshot_skipped", reason="no such job")
             return
-        result = await asyncio.to_thread(
-            write_dataset,
-            rt.storage,
-            msg.job_id,
-            msg.output_format,
-            info.template.steps,
-            info.num_records,
-            batch_rows=rt.settings.export_batch_rows,
-            part_bytes=rt.settings.export_part_bytes,
-            key=key,
-        )
+        result = await write_job_dataset(rt, msg.job_id, msg.output_format, info, key)
         log.info("snapshot_written", records=result.records, bytes=result.bytes)
