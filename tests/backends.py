@@ -13,7 +13,7 @@
     stores and silently getting the dev stack would report a pass for a run that
     never happened.
 
-``tests/integration/conftest.py`` opens the backend once per session
+``tests/conftest.py`` opens the backend once per session
 (``open_backend``) and builds its ``rabbitmq_url`` and ``devstack`` fixtures from
 it; everything else it offers is unchanged. ``tests/unit/test_backends.py`` tests
 the choice and the environment each backend gives the services, without Docker.

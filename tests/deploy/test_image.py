@@ -156,7 +156,8 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "UV_LINK_MODE": "copy",
         "VIRTUAL_ENV": "",
     }
-    uv = shutil.which("uv") or "uv"
+    # `uv run` names itself in UV; uv may not be on PATH (make installs it in ~/.local/bin).
+    uv = os.environ.get("UV") or shutil.which("uv") or "uv"
     for argv in uv_syncs():
         result = subprocess.run(
             [uv, *argv[1:], "--quiet"],

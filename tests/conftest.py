@@ -1,4 +1,4 @@
-"""Shared fixtures of the integration tests.
+"""Shared fixtures of the integration and fault tests (session-wide, created on first use).
 
 One dev stack and one set of service processes serve the whole session, on a
 RabbitMQ virtual host kept for tests whose queues are deleted at the start, so a
