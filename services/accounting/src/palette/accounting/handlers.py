@@ -8,6 +8,7 @@ from faststream.rabbit import RabbitBroker
 
 from palette.accounting import ledger
 from palette.accounting.repository import LedgerRepository, UnknownJobError
+from palette.common import failpoints
 from palette.common.broker import PermanentError, publish
 from palette.common.messages import (
     BudgetDenied,
@@ -38,6 +39,7 @@ async def reserve_budget(
         )
     except UnknownJobError as exc:
         raise PermanentError(f"no job document for {msg.job_id}") from exc
+    failpoints.hit("accounting.after_write")
     reply_id = f"{msg.message_id}.reply"
     if outcome.granted is not None:
         bound.info("lease_granted", lease_id=msg.lease_id, amount=outcome.granted)
@@ -96,6 +98,7 @@ async def records_generated(
     usage = _priced(msg.usage, pricing)
     try:
         applied = await repo.settle(msg.message_id, msg.lease_id, usage)
+        failpoints.hit("accounting.after_write")
     except UnknownJobError as exc:
         raise PermanentError(str(exc)) from exc
     log.info(
@@ -119,6 +122,7 @@ async def _close(
 ) -> None:
     try:
         closing = await repo.close(lease_id, usage)
+        failpoints.hit("accounting.after_write")
     except UnknownJobError as exc:
         raise PermanentError(str(exc)) from exc
     lease = await repo.lease(lease_id)

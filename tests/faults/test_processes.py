@@ -1,0 +1,132 @@
+"""Crashed and restarted services: generators, accounting, the scheduler (cases 1, 2, 5)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
+from tests.faults.harness import billed_count, submit, wait_billed
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT + 120)]
+
+
+def held_claims(mongo: Any, job_id: str) -> int:
+    """Partitions of the job a generator holds right now (claimed, not done)."""
+    job = mongo["jobs"].find_one({"_id": job_id}) or {}
+    leases = [lease for lease in job.get("slots") or [] if lease]
+    return int(mongo["claims"].count_documents({"_id": {"$in": leases}, "done": False}))
+
+
+@pytest.mark.parametrize(
+    ("kills", "records"),
+    [
+        pytest.param(1, 160, marks=pytest.mark.quick, id="1-kill"),
+        pytest.param(5, 480, id="5-kills"),
+    ],
+)
+def test_generator_killed_mid_partition(
+    kills: int,
+    records: int,
+    rig: Rig,
+) -> None:
+    """Case 1: ``kill -9`` a generator in the middle of a partition; a new one starts."""
+    group, api = rig.services(generators=2)
+    started = time.monotonic()
+    job = submit(api, rig.seeds, records, "5")
+    step = max(10, records // (kills + 2))
+    done = 0
+    for kill in range(kills):
+        wait_billed(rig.stack, job["id"], step * (kill + 1), timeout=120)
+        victim = group.generators[kill % len(group.generators)]
+        in_flight = held_claims(rig.mongo, job["id"])
+        victim.kill(signal.SIGKILL)
+        assert in_flight > 0, "the kill must land while a partition is being generated"
+        done += 1
+        victim.start()
+        victim.wait_ready()
+    final = rig.final(job)
+    counters = rig.count(f"generator kill -9 x{done}", job, started)
+    assert final["status"] == "COMPLETED", final
+    counters.assert_zero()
+    assert counters.records == records
+
+
+@pytest.mark.parametrize(
+    "kills",
+    [pytest.param(1, marks=pytest.mark.quick, id="1-kill"), pytest.param(5, id="5-kills")],
+)
+def test_accounting_killed_between_write_and_ack(
+    kills: int,
+    rig: Rig,
+) -> None:
+    """Case 2: accounting dies right after a database write, before its acknowledgement.
+
+    The failpoint ``accounting.after_write`` kills it (SIGKILL, from inside, at
+    that exact place) with some probability per write; each time a new process
+    starts, until it has died ``kills`` times, then one without the failpoint.
+    """
+    armed = {"PALETTE_FAILPOINTS": "accounting.after_write=kill:0.08"}
+    group, api = rig.services(generators=2, overrides={"accounting": armed})
+    started = time.monotonic()
+    job = submit(api, rig.seeds, 240, "5")
+    deaths = 0
+    deadline = time.monotonic() + FAULT_CASE_TIMEOUT
+    while deaths < kills and time.monotonic() < deadline:
+        if group.accounting.wait(0.1) is not None:
+            assert group.accounting.process.returncode == -signal.SIGKILL
+            deaths += 1
+            if deaths == kills:
+                assert group.accounting.process.env is not None
+                group.accounting.process.env.pop("PALETTE_FAILPOINTS")
+            group.accounting.start()
+            group.accounting.wait_ready()
+        job_now = rig.mongo["jobs"].find_one({"_id": job["id"]})
+        if deaths < kills and job_now is not None and job_now["status"] != "RUNNING":
+            # The job ended before enough crashes: run another with the failpoint armed.
+            job = submit(api, rig.seeds, 240, "5")
+    assert deaths == kills, f"accounting died {deaths} times, wanted {kills}"
+    final = rig.final(job)
+    counters = rig.count(f"accounting kill -9 after write x{deaths}", job, started)
+    assert final["status"] == "COMPLETED", final
+    counters.assert_zero()
+
+
+@pytest.mark.parametrize(
+    ("how", "restarts"),
+    [
+        pytest.param(signal.SIGTERM, 1, marks=pytest.mark.quick, id="sigterm"),
+        pytest.param(signal.SIGKILL, 3, id="kill-9-x3"),
+    ],
+)
+def test_scheduler_restarted_resumes_every_job(
+    how: int,
+    restarts: int,
+    rig: Rig,
+) -> None:
+    """Case 5: the scheduler restarts mid-job; it resumes both running jobs from the database.
+
+    No partition is generated twice: the emulator billed exactly one call per
+    record (one step, no model errors in this case).
+    """
+    group, api = rig.services(generators=2)
+    started = time.monotonic()
+    jobs = [submit(api, rig.seeds, 200, "5"), submit(api, rig.seeds, 200, "5")]
+    for restart in range(restarts):
+        wait_billed(rig.stack, jobs[0]["id"], 40 * (restart + 1), timeout=120)
+        group.scheduler.restart(sig=how)
+    for job in jobs:
+        final = rig.final(job)
+        name = "SIGTERM" if how == signal.SIGTERM else "kill -9"
+        counters = rig.count(f"scheduler {name} x{restarts} ({job['id'][:8]})", job, started)
+        assert final["status"] == "COMPLETED", final
+        counters.assert_zero()
+        calls = rig.stack.emulator_control().billing(job_id=job["id"])
+        per_record = Counter(call["request_metadata"]["record"] for call in calls)
+        twice = {record: n for record, n in per_record.items() if n > 1}
+        assert not twice, f"records generated more than once: {twice}"
+        assert billed_count(rig.stack, job["id"]) == 200
