@@ -56,6 +56,7 @@ class PrivateRabbit:
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.base / "advanced.config"),
             "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.base / "log"),
             "RABBITMQ_PID_FILE": str(self.base / "node.pid"),
@@ -81,6 +82,8 @@ class PrivateRabbit:
             "loopback_users = none\n"
         )
         (self.base / "enabled_plugins").write_text("[].\n")
+        # Channels check consumer timeouts on their tick (every 60 s by default).
+        (self.base / "advanced.config").write_text("[{rabbit, [{channel_tick_interval, 1000}]}].\n")
         if os.geteuid() == 0:
             # Debian's wrapper runs the node as the rabbitmq user: it must own the files.
             try:
@@ -104,6 +107,12 @@ class PrivateRabbit:
                 f" (logs in {self.base / 'log'})"
             )
         self._run("await_startup", "--timeout", str(NODE_START_TIMEOUT))
+
+    def log_text(self) -> str:
+        """Everything the node has logged."""
+        return "".join(
+            path.read_text(errors="replace") for path in sorted((self.base / "log").glob("*.log"))
+        )
 
     def stop_app(self) -> None:
         """``rabbitmqctl stop_app``: the node stays, the broker closes every connection."""
