@@ -28,7 +28,7 @@ class BrokerUnavailableError(RuntimeError):
 class PrivateRabbit:
     """One RabbitMQ node: ``start``, ``stop_app``/``start_app``, ``stop``, ``url``."""
 
-    def __init__(self, base: Path, consumer_timeout_ms: int = 20_000) -> None:
+    def __init__(self, base: Path, consumer_timeout_ms: int = 10_000) -> None:
         server = shutil.which("rabbitmq-server")
         self.ctl = shutil.which("rabbitmqctl")
         if server is None or self.ctl is None:
