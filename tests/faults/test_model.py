@@ -94,6 +94,7 @@ def test_budget_race(runs: int, rig: Rig) -> None:
     """Case 8: 64 concurrent model calls against a budget for 20 records, ``runs`` times."""
     overrides = {
         "generator": {"PALETTE_GENERATOR_CONCURRENCY": "64"},
+        "gateway": {"PALETTE_GATEWAY_MAX_ACTIVE_JOBS": "32"},
         "scheduler": {
             "PALETTE_SCHEDULER_PARTITION_SIZE": "16",
             "PALETTE_SCHEDULER_PART_SIZE": "4",

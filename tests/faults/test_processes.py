@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
-from tests.faults.harness import billed_count, submit, wait_billed
+from tests.faults.harness import FINAL, billed_count, submit, wait_billed
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT + 120)]
 
@@ -73,7 +73,7 @@ def test_accounting_killed_between_write_and_ack(
     armed = {"PALETTE_FAILPOINTS": "accounting.after_write=kill:0.08"}
     group, api = rig.services(generators=2, overrides={"accounting": armed})
     started = time.monotonic()
-    job = submit(api, rig.seeds, 240, "5")
+    jobs = [submit(api, rig.seeds, 240, "5")]
     deaths = 0
     deadline = time.monotonic() + FAULT_CASE_TIMEOUT
     while deaths < kills and time.monotonic() < deadline:
@@ -83,17 +83,18 @@ def test_accounting_killed_between_write_and_ack(
             if deaths == kills:
                 assert group.accounting.process.env is not None
                 group.accounting.process.env.pop("PALETTE_FAILPOINTS")
-            group.accounting.start()
-            group.accounting.wait_ready()
-        job_now = rig.mongo["jobs"].find_one({"_id": job["id"]})
-        if deaths < kills and job_now is not None and job_now["status"] != "RUNNING":
-            # The job ended before enough crashes: run another with the failpoint armed.
-            job = submit(api, rig.seeds, 240, "5")
+            group.accounting.start()  # it may die again before it is ready: that counts
+        latest = rig.mongo["jobs"].find_one({"_id": jobs[-1]["id"]})
+        if deaths < kills and latest is not None and latest["status"] in FINAL:
+            # The job ended before enough crashes: another one, the failpoint still armed.
+            jobs.append(submit(api, rig.seeds, 240, "5"))
     assert deaths == kills, f"accounting died {deaths} times, wanted {kills}"
-    final = rig.final(job)
-    counters = rig.count(f"accounting kill -9 after write x{deaths}", job, started)
-    assert final["status"] == "COMPLETED", final
-    counters.assert_zero()
+    group.accounting.wait_ready()
+    for job in jobs:
+        final = rig.final(job)
+        counters = rig.count(f"accounting kill -9 after write x{deaths}", job, started)
+        assert final["status"] == "COMPLETED", final
+        counters.assert_zero()
 
 
 @pytest.mark.parametrize(
