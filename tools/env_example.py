@@ -18,8 +18,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from palette.common.settings import CommonSettings
-from tools.settings_env import SERVICE_SETTINGS, Setting, own_settings, settings_of
+from tools.settings_env import (
+    SERVICE_SETTINGS,
+    Setting,
+    own_settings,
+    settings_of,
+    shared_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -158,7 +163,7 @@ def render(compose_text: str) -> str:
     for name in compose_only:
         lines += ["", *_entry(name, defaults.get(name), COMPOSE_VARIABLES[name])]
     lines += _section("every service (palette.common.settings.CommonSettings)")
-    lines += _settings_block(settings_of(CommonSettings))
+    lines += _settings_block(shared_settings())
     for service, cls in SERVICE_SETTINGS.items():
         prefix = cls.model_config.get("env_prefix")
         lines += _section(f"{service} ({prefix}*, {cls.__module__}.{cls.__name__})")
