@@ -20,6 +20,7 @@ from palette.common.messages import JobStatus
 from palette.common.metrics import JobStatusCollector, job_status_family, usd
 from palette.common.observability import message_fields
 from palette.common.topology import Queues
+from palette.generator.metrics import failure_outcome
 from palette.generator.settings import GeneratorSettings
 from palette.scheduler.settings import SchedulerSettings
 
@@ -48,6 +49,21 @@ class TestMetricsLogic:
     def test_money_is_exported_in_dollars(self) -> None:
         assert usd(1_500_000_000_000) == 1.5
         assert usd(1) == 1e-12
+
+    @pytest.mark.parametrize(
+        ("code", "retryable", "outcome"),
+        [
+            ("ThrottlingException", True, "throttled"),
+            ("ServiceQuotaExceededException", True, "throttled"),
+            ("InternalServerException", True, "retryable_error"),
+            ("", True, "retryable_error"),
+            ("ValidationException", False, "error"),
+        ],
+    )
+    def test_failed_model_calls_are_labelled_by_kind(
+        self, code: str, retryable: bool, outcome: str
+    ) -> None:
+        assert failure_outcome(code, retryable) == outcome
 
     def test_job_status_family_has_every_status_with_zero_for_the_absent(self) -> None:
         family = job_status_family({"RUNNING": 2, "COMPLETED": 5})

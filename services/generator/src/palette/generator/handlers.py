@@ -12,6 +12,7 @@ from faststream.rabbit import RabbitBroker
 from palette.common import messages as m
 from palette.common.broker import publish
 from palette.generator.exporter import run_export
+from palette.generator.metrics import PARTITIONS_IN_FLIGHT
 from palette.generator.partition import run_partition
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 
@@ -25,7 +26,7 @@ async def generate_partition(msg: m.GeneratePartition, rt: RuntimeDep, broker: B
     """Generate a partition's missing records; acked after its end event is published."""
     with structlog.contextvars.bound_contextvars(
         job_id=msg.job_id,
-        partition_id=f"{msg.job_id}:{msg.partition}",
+        partition_id=msg.partition,
         message_id=msg.message_id,
         attempt=msg.attempt,
     ):
@@ -33,7 +34,8 @@ async def generate_partition(msg: m.GeneratePartition, rt: RuntimeDep, broker: B
             if not mine:
                 log.info("duplicate_delivery_dropped", lease_id=msg.lease_id)
                 return
-            await run_partition(msg, rt, functools.partial(publish, broker))
+            with PARTITIONS_IN_FLIGHT.track_inprogress():
+                await run_partition(msg, rt, functools.partial(publish, broker))
 
 
 async def export_job(msg: m.ExportJob, rt: RuntimeDep, broker: BrokerDep) -> None:
