@@ -23,9 +23,10 @@ from typing import Any
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from palette.accounting import ledger
+from palette.accounting import ledger, metrics
 from palette.common.keys import mongo_field
 from palette.common.messages import utcnow
+from palette.common.metrics import usd
 
 Doc = dict[str, Any]
 
@@ -113,6 +114,7 @@ class LedgerRepository:
             )
             if after is not None:
                 current = after
+                metrics.RESERVED.inc(usd(granted))
                 break
             refreshed = await self.ledgers.find_one({"_id": job_id})
             assert refreshed is not None
@@ -200,10 +202,13 @@ class LedgerRepository:
         spent = int(lease["settled"])
         inc = ledger.aggregate_increments(lease.get("usage") or {})
         inc.update({"available": int(lease["amount"]) - spent, "spent": spent})
-        await self.ledgers.update_one(
+        result = await self.ledgers.update_one(
             {"_id": lease["job_id"], f"pending.{lease['_id']}": {"$exists": True}},
             {"$inc": inc, "$unset": {f"pending.{lease['_id']}": ""}},
         )
+        if result.modified_count:
+            metrics.SETTLED.inc(usd(spent))
+            metrics.RETURNED.inc(usd(int(lease["amount"]) - spent))
 
     async def mark_exceeded(self, job_id: str) -> bool:
         """Flag the ledger as exceeded; True the first time."""

@@ -25,6 +25,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from palette.common.broker import make_broker
 from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
+from palette.common.tracing import TraceRequests
+from palette.common.tracing import enabled as tracing_enabled
 from palette.gateway import outbox
 from palette.gateway.auth import JWTAuthMiddleware, current_owner, make_verifier
 from palette.gateway.controllers import (
@@ -138,6 +140,7 @@ def create_app(
             "owner": Provide(_provide_owner, sync_to_thread=False),
         },
         middleware=[
+            *([DefineMiddleware(TraceRequests)] if tracing_enabled() else []),
             DefineMiddleware(
                 JWTAuthMiddleware, verifier=make_verifier(settings), exclude=["^/schema"]
             ),

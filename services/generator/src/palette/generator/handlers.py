@@ -13,6 +13,7 @@ from faststream.rabbit import RabbitBroker
 from palette.common import messages as m
 from palette.common.broker import publish
 from palette.generator.exporter import run_export
+from palette.generator.metrics import PARTITIONS_IN_FLIGHT
 from palette.generator.partition import run_partition
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 
@@ -37,7 +38,7 @@ async def generate_partition(msg: m.GeneratePartition, rt: RuntimeDep, broker: B
     """
     with structlog.contextvars.bound_contextvars(
         job_id=msg.job_id,
-        partition_id=f"{msg.job_id}:{msg.partition}",
+        partition_id=msg.partition,
         message_id=msg.message_id,
         attempt=msg.attempt,
     ):
@@ -57,7 +58,8 @@ async def _claimed_partition(msg: m.GeneratePartition, rt: Runtime, broker: Rabb
         if not mine:
             log.info("duplicate_delivery_dropped", lease_id=msg.lease_id)
             return
-        await run_partition(msg, rt, functools.partial(publish, broker))
+        with PARTITIONS_IN_FLIGHT.track_inprogress():
+            await run_partition(msg, rt, functools.partial(publish, broker))
 
 
 def _detached_done(task: asyncio.Task[None]) -> None:

@@ -22,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from palette.common import keys, seeds
 from palette.common import messages as m
 from palette.common.pricing import UnknownModelError
+from palette.common.tracing import span
+from palette.generator import metrics
 from palette.generator.budget import LeaseGuard, record_needed
 from palette.generator.generation import generate, seed_problem
 from palette.generator.records import FinishedRecord, PartMeta, encode_part
@@ -161,7 +163,8 @@ async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
     key = keys.part_key(msg.job_id, run[0].index)
     body = encode_part(msg.job_id, run)
     try:
-        written = await asyncio.to_thread(state.rt.storage.put_part, key, body, meta)
+        with span("write part", {"palette.part_key": key, "palette.records": len(run)}):
+            written = await asyncio.to_thread(state.rt.storage.put_part, key, body, meta)
     except Exception as exc:
         log.exception("part_write_failed", key=key)
         state.orphan.merge(usage)
@@ -172,6 +175,7 @@ async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
         state.orphan.merge(usage)
         return
     state.written += len(run)
+    metrics.RECORDS_GENERATED.inc(len(run))
     try:
         await announce(state, key, meta)
     except PublishFailedError as exc:  # the broker is unreachable: a redelivery re-announces
