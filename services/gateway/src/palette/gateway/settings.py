@@ -132,6 +132,13 @@ class GatewaySettings(CommonSettings):
         gt=0,
         description="Largest worst-case cost of one previewed record run through the model.",
     )
+    template_render_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="Time the renders of one template check or preview may take in all; "
+        "a template that renders longer is refused (422). Renders run on the event loop.",
+    )
     events_interval_seconds: float = Field(
         0.5, gt=0, description="How often a job's event stream checks for progress."
     )

@@ -46,7 +46,7 @@ def _rendered(
     spec: TemplateSpec, seed: dict[str, Any], runtime: Runtime
 ) -> tuple[list[StepPreviewView], int]:
     try:
-        return preview_steps(spec, seed, runtime.pricing)
+        return preview_steps(spec, seed, runtime.pricing, runtime.settings.template_render_seconds)
     except TemplateError as exc:
         raise invalid(exc.field, exc.problem) from None
     except UnknownModelError as exc:

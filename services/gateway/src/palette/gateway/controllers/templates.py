@@ -52,7 +52,9 @@ async def store_new(
     runtime: Runtime, owner: str, data: CreateTemplate, template_id: str, after: int
 ) -> dict[str, Any]:
     """Validate and insert the version after ``after`` (the next free one on a race)."""
-    spec, requirements = check_template(data, runtime.pricing)
+    spec, requirements = check_template(
+        data, runtime.pricing, runtime.settings.template_render_seconds
+    )
     for attempt in range(VERSION_ATTEMPTS):
         doc = template_document(
             template_id=template_id,
