@@ -193,5 +193,5 @@ class TemplateToolsController(Controller):
         The YAML is read with the safe loader and aliases are refused.
         """
         data = from_yaml(await request.body())
-        doc = await store_new(runtime, owner, data, uuid.uuid4().hex, 0)
+        doc = await store_new(runtime, owner, data, uuid.uuid4().hex, update=False)
         return template_view(doc, owner)
