@@ -99,6 +99,11 @@ def validate_seed_file(file: IO[bytes], fmt: SeedFormat) -> int:
         file.seek(0)
 
 
+def error_location(error: SeedError) -> dict[str, int]:
+    """The ``line`` and ``record`` of a seed file error, as far as they are known."""
+    return {k: v for k, v in (("line", error.line), ("record", error.record)) if v is not None}
+
+
 def first_missing(
     records: Iterable[dict[str, Any]], requirements: list[str], limit: int
 ) -> tuple[int, list[str]] | None:
