@@ -32,6 +32,7 @@ from palette.gateway.controllers import (
     JobController,
     JobDataController,
     SeedDataController,
+    SeedUploadController,
     TemplateController,
     TemplateToolsController,
 )
@@ -119,7 +120,7 @@ def create_app(
 
     seed_router = Router(
         path="/",
-        route_handlers=[SeedDataController],
+        route_handlers=[SeedUploadController],
         request_max_body_size=settings.max_body_bytes,
     )
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -130,6 +131,7 @@ def create_app(
             TemplateController,
             JobController,
             JobDataController,
+            SeedDataController,
             seed_router,
         ],
         lifespan=[lifespan],

@@ -1,4 +1,9 @@
-"""``/seed-data``: seed file uploads, validated completely before they reach S3."""
+"""``/seed-data``: seed file uploads, validated completely before they reach S3.
+
+``SeedUploadController`` takes a whole file as the request body (the app
+mounts it under ``max_body_bytes``); ``SeedDataController``'s JSON routes
+have the app's ``max_json_body_bytes`` like every other JSON route.
+"""
 
 from __future__ import annotations
 
@@ -80,7 +85,7 @@ def _size(file: IO[bytes]) -> int:
     return size
 
 
-class SeedDataController(Controller):
+class SeedUploadController(Controller):
     """Upload seed files to the caller's prefix ``seed-data/<user>/``."""
 
     path = "/seed-data"
@@ -152,6 +157,13 @@ class SeedDataController(Controller):
         await runtime.seeds.upload(key, file, fmt, records, size)
         log.info("seed_uploaded", owner=owner, key=key, records=records, bytes=size)
         return SeedUpload(key=key, records=records, format=fmt, bytes=size)
+
+
+class SeedDataController(Controller):
+    """Presigned uploads to the caller's prefix, and validation of the caller's seed files."""
+
+    path = "/seed-data"
+    tags = ["seed data"]
 
     @post(
         "/uploads",
