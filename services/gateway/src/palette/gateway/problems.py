@@ -87,6 +87,8 @@ def not_found(field: str, problem: str) -> Problem:
 
 
 _INDEX = re.compile(r"\.(\d+)(?=\.|$)")
+_NO_PATH = re.compile(r" - at `\$\[\.\.\.\]`$")
+"""msgspec's ending of a decoding error it cannot place (``Number out of range - at `$[...]```)."""
 
 
 def field_path(location: str | Sequence[str | int]) -> str:
@@ -208,6 +210,7 @@ def _from_http_exception(
     elif status == 405:
         detail = "the method is not allowed on this resource"
     elif status == 400:
+        detail = _NO_PATH.sub("", detail)
         errors = [field_error("body", detail)]
     elif status == 413:
         accepts = f"the {limit} bytes " if limit else ""
@@ -227,6 +230,11 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             with contextlib.suppress(Exception):
                 limit = request.route_handler.resolve_request_max_body_size()
         return _from_http_exception(exc, instance, limit)
+    if isinstance(exc, RecursionError):  # msgspec decoding a body nested thousands deep
+        detail = "the request body is nested too deeply to be read"
+        return problem_response(
+            400, detail, errors=[field_error("body", detail)], instance=instance
+        )
     if _is_unavailable(exc):
         log.warning("dependency_unavailable", path=instance, error=repr(exc))
         return problem_response(
