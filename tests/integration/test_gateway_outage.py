@@ -38,9 +38,12 @@ class Generators:
             generator.kill()
 
     def start(self) -> None:
-        for generator in self.services.generators:
-            if not generator.alive():
-                generator.restart()
+        """Start the stopped ones together, then wait until each is ready."""
+        stopped = [g for g in self.services.generators if not g.alive()]
+        for generator in stopped:
+            generator.start()
+        for generator in stopped:
+            generator.wait_ready(60)
 
 
 @pytest.fixture
