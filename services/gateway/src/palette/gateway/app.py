@@ -34,6 +34,7 @@ from palette.gateway.controllers import (
     JobController,
     JobDataController,
     SeedDataController,
+    SeedUploadController,
     TemplateController,
     TemplateToolsController,
 )
@@ -121,7 +122,7 @@ def create_app(
 
     seed_router = Router(
         path="/",
-        route_handlers=[SeedDataController],
+        route_handlers=[SeedUploadController],
         request_max_body_size=settings.max_body_bytes,
     )
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -132,6 +133,7 @@ def create_app(
             TemplateController,
             JobController,
             JobDataController,
+            SeedDataController,
             seed_router,
         ],
         lifespan=[lifespan],

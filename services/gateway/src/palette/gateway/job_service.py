@@ -29,7 +29,7 @@ from palette.gateway.metrics import JOBS_CREATED
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import Problem, field_error, invalid, not_found
 from palette.gateway.schemas import CreateJob
-from palette.gateway.seedfiles import owns_seed_key
+from palette.gateway.seedfiles import error_location, owns_seed_key
 from palette.gateway.templating import unpriced_models
 
 log = structlog.get_logger("palette.gateway")
@@ -74,8 +74,9 @@ async def check_seed(runtime: Runtime, owner: str, key: str, requirements: list[
     try:
         lacking = await runtime.seeds.check_records(key, requirements, limit)
     except SeedError as exc:
-        where = {k: v for k, v in (("line", exc.line), ("record", exc.record)) if v is not None}
-        raise invalid("seed_key", f"the seed file cannot be read: {exc}", **where) from None
+        raise invalid(
+            "seed_key", f"the seed file cannot be read: {exc}", **error_location(exc)
+        ) from None
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
             raise missing from None
