@@ -29,11 +29,11 @@ async def generate_partition(msg: m.GeneratePartition, rt: RuntimeDep, broker: B
         message_id=msg.message_id,
         attempt=msg.attempt,
     ):
-        async with rt.claims.claim(msg.lease_id) as mine:
-            if not mine:
+        async with rt.claims.claim(msg.lease_id) as claim:
+            if claim is None:
                 log.info("duplicate_delivery_dropped", lease_id=msg.lease_id)
                 return
-            await run_partition(msg, rt, functools.partial(publish, broker))
+            await run_partition(msg, rt, functools.partial(publish, broker), claim)
 
 
 async def export_job(msg: m.ExportJob, rt: RuntimeDep, broker: BrokerDep) -> None:
