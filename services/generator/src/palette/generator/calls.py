@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import structlog
 
 from palette.common.templates import Step
@@ -48,7 +46,7 @@ class ModelCalls:
                 "record": str(self._record),
                 "step": step.id,
                 "call_attempt": str(attempt),
-                "call_id": uuid.uuid4().hex,
+                "call_id": self._state.claim.call_id(),
                 "holder": self._state.claim.holder,
             },
         )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -84,13 +85,18 @@ class ClaimHandle:
         self.holder = holder
         self.lost_holder = lost_holder
         self.taken = False
+        self._calls = itertools.count(1)
         self._good_for = ttl_seconds * 3 / 4
         self._valid_until = (time.monotonic() if since is None else since) + self._good_for
 
     @classmethod
-    def unclaimed(cls, holder: str = "local") -> ClaimHandle:
+    def unclaimed(cls) -> ClaimHandle:
         """A handle that never lapses (for an attempt run without the claims collection)."""
-        return cls(holder, float("inf"))
+        return cls(uuid.uuid4().hex, float("inf"))
+
+    def call_id(self) -> str:
+        """A new model call's id: unique, as the holder token is (cheaper than a uuid)."""
+        return f"{self.holder}-{next(self._calls)}"
 
     def renewed(self, started: float) -> None:
         """A renewal that started at monotonic time ``started`` was written."""
