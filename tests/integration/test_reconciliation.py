@@ -35,6 +35,9 @@ def leases_of(mongo: Any, job_id: str, kind: str) -> list[dict[str, Any]]:
 
 def assert_settled(devstack: DevStack, mongo: Any, job_id: str, budget: str) -> dict[str, Any]:
     """Ledger == billing log exactly, within budget, every lease closed and announced."""
+    delivery = devstack.emulator_control().invocation_log()
+    bound = float(devstack.env()["PALETTE_ACCOUNTING_INVOCATION_LOG_DELAY_SECONDS"])
+    assert delivery["slowest_seconds"] <= bound, f"the log came later than its bound: {delivery}"
     doc = assert_ledger_matches_billing(devstack, mongo, job_id)
     calls, cost = billed_picos(devstack.emulator_control(), job_id)
     print(f"job {job_id}: billed {calls} calls, {cost} pico; ledger {doc['spent']} pico")

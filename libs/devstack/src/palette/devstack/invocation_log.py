@@ -119,33 +119,39 @@ class InvocationLogDelivery:
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
         )
         self._pending: list[dict[str, Any]] = []
+        self._oldest: datetime | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="invocation-log")
         self.delivered_records = 0
         self.delivered_objects = 0
         self.failures = 0
+        self.slowest_seconds = 0.0
+        """Longest time from a call's billing to its record being in S3."""
 
     def add(self, billed: Mapping[str, Any]) -> None:
         """Queue one billed call (an entry of ``palette.devstack.billing.BillingLog``)."""
+        at = datetime.fromisoformat(billed["at"])
         record = invocation_record(
             request_id=billed["request_id"],
             model_id=billed["model_id"],
             input_tokens=billed["input_tokens"],
             output_tokens=billed["output_tokens"],
             request_metadata=billed["request_metadata"],
-            at=datetime.fromisoformat(billed["at"]),
+            at=at,
             account=self.account,
             region=self.region,
         )
         with self._lock:
             self._pending.append(record)
+            self._oldest = self._oldest or at
 
     def flush(self) -> int:
         """Deliver what is queued now as one object; the number of records delivered."""
         with self._lock:
             batch, self._pending = self._pending, []
-        if not batch:
+            oldest, self._oldest = self._oldest, None
+        if not batch or oldest is None:
             return 0
         key = object_key(self.prefix, self.account, self.region, datetime.now(UTC))
         try:
@@ -155,7 +161,10 @@ class InvocationLogDelivery:
             self.failures += 1
             with self._lock:
                 self._pending[:0] = batch
+                self._oldest = oldest
             return 0
+        lag = (datetime.now(UTC) - oldest).total_seconds()
+        self.slowest_seconds = max(self.slowest_seconds, lag)
         self.delivered_records += len(batch)
         self.delivered_objects += 1
         return len(batch)
@@ -173,6 +182,7 @@ class InvocationLogDelivery:
             "delivered_records": self.delivered_records,
             "delivered_objects": self.delivered_objects,
             "failures": self.failures,
+            "slowest_seconds": round(self.slowest_seconds, 3),
         }
 
     def start(self) -> InvocationLogDelivery:

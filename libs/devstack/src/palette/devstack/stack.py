@@ -36,6 +36,7 @@ INVOCATION_LOG_PREFIX = "bedrock-invocation-logs"
 # The emulator's model "runs" for its configured latency (milliseconds here), then
 # bills; a call is therefore logged well within this many seconds of being sent.
 EMULATOR_CALL_SECONDS = 5.0
+INVOCATION_LOG_DELAY_MARGIN = 2.75
 
 
 class DevStack:
@@ -150,8 +151,9 @@ class DevStack:
         if self.pricing_file:
             env["PALETTE_PRICING_FILE"] = self.pricing_file
         if self.invocation_log_prefix is not None:
-            # Delivered every flush period; a second on top covers a slow put.
-            delay = self.invocation_log_flush_ms / 1000.0 + 1.0
+            # Delivered every flush period; the margin covers a put slowed down by a
+            # loaded machine (a record read as absent would be settled as unbilled).
+            delay = self.invocation_log_flush_ms / 1000.0 + INVOCATION_LOG_DELAY_MARGIN
             env |= {
                 "PALETTE_ACCOUNTING_INVOCATION_LOG_BUCKET": self.bucket,
                 "PALETTE_ACCOUNTING_INVOCATION_LOG_PREFIX": self.invocation_log_prefix,
