@@ -18,6 +18,9 @@ Control API (JSON), beside the model routes:
   ``GET /_emulator/billing/summary[?key=value...]``: totals per model;
   ``DELETE /_emulator/billing``: forget them.
 - ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome.
+- ``GET /_emulator/invocation-log``: where Bedrock-style model invocation logs
+  go and how their delivery went (``{"enabled": false}`` when off);
+  ``POST /_emulator/invocation-log/flush``: deliver the queued records now.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from palette.devstack.faults import (
     FaultInjector,
 )
 from palette.devstack.httpd import DropConnection, Later, Request, Response, json_response
+from palette.devstack.invocation_log import InvocationLogDelivery
 
 ERROR_STATUS = {
     "ValidationException": 400,
@@ -81,11 +85,16 @@ class BedrockEmulator:
     """The request handler: Converse, and the control API."""
 
     def __init__(
-        self, config: EmulatorConfig, models: Iterable[str], billing: BillingLog | None = None
+        self,
+        config: EmulatorConfig,
+        models: Iterable[str],
+        billing: BillingLog | None = None,
+        invocations: InvocationLogDelivery | None = None,
     ) -> None:
         self.faults = FaultInjector(config)
         self.models = frozenset(models)
         self.billing = billing if billing is not None else BillingLog()
+        self.invocations = invocations
         self.stats: Counter[str] = Counter()
 
     def __call__(self, request: Request) -> Response | Later:
@@ -124,13 +133,15 @@ class BedrockEmulator:
         def finish() -> Response | Later:
             if outcome == MODEL_TIMEOUT:
                 return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-            self.billing.record(
+            entry = self.billing.record(
                 request_id,
                 model_id,
                 completion.input_tokens,
                 completion.output_tokens,
                 call.request_metadata,
             )
+            if self.invocations is not None:
+                self.invocations.add(entry)
             if outcome == BILLED_TIMEOUT:
                 return self._billed_timeout(request_id)
             return _answer(completion, request_id, started)
@@ -158,6 +169,8 @@ class BedrockEmulator:
             ("GET", "billing/summary"): self._billing_summary,
             ("GET", "stats"): self._get_stats,
             ("DELETE", "stats"): self._clear_stats,
+            ("GET", "invocation-log"): self._invocation_log,
+            ("POST", "invocation-log/flush"): self._flush_invocation_log,
         }.get((method, route))
         if action is None:
             return json_response(404, {"message": f"no route {method} {CONTROL_PREFIX}{route}"})
@@ -196,6 +209,16 @@ class BedrockEmulator:
     def _clear_stats(self, request: Request) -> Response:
         self.stats.clear()
         return json_response(200, {})
+
+    def _invocation_log(self, request: Request) -> Response:
+        if self.invocations is None:
+            return json_response(200, {"enabled": False})
+        return json_response(200, {"enabled": True, **self.invocations.status()})
+
+    def _flush_invocation_log(self, request: Request) -> Response:
+        if self.invocations is None:
+            return json_response(409, {"message": "invocation logging is off"})
+        return json_response(200, {"delivered": self.invocations.flush()})
 
 
 def _drop() -> Response:

@@ -54,12 +54,12 @@ async def generate_partition(msg: m.GeneratePartition, rt: RuntimeDep, broker: B
 
 
 async def _claimed_partition(msg: m.GeneratePartition, rt: Runtime, broker: RabbitBroker) -> None:
-    async with rt.claims.claim(msg.lease_id) as mine:
-        if not mine:
+    async with rt.claims.claim(msg.lease_id) as claim:
+        if claim is None:
             log.info("duplicate_delivery_dropped", lease_id=msg.lease_id)
             return
         with PARTITIONS_IN_FLIGHT.track_inprogress():
-            await run_partition(msg, rt, functools.partial(publish, broker))
+            await run_partition(msg, rt, functools.partial(publish, broker), claim)
 
 
 def _detached_done(task: asyncio.Task[None]) -> None:
