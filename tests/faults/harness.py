@@ -188,7 +188,12 @@ def wait_final(mongo: Any, job_id: str, timeout: float) -> dict[str, Any]:
             if job["status"] == "FAILED" or export.get("status") in ("DONE", "FAILED"):
                 return dict(job)
         time.sleep(0.25)
-    raise AssertionError(f"job {job_id} did not end within {timeout}s: {job}")
+    parts = {
+        doc["_id"]: (doc["status"], doc.get("lease_id"))
+        for doc in mongo["partitions"].find({"job_id": job_id, "status": {"$ne": "DONE"}})
+    }
+    brief = {k: (job or {}).get(k) for k in ("status", "export", "slots", "error", "records_done")}
+    raise AssertionError(f"job {job_id} did not end within {timeout}s: {brief} {parts}")
 
 
 def billed_count(stack: DevStack, job_id: str) -> int:

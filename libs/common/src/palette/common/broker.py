@@ -7,6 +7,7 @@ acknowledgement and publish options are what they are.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -101,6 +102,43 @@ def dead_letter_middleware(queues: Iterable[QueueSpec]) -> type[BaseMiddleware[A
     return DeadLetter
 
 
+# Handlers whose delivery was cancelled while they still run (see run_to_completion).
+_detached: set[asyncio.Future[Any]] = set()
+
+
+def _detached_done(work: asyncio.Future[Any]) -> None:
+    _detached.discard(work)
+    if not work.cancelled() and work.exception() is not None:
+        log.error("detached_handler_failed", error=repr(work.exception()))
+
+
+class RunToCompletion(BaseMiddleware[Any, Any]):
+    """Run each handler to its end even when the client cancels its delivery.
+
+    When the broker closes a channel (a restart, a lost connection, a consumer
+    acknowledgement timeout) the AMQP client cancels the handler of every
+    delivery on it. A handler cut between two of its steps (a scheduler that
+    took a window slot but had not yet asked for the lease; a generator in the
+    middle of paid model calls) would leave work half-done that nobody resumes
+    until a restart. So the handler runs in a task of its own, shielded: the
+    cancelled delivery is not acknowledged and comes back, and since every
+    handler is idempotent the redelivery finds the work done, or in progress
+    under a generator's claim, and has no second effect.
+    """
+
+    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+        """Await the handler in a shielded task; on cancellation it goes on."""
+        work = asyncio.ensure_future(call_next(msg))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not work.done():
+                log.warning("delivery_cancelled_handler_goes_on")
+                _detached.add(work)
+                work.add_done_callback(_detached_done)
+            raise
+
+
 def make_broker(
     url: str,
     *,
@@ -111,7 +149,8 @@ def make_broker(
     """A broker with confirms, returned-message errors and requeue-on-error.
 
     Its middlewares, outermost first: tracing (when on), message metrics, log
-    context (``palette.common.observability``), then dead-lettering.
+    context (``palette.common.observability``), dead-lettering, then
+    ``RunToCompletion`` around the handler.
     """
     specs = tuple(queues)
     return RabbitBroker(
@@ -120,7 +159,7 @@ def make_broker(
             prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True
         ),
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        middlewares=[*broker_middlewares(specs), dead_letter_middleware(specs)],
+        middlewares=[*broker_middlewares(specs), dead_letter_middleware(specs), RunToCompletion],
         logger=logger if logger is not None else structlog.get_logger("faststream"),
         reconnect_interval=1.0,
         graceful_timeout=10.0,
