@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import aio_pika.exceptions
 import structlog
 from faststream import AckPolicy
 from faststream.middlewares import BaseMiddleware
@@ -183,24 +184,50 @@ async def declare_topology(broker: RabbitBroker) -> None:
         await dead.bind(dlx, routing_key=spec.name)
 
 
+# A channel the broker closed (a consumer timeout, a restart) is reopened by the
+# robust connection within moments; a publish meanwhile fails with one of these.
+_TRANSIENT = (
+    aio_pika.exceptions.ChannelInvalidStateError,
+    aio_pika.exceptions.AMQPConnectionError,
+)
+PUBLISH_RETRY_SECONDS = 15.0
+
+
 async def publish(
-    broker: RabbitBroker, message: Message, *, headers: Mapping[str, Any] | None = None
+    broker: RabbitBroker,
+    message: Message,
+    *,
+    headers: Mapping[str, Any] | None = None,
+    retry_seconds: float = PUBLISH_RETRY_SECONDS,
 ) -> None:
     """Publish a message on its route: persistent and confirmed.
 
     Mandatory (an unroutable publish raises) unless the message is a
-    notification (see ``topology.NOTIFICATIONS``).
+    notification (see ``topology.NOTIFICATIONS``). A publish that meets a
+    closed channel or a lost connection is tried again, every 0.25 s, for up
+    to ``retry_seconds`` while the robust connection reopens it; then the
+    error propagates (the handler fails and its message is redelivered).
     """
     exchange, routing_key = ROUTES[type(message)]
-    await broker.publish(
-        message.model_dump_json().encode(),
-        exchange=exchange,
-        routing_key=routing_key,
-        persist=True,
-        mandatory=type(message) not in NOTIFICATIONS,
-        message_id=message.message_id,
-        message_type=type(message).__name__,
-        content_type="application/json",
-        headers=dict(headers or {}),
-        timeout=PUBLISH_TIMEOUT_SECONDS,
-    )
+    deadline = asyncio.get_running_loop().time() + retry_seconds
+    while True:
+        try:
+            await broker.publish(
+                message.model_dump_json().encode(),
+                exchange=exchange,
+                routing_key=routing_key,
+                persist=True,
+                mandatory=type(message) not in NOTIFICATIONS,
+                message_id=message.message_id,
+                message_type=type(message).__name__,
+                content_type="application/json",
+                headers=dict(headers or {}),
+                timeout=PUBLISH_TIMEOUT_SECONDS,
+            )
+        except _TRANSIENT as exc:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            log.info("publish_retry", error=f"{type(exc).__name__}: {exc}"[:200])
+            await asyncio.sleep(0.25)
+        else:
+            return
