@@ -72,7 +72,10 @@ class BrokerPublisher:
         """
         if not self.started:
             raise BrokerUnavailableError("the broker is not connected")
-        await asyncio.wait_for(publish(self._broker, message), timeout=self._timeout)
+        # No retrying here: a request answers at once and the outbox sends later.
+        await asyncio.wait_for(
+            publish(self._broker, message, retry_seconds=0), timeout=self._timeout
+        )
 
     async def request(self, message: Message, reply: type[ReplyT], wait_seconds: float) -> ReplyT:
         """Publish a request and wait for its reply (RabbitMQ direct reply-to).
