@@ -23,7 +23,11 @@ class Exhausted(Exception):
 
 
 class ModelCalls:
-    """Makes the calls of one record under an attempt's lease."""
+    """Makes the calls of one record under an attempt's lease.
+
+    Calls wait for a slot with priority (``attempt_no``, ``record``): the
+    generator's oldest attempt, then its lowest record, goes first.
+    """
 
     def __init__(
         self,
@@ -32,12 +36,14 @@ class ModelCalls:
         guard: LeaseGuard,
         usage: UsageTally,
         record: int,
+        attempt_no: int = 0,
     ) -> None:
         self._rt = rt
         self._msg = msg
         self._guard = guard
         self._usage = usage
         self._record = record
+        self._priority = (attempt_no, record)
 
     async def call(self, step: Step, prompt: str, system: str | None, worst: int) -> ModelResult:
         """One step's call with up to ``max_call_attempts`` attempts.
@@ -73,7 +79,7 @@ class ModelCalls:
                     "call_attempt": str(attempt),
                 },
             )
-            async with rt.call_slots:
+            async with rt.call_slots.hold(self._priority):
                 if rt.stops.is_stopped(msg.job_id):
                     raise Stopped
                 reservation = self._guard.try_reserve(worst)

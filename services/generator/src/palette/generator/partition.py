@@ -46,7 +46,13 @@ async def run_partition(msg: m.GeneratePartition, rt: Runtime, publish: Publish)
     Raises only when publishing fails (the message is then redelivered);
     any other error ends the attempt with a retryable ``PartitionFailed``.
     """
-    state = AttemptState(msg=msg, rt=rt, publish=publish, guard=LeaseGuard(msg.lease_amount))
+    state = AttemptState(
+        msg=msg,
+        rt=rt,
+        publish=publish,
+        guard=LeaseGuard(msg.lease_amount),
+        number=rt.call_slots.next_attempt(),
+    )
     try:
         await attempt(state)
     except PublishFailedError:
