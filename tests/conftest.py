@@ -162,7 +162,7 @@ def s3(devstack: DevStack) -> Any:
 @pytest.fixture(scope="session")
 def examples() -> Path:
     """The repository's examples folder."""
-    return Path(__file__).resolve().parents[2] / "examples"
+    return Path(__file__).resolve().parents[1] / "examples"
 
 
 from tests.integration.gateway_fixtures import *  # noqa: E402, F403 - gateway fixtures (issue 3)
