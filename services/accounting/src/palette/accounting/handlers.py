@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import structlog
-from faststream import Context
 from faststream.rabbit import RabbitBroker
 
 from palette.accounting import ledger
 from palette.accounting.repository import LedgerRepository, UnknownJobError
-from palette.common.broker import PermanentError, publish
+from palette.common.broker import Context, PermanentError, publish
 from palette.common.messages import (
     BudgetDenied,
     BudgetExceeded,

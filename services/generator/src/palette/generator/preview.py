@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from faststream import Context
 
 from palette.common import messages as m
+from palette.common.broker import Context
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, render, step_context
 from palette.generator.bedrock import ModelCallError, ModelRequest
