@@ -143,6 +143,10 @@ class InMemoryRepository:
             if j["owner"] == owner and j["status"] in ("QUEUED", "RUNNING")
         )
 
+    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
+        """Every job's ledger view."""
+        return {job_id: await self.ledger(job_id, budget) for job_id, budget in budgets.items()}
+
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """A ledger view from the stored spent/reserved amounts."""
         doc = self.ledgers.get(job_id)

