@@ -25,6 +25,16 @@ from palette.gateway.settings import GatewaySettings
 Doc = dict[str, Any]
 
 
+class ManualClock:
+    """A clock for pure logic that takes one: it shows ``now``, which a test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class InMemoryRepository:
     """The ``Repository`` port over dictionaries."""
 

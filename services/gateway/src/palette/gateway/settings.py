@@ -132,6 +132,14 @@ class GatewaySettings(CommonSettings):
         gt=0,
         description="Largest worst-case cost of one previewed record run through the model.",
     )
+    read_cache_seconds: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description="How long a read of a job, of a page of jobs or of a ledger answers the "
+        "same reads in this process (0: every request reads the database). A job this "
+        "process creates is read fresh; changes by the other services show within this time.",
+    )
     events_interval_seconds: float = Field(
         0.5, gt=0, description="How often a job's event stream checks for progress."
     )
