@@ -24,10 +24,10 @@ test: install ## Lint, type-check, then the unit, integration, e2e and deploy te
 	@$(UV) run pytest -m "not faults or quick" $(PYTEST_ARGS)
 
 bench: install ## Issue 5's benchmarks (~10 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
-	@$(UV) run python -m bench $(ARGS)
+	@$(UV) run --group bench python -m bench $(ARGS)
 
 bench-quick: install ## The quick benchmark run (~2 min; indicative sizes)
-	@$(UV) run python -m bench --quick $(ARGS)
+	@$(UV) run --group bench python -m bench --quick $(ARGS)
 
 test-unit: install ## Unit tests only (no I/O)
 	@$(UV) run pytest tests/unit -m unit $(PYTEST_ARGS)

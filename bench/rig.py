@@ -154,6 +154,7 @@ class Rig:
         self.url = ""
         self.stack: DevStack | None = None
         self.base: dict[str, ServiceProcess] = {}
+        self._settings: dict[str, dict[str, str]] = {}
         self.generators: list[ServiceProcess] = []
         self.tap: EventTap | None = None
         self._mongo: MongoClient[dict[str, Any]] | None = None
@@ -238,6 +239,24 @@ class Rig:
             self._profile(generator)
         self.generators = keep + started
         return self.generators
+
+    def configure(self, service: str, settings: Mapping[str, str]) -> None:
+        """Run the base ``service`` with ``settings`` on top of the run's (restart if needed).
+
+        An empty mapping returns it to the run's settings.
+        """
+        assert self.stack is not None, "start() the rig first"
+        current = self.base[service]
+        if current.alive() and self._settings.get(service, {}) == dict(settings):
+            return
+        current.stop(10.0)
+        env = {**self.stack.env(), **SERVICE_SETTINGS.get(service, {}), **settings}
+        replacement = ServiceProcess(service, env, self.log_dir)
+        replacement.start()
+        replacement.wait_ready(90.0)
+        self._profile(replacement)
+        self.base[service] = replacement
+        self._settings[service] = dict(settings)
 
     def _profile(self, service: ServiceProcess) -> None:
         if self.profiler is not None:

@@ -13,7 +13,10 @@ import os
 import subprocess
 import sys
 
+import psutil
+
 from bench import stats
+from bench.figures.overhead import cpu_seconds
 from bench.jobs import ONE_STEP, prepare, submit, wait_calling, wait_final
 from bench.plan import Plan
 from bench.report import Figure, Target
@@ -31,6 +34,13 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
     records = int(plan.throughput_limit * (plan.gateway_seconds + MARGIN_SECONDS))
     job, _ = submit(rig, work, records)
     wait_calling(rig, job, 60)
+    assert rig.stack is not None
+    assert rig.stack.database is not None
+    watched = {
+        "gateway": rig.service_processes()["gateway"],
+        "database": psutil.Process(rig.stack.database.pid),
+    }
+    before = cpu_seconds(watched)
     done = subprocess.run(
         [
             sys.executable,
@@ -52,6 +62,7 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
         timeout=plan.gateway_seconds * 3 + 60,
     )
     result = json.loads(done.stdout)
+    after = cpu_seconds(watched)
     still_running = rig.db["jobs"].find_one({"_id": job}, {"status": 1})["status"] == "RUNNING"
     rig.api(USER).cancel(job)
     wait_final(rig, job, 120)
@@ -61,6 +72,11 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
     details = {
         "requests": result["requests"],
         "achieved_rate": round(result["requests"] / result["seconds"], 1),
+        "cpu_ms_per_request": {
+            name: round((after[name] - before[name]) / result["requests"] * 1000, 2)
+            for name in watched
+        }
+        | {"load_process": round(result["load_cpu_s"] / result["requests"] * 1000, 2)},
         "schedule_late_p99_ms": round(stats.percentile(result["late_ms"], 99), 2),
         "job_ran_throughout": still_running,
         "jobs_per_page": len(page),
