@@ -8,7 +8,8 @@
 #   docker run IMAGE palette-accounting   (or: python -m palette.accounting)
 #
 # What is in it (docs/deployment.md, "The image", has the sizes): Debian slim with
-# CPython 3.11 (the official python:3.11-slim image) and one virtual environment
+# CPython 3.11 (the official python:3.11-slim image without pip, setuptools and
+# the stdlib parts no service runs: stage python-runtime) and one virtual environment
 # in /opt/palette/venv holding the four services, palette-common and their locked
 # third-party dependencies (uv.lock, no dev/test/lint groups, no dev stack), slimmed
 # by deploy/docker/slim-venv.sh. No compiler, no uv, no apt lists, no sources of
@@ -87,9 +88,33 @@ USER 10001:10001
 EXPOSE 8100
 CMD ["palette-bedrock-emulator", "--host", "0.0.0.0", "--port", "8100"]
 
+# --------------------------------------------------------- python-runtime
+# The official slim Python without what no service runs: pip, setuptools and
+# wheel (the venv has its own packages), ensurepip's bundled wheels, IDLE,
+# tkinter, lib2to3, turtledemo, pydoc's help topics and the C headers. Then
+# flattened into one layer (FROM scratch, COPY /): files deleted in a layer on
+# top of the base would still be in the image. deploy/docker/smoke.py fails the
+# build if a service imports any of these modules.
+FROM ${PYTHON_IMAGE} AS python-files
+RUN rm -rf /usr/local/lib/python3.*/site-packages/pip /usr/local/lib/python3.*/site-packages/pip-* \
+    /usr/local/lib/python3.*/site-packages/setuptools /usr/local/lib/python3.*/site-packages/setuptools-* \
+    /usr/local/lib/python3.*/site-packages/pkg_resources /usr/local/lib/python3.*/site-packages/_distutils_hack \
+    /usr/local/lib/python3.*/site-packages/distutils-precedence.pth \
+    /usr/local/lib/python3.*/site-packages/wheel /usr/local/lib/python3.*/site-packages/wheel-* \
+    /usr/local/lib/python3.*/ensurepip /usr/local/lib/python3.*/idlelib /usr/local/lib/python3.*/tkinter \
+    /usr/local/lib/python3.*/lib2to3 /usr/local/lib/python3.*/turtledemo /usr/local/lib/python3.*/pydoc_data \
+    /usr/local/lib/python3.*/lib-dynload/_tkinter.* /usr/local/include \
+    /usr/local/bin/pip /usr/local/bin/pip3* /usr/local/bin/idle* /usr/local/bin/wheel
+
+FROM scratch AS python-runtime
+COPY --from=python-files / /
+# What the base image's own ENV said (FROM scratch starts with none).
+ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8
+
 # ---------------------------------------------------------------- runtime
 # The default (last) stage: the image of the four services.
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python-runtime AS runtime
 
 LABEL org.opencontainers.image.title="plot-palette" \
       org.opencontainers.image.description="Plot Palette services: gateway, scheduler, generator, accounting"

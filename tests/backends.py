@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from palette.devstack import readiness
 from palette.devstack.processes import free_port
@@ -243,6 +244,18 @@ class StoreContainers:
         """Start the MongoDB container again and wait until it is primary."""
         self._containers["mongodb"].get_wrapped_container().start()
         self._wait(self._is_primary, "mongodb primary")
+
+    def add_vhost(self, name: str) -> str:
+        """Create the virtual host ``name`` on the RabbitMQ container; its URL for guest."""
+        container = self._containers["rabbitmq"]
+        for argv in (
+            ["rabbitmqctl", "add_vhost", name],
+            ["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        ):
+            code, output = container.exec(argv)
+            if code != 0 and b"already" not in output:
+                raise RuntimeError(f"{' '.join(argv)} failed ({code}): {output!r}")
+        return self.endpoints.rabbitmq_url.rstrip("/") + "/" + quote(name, safe="")
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` in MinIO (fine if it exists)."""

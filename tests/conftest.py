@@ -76,14 +76,35 @@ def rabbitmq_url(test_backend: Backend) -> str:
     if test_backend.rabbitmq_url is not None:
         return test_backend.rabbitmq_url
     base = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
-    vhost = os.environ.get("PALETTE_TEST_VHOST", "palette-test")
-    url = base
-    if base.startswith("amqp://guest:guest@127.0.0.1") and (
-        _rabbitmqctl("add_vhost", vhost) or _rabbitmqctl("list_permissions", "-p", vhost)
-    ):
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        url = base.rstrip("/") + "/" + quote(vhost, safe="")
+    url = kept_vhost_url(test_backend, vhost_name()) or base
     asyncio.run(delete_queues(url))
+    return url
+
+
+def vhost_name(suffix: str = "") -> str:
+    """The name of this run's virtual host (``PALETTE_TEST_VHOST``), with ``suffix``."""
+    return os.environ.get("PALETTE_TEST_VHOST", "palette-test") + suffix
+
+
+def kept_vhost_url(test_backend: Backend, vhost: str, *, reset: bool = False) -> str | None:
+    """The URL of ``vhost`` on this session's broker, created once and kept (never deleted).
+
+    None where it cannot be created (no ``rabbitmqctl`` for the local broker, or
+    a broker other than the local guest one). ``reset`` deletes the system's
+    queues on it first.
+    """
+    url: str | None = None
+    if test_backend.containers is not None:
+        url = test_backend.containers.add_vhost(vhost)
+    else:
+        base = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+        if base.startswith("amqp://guest:guest@127.0.0.1") and (
+            _rabbitmqctl("add_vhost", vhost) or _rabbitmqctl("list_permissions", "-p", vhost)
+        ):
+            _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+            url = base.rstrip("/") + "/" + quote(vhost, safe="")
+    if url is not None and reset:
+        asyncio.run(delete_queues(url))
     return url
 
 

@@ -18,8 +18,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from palette.common.settings import CommonSettings
-from tools.settings_env import SERVICE_SETTINGS, Setting, own_settings, settings_of
+from tools.settings_env import (
+    SERVICE_SETTINGS,
+    Setting,
+    own_settings,
+    settings_of,
+    shared_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -32,7 +37,8 @@ COMPOSE_VARIABLES: dict[str, str] = {
     "COMPOSE_PROFILES": (
         "Compose profiles to run. `emulator` runs the project's Bedrock emulator (and "
         "PALETTE_BEDROCK_ENDPOINT_URL below points the generators at it); remove both "
-        "lines to call Amazon Bedrock."
+        "lines to call Amazon Bedrock. Add `monitoring` for Prometheus scraping every "
+        "service's metrics (COMPOSE_PROFILES=emulator,monitoring)."
     ),
     "AWS_ACCESS_KEY_ID": (
         "The services' AWS key pair, for S3 and Bedrock. In docker compose it is also "
@@ -53,6 +59,8 @@ COMPOSE_VARIABLES: dict[str, str] = {
     "PALETTE_EMULATOR_IMAGE": "Image of the Bedrock emulator (Dockerfile target bedrock-emulator).",
     "PALETTE_GATEWAY_PUBLISHED_PORT": "Host port (on 127.0.0.1) of the REST API.",
     "EMULATOR_LATENCY_MS": "Latency of every emulated model call, in milliseconds.",
+    "PROMETHEUS_IMAGE": "Prometheus image of the `monitoring` profile.",
+    "PROMETHEUS_PORT": "Host port (on 127.0.0.1) of Prometheus (profile `monitoring`).",
 }
 
 # Active (uncommented) lines of the example; every other line shows a default.
@@ -158,7 +166,7 @@ def render(compose_text: str) -> str:
     for name in compose_only:
         lines += ["", *_entry(name, defaults.get(name), COMPOSE_VARIABLES[name])]
     lines += _section("every service (palette.common.settings.CommonSettings)")
-    lines += _settings_block(settings_of(CommonSettings))
+    lines += _settings_block(shared_settings())
     for service, cls in SERVICE_SETTINGS.items():
         prefix = cls.model_config.get("env_prefix")
         lines += _section(f"{service} ({prefix}*, {cls.__module__}.{cls.__name__})")

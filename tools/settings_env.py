@@ -89,9 +89,24 @@ def common_fields() -> set[str]:
     return set(CommonSettings.model_fields)
 
 
+def shared_fields() -> set[str]:
+    """Common fields read under one name by every service (an alias, no prefix)."""
+    return {name for name, info in CommonSettings.model_fields.items() if _aliases(info)}
+
+
+def shared_settings() -> list[Setting]:
+    """The settings one ``.env`` line sets for every service."""
+    return [s for s in settings_of(CommonSettings) if s.field in shared_fields()]
+
+
 def own_settings(service: str) -> list[Setting]:
-    """The fields a service adds to ``CommonSettings``."""
-    return [s for s in settings_of(SERVICE_SETTINGS[service]) if s.field not in common_fields()]
+    """The settings a service reads under its own prefix (its fields and per-process ones).
+
+    ``CommonSettings`` fields without an alias (``metrics_port``) are read with
+    each service's prefix (``PALETTE_GENERATOR_METRICS_PORT``), so they are the
+    service's own.
+    """
+    return [s for s in settings_of(SERVICE_SETTINGS[service]) if s.field not in shared_fields()]
 
 
 def botocore_env_names() -> set[str]:

@@ -15,6 +15,12 @@
 #   botocore  the API models of every AWS service but those in BOTOCORE_SERVICES
 #             (S3, Bedrock runtime, and STS, which IRSA's web identity uses).
 #             A new AWS client in the code needs its service added here.
+#             Also its ORC, GCS and Azure modules and its C++ test module.
+#   faker     every locale but en, en_US and en_GB (its default and what that falls
+#             back on). faker comes with litestar's polyfactory, which no service
+#             imports; Faker() still works whole.
+#   faststream  the Kafka, Confluent, NATS, Redis and MQTT brokers (RabbitMQ only).
+#   *.pyi     type stubs (read by type checkers, never at run time).
 #   *.so      debug symbols (strip --strip-unneeded; binutils is in the builder only).
 set -eu
 
@@ -30,6 +36,8 @@ if [ -d "$pa" ]; then
     rm -f "$pa"/*.pyx "$pa"/*.pxd "$pa"/*.pxi "$pa"/includes/*.pxd
     rm -f "$pa"/libarrow_flight.so* "$pa"/libarrow_python_flight.so* "$pa"/_flight.*.so
     rm -f "$pa"/libarrow_s3.so* "$pa"/_s3fs.*.so "$pa"/_hdfs.*.so
+    rm -f "$pa"/_gcsfs.*.so "$pa"/_azurefs.*.so "$pa"/_orc.*.so "$pa"/_dataset_orc.*.so
+    rm -f "$pa"/_pyarrow_cpp_tests.*.so "$pa"/orc.py
     # The loader asks for libarrow_python.so.<abi>; the other two names become links to it.
     for lib in "$pa"/libarrow_python.so.*; do
         case "$lib" in *.so.*.*) continue ;; esac
@@ -40,6 +48,21 @@ if [ -d "$pa" ]; then
         done
     done
 fi
+
+if [ -d "$site/faker/providers" ]; then
+    for dir in "$site"/faker/providers/*/*/; do
+        case $(basename "$dir") in
+            en|en_US|en_GB|__pycache__) ;;
+            *) rm -rf "$dir" ;;
+        esac
+    done
+fi
+
+for broker in kafka confluent nats redis mqtt; do
+    rm -rf "$site/faststream/$broker"
+done
+
+find "$site" -name '*.pyi' -type f -delete
 
 data="$site/botocore/data"
 if [ -d "$data" ]; then

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import sys
 from importlib.metadata import entry_points
 
 SERVICES = ("gateway", "scheduler", "generator", "accounting")
@@ -80,6 +81,19 @@ def check_exports() -> None:
             assert pq.read_table(sink, use_threads=False).num_rows == 1
 
 
+# What the Dockerfile's python-runtime stage removes from the base image.
+REMOVED_FROM_BASE = frozenset(
+    {"pip", "setuptools", "pkg_resources", "wheel", "ensurepip", "idlelib", "tkinter"}
+    | {"_tkinter", "lib2to3", "turtledemo", "pydoc_data"}
+)
+
+
+def check_removed_modules_unused() -> None:
+    """Nothing the checks above loaded is among what the runtime image leaves out."""
+    loaded = {name.split(".")[0] for name in sys.modules}
+    assert not loaded & REMOVED_FROM_BASE, sorted(loaded & REMOVED_FROM_BASE)
+
+
 def main() -> None:
     """Run every check; raise on the first failure."""
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -87,6 +101,7 @@ def main() -> None:
     check_apps()
     check_aws_clients()
     check_exports()
+    check_removed_modules_unused()
     print("smoke: ok")
 
 

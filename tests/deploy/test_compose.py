@@ -9,8 +9,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
-from tests.deploy.files import compose, palette_compose_services
+from tests.deploy.files import DEPLOY, compose, palette_compose_services
 
 pytestmark = pytest.mark.deploy
 
@@ -115,4 +116,35 @@ class TestServices:
             for mount in mounts:
                 source = mount.split(":", 1)[0]
                 assert source in declared, f"{name}: {mount} is not a named volume"
-        assert declared == {"rabbitmq-data", "mongodb-data", "mongodb-config", "minio-data"}
+        assert declared == {
+            "rabbitmq-data",
+            "mongodb-data",
+            "mongodb-config",
+            "minio-data",
+            "prometheus-data",
+        }
+
+
+class TestMonitoring:
+    def test_every_service_serves_metrics_on_an_exposed_unpublished_port(self) -> None:
+        for name, spec in palette_compose_services().items():
+            port = str(spec["environment"][f"PALETTE_{name.upper()}_METRICS_PORT"])
+            assert int(port) > 0, name
+            assert [str(p) for p in spec["expose"]] == [port], name
+            published = [str(p) for p in spec.get("ports", [])]
+            assert not any(p.endswith(f":{port}") for p in published), name
+
+    def test_prometheus_scrapes_every_replica_of_every_service_at_its_port(self) -> None:
+        services = palette_compose_services()
+        prometheus = compose()["services"]["prometheus"]
+        assert prometheus["profiles"] == ["monitoring"]
+        mount = "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        assert mount in prometheus["volumes"]
+        config = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+        [job] = config["scrape_configs"]
+        [dns] = job["dns_sd_configs"]
+        assert set(dns["names"]) == set(services)
+        ports = {
+            str(s["environment"][f"PALETTE_{n.upper()}_METRICS_PORT"]) for n, s in services.items()
+        }
+        assert ports == {str(dns["port"])}

@@ -135,6 +135,24 @@ class TestWorkloads:
         assert backend["name"] == service["metadata"]["name"]
         assert service["spec"]["selector"] == {"app.kubernetes.io/name": "gateway"}
 
+    def test_every_service_serves_metrics_where_prometheus_is_told_to_look(
+        self, overlay: str
+    ) -> None:
+        docs = rendered(overlay)
+        maps = {d["metadata"]["name"]: d.get("data") or {} for d in of_kind(docs, "ConfigMap")}
+        pods = {d["metadata"]["name"]: d["spec"]["template"] for d in of_kind(docs, "Deployment")}
+        for name, c in palette_containers(docs):
+            values: dict[str, str] = {}
+            for source in c.get("envFrom", []):
+                values |= maps[source["configMapRef"]["name"]]
+            port = int(values[f"PALETTE_{name.upper()}_METRICS_PORT"])
+            assert port > 0, name
+            assert {"name": "metrics", "containerPort": port} in c["ports"], name
+            annotations = pods[name]["metadata"]["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true", name
+            assert annotations["prometheus.io/port"] == str(port), name
+            assert annotations["prometheus.io/path"] == "/metrics", name
+
     def test_message_services_probe_their_broker_connection(self, overlay: str) -> None:
         for name, c in palette_containers(rendered(overlay)):
             if name != "gateway":
@@ -188,11 +206,25 @@ class TestOperatorExamples:
             }
         assert ("rabbitmq.com/v1beta1", "RabbitmqCluster") in kinds
         assert ("mongodbcommunity.mongodb.com/v1", "MongoDBCommunity") in kinds
+        assert ("monitoring.coreos.com/v1", "PodMonitor") in kinds
         for kustomization in DEPLOY.rglob("kustomization.yaml"):
             data = yaml.safe_load(kustomization.read_text())
             for entry in data.get("resources", []):
                 target = (kustomization.parent / entry).resolve()
                 assert examples.resolve() not in (target, *target.parents), kustomization
+
+    def test_the_pod_monitor_scrapes_the_metrics_port_of_every_service(self) -> None:
+        [monitor] = [
+            d
+            for d in yaml.safe_load_all(
+                (DEPLOY / "examples/prometheus-podmonitor.yaml").read_text()
+            )
+            if d
+        ]
+        [selected] = monitor["spec"]["selector"]["matchExpressions"]
+        assert selected["key"] == "app.kubernetes.io/name"
+        assert set(selected["values"]) == {"gateway", "scheduler", "accounting", "generator"}
+        assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
 
     def test_external_services_point_where_the_examples_create_them(self) -> None:
         externals = {

@@ -4,12 +4,16 @@
 dev mode, default limits). ``strict_gateway`` is a second gateway process on
 the same stack in production auth mode (JWKS served by ``identity_provider``
 on 127.0.0.1) with small limits, for the JWT battery and the limit tests.
+``tight_gateway`` (clients: ``make_tight_api``) is a third, in dev mode, with
+small body limits and short waits for generators: a second replica beside the
+session's gateway, the place for size limits and answers that never come.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,6 +36,43 @@ STRICT_LIMITS = {
     "PALETTE_GATEWAY_JWT_LEEWAY_SECONDS": "5",
     "PALETTE_GATEWAY_JWT_JWKS_REFRESH_SECONDS": "30",
 }
+TIGHT_SETTINGS = {
+    "PALETTE_GATEWAY_MAX_JSON_BODY_BYTES": "65536",
+    "PALETTE_GATEWAY_MAX_BODY_BYTES": "131072",
+    "PALETTE_GATEWAY_MAX_SEED_UPLOAD_BYTES": "100000",
+    "PALETTE_GATEWAY_SNAPSHOT_TIMEOUT_SECONDS": "2",
+    "PALETTE_GATEWAY_PREVIEW_TIMEOUT_SECONDS": "2",
+}
+
+
+@contextmanager
+def clients(url: str, token: Callable[[str], str]) -> Iterator[MakeApi]:
+    """A factory of REST clients of ``url``, each a fresh user (or the one named)."""
+    made: list[GatewayClient] = []
+
+    def make(user: str | None = None) -> tuple[str, GatewayClient]:
+        name = user or f"user-{uuid.uuid4().hex[:10]}"
+        client = GatewayClient(url, token(name))
+        made.append(client)
+        return name, client
+
+    try:
+        yield make
+    finally:
+        for client in made:
+            client.close()
+
+
+@contextmanager
+def gateway_process(name: str, env: Mapping[str, str], log_dir: Path) -> Iterator[ServiceProcess]:
+    """Another gateway process on the session's stack, stopped on exit."""
+    gateway = ServiceProcess("gateway", env, log_dir, name=name)
+    gateway.start()
+    try:
+        gateway.wait_ready(60)
+        yield gateway
+    finally:
+        gateway.stop()
 
 
 @pytest.fixture(scope="session")
@@ -43,17 +84,8 @@ def gateway_url(services: ServiceGroup) -> str:
 @pytest.fixture
 def make_api(gateway_url: str, jwt_secret: str) -> Iterator[MakeApi]:
     """A factory of REST clients, each acting as a fresh user: ``make_api() -> (user, client)``."""
-    clients: list[GatewayClient] = []
-
-    def make(user: str | None = None) -> tuple[str, GatewayClient]:
-        name = user or f"user-{uuid.uuid4().hex[:10]}"
-        client = GatewayClient(gateway_url, mint(name, jwt_secret))
-        clients.append(client)
-        return name, client
-
-    yield make
-    for client in clients:
-        client.close()
+    with clients(gateway_url, lambda user: mint(user, jwt_secret)) as make:
+        yield make
 
 
 @pytest.fixture(scope="session")
@@ -78,29 +110,33 @@ def strict_gateway(
         "PALETTE_GATEWAY_JWT_ISSUER": ISSUER,
         "PALETTE_GATEWAY_JWT_AUDIENCE": AUDIENCE,
     }
-    log_dir: Path = tmp_path_factory.mktemp("strict-gateway")
-    gateway = ServiceProcess("gateway", env, log_dir, name="gateway-strict")
-    gateway.start()
-    try:
-        gateway.wait_ready(60)
+    with gateway_process(
+        "gateway-strict", env, tmp_path_factory.mktemp("strict-gateway")
+    ) as gateway:
         yield gateway
-    finally:
-        gateway.stop()
 
 
 @pytest.fixture
 def strict_api(
     strict_gateway: ServiceProcess, identity_provider: IdentityProvider
-) -> Iterator[Callable[..., tuple[str, GatewayClient]]]:
+) -> Iterator[MakeApi]:
     """Clients of the strict gateway, each a fresh user with a valid RS256 token."""
-    clients: list[GatewayClient] = []
+    with clients(strict_gateway.url, identity_provider.token) as make:
+        yield make
 
-    def make(user: str | None = None) -> tuple[str, GatewayClient]:
-        name = user or f"user-{uuid.uuid4().hex[:10]}"
-        client = GatewayClient(strict_gateway.url, identity_provider.token(name))
-        clients.append(client)
-        return name, client
 
-    yield make
-    for client in clients:
-        client.close()
+@pytest.fixture(scope="session")
+def tight_gateway(
+    devstack: DevStack, services: ServiceGroup, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """A third gateway (dev mode): small bodies, two-second waits for snapshots and previews."""
+    env = {**devstack.env(), **TIGHT_SETTINGS}
+    with gateway_process("gateway-tight", env, tmp_path_factory.mktemp("tight-gateway")) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def make_tight_api(tight_gateway: ServiceProcess, jwt_secret: str) -> Iterator[MakeApi]:
+    """Clients of the tight gateway; pass a user id to act as a user of the session's gateway."""
+    with clients(tight_gateway.url, lambda user: mint(user, jwt_secret)) as make:
+        yield make

@@ -76,6 +76,7 @@ class TestTwoUsers:
         )
         bob_template = bob.create_template(ONE_STEP)
         before = snapshot(mongo, alice_id)
+        objects_before = keys(s3, devstack.bucket, f"jobs/{done['id']}/")
 
         for job_id in (done["id"], running["id"]):
             ghost_job, ghost_tpl = uuid.uuid4().hex, uuid.uuid4().hex
@@ -113,16 +114,33 @@ class TestTwoUsers:
 
         assert snapshot(mongo, alice_id) == before
         assert s3.head_object(Bucket=devstack.bucket, Key=key)["ContentLength"] > 0
+        # No snapshot was written for Bob, no copy or fork of Alice's made, no model called.
+        assert keys(s3, devstack.bucket, f"jobs/{done['id']}/") == objects_before
+        bobs = [
+            (t["template_id"], t["version"]) for t in mongo["templates"].find({"owner": bob_id})
+        ]
+        assert bobs == [(bob_template["id"], 1)]
+        assert mongo["jobs"].count_documents({"owner": bob_id}) == 0
+        assert devstack.emulator_control().billing(owner=bob_id) == []
         assert alice.job(running["id"])["status"] in ("QUEUED", "RUNNING")
         assert alice.http.delete(f"/jobs/{running['id']}").status_code == 202
         alice.wait(running["id"], timeout=60, exported=False)
 
 
 def snapshot(mongo: Any, owner: str) -> dict[str, Any]:
-    """What of the owner's could change: templates, jobs' status, published flags."""
-    templates = sorted((t["_id"], t["name"]) for t in mongo["templates"].find({"owner": owner}))
+    """What of the owner's could change: template versions, jobs and their state."""
+    templates = sorted(
+        (t["_id"], t["name"], t["public"], t["steps"][0]["prompt"])
+        for t in mongo["templates"].find({"owner": owner})
+    )
     jobs = sorted(
-        (j["_id"], j["status"] in ("QUEUED", "RUNNING"))
+        (j["_id"], j["status"] in ("QUEUED", "RUNNING"), j["template_version"], j["num_records"])
         for j in mongo["jobs"].find({"owner": owner})
     )
     return {"templates": templates, "jobs": jobs}
+
+
+def keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """The S3 keys under a prefix."""
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(item["Key"] for item in listed.get("Contents", []))

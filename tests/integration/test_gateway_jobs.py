@@ -69,6 +69,20 @@ class TestCreate:
             assert field in {e["field"] for e in found["errors"]}, (field, found)
         assert mongo["jobs"].count_documents({"owner": user}) == 0
 
+    def test_another_users_public_template_may_be_used_and_keeps_its_version(
+        self, make_api: MakeApi, mongo: Any
+    ) -> None:
+        _, alice = make_api()
+        bob_id, bob = make_api()
+        public = alice.create_template({**ONE_STEP, "name": "shared", "public": True})
+        alice.http.put(f"/templates/{public['id']}", json={**ONE_STEP, "public": True})
+        seeds = bob.upload_seeds(SEEDS)
+        body = job_body(public["id"], seeds["key"], num_records=2, template_version=1)
+        job = bob.submit_job(**body)
+        assert (job["template_id"], job["template_version"]) == (public["id"], 1)
+        assert mongo["jobs"].find_one({"_id": job["id"]})["owner"] == bob_id
+        assert bob.wait(job["id"], timeout=60)["status"] == "COMPLETED"
+
 
 class TestIdempotencyKey:
     def test_a_retried_create_returns_the_same_job(self, make_api: MakeApi, mongo: Any) -> None:

@@ -101,15 +101,27 @@ class TestValidate:
         ]
         assert len(report["examples"]) == 5
 
-    def test_the_first_parse_error_is_reported_with_its_line(self, make_api: MakeApi) -> None:
+    def test_the_first_parse_error_is_a_422_with_its_line_and_the_report(
+        self, make_api: MakeApi
+    ) -> None:
         _, api = make_api()
         template = api.create_template(ONE_STEP)
-        body = b'{"product": "a"}\n{"product": "b"}\n{"product": \n{"product": "d"}\n'
+        body = b'{"product": "a"}\n{"nope": "b"}\n{"product": \n{"product": "d"}\n'
         key = self.upload(api, "broken.jsonl", body)
-        report = api.http.post(
-            "/seed-data/validate", json={"key": key, "template_id": template["id"]}
-        ).json()
-        assert (report["valid"], report["records_checked"]) == (False, 2)
+        found = problem(
+            api.http.post("/seed-data/validate", json={"key": key, "template_id": template["id"]}),
+            422,
+        )
+        assert found["type"].endswith("invalid-seed-file")
+        assert found["errors"] == [
+            {"field": "key", "problem": "invalid JSON: Expecting value", "line": 3, "record": 3}
+        ]
+        report = found["report"]
+        assert (report["valid"], report["records_checked"], report["examples"]) == (
+            False,
+            2,
+            [{"record": 2, "missing": ["product"]}],
+        )
         assert (report["parse_error"]["line"], report["parse_error"]["record"]) == (3, 3)
         array = self.upload(api, "array.json", b'[{"product": 1}, {"nope": 2}]')
         report = api.http.post(

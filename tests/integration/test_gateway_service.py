@@ -8,8 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.gateway_fixtures import MakeApi
+from palette.devstack.processes import free_port
+from palette.devstack.stack import DevStack
+from tests.integration.gateway_fixtures import MakeApi, gateway_process
 from tests.integration.gateway_helpers import ONE_STEP, SEEDS, job_body, problem
+from tests.integration.identity import AUDIENCE, ISSUER, IdentityProvider
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -19,6 +22,35 @@ class TestHealthAndDocs:
         assert httpx.get(f"{gateway_url}/health").json() == {"status": "ok", "checks": {}}
         ready = httpx.get(f"{gateway_url}/ready").json()
         assert ready == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
+
+    def test_a_gateway_cut_off_from_its_dependencies_answers_503_naming_them(
+        self, devstack: DevStack, identity_provider: IdentityProvider, tmp_path: Any
+    ) -> None:
+        """No broker, no database and no identity provider listen where it looks for them."""
+        env = {
+            **devstack.env(),
+            "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+            "PALETTE_MONGO_URL": f"mongodb://127.0.0.1:{free_port()}/",
+            "PALETTE_GATEWAY_JWT_JWKS_URL": f"http://127.0.0.1:{free_port()}/jwks.json",
+            "PALETTE_GATEWAY_JWT_ISSUER": ISSUER,
+            "PALETTE_GATEWAY_JWT_AUDIENCE": AUDIENCE,
+            "PALETTE_GATEWAY_JWT_JWKS_TIMEOUT_SECONDS": "1",
+        }
+        with gateway_process("gateway-cut-off", env, tmp_path) as gateway:
+            token = identity_provider.token("cut-off-user")
+            keyless = httpx.get(
+                f"{gateway.url}/templates", headers={"Authorization": f"Bearer {token}"}, timeout=10
+            )
+            assert "signing keys cannot be fetched" in problem(keyless, 503)["detail"]
+            assert keyless.headers["retry-after"] == "5"
+            assert httpx.get(f"{gateway.url}/health", timeout=10).json()["status"] == "ok"
+            response = httpx.get(f"{gateway.url}/ready", timeout=10)
+            found = problem(response, 503)
+            assert {e["field"]: e["problem"] for e in found["errors"]} == {
+                "broker": "not connected",
+                "database": "not answering",
+            }
+            assert response.headers["retry-after"] == "2"
 
     def test_the_openapi_document_names_every_operation_and_docs_are_served(
         self, gateway_url: str

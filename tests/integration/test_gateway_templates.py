@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -68,6 +70,49 @@ class TestVersions:
         bad = {**ONE_STEP, "steps": [step(model="acme.x")]}
         problem(api.http.put(f"/templates/{first['id']}", json=bad), 422)
         assert api.http.get(f"/templates/{first['id']}").json()["version"] == 2
+
+    def test_concurrent_updates_through_two_replicas_each_make_their_own_version(
+        self, make_api: MakeApi, make_tight_api: MakeApi, mongo: Any
+    ) -> None:
+        user, api = make_api()
+        _, replica = make_tight_api(user)  # the same user on a second gateway process
+        first = api.create_template(ONE_STEP)
+
+        def update(n: int) -> Any:
+            client = api if n % 2 else replica
+            return client.http.put(f"/templates/{first['id']}", json={**ONE_STEP, "name": f"v{n}"})
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(update, range(12)))
+        assert [a.status_code for a in answers] == [200] * 12, [a.text for a in answers]
+        made = {a.json()["version"]: a.json()["name"] for a in answers}
+        assert sorted(made) == list(range(2, 14))
+        stored = {
+            doc["version"]: doc["name"]
+            for doc in mongo["templates"].find({"template_id": first["id"]})
+        }
+        assert stored == {1: "one-step", **made}
+
+    def test_an_update_whose_next_version_numbers_stay_taken_is_a_409_and_writes_nothing(
+        self, make_api: MakeApi, mongo: Any
+    ) -> None:
+        """Other writers hold versions 2..6 (documents put straight into the database)."""
+        _, api = make_api()
+        first = api.create_template(ONE_STEP)
+        taken = [f"{first['id']}:{version}" for version in range(2, 7)]
+        mongo["templates"].insert_many(
+            [{"_id": key, "template_id": f"other-{uuid.uuid4().hex}"} for key in taken]
+        )
+        try:
+            refused = api.http.put(f"/templates/{first['id']}", json={**ONE_STEP, "name": "v2"})
+            busy = problem(refused, 409)
+            assert busy["errors"][0]["field"] == "template_id"
+            assert refused.headers["retry-after"] == "1"
+            assert mongo["templates"].count_documents({"template_id": first["id"]}) == 1
+        finally:
+            mongo["templates"].delete_many({"_id": {"$in": taken}})
+        retried = api.http.put(f"/templates/{first['id']}", json={**ONE_STEP, "name": "v2"})
+        assert (retried.status_code, retried.json()["version"]) == (200, 2)
 
     def test_a_job_keeps_the_version_it_was_created_with(self, make_api: MakeApi) -> None:
         _, api = make_api()

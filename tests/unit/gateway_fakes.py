@@ -41,7 +41,7 @@ class InMemoryRepository:
     def __init__(self) -> None:
         self.templates: dict[str, Doc] = {}
         self.jobs: dict[str, Doc] = {}
-        self.ledgers: dict[str, Doc] = {}
+        self.ledger_docs: dict[str, Doc] = {}
         self.keys: dict[tuple[str, str], Doc] = {}
         self.down = False
 
@@ -159,7 +159,7 @@ class InMemoryRepository:
 
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """A ledger view from the stored spent/reserved amounts."""
-        doc = self.ledgers.get(job_id)
+        doc = self.ledger_docs.get(job_id)
         if doc is None:
             return LedgerView.empty(budget)
         spent, reserved = int(doc.get("spent", 0)), int(doc.get("reserved", 0))

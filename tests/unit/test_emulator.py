@@ -26,6 +26,7 @@ from palette.devstack.converse import (
 )
 from palette.devstack.faults import EmulatorConfig, FaultInjector
 from palette.devstack.httpd import DropConnection, Later, Request, Response, parse_chunked
+from palette.devstack.invocation_log import InvocationLogDelivery
 
 pytestmark = pytest.mark.unit
 
@@ -290,6 +291,45 @@ class TestEmulatorHandler:
         assert emulator.faults.config.latency_ms == 12
         bad = Request("POST", "/_emulator/config", {}, {}, b'{"throttle_rate": 2}')
         assert settle(emulator(bad)).status == 400
+
+
+class TestInvocationLogQueue:
+    @pytest.fixture
+    def emulator(self) -> BedrockEmulator:
+        # Nothing is delivered: the background delivery is never started here.
+        delivery = InvocationLogDelivery(
+            "bucket", "logs", account="123456789012", region="us-east-1", flush_seconds=1
+        )
+        return BedrockEmulator(EmulatorConfig(), load_pricing().models, invocations=delivery)
+
+    @pytest.mark.parametrize(
+        ("script", "queued"),
+        [
+            (["ok"], 1),
+            (["billed_timeout"], 1),
+            (["ModelTimeoutException"], 0),
+            (["ThrottlingException"], 0),
+        ],
+    )
+    def test_every_billed_call_and_nothing_else_is_queued_for_the_log(
+        self, emulator: BedrockEmulator, script: list[str], queued: int
+    ) -> None:
+        emulator.faults.update({"script": script})
+        data = {**body("hello"), "requestMetadata": {"lease_id": "L", "call_id": "c"}}
+        converse(emulator, MODEL, data)
+        assert emulator.invocations is not None
+        status = emulator.invocations.status()
+        assert status["pending"] == queued == len(emulator.billing)
+        assert status["folder"] == "logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/"
+
+    def test_the_control_api_reports_the_log(self, emulator: BedrockEmulator) -> None:
+        answer = settle(emulator(Request("GET", "/_emulator/invocation-log", {}, {}, b"")))
+        assert json.loads(answer.body)["enabled"] is True
+        off = BedrockEmulator(EmulatorConfig(), load_pricing().models)
+        answer = settle(off(Request("GET", "/_emulator/invocation-log", {}, {}, b"")))
+        assert json.loads(answer.body) == {"enabled": False}
+        flush = Request("POST", "/_emulator/invocation-log/flush", {}, {}, b"{}")
+        assert settle(off(flush)).status == 409
 
 
 class TestBillingLog:

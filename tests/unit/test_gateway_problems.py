@@ -36,6 +36,10 @@ class TestProblemBody:
             "errors": [{"field": "num_records", "problem": "too large"}],
         }
 
+    def test_extension_members_are_added_but_never_replace_a_member(self) -> None:
+        body = problem_body(422, "bad", extensions={"report": {"n": 1}, "status": 200})
+        assert (body["report"], body["status"]) == ({"n": 1}, 422)
+
     def test_an_empty_detail_falls_back_to_the_title(self) -> None:
         body = problem_body(404, "")
         assert body["detail"] == "Not Found"

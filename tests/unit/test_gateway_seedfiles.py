@@ -33,6 +33,8 @@ class TestSanitizeFilename:
             ("-rf.csv", "rf.csv"),
             ("naïve.jsonl", "na_ve.jsonl"),
             ("trailing.", "trailing"),
+            ("名前.csv", "seeds-0163f14d.csv"),
+            ("семена 🎉.jsonl", "seeds-7e2ed688.jsonl"),
         ],
     )
     def test_keeps_a_safe_final_component(self, name: str, expected: str) -> None:

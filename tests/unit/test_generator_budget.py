@@ -58,10 +58,26 @@ class TestLeaseGuard:
     def test_held_reservation_stays_counted(self) -> None:
         guard = LeaseGuard(100)
         reservation = guard.reserve(70)
-        guard.hold(reservation)
+        guard.hold(reservation, "call-1")
         assert guard.held == 70
         assert guard.try_reserve(31) is None
         assert guard.available == 30
+
+    def test_held_calls_are_remembered_by_id_with_their_worst_case(self) -> None:
+        guard = LeaseGuard(100)
+        first, second, third = guard.reserve(20), guard.reserve(30), guard.reserve(10)
+        guard.hold(first, "a")
+        guard.settle(second, 12)
+        guard.hold(third, "b")
+        assert guard.unknown == {"a": 20, "b": 10}
+        assert guard.held == 30
+        assert guard.spent == 12
+
+    def test_holding_a_call_id_twice_is_an_error(self) -> None:
+        guard = LeaseGuard(100)
+        guard.hold(guard.reserve(5), "a")
+        with pytest.raises(ValueError, match="held already"):
+            guard.hold(guard.reserve(5), "a")
 
     def test_settling_twice_is_an_error(self) -> None:
         guard = LeaseGuard(100)

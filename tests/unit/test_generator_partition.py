@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from palette.common.pricing import load_pricing
 from palette.common.seeds import pick_seeds
 from palette.common.templates import TemplateSpec
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
+from palette.generator.claims import ClaimHandle
 from palette.generator.partition import end_message_id, run_partition
 from palette.generator.records import PartMeta, decode_line
 from palette.generator.runtime import Runtime
@@ -63,9 +65,9 @@ class FakeStorage:
 
 
 class FakeModels:
-    """Answers with fixed usage; ``script`` gives errors for the next calls."""
+    """Answers with fixed usage; ``script`` gives errors (None: an answer) for the next calls."""
 
-    def __init__(self, script: list[ModelCallError] | None = None) -> None:
+    def __init__(self, script: list[ModelCallError | None] | None = None) -> None:
         self.requests: list[ModelRequest] = []
         self.script = list(script or [])
         self.on_call: Any = None
@@ -75,8 +77,8 @@ class FakeModels:
         if self.on_call is not None:
             self.on_call(len(self.requests))
         await asyncio.sleep(0.001)
-        if self.script:
-            raise self.script.pop(0)
+        if self.script and (error := self.script.pop(0)) is not None:
+            raise error
         return ModelResult(text=f"answer to {request.prompt[:20]}", input_tokens=8, output_tokens=9)
 
 
@@ -312,6 +314,77 @@ class TestGeneratePartition:
         end = events[-1]
         assert isinstance(end, m.PartitionCompleted)
         assert end.outcome is m.PartitionOutcome.LEASE_EXHAUSTED
+        # The call whose answer never came is reported by id with its worst case.
+        assert end.unknown_calls == (models.requests[0].metadata["call_id"],)
+        assert end.unknown_worst == worst_a
+
+    async def test_unknown_calls_of_a_retried_record_are_all_reported(self) -> None:
+        dropped = ModelCallError("connection dropped", retryable=True, maybe_billed=True)
+        throttled = ModelCallError("throttled", retryable=True, maybe_billed=False)
+        models = FakeModels([dropped, throttled, None, dropped])
+        events = await run(command(end=2), runtime(FakeStorage(), models, concurrency=1))
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.DONE
+        ids = [r.metadata["call_id"] for r in models.requests]
+        assert end.unknown_calls == (ids[0], ids[3])
+        assert end.unknown_worst > 0
+        # The answered calls are in the usage, the unknown ones are not.
+        assert sum(u.calls for u in end.usage) == len(models.requests) - 3
+
+    async def test_every_call_carries_a_unique_call_id_and_the_holder(self) -> None:
+        models = FakeModels()
+        claim = ClaimHandle("holder-7", ttl_seconds=60)
+        published: list[m.Message] = []
+
+        async def publish(message: m.Message) -> None:
+            published.append(message)
+
+        await run_partition(command(end=3), runtime(FakeStorage(), models), publish, claim)
+        ids = {r.metadata["call_id"] for r in models.requests}
+        assert len(ids) == len(models.requests) == 6
+        assert {r.metadata["holder"] for r in models.requests} == {"holder-7"}
+
+    async def test_takeover_from_a_lost_holder_spends_nothing_and_names_it(self) -> None:
+        storage = FakeStorage()
+        first = await run(command(end=12), runtime(storage, FakeModels()))
+        del storage.parts[keys.part_key("job-1", 10)]  # the lost holder's last part never landed
+        models = FakeModels()
+        claim = ClaimHandle("new-holder", ttl_seconds=60, lost_holder="dead-holder")
+        published: list[m.Message] = []
+
+        async def publish(message: m.Message) -> None:
+            published.append(message)
+
+        await run_partition(command(end=12), runtime(storage, models), publish, claim)
+        assert models.requests == []
+        announced = [e.message_id for e in published if isinstance(e, m.RecordsGenerated)]
+        before = [e.message_id for e in first if isinstance(e, m.RecordsGenerated)]
+        assert announced == before[:2]
+        end = published[-1]
+        assert isinstance(end, m.PartitionFailed)
+        assert end.retryable
+        assert end.lost_holder == "dead-holder"
+        assert "dead-holder" in end.error
+        assert usage_cost(end.usage) == sum(
+            usage_cost(e.usage) for e in published if isinstance(e, m.RecordsGenerated)
+        )
+
+    async def test_a_claim_that_may_have_lapsed_starts_no_call(self) -> None:
+        models = FakeModels()
+        lapsed = ClaimHandle("holder", ttl_seconds=1.0, since=time.monotonic() - 5)
+        published: list[m.Message] = []
+
+        async def publish(message: m.Message) -> None:
+            published.append(message)
+
+        await run_partition(command(), runtime(FakeStorage(), models), publish, lapsed)
+        assert models.requests == []
+        end = published[-1]
+        assert isinstance(end, m.PartitionFailed)
+        assert end.retryable
+        assert end.lost_holder is None
+        assert "lapsed" in end.error
 
     async def test_shutdown_finishes_records_in_flight_and_fails_retryably(self) -> None:
         models = FakeModels()

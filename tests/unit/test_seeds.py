@@ -49,6 +49,39 @@ class TestSeedParsing:
         with pytest.raises(SeedError, match=problem):
             records(data)
 
+    @pytest.mark.parametrize(
+        ("data", "fmt", "problem", "line"),
+        [
+            (b"product\nok\n\xffno\n", SeedFormat.CSV, "invalid UTF-8", 3),
+            (b"", SeedFormat.JSONL, "the file is empty", None),
+            (b"", SeedFormat.JSON, "the file is empty", None),
+            (b'[{"a": "\xff"}]', SeedFormat.JSON, "^invalid UTF-8", None),
+            (
+                b'[{"a": 1}, {"a": 2',
+                SeedFormat.JSON,
+                "^invalid or truncated JSON: parse error",
+                None,
+            ),
+        ],
+    )
+    def test_problems_name_the_line_and_read_plainly(
+        self, data: bytes, fmt: SeedFormat, problem: str, line: int | None
+    ) -> None:
+        with pytest.raises(SeedError, match=problem) as caught:
+            records(data, fmt)
+        assert caught.value.line == line
+
+    def test_nothing_is_read_before_the_first_record_is_asked_for(self) -> None:
+        stream = io.BytesIO(b"")
+        reader = read_records(stream, SeedFormat.JSONL)
+        assert stream.tell() == 0
+        with pytest.raises(SeedError, match="empty"):
+            next(reader)
+
+    def test_csv_keeps_quoted_newlines_and_crlf_lines(self) -> None:
+        data = b'\xef\xbb\xbfa,b\r\n"one\ntwo",2\r\n'
+        assert records(data, SeedFormat.CSV) == [{"a": "one\ntwo", "b": "2"}]
+
     def test_too_many_columns_is_refused(self) -> None:
         header = ",".join(f"c{i}" for i in range(100_000)).encode()
         with pytest.raises(SeedError, match="columns"):

@@ -20,6 +20,8 @@ from faststream.rabbit import Channel, RabbitBroker
 from pydantic import ValidationError
 
 from palette.common.messages import Message
+from palette.common.metrics import DEAD_LETTERED
+from palette.common.observability import broker_middlewares
 from palette.common.topology import (
     BROADCAST,
     COMMANDS,
@@ -115,6 +117,7 @@ def dead_letter_middleware(queues: Iterable[QueueSpec]) -> type[BaseMiddleware[A
                     content_type=raw.content_type,
                     timeout=PUBLISH_TIMEOUT_SECONDS,
                 )
+                DEAD_LETTERED.labels(queue=queue, reason=type(exc).__name__).inc()
                 log.warning("dead_lettered", queue=queue, reason=reason, message_id=raw.message_id)
                 return None
 
@@ -128,14 +131,19 @@ def make_broker(
     prefetch: int = 16,
     logger: Any = None,
 ) -> RabbitBroker:
-    """A broker with confirms, returned-message errors and requeue-on-error."""
+    """A broker with confirms, returned-message errors and requeue-on-error.
+
+    Its middlewares, outermost first: tracing (when on), message metrics, log
+    context (``palette.common.observability``), then dead-lettering.
+    """
+    specs = tuple(queues)
     return RabbitBroker(
         url,
         default_channel=Channel(
             prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True
         ),
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        middlewares=[dead_letter_middleware(queues)],
+        middlewares=[*broker_middlewares(specs), dead_letter_middleware(specs)],
         logger=logger if logger is not None else structlog.get_logger("faststream"),
         reconnect_interval=1.0,
         graceful_timeout=10.0,

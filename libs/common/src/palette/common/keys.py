@@ -60,3 +60,14 @@ def snapshot_key(job_id: str, tag: str, fmt: OutputFormat) -> str:
 def job_prefix(job_id: str) -> str:
     """Prefix of every S3 object of a job (parts, export, snapshots)."""
     return f"jobs/{job_id}/"
+
+
+def invocation_logs_root(prefix: str) -> str:
+    """Where Bedrock's model invocation logs start under their configured key prefix."""
+    base = prefix.strip("/")
+    return f"{base}/AWSLogs/" if base else "AWSLogs/"
+
+
+def invocation_log_folder(prefix: str, account: str, region: str) -> str:
+    """Prefix of one account's and region's invocation logs (then ``yyyy/mm/dd/HH/``)."""
+    return f"{invocation_logs_root(prefix)}{account}/BedrockModelInvocationLogs/{region}/"

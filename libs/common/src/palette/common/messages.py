@@ -187,7 +187,15 @@ class PartitionOutcome(StrEnum):
 
 
 class PartitionCompleted(Message):
-    """An attempt ended; ``usage`` is the whole attempt's usage under its lease."""
+    """An attempt ended; ``usage`` is the whole attempt's usage under its lease.
+
+    ``usage`` holds the calls whose answer came. ``unknown_calls`` are the
+    ``call_id``s (from each call's ``requestMetadata``) of calls whose answer
+    never came (a read timeout, a dropped connection, a model timeout after the
+    model ran): the provider may or may not have billed them, so accounting
+    holds their summed worst case, ``unknown_worst`` (picodollars), until the
+    provider's invocation log tells what they cost.
+    """
 
     job_id: Identifier
     partition: NonNegInt
@@ -198,10 +206,23 @@ class PartitionCompleted(Message):
     records_missing: NonNegInt
     needed: NonNegInt = 0
     usage: tuple[StepUsage, ...] = ()
+    unknown_calls: tuple[Identifier, ...] = ()
+    unknown_worst: NonNegInt = 0
 
 
 class PartitionFailed(Message):
-    """An attempt failed; ``usage`` is what it spent under its lease."""
+    """An attempt failed; ``usage`` is what it spent under its lease.
+
+    ``unknown_calls`` and ``unknown_worst`` are as in ``PartitionCompleted``.
+    ``lost_holder`` is set when the generator took the lease over from a
+    holder that is gone (its claim lapsed before the attempt ended, e.g. a
+    killed process): nobody knows what that holder spent, so this attempt made
+    no call, accounting settles the lease from the provider's invocation log
+    (every call tagged with the lease), and the scheduler retries the
+    partition under a new lease without counting the failure toward
+    ``max_attempts``. ``usage`` is then what the parts written under the lease
+    reported.
+    """
 
     job_id: Identifier
     partition: NonNegInt
@@ -210,6 +231,9 @@ class PartitionFailed(Message):
     error: str = Field(max_length=2000)
     retryable: bool = True
     usage: tuple[StepUsage, ...] = ()
+    unknown_calls: tuple[Identifier, ...] = ()
+    unknown_worst: NonNegInt = 0
+    lost_holder: Identifier | None = None
 
 
 class LeaseClosed(Message):

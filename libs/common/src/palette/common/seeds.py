@@ -121,6 +121,15 @@ def _jsonl(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
         raise SeedError("the file has no records")
 
 
+def _ijson_problem(exc: Exception) -> str:
+    """The first line of an ijson error (its C parser gives bytes with a drawing of the spot)."""
+    reason = exc.args[0] if exc.args else exc
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    first = str(reason).strip().splitlines()[0] if str(reason).strip() else type(exc).__name__
+    return "invalid UTF-8" if "utf8" in first.lower() else first
+
+
 def _json_array(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
     record = 0
     try:
@@ -128,11 +137,12 @@ def _json_array(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
             record += 1
             yield _check(value, record)
     except ijson.common.IncompleteJSONError as exc:
-        raise SeedError(
-            f"invalid or truncated JSON: {str(exc).splitlines()[0]}", record=record + 1
-        ) from exc
+        problem = _ijson_problem(exc)
+        if problem != "invalid UTF-8":
+            problem = f"invalid or truncated JSON: {problem}"
+        raise SeedError(problem, record=record + 1) from exc
     except ijson.common.JSONError as exc:
-        raise SeedError(f"invalid JSON: {str(exc).splitlines()[0]}", record=record + 1) from exc
+        raise SeedError(f"invalid JSON: {_ijson_problem(exc)}", record=record + 1) from exc
     except UnicodeDecodeError as exc:
         raise SeedError("invalid UTF-8", record=record + 1) from exc
     except RecursionError as exc:
@@ -141,9 +151,20 @@ def _json_array(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
         raise SeedError("the JSON array has no records (a JSON array of objects is expected)")
 
 
+def _text_lines(stream: IO[bytes]) -> Iterator[str]:
+    """The stream's lines decoded one by one, so a decoding error names its line."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    for line_no, raw in enumerate(stream, start=1):
+        if len(raw) > MAX_RECORD_BYTES:
+            raise SeedError(f"line longer than {MAX_RECORD_BYTES} bytes", line=line_no)
+        try:
+            yield decoder.decode(raw)
+        except UnicodeDecodeError as exc:
+            raise SeedError("invalid UTF-8", line=line_no) from exc
+
+
 def _csv(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
-    reader = csv.reader(text)
+    reader = csv.reader(_text_lines(stream))
     try:
         header = next(reader, None)
         if header is None:
@@ -166,12 +187,8 @@ def _csv(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
             yield dict(zip(header, row, strict=True))
         if record == 0:
             raise SeedError("the CSV file has a header but no rows")
-    except UnicodeDecodeError as exc:
-        raise SeedError("invalid UTF-8", line=reader.line_num + 1) from exc
     except csv.Error as exc:
         raise SeedError(f"invalid CSV: {exc}", line=reader.line_num) from exc
-    finally:
-        text.detach()
 
 
 class _Peekable(io.RawIOBase):
@@ -211,20 +228,26 @@ def buffered(body: Any, buffer_size: int = 64 * 1024) -> io.BufferedReader:
 
 
 def read_records(stream: IO[bytes], fmt: SeedFormat | None = None) -> Iterator[dict[str, Any]]:
-    """Yield the records of a seed file one by one."""
+    """Yield the records of a seed file one by one (nothing is read before the first).
+
+    Raises:
+        SeedError: as the records are read, the first problem (an empty file at once).
+    """
+    # The first bytes are read ahead and pushed back; an S3 body iterates in
+    # fixed-size chunks, not lines, so it gets a real reader too (the caller
+    # still owns and closes the stream).
+    head = stream.read(512)
+    if not head:
+        raise SeedError("the file is empty")
     if fmt is None:
-        head = stream.read(512)
         fmt = sniff_format(head)
-        stream = io.BufferedReader(_Peekable(head, stream), buffer_size=64 * 1024)
-    elif not isinstance(stream, io.BufferedIOBase | io.BytesIO):
-        # An S3 body iterates in fixed-size chunks, not lines: give it a real reader
-        # (the caller still owns and closes the stream).
-        stream = io.BufferedReader(_Peekable(b"", stream), buffer_size=64 * 1024)
+    lines = io.BufferedReader(_Peekable(head, stream), buffer_size=64 * 1024)
     if fmt is SeedFormat.JSONL:
-        return _jsonl(stream)
-    if fmt is SeedFormat.JSON:
-        return _json_array(stream)
-    return _csv(stream)
+        yield from _jsonl(lines)
+    elif fmt is SeedFormat.JSON:
+        yield from _json_array(lines)
+    else:
+        yield from _csv(lines)
 
 
 def count_records(records: Iterable[dict[str, Any]]) -> int:

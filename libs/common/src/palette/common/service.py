@@ -18,7 +18,7 @@ from faststream import ContextRepo, FastStream
 from faststream.rabbit import RabbitBroker
 
 from palette.common.broker import declare_topology, make_broker
-from palette.common.logging import configure_logging
+from palette.common.observability import setup
 from palette.common.settings import CommonSettings
 from palette.common.topology import QueueSpec
 
@@ -63,6 +63,6 @@ def build_service(
 
 
 def run_service(name: str, settings: CommonSettings, app_factory: Callable[[], FastStream]) -> None:
-    """Configure logging and run a service until SIGINT/SIGTERM."""
-    configure_logging(name, settings.log_level, settings.log_json)
+    """Configure logging, tracing and metrics, then run a service until SIGINT/SIGTERM."""
+    setup(name, settings)
     asyncio.run(app_factory().run())

@@ -2,12 +2,14 @@
 
 Each service subclasses ``CommonSettings`` with its own prefix, e.g.
 ``PALETTE_SCHEDULER_``; the shared fields below are read without a prefix
-override so that one ``.env`` configures the connections of every service.
+override so that one ``.env`` configures the connections of every service,
+except ``metrics_port``, which is per process and so per service
+(``PALETTE_SCHEDULER_METRICS_PORT``, ...).
 """
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,3 +59,21 @@ class CommonSettings(BaseSettings):
         validation_alias=_env("PALETTE_LOG_JSON"),
         description="JSON log lines; unset means JSON unless stderr is a terminal.",
     )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of this process's Prometheus endpoint (`/metrics`, all interfaces); "
+        "0 serves none. Every process needs its own: on one machine, give each a different one.",
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector base URL (e.g. http://collector:4318): traces are "
+        "exported there; unset or empty means no tracing.",
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None

@@ -2,13 +2,14 @@
 
 A step's prompt sees the seed record's fields as top-level variables and the
 outputs of earlier steps as ``steps.<id>.output``. Rendering runs in an
-immutable sandbox with strict undefined variables, a cap on output size and
-repetition, and a wall-clock limit per render.
+immutable sandbox with strict undefined variables, limits on the size of
+everything a template builds (``palette.common.sandbox``), and a wall-clock
+limit per render. Dunder attributes (``__class__``, ``__globals__``) are refused
+when a template is parsed.
 """
 
 from __future__ import annotations
 
-import operator
 import re
 import signal
 import threading
@@ -18,24 +19,34 @@ from typing import Annotated, Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from palette.common.sandbox import (
+    MAX_RENDER_CHARS,
+    LimitedSandbox,
+    RenderLimitError,
+    TemplateError,
+    build_budget,
+)
+
+__all__ = [
+    "MAX_RENDER_CHARS",
+    "RenderLimitError",
+    "SandboxError",
+    "Step",
+    "TemplateError",
+    "TemplateSpec",
+    "analyse",
+    "missing_fields",
+    "render",
+    "step_context",
+]
 
 STEP_ID = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 MAX_STEPS = 10
 MAX_PROMPT_CHARS = 100_000
-MAX_RENDER_CHARS = 200_000
 DEFAULT_RENDER_SECONDS = 1.0
 MAX_TEMPLATE_DEPTH = 40
-
-
-class TemplateError(ValueError):
-    """A template that cannot be accepted or rendered; ``field`` names where."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 class Step(BaseModel):
@@ -73,34 +84,31 @@ class TemplateSpec(BaseModel):
         return list(dict.fromkeys(step.model for step in self.steps))
 
 
-class RenderLimitError(TemplateError):
-    """A render exceeded its time or size limit."""
+class SandboxError(TemplateError):
+    """A template reached for something the sandbox never allows (private attributes)."""
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    """Sandbox that also caps string and list repetition."""
-
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "**":
-            if isinstance(right, int) and abs(right) > 64:
-                raise SecurityError("exponent too large")
-            return operator.pow(left, right)
-        result_len = _repeat_length(left, right)
-        if result_len is not None and result_len > MAX_RENDER_CHARS:
-            raise SecurityError("repetition builds a value that is too large")
-        return operator.mul(left, right)
+_ENV = LimitedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_MANGLED = re.compile(r"^_[A-Za-z0-9]+__")
 
 
-def _repeat_length(left: Any, right: Any) -> int | None:
-    for seq, count in ((left, right), (right, left)):
-        if isinstance(seq, str | list | tuple) and isinstance(count, int):
-            return len(seq) * max(count, 0)
-    return None
+def _private(name: object) -> bool:
+    """Dunder and name-mangled names: ``__class__``, ``_TemplateReference__context``."""
+    return isinstance(name, str) and (name.startswith("__") or bool(_MANGLED.match(name)))
 
 
-_ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+def _private_access(ast: nodes.Template) -> list[str]:
+    """The dunder attributes a template reaches for (``x.__class__``, ``x['__init__']``)."""
+    found: set[str] = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            found.add(node.attr)
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            found.add(node.arg.value)
+        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+            first = node.args[0]
+            found.update([first.value] if isinstance(first, nodes.Const) else [])
+    return sorted(str(name) for name in found if _private(name))
 
 
 def _depth(node: nodes.Node, limit: int) -> int:
@@ -126,6 +134,12 @@ def _parse(source: str, field: str) -> nodes.Template:
         raise TemplateError(field, "expression nesting is too deep") from exc
     if _depth(ast, MAX_TEMPLATE_DEPTH) > MAX_TEMPLATE_DEPTH:
         raise TemplateError(field, f"expression nesting deeper than {MAX_TEMPLATE_DEPTH}")
+    private = _private_access(ast)
+    if private:
+        names = ", ".join(repr(name) for name in private)
+        raise SandboxError(
+            field, f"not allowed in the sandbox: private (dunder) attributes {names}"
+        )
     return ast
 
 
@@ -224,7 +238,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
         return
 
     def _expire(_signum: int, _frame: object) -> None:
-        raise RenderLimitError("template", f"render took longer than {seconds}s")
+        raise RenderLimitError("template", f"render took longer than {seconds:.3g}s")
 
     previous = signal.signal(signal.SIGALRM, _expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -262,16 +276,17 @@ def render(
     """Render one prompt in the sandbox within the time and size limits."""
     template = _compiled(source, field)
     try:
-        with _time_limit(seconds):
+        with _time_limit(seconds), build_budget():
             text = template.render(context)
     except RenderLimitError as exc:
         raise RenderLimitError(field, exc.problem) from None
     except UndefinedError as exc:
         raise TemplateError(field, f"undefined variable: {exc.message}") from exc
     except SecurityError as exc:
-        raise TemplateError(field, f"not allowed in the sandbox: {exc}") from exc
+        raise SandboxError(field, f"not allowed in the sandbox: {exc}") from exc
     except (OverflowError, MemoryError, RecursionError) as exc:
-        raise RenderLimitError(field, f"render exceeded a limit: {type(exc).__name__}") from exc
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise RenderLimitError(field, f"render exceeded a limit: {reason}") from exc
     except Exception as exc:  # the template's own runtime error
         raise TemplateError(field, f"render failed: {type(exc).__name__}: {exc}") from exc
     if len(text) > MAX_RENDER_CHARS:

@@ -20,6 +20,9 @@ Control API (JSON), beside the model routes:
   ``GET /_emulator/billing/summary[?key=value...]``: totals per model;
   ``DELETE /_emulator/billing``: forget them.
 - ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome.
+- ``GET /_emulator/invocation-log``: where Bedrock-style model invocation logs
+  go and how their delivery went (``{"enabled": false}`` when off);
+  ``POST /_emulator/invocation-log/flush``: deliver the queued records now.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from palette.devstack.faults import (
     FaultInjector,
 )
 from palette.devstack.httpd import DropConnection, Later, Request, Response, json_response
+from palette.devstack.invocation_log import InvocationLogDelivery
 
 ERROR_STATUS = {
     "ValidationException": 400,
@@ -84,11 +88,16 @@ class BedrockEmulator:
     """The request handler: Converse, and the control API."""
 
     def __init__(
-        self, config: EmulatorConfig, models: Iterable[str], billing: BillingLog | None = None
+        self,
+        config: EmulatorConfig,
+        models: Iterable[str],
+        billing: BillingLog | None = None,
+        invocations: InvocationLogDelivery | None = None,
     ) -> None:
         self.faults = FaultInjector(config)
         self.models = frozenset(models)
         self.billing = billing if billing is not None else BillingLog()
+        self.invocations = invocations
         self.stats: Counter[str] = Counter()
 
     def __call__(self, request: Request) -> Response | Later:
@@ -128,7 +137,7 @@ class BedrockEmulator:
         def finish() -> Response | Later:
             if outcome == MODEL_TIMEOUT:
                 return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-            self.billing.record(
+            entry = self.billing.record(
                 request_id,
                 model_id,
                 completion.input_tokens,
@@ -136,6 +145,8 @@ class BedrockEmulator:
                 call.request_metadata,
                 arrived,
             )
+            if self.invocations is not None:
+                self.invocations.add(entry)
             if outcome == BILLED_TIMEOUT:
                 return self._billed_timeout(request_id)
             return _answer(completion, request_id, started)
@@ -163,6 +174,8 @@ class BedrockEmulator:
             ("GET", "billing/summary"): self._billing_summary,
             ("GET", "stats"): self._get_stats,
             ("DELETE", "stats"): self._clear_stats,
+            ("GET", "invocation-log"): self._invocation_log,
+            ("POST", "invocation-log/flush"): self._flush_invocation_log,
         }.get((method, route))
         if action is None:
             return json_response(404, {"message": f"no route {method} {CONTROL_PREFIX}{route}"})
@@ -201,6 +214,16 @@ class BedrockEmulator:
     def _clear_stats(self, request: Request) -> Response:
         self.stats.clear()
         return json_response(200, {})
+
+    def _invocation_log(self, request: Request) -> Response:
+        if self.invocations is None:
+            return json_response(200, {"enabled": False})
+        return json_response(200, {"enabled": True, **self.invocations.status()})
+
+    def _flush_invocation_log(self, request: Request) -> Response:
+        if self.invocations is None:
+            return json_response(409, {"message": "invocation logging is off"})
+        return json_response(200, {"delivered": self.invocations.flush()})
 
 
 def _drop() -> Response:

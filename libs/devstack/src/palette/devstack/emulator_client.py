@@ -78,3 +78,11 @@ class EmulatorControl:
     def reset_stats(self) -> None:
         """Zero the per-outcome counts."""
         self._call("DELETE", "stats")
+
+    def invocation_log(self) -> dict[str, Any]:
+        """Where the model invocation logs go and how delivery went (``enabled`` false: off)."""
+        return cast(dict[str, Any], self._call("GET", "invocation-log"))
+
+    def flush_invocation_log(self) -> int:
+        """Deliver the queued invocation log records now; returns how many went out."""
+        return int(self._call("POST", "invocation-log/flush", {})["delivered"])

@@ -1,8 +1,11 @@
 """Running the Bedrock emulator: settings, a background-thread server, the CLI.
 
 Settings come from ``PALETTE_EMULATOR_*`` environment variables (every field of
-``EmulatorConfig`` plus ``HOST``, ``PORT`` and ``BILLING_FILE``) and the pricing
-table from ``PALETTE_PRICING_FILE``; command-line flags override both.
+``EmulatorConfig`` plus ``HOST``, ``PORT``, ``BILLING_FILE`` and the
+``INVOCATION_LOG_*`` and ``S3_ENDPOINT_URL`` of the model invocation log) and the
+pricing table from ``PALETTE_PRICING_FILE``; command-line flags override both.
+The invocation log (``palette.devstack.invocation_log``) is delivered only when
+``INVOCATION_LOG_BUCKET`` is set; S3 credentials come from the usual AWS variables.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from palette.devstack.bedrock_emulator import BedrockEmulator
 from palette.devstack.billing import BillingLog
 from palette.devstack.faults import EmulatorConfig
 from palette.devstack.httpd import HttpServer
+from palette.devstack.invocation_log import InvocationLogDelivery
 
 log = logging.getLogger("palette.devstack.emulator")
 
@@ -43,6 +47,24 @@ class EmulatorSettings(EmulatorConfig, BaseSettings):
         validation_alias=AliasChoices("PALETTE_PRICING_FILE", "pricing_file"),
         description="Pricing table whose models are served (default: the shipped one).",
     )
+    invocation_log_bucket: str | None = Field(
+        None, description="Deliver Bedrock-style model invocation logs to this S3 bucket."
+    )
+    invocation_log_prefix: str = Field(
+        "bedrock-invocation-logs", description="Key prefix of the invocation logs."
+    )
+    invocation_log_flush_ms: float = Field(
+        250.0, gt=0, description="How often queued invocation log records are delivered, in ms."
+    )
+    invocation_log_account: str = Field(
+        "000000000000", description="Account id in the invocation logs' keys and records."
+    )
+    invocation_log_region: str = Field(
+        "us-east-1", description="Region in the invocation logs' keys and records."
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint the invocation logs go to (None: AWS's own)."
+    )
 
     def emulator_config(self) -> EmulatorConfig:
         """The run-time part of the settings."""
@@ -52,9 +74,31 @@ class EmulatorSettings(EmulatorConfig, BaseSettings):
 
 
 def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
-    """The handler for these settings (models from the pricing table)."""
+    """The handler for these settings (models from the pricing table).
+
+    Its invocation log delivery, if any, is not started yet (``start_emulator``).
+    """
     models = load_pricing(settings.pricing_file).models
-    return BedrockEmulator(settings.emulator_config(), models, BillingLog(settings.billing_file))
+    invocations = None
+    if settings.invocation_log_bucket:
+        invocations = InvocationLogDelivery(
+            settings.invocation_log_bucket,
+            settings.invocation_log_prefix,
+            account=settings.invocation_log_account,
+            region=settings.invocation_log_region,
+            flush_seconds=settings.invocation_log_flush_ms / 1000.0,
+            s3_endpoint_url=settings.s3_endpoint_url,
+        )
+    return BedrockEmulator(
+        settings.emulator_config(), models, BillingLog(settings.billing_file), invocations
+    )
+
+
+def close_emulator(emulator: BedrockEmulator) -> None:
+    """Deliver what is left of the invocation log and close the billing file."""
+    if emulator.invocations is not None:
+        emulator.invocations.close()
+    emulator.billing.close()
 
 
 class EmulatorServer:
@@ -85,6 +129,8 @@ class EmulatorServer:
             self._http.start(self.settings.host, self.settings.port), self._loop
         )
         self.port = future.result(timeout=10)
+        if self.emulator.invocations is not None:
+            self.emulator.invocations.start()
         return self
 
     def stop(self) -> None:
@@ -95,7 +141,7 @@ class EmulatorServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
-        self.emulator.billing.close()
+        close_emulator(self.emulator)
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
@@ -119,6 +165,12 @@ _FLAGS: dict[str, Any] = {
     "default_max_tokens": int,
     "billing_file": str,
     "pricing_file": str,
+    "invocation_log_bucket": str,
+    "invocation_log_prefix": str,
+    "invocation_log_flush_ms": float,
+    "invocation_log_account": str,
+    "invocation_log_region": str,
+    "s3_endpoint_url": str,
 }
 
 
@@ -148,6 +200,8 @@ async def serve(settings: EmulatorSettings, port_file: Path | None = None) -> No
     emulator = build_emulator(settings)
     http = HttpServer(emulator)
     port = await http.start(settings.host, settings.port)
+    if emulator.invocations is not None:
+        emulator.invocations.start()
     if port_file is not None:
         temp = port_file.with_suffix(".tmp")
         temp.write_text(str(port), encoding="utf-8")
@@ -164,7 +218,7 @@ async def serve(settings: EmulatorSettings, port_file: Path | None = None) -> No
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await http.close()
-    emulator.billing.close()
+    close_emulator(emulator)
 
 
 def run_cli(argv: list[str] | None = None) -> None:

@@ -2,7 +2,10 @@
 
 Each runs as a child process on a free local port; RabbitMQ is expected to be
 running already (it is checked, not started). ``env()`` gives the environment
-variables that point the services at it all.
+variables that point the services at it all. The emulator delivers Bedrock-style
+model invocation logs to the stack's bucket (under ``invocation_log_prefix``),
+and ``env()`` points accounting at them, so calls whose answer never came are
+settled from the provider's record (docs/internals.md, "Reconciliation").
 
 Example:
     with DevStack() as stack:
@@ -29,6 +32,11 @@ from palette.devstack.processes import ChildProcess, ProcessFailedError, free_po
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DUMMY_AWS_KEY = "testing"
 START_ATTEMPTS = 3
+INVOCATION_LOG_PREFIX = "bedrock-invocation-logs"
+# The emulator's model "runs" for its configured latency (milliseconds here), then
+# bills; a call is therefore logged well within this many seconds of being sent.
+EMULATOR_CALL_SECONDS = 5.0
+INVOCATION_LOG_DELAY_MARGIN = 2.75
 
 
 class DevStack:
@@ -51,6 +59,10 @@ class DevStack:
             write concern. Without it only ``j: true`` writes survive SIGKILL (in
             SecantusDB even ``w: "majority"`` ones may not): writes of the last few
             hundred ms are lost. It costs ~0.3 ms per write here.
+        invocation_log_prefix: where in the bucket the emulator delivers its model
+            invocation logs (None: no invocation log, and accounting settles calls
+            whose answer never came at their worst case).
+        invocation_log_flush_ms: how often the emulator delivers them.
     """
 
     def __init__(
@@ -66,6 +78,8 @@ class DevStack:
         host: str = "127.0.0.1",
         start_timeout: float = 60.0,
         db_sync_on_commit: bool = True,
+        invocation_log_prefix: str | None = INVOCATION_LOG_PREFIX,
+        invocation_log_flush_ms: float = 250.0,
     ) -> None:
         self._temporary = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="palette-devstack-")).resolve()
@@ -78,6 +92,8 @@ class DevStack:
         self.host = host
         self.start_timeout = start_timeout
         self.db_sync_on_commit = db_sync_on_commit
+        self.invocation_log_prefix = invocation_log_prefix
+        self.invocation_log_flush_ms = invocation_log_flush_ms
         self.mongo_port = 0
         self.s3_port = 0
         self.emulator_port = 0
@@ -134,6 +150,16 @@ class DevStack:
         }
         if self.pricing_file:
             env["PALETTE_PRICING_FILE"] = self.pricing_file
+        if self.invocation_log_prefix is not None:
+            # Delivered every flush period; the margin covers a put slowed down by a
+            # loaded machine (a record read as absent would be settled as unbilled).
+            delay = self.invocation_log_flush_ms / 1000.0 + INVOCATION_LOG_DELAY_MARGIN
+            env |= {
+                "PALETTE_ACCOUNTING_INVOCATION_LOG_BUCKET": self.bucket,
+                "PALETTE_ACCOUNTING_INVOCATION_LOG_PREFIX": self.invocation_log_prefix,
+                "PALETTE_ACCOUNTING_INVOCATION_LOG_DELAY_SECONDS": f"{delay:g}",
+                "PALETTE_ACCOUNTING_INVOCATION_LOG_CALL_SECONDS": f"{EMULATOR_CALL_SECONDS:g}",
+            }
         return env
 
     # -- lifecycle ---------------------------------------------------------------
@@ -149,11 +175,11 @@ class DevStack:
         try:
             if self.check_rabbitmq:
                 readiness.check_rabbitmq(self.rabbitmq_url)
-            with ThreadPoolExecutor(3) as pool:
+            with ThreadPoolExecutor(2) as pool:
                 futures = [
                     pool.submit(self._start_database),
-                    pool.submit(self._start_s3),
-                    pool.submit(self._start_emulator),
+                    # The emulator delivers its invocation logs to S3: S3 first.
+                    pool.submit(self._start_s3_and_emulator),
                 ]
                 for future in futures:
                     future.result()
@@ -252,15 +278,29 @@ class DevStack:
 
         self._start_with_retries("s3", once)
 
+    def _start_s3_and_emulator(self) -> None:
+        self._start_s3()
+        self._start_emulator()
+
     def _start_emulator(self) -> None:
         port_file = self.state_dir / "emulator.port"
         port_file.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "palette.devstack.bedrock_emulator", "--host", self.host]
         argv += ["--port", "0", "--port-file", str(port_file)]
-        for name, value in self.emulator_options.items():
+        options = dict(self.emulator_options)
+        if self.invocation_log_prefix is not None:
+            options |= {
+                "invocation_log_bucket": self.bucket,
+                "invocation_log_prefix": self.invocation_log_prefix,
+                "invocation_log_flush_ms": self.invocation_log_flush_ms,
+                "invocation_log_region": self.env()["AWS_REGION"],
+                "s3_endpoint_url": self.s3_endpoint_url,
+            }
+        for name, value in options.items():
             flag = "--" + name.replace("_", "-")
             argv += [flag, ",".join(value) if isinstance(value, list | tuple) else str(value)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        aws = {k: v for k, v in self.env().items() if k.startswith("AWS_")}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **aws}
         if self.pricing_file:
             env["PALETTE_PRICING_FILE"] = self.pricing_file
         self.emulator = ChildProcess(

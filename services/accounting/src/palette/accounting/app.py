@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,9 +12,11 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 
 from palette.accounting import handlers, purge
+from palette.accounting.invocation_reader import InvocationLogReader
+from palette.accounting.reconciler import Reconciler
 from palette.accounting.repository import LedgerRepository
 from palette.accounting.settings import AccountingSettings
-from palette.common.clients import mongo_client
+from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
 from palette.common.service import build_service
 from palette.common.topology import Queues, QueueSpec
@@ -26,6 +30,18 @@ HANDLERS: dict[QueueSpec, Callable[..., Any]] = {
 }
 
 
+def invocation_log_reader(settings: AccountingSettings) -> InvocationLogReader | None:
+    """The reader of the model invocation logs, or None when none is configured."""
+    if not settings.invocation_log_bucket:
+        return None
+    return InvocationLogReader(
+        s3_client(settings),
+        settings.invocation_log_bucket,
+        settings.invocation_log_prefix,
+        settings.aws_region,
+    )
+
+
 def create_app(settings: AccountingSettings | None = None) -> FastStream:
     """Build the accounting app."""
     settings = settings or AccountingSettings()
@@ -33,11 +49,25 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
     @asynccontextmanager
     async def resources(broker: RabbitBroker) -> AsyncIterator[Mapping[str, Any]]:
         client = mongo_client(settings)
+        task = None
         try:
             repo = LedgerRepository(client, settings.mongo_db)
             await repo.create_indexes()
-            yield {"repo": repo, "pricing": load_pricing(settings.pricing_file), "broker": broker}
+            pricing = load_pricing(settings.pricing_file)
+            reconciler = Reconciler(
+                repo,
+                invocation_log_reader(settings),
+                pricing,
+                broker,
+                settings.reconcile_interval_seconds,
+            )
+            task = asyncio.create_task(reconciler.run_forever())
+            yield {"repo": repo, "pricing": pricing, "broker": broker, "settings": settings}
         finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await client.close()
 
     return build_service("accounting", settings, HANDLERS, resources, prefetch=settings.prefetch)

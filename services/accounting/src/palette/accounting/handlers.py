@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import structlog
 from faststream.rabbit import RabbitBroker
 
 from palette.accounting import ledger
 from palette.accounting.repository import LedgerRepository, UnknownJobError
+from palette.accounting.settings import AccountingSettings
+from palette.common import failpoints
 from palette.common.broker import Context, PermanentError, publish
 from palette.common.messages import (
     BudgetDenied,
@@ -18,6 +23,7 @@ from palette.common.messages import (
     RecordsGenerated,
     ReserveBudget,
     StepUsage,
+    utcnow,
 )
 from palette.common.pricing import PricingTable, UnknownModelError
 
@@ -37,6 +43,7 @@ async def reserve_budget(
         )
     except UnknownJobError as exc:
         raise PermanentError(f"no job document for {msg.job_id}") from exc
+    failpoints.hit("accounting.after_write")
     reply_id = f"{msg.message_id}.reply"
     if outcome.granted is not None:
         bound.info("lease_granted", lease_id=msg.lease_id, amount=outcome.granted)
@@ -95,6 +102,7 @@ async def records_generated(
     usage = _priced(msg.usage, pricing)
     try:
         applied = await repo.settle(msg.message_id, msg.lease_id, usage)
+        failpoints.hit("accounting.after_write")
     except UnknownJobError as exc:
         raise PermanentError(str(exc)) from exc
     log.info(
@@ -107,43 +115,80 @@ async def records_generated(
     )
 
 
-async def _close(
-    message_id: str,
-    job_id: str,
-    partition: int,
-    lease_id: str,
-    usage: ledger.UsageMap,
-    repo: LedgerRepository,
-    broker: RabbitBroker,
-) -> None:
-    try:
-        closing = await repo.close(lease_id, usage)
-    except UnknownJobError as exc:
-        raise PermanentError(str(exc)) from exc
-    lease = await repo.lease(lease_id)
-    assert lease is not None
-    log.info(
-        "lease_closed",
-        job_id=job_id,
-        partition_id=partition,
-        message_id=message_id,
-        lease_id=lease_id,
-        returned=closing.returned if closing else None,
-        duplicate=closing is None,
-    )
-    # Published on every delivery (the scheduler applies it once), so a crash
-    # between the ledger write and this publish loses nothing.
+async def announce_closed(broker: RabbitBroker, lease: dict[str, Any]) -> None:
+    """Announce a closed lease (on every delivery: the scheduler applies it once)."""
     await publish(
         broker,
         LeaseClosed(
-            message_id=f"closed-{lease_id}",
-            job_id=job_id,
-            partition=partition,
-            lease_id=lease_id,
+            message_id=f"closed-{lease['_id']}",
+            job_id=lease["job_id"],
+            partition=int(lease["partition"]),
+            lease_id=lease["_id"],
             spent=int(lease["settled"]),
             returned=int(lease["amount"]) - int(lease["settled"]),
         ),
     )
+
+
+async def _end(
+    msg: PartitionCompleted | PartitionFailed,
+    lost_holder: str | None,
+    repo: LedgerRepository,
+    pricing: PricingTable,
+    broker: RabbitBroker,
+    settings: AccountingSettings,
+) -> None:
+    """An attempt ended: close its lease, or hold it for the invocation log.
+
+    A lease whose attempt left calls of unknown outcome, or whose holder was
+    lost, is held until the log is complete for it when there is a log, and
+    closed at the worst case at once when there is none.
+    """
+    usage = _priced(msg.usage, pricing)
+    uncertain = bool(msg.unknown_calls) or lost_holder is not None
+    bound = log.bind(
+        job_id=msg.job_id,
+        partition_id=msg.partition,
+        message_id=msg.message_id,
+        lease_id=msg.lease_id,
+        unknown_calls=len(msg.unknown_calls),
+        lost_holder=lost_holder,
+    )
+    try:
+        if uncertain and settings.invocation_log_bucket:
+            due = utcnow() + timedelta(seconds=settings.reconcile_wait_seconds)
+            lease = await repo.hold(
+                msg.lease_id,
+                usage,
+                due=due,
+                unknown_calls=msg.unknown_calls,
+                unknown_worst=msg.unknown_worst,
+                lost_holder=lost_holder,
+            )
+            closing = None
+        else:
+            closing, lease = await repo.close(
+                msg.lease_id,
+                usage,
+                unknown_worst=msg.unknown_worst,
+                whole=lost_holder is not None,
+            )
+        failpoints.hit("accounting.after_write")
+    except UnknownJobError as exc:
+        raise PermanentError(str(exc)) from exc
+    if not lease["closed"]:
+        reconcile = lease.get("reconcile") or {}
+        bound.info("lease_held", until=str(reconcile.get("due")), reserved=lease.get("reserved"))
+        return
+    bound.info(
+        "lease_closed",
+        returned=closing.returned if closing else None,
+        unreconciled=lease.get("unreconciled", 0),
+        duplicate=closing is None,
+    )
+    # Published on every delivery (the scheduler applies it once), so a crash
+    # between the ledger write and this publish loses nothing.
+    await announce_closed(broker, lease)
 
 
 async def partition_completed(
@@ -151,10 +196,10 @@ async def partition_completed(
     repo: LedgerRepository = Context("repo"),
     pricing: PricingTable = Context("pricing"),
     broker: RabbitBroker = Context("broker"),
+    settings: AccountingSettings = Context("settings"),
 ) -> None:
-    """Close the attempt's lease at its total usage; the rest returns."""
-    usage = _priced(msg.usage, pricing)
-    await _close(msg.message_id, msg.job_id, msg.partition, msg.lease_id, usage, repo, broker)
+    """Close the attempt's lease at its total usage (the rest returns), or hold it."""
+    await _end(msg, None, repo, pricing, broker, settings)
 
 
 async def partition_failed(
@@ -162,7 +207,7 @@ async def partition_failed(
     repo: LedgerRepository = Context("repo"),
     pricing: PricingTable = Context("pricing"),
     broker: RabbitBroker = Context("broker"),
+    settings: AccountingSettings = Context("settings"),
 ) -> None:
-    """Close a failed attempt's lease at what it spent; the rest returns."""
-    usage = _priced(msg.usage, pricing)
-    await _close(msg.message_id, msg.job_id, msg.partition, msg.lease_id, usage, repo, broker)
+    """Close a failed attempt's lease at what it spent, or hold it (unknown calls, lost holder)."""
+    await _end(msg, msg.lost_holder, repo, pricing, broker, settings)

@@ -1,14 +1,15 @@
-"""Ledger arithmetic with no I/O: exact costs, lease grants, lease closing.
+"""Ledger arithmetic with no I/O: exact costs, lease grants, lease closing, reconciliation.
 
 All amounts are integer picodollars.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from palette.accounting.invocations import LoggedCall, unique
 from palette.common.keys import mongo_field
 from palette.common.messages import StepUsage
 from palette.common.pricing import PricingTable
@@ -107,3 +108,76 @@ def close_lease(amount: int, settled: int, total: int) -> Closing:
         reserved_release=amount - settled,
         returned=amount - total,
     )
+
+
+# ------------------------------------------------- leases held for reconciliation
+
+
+def held_amount(amount: int, known: int, unknown_worst: int) -> int:
+    """What a lease keeps while its unknown calls wait for the log: known cost plus their worst.
+
+    Never more than the lease (the generator's guard kept ``spent + held``
+    within it), so the rest can return to the job at once.
+    """
+    if min(amount, known, unknown_worst) < 0:
+        raise ValueError("amounts must not be negative")
+    return min(amount, known + unknown_worst)
+
+
+def unlogged_charge(amount: int, known: int, unknown_worst: int, *, whole: bool) -> int:
+    """What is charged without usage detail when there is no invocation log.
+
+    Unknown calls count at their worst case; a lost holder's lease at its whole
+    amount (nobody knows what the holder spent). Never beyond the lease.
+    """
+    room = max(amount - known, 0)
+    return room if whole else min(unknown_worst, room)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A held lease's final usage and cost, from the invocation log."""
+
+    usage: UsageMap
+    settled: int
+    logged_calls: int
+
+
+def logged_usage(calls: Iterable[LoggedCall], pricing: PricingTable) -> UsageMap:
+    """Usage of logged calls keyed by step, priced (each request once)."""
+    return usage_map(
+        (
+            StepUsage(
+                step_id=c.step,
+                model_id=c.model_id,
+                calls=1,
+                input_tokens=c.input_tokens,
+                output_tokens=c.output_tokens,
+            )
+            for c in unique(calls)
+        ),
+        pricing,
+    )
+
+
+def settle_unknown(
+    usage: Mapping[str, Mapping[str, Any]],
+    settled: int,
+    unknown_ids: Collection[str],
+    lease_calls: Iterable[LoggedCall],
+    pricing: PricingTable,
+) -> Settlement:
+    """Known usage plus the logged cost of the unknown calls (absent from the log: not billed)."""
+    wanted = set(unknown_ids)
+    found = logged_usage((c for c in lease_calls if c.call_id in wanted), pricing)
+    cost = sum(int(e["cost"]) for e in found.values())
+    calls = sum(int(e["calls"]) for e in found.values())
+    return Settlement(merge(usage, found), settled + cost, calls)
+
+
+def settle_lost(lease_calls: Iterable[LoggedCall], pricing: PricingTable) -> Settlement:
+    """A lost holder's lease: every logged call of the lease, nothing else."""
+    found = logged_usage(lease_calls, pricing)
+    cost = sum(int(e["cost"]) for e in found.values())
+    calls = sum(int(e["calls"]) for e in found.values())
+    return Settlement(found, cost, calls)

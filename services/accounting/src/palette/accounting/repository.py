@@ -11,21 +11,35 @@ it, 60 s by default):
 - a settlement adds a part's usage to its lease, recording the message id in
   the lease's ``applied`` list (bounded by the parts of one partition);
 - a closing marks the lease closed with its final usage, then moves it from
-  ``pending`` into the ledger's totals (the marker: ``pending.<lease_id>``).
+  ``pending`` into the ledger's totals (the marker: ``pending.<lease_id>``);
+- a hold (an attempt ended with calls of unknown outcome, or its holder was
+  lost) records ``reconcile`` on the lease (the marker: only a lease without
+  one is held), and for unknown calls shrinks ``pending.<lease_id>`` from the
+  lease's amount to what it still holds, returning the rest (the marker: the
+  pending value still equal to the amount). The lease's ``reserved`` remembers
+  the held value, so the closing returns ``reserved - settled``.
+
+A held lease is closed by the reconciler (``reconciler.py``) once the provider's
+invocation log is complete for it: ``reconcile.state`` goes ``waiting`` ->
+``closed`` (lease closed at the logged usage) -> ``done`` (closing applied to the
+ledger and ``LeaseClosed`` published); each step is repeated until it sticks.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from palette.accounting import ledger
+from palette.accounting import ledger, metrics
 from palette.common.keys import mongo_field
 from palette.common.messages import utcnow
+from palette.common.metrics import usd
 
 Doc = dict[str, Any]
 
@@ -55,6 +69,7 @@ class LedgerRepository:
     async def create_indexes(self) -> None:
         """Indexes of the ledger's queries (and of readers counting open leases)."""
         await self.leases.create_index([("job_id", 1), ("closed", 1)])
+        await self.leases.create_index([("reconcile.state", 1), ("reconcile.due", 1)])
 
     async def ensure_ledger(self, job_id: str) -> Doc:
         """The job's ledger, created from the job's budget on first use."""
@@ -113,6 +128,7 @@ class LedgerRepository:
             )
             if after is not None:
                 current = after
+                metrics.RESERVED.inc(usd(granted))
                 break
             refreshed = await self.ledgers.find_one({"_id": job_id})
             assert refreshed is not None
@@ -153,7 +169,12 @@ class LedgerRepository:
             for name in ("calls", "input_tokens", "output_tokens", "cost"):
                 inc[f"usage.{key}.{name}"] = int(entry[name])
         result = await self.leases.update_one(
-            {"_id": lease_id, "closed": False, "applied": {"$ne": message_id}},
+            {
+                "_id": lease_id,
+                "closed": False,
+                "reconcile": {"$exists": False},  # an ended attempt's total includes it
+                "applied": {"$ne": message_id},
+            },
             {"$push": {"applied": message_id}, "$inc": inc, "$set": model_ids},
         )
         return cost if result.modified_count else None
@@ -162,48 +183,165 @@ class LedgerRepository:
         """One lease."""
         return await self.leases.find_one({"_id": lease_id})
 
-    async def close(self, lease_id: str, total: ledger.UsageMap) -> ledger.Closing | None:
-        """Close a lease at its attempt's total usage; None if it was closed before.
-
-        Step one marks the lease closed with its final usage; step two moves it
-        from the ledger's ``pending`` into the totals. Both are idempotent, so a
-        redelivery after a crash between them completes the second.
-        """
+    async def _lease(self, lease_id: str) -> Doc:
         lease = await self.leases.find_one({"_id": lease_id})
         if lease is None:
             raise UnknownJobError(f"lease {lease_id}")
+        return lease
+
+    @staticmethod
+    def _known(lease: Doc, total: ledger.UsageMap) -> tuple[ledger.UsageMap, int]:
+        """The lease's usage with an ended attempt's total, and its cost."""
+        seen = dict(lease.get("usage") or {})
+        extra = ledger.difference(total, seen)
+        cost = int(lease["settled"]) + sum(int(e["cost"]) for e in extra.values())
+        return ledger.merge(seen, extra), cost
+
+    async def close(
+        self, lease_id: str, total: ledger.UsageMap, *, unknown_worst: int = 0, whole: bool = False
+    ) -> tuple[ledger.Closing | None, Doc]:
+        """Close a lease at its attempt's total usage: (closing, or None if not now; lease).
+
+        ``unknown_worst`` (calls of unknown outcome) or ``whole`` (a lost holder)
+        is charged without usage detail (``unreconciled``): what a lease is
+        closed at when there is no invocation log. A lease held for
+        reconciliation is left to the reconciler. Step one marks the lease
+        closed with its final usage; step two moves it from the ledger's
+        ``pending`` into the totals. Both are idempotent, so a redelivery after a
+        crash between them completes the second.
+        """
+        lease = await self._lease(lease_id)
         closing = None
-        if not lease["closed"]:
-            seen = dict(lease.get("usage") or {})
-            extra = ledger.difference(total, seen)
-            final_usage = ledger.merge(seen, extra)
-            total_cost = int(lease["settled"]) + sum(int(e["cost"]) for e in extra.values())
-            closing = ledger.close_lease(int(lease["amount"]), int(lease["settled"]), total_cost)
+        if not lease["closed"] and not lease.get("reconcile"):
+            final_usage, known = self._known(lease, total)
+            amount = int(lease["amount"])
+            charge = ledger.unlogged_charge(amount, known, unknown_worst, whole=whole)
+            closing = ledger.close_lease(amount, int(lease["settled"]), known + charge)
             updated = await self.leases.find_one_and_update(
-                {"_id": lease_id, "closed": False},
+                {"_id": lease_id, "closed": False, "reconcile": {"$exists": False}},
                 {
                     "$set": {
                         "closed": True,
                         "usage": final_usage,
-                        "settled": total_cost,
+                        "settled": known + charge,
+                        "unreconciled": charge,
                         "closed_at": utcnow(),
                     }
                 },
                 return_document=ReturnDocument.AFTER,
             )
-            lease = updated or await self.leases.find_one({"_id": lease_id})
-            assert lease is not None
-        await self._apply_closing(lease)
-        return closing
+            lease = updated or await self._lease(lease_id)
+        if lease["closed"]:
+            await self._apply_closing(lease)
+        return closing, lease
+
+    async def hold(
+        self,
+        lease_id: str,
+        total: ledger.UsageMap,
+        *,
+        due: datetime,
+        unknown_calls: Sequence[str] = (),
+        unknown_worst: int = 0,
+        lost_holder: str | None = None,
+    ) -> Doc:
+        """Hold a lease until the invocation log is complete for it (at ``due``); the lease.
+
+        Unknown calls keep the attempt's known cost plus their summed worst
+        case and return the rest of the lease now; a ``lost_holder`` keeps the
+        whole lease. A lease closed or held before is returned unchanged: the
+        first end of an attempt decides.
+        """
+        lease = await self._lease(lease_id)
+        if not lease["closed"] and not lease.get("reconcile"):
+            fields: Doc
+            if lost_holder is not None:
+                fields = {"kind": "lost", "holder": lost_holder}
+                update: Doc = {}
+            else:
+                final_usage, known = self._known(lease, total)
+                held = ledger.held_amount(int(lease["amount"]), known, unknown_worst)
+                fields = {"kind": "unknown", "calls": list(unknown_calls), "worst": unknown_worst}
+                update = {"usage": final_usage, "settled": known, "reserved": held}
+            fields |= {"due": due, "state": "waiting", "held_at": utcnow()}
+            updated = await self.leases.find_one_and_update(
+                {"_id": lease_id, "closed": False, "reconcile": {"$exists": False}},
+                {"$set": {**update, "reconcile": fields}},
+                return_document=ReturnDocument.AFTER,
+            )
+            lease = updated or await self._lease(lease_id)
+        if not lease["closed"]:
+            await self._release_unheld(lease)
+        return lease
+
+    async def due_holds(self, now: datetime, limit: int = 200) -> list[Doc]:
+        """Held leases whose log is complete by ``now`` (or whose closing is unfinished)."""
+        cursor = self.leases.find(
+            {"reconcile.state": {"$in": ["waiting", "closed"]}, "reconcile.due": {"$lte": now}}
+        ).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def settle_hold(
+        self, lease_id: str, usage: ledger.UsageMap, settled: int, unreconciled: int = 0
+    ) -> Doc:
+        """Close a held lease at its reconciled usage and apply it to the ledger; the lease."""
+        updated = await self.leases.find_one_and_update(
+            {"_id": lease_id, "closed": False, "reconcile.state": "waiting"},
+            {
+                "$set": {
+                    "closed": True,
+                    "usage": usage,
+                    "settled": settled,
+                    "unreconciled": unreconciled,
+                    "closed_at": utcnow(),
+                    "reconcile.state": "closed",
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        lease = updated or await self._lease(lease_id)
+        if lease["closed"]:
+            await self._apply_closing(lease)
+        return lease
+
+    async def hold_done(self, lease_id: str) -> None:
+        """The held lease's closing is applied and announced."""
+        await self.leases.update_one(
+            {"_id": lease_id, "reconcile.state": "closed"}, {"$set": {"reconcile.state": "done"}}
+        )
+
+    async def _release_unheld(self, lease: Doc) -> None:
+        """Return what a held lease no longer holds (once: while pending is the whole amount)."""
+        amount = int(lease["amount"])
+        reserved = int(lease.get("reserved", amount))
+        if reserved >= amount:
+            return
+        released = await self.ledgers.update_one(
+            {"_id": lease["job_id"], f"pending.{lease['_id']}": amount},
+            {
+                "$set": {f"pending.{lease['_id']}": reserved},
+                "$inc": {"available": amount - reserved},
+            },
+        )
+        if released.modified_count:
+            metrics.RETURNED.inc(usd(amount - reserved))
 
     async def _apply_closing(self, lease: Doc) -> None:
+        await self._release_unheld(lease)
         spent = int(lease["settled"])
+        reserved = int(lease.get("reserved", int(lease["amount"])))
         inc = ledger.aggregate_increments(lease.get("usage") or {})
-        inc.update({"available": int(lease["amount"]) - spent, "spent": spent})
-        await self.ledgers.update_one(
+        inc.update({"available": reserved - spent, "spent": spent})
+        unreconciled = int(lease.get("unreconciled") or 0)
+        if unreconciled:
+            inc["unreconciled"] = unreconciled
+        result = await self.ledgers.update_one(
             {"_id": lease["job_id"], f"pending.{lease['_id']}": {"$exists": True}},
             {"$inc": inc, "$unset": {f"pending.{lease['_id']}": ""}},
         )
+        if result.modified_count:
+            metrics.SETTLED.inc(usd(spent))
+            metrics.RETURNED.inc(usd(reserved - spent))
 
     async def mark_exceeded(self, job_id: str) -> bool:
         """Flag the ledger as exceeded; True the first time."""

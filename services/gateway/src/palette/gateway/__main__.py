@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from palette.common.logging import configure_logging
+from palette.common.observability import setup
 from palette.gateway.app import create_app
 from palette.gateway.settings import GatewaySettings
 
@@ -12,7 +12,7 @@ from palette.gateway.settings import GatewaySettings
 def main() -> None:
     """Run the gateway on ``settings.host``:``settings.port``."""
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level, settings.log_json)
+    setup("gateway", settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -25,6 +25,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from palette.common.broker import make_broker
 from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
+from palette.common.tracing import TraceRequests
+from palette.common.tracing import enabled as tracing_enabled
 from palette.gateway import outbox
 from palette.gateway.auth import JWTAuthMiddleware, current_owner, make_verifier
 from palette.gateway.controllers import (
@@ -32,6 +34,7 @@ from palette.gateway.controllers import (
     JobController,
     JobDataController,
     SeedDataController,
+    SeedUploadController,
     TemplateController,
     TemplateToolsController,
 )
@@ -119,7 +122,7 @@ def create_app(
 
     seed_router = Router(
         path="/",
-        route_handlers=[SeedDataController],
+        route_handlers=[SeedUploadController],
         request_max_body_size=settings.max_body_bytes,
     )
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -130,6 +133,7 @@ def create_app(
             TemplateController,
             JobController,
             JobDataController,
+            SeedDataController,
             seed_router,
         ],
         lifespan=[lifespan],
@@ -138,6 +142,7 @@ def create_app(
             "owner": Provide(_provide_owner, sync_to_thread=False),
         },
         middleware=[
+            *([DefineMiddleware(TraceRequests)] if tracing_enabled() else []),
             DefineMiddleware(
                 JWTAuthMiddleware, verifier=make_verifier(settings), exclude=["^/schema"]
             ),

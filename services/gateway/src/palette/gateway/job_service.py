@@ -22,12 +22,14 @@ from pymongo.errors import DuplicateKeyError
 from palette.common.keys import seed_prefix
 from palette.common.messages import CancelJob, DeleteJob, JobStatus
 from palette.common.seeds import SeedError
+from palette.common.tracing import traceparent
 from palette.gateway import outbox
 from palette.gateway.jobs import decimal_string, new_job_document, now_ms, submit_message
+from palette.gateway.metrics import JOBS_CREATED
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import Problem, field_error, invalid, not_found
 from palette.gateway.schemas import CreateJob
-from palette.gateway.seedfiles import owns_seed_key
+from palette.gateway.seedfiles import error_location, owns_seed_key
 from palette.gateway.templating import unpriced_models
 
 log = structlog.get_logger("palette.gateway")
@@ -72,8 +74,9 @@ async def check_seed(runtime: Runtime, owner: str, key: str, requirements: list[
     try:
         lacking = await runtime.seeds.check_records(key, requirements, limit)
     except SeedError as exc:
-        where = {k: v for k, v in (("line", exc.line), ("record", exc.record)) if v is not None}
-        raise invalid("seed_key", f"the seed file cannot be read: {exc}", **where) from None
+        raise invalid(
+            "seed_key", f"the seed file cannot be read: {exc}", **error_location(exc)
+        ) from None
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
             raise missing from None
@@ -153,6 +156,8 @@ async def create_job(
             now=now_ms(),
         )
         message = submit_message(doc)  # validates before anything is written
+        if parent := traceparent():  # the outbox's republish continues this request's trace
+            doc["traceparent"] = parent
         try:
             await repository.insert_job(doc)
         except DuplicateKeyError:
@@ -160,6 +165,7 @@ async def create_job(
             if found is None:
                 raise
             return found, False
+    JOBS_CREATED.inc()
     log.info("job_created", job_id=job_id, owner=owner, num_records=data.num_records)
     if await outbox.submit(repository, runtime.publisher, message):
         doc["submit_published"] = True

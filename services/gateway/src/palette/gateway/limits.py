@@ -2,8 +2,15 @@
 
 Each user has a bucket of ``rate_limit_burst`` requests that refills at
 ``rate_limit_per_second``; a request finding it empty gets a 429 problem with
-``Retry-After``. Buckets live in the gateway process (each replica limits on
-its own) and idle ones are dropped, so memory stays bounded.
+``Retry-After``. Buckets live in the gateway process and idle ones are
+dropped, so memory stays bounded.
+
+Each replica limits on its own, on purpose: the limit protects a replica and
+keeps one user from crowding out others; it is not a quota (money is capped by
+the budget ledger, concurrent jobs by ``max_active_jobs`` in the database). A
+shared bucket would cost a database write on every request, reads included
+(see docs/deployment.md for the figures and how to size the limit for N
+replicas).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import structlog
 from pydantic import ValidationError
 
 from palette.common.messages import JobStatus, SubmitJob, utcnow
+from palette.common.tracing import resumed
 from palette.gateway.jobs import submit_message
 from palette.gateway.ports import Publisher, Repository
 
@@ -59,7 +60,9 @@ async def flush(repository: Repository, publisher: Publisher, grace_seconds: flo
         except (ValidationError, KeyError, ValueError) as exc:
             log.error("outbox_job_invalid", job_id=job_id, error=str(exc))
             continue
-        if not await submit(repository, publisher, message):
+        with resumed(job.get("traceparent")):  # the trace of the request that made it
+            published = await submit(repository, publisher, message)
+        if not published:
             break  # the broker is down; try the rest next round
         sent += 1
     return sent

@@ -16,6 +16,7 @@ from palette.common.pricing import PricingTable
 from palette.common.templates import TemplateSpec, render, step_context
 from palette.common.tokens import input_token_bound
 from palette.gateway.schemas import StepPreviewView
+from palette.gateway.templating import time_slices
 
 OUTPUT_BYTES_PER_TOKEN = 8
 """Bytes an output token may take once it is text in a later prompt (generous)."""
@@ -40,19 +41,25 @@ def preview_steps(
 ) -> tuple[list[StepPreviewView], int]:
     """Each step's rendered prompt, input bound and worst case; and the record's worst case.
 
+    Every render together may take ``seconds``.
+
     Raises:
-        TemplateError: a step cannot be rendered with this seed.
+        TemplateError: a step cannot be rendered with this seed (RenderLimitError:
+            it breaks a size limit, or the renders took longer than ``seconds``).
         UnknownModelError: a step's model has no price.
     """
     sentinels = {step.id: _SENTINEL.format(k) for k, step in enumerate(spec.steps)}
     views: list[StepPreviewView] = []
     total = 0
+    slices = time_slices(seconds)
     for k, step in enumerate(spec.steps):
         earlier = {s.id: sentinels[s.id] for s in spec.steps[:k]}
         context = step_context(seed, earlier)
-        prompt = _render(step.prompt, context, f"steps[{k}].prompt", seconds)
+        prompt = _render(step.prompt, context, f"steps[{k}].prompt", next(slices))
         system = (
-            _render(step.system, context, f"steps[{k}].system", seconds) if step.system else None
+            _render(step.system, context, f"steps[{k}].system", next(slices))
+            if step.system
+            else None
         )
         extra_bytes = 0
         for prior in spec.steps[:k]:

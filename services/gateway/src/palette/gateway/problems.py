@@ -52,6 +52,7 @@ class Problem(HTTPException):
         errors: One entry per invalid field: ``{"field": ..., "problem": ...}``.
         slug: Problem type slug; defaults to one derived from the status.
         headers: Extra response headers.
+        extensions: Extension members of the body (RFC 9457 section 3.2).
     """
 
     def __init__(
@@ -62,10 +63,12 @@ class Problem(HTTPException):
         errors: Sequence[FieldError] = (),
         slug: str | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail=detail, status_code=status, headers=dict(headers or {}))
         self.errors = [dict(error) for error in errors]
         self.slug = slug
+        self.extensions = dict(extensions or {})
 
 
 def field_error(field: str, problem: str, **extra: Any) -> FieldError:
@@ -84,6 +87,8 @@ def not_found(field: str, problem: str) -> Problem:
 
 
 _INDEX = re.compile(r"\.(\d+)(?=\.|$)")
+_NO_PATH = re.compile(r" - at `\$\[\.\.\.\]`$")
+"""msgspec's ending of a decoding error it cannot place (``Number out of range - at `$[...]```)."""
 
 
 def field_path(location: str | Sequence[str | int]) -> str:
@@ -135,8 +140,9 @@ def problem_body(
     errors: Sequence[FieldError] = (),
     slug: str | None = None,
     instance: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON object of a problem details response."""
+    """The JSON object of a problem details response (extensions never replace a member)."""
     try:
         title = HTTPStatus(status).phrase
     except ValueError:
@@ -150,6 +156,8 @@ def problem_body(
     if instance:
         body["instance"] = instance
     body["errors"] = list(errors)
+    for key, value in (extensions or {}).items():
+        body.setdefault(key, value)
     return body
 
 
@@ -161,9 +169,12 @@ def problem_response(
     slug: str | None = None,
     instance: str | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> Response[bytes]:
     """A response with an ``application/problem+json`` body."""
-    body = problem_body(status, detail, errors=errors, slug=slug, instance=instance)
+    body = problem_body(
+        status, detail, errors=errors, slug=slug, instance=instance, extensions=extensions
+    )
     return Response(
         content=json.dumps(body, default=str).encode(),
         status_code=status,
@@ -179,7 +190,13 @@ def _from_http_exception(
     headers = dict(exc.headers or {})
     if isinstance(exc, Problem):
         return problem_response(
-            status, exc.detail, errors=exc.errors, slug=exc.slug, instance=instance, headers=headers
+            status,
+            exc.detail,
+            errors=exc.errors,
+            slug=exc.slug,
+            instance=instance,
+            headers=headers,
+            extensions=exc.extensions,
         )
     if isinstance(exc, ValidationException):
         errors = errors_from_litestar(exc.extra)
@@ -193,6 +210,7 @@ def _from_http_exception(
     elif status == 405:
         detail = "the method is not allowed on this resource"
     elif status == 400:
+        detail = _NO_PATH.sub("", detail)
         errors = [field_error("body", detail)]
     elif status == 413:
         accepts = f"the {limit} bytes " if limit else ""
@@ -212,6 +230,11 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             with contextlib.suppress(Exception):
                 limit = request.route_handler.resolve_request_max_body_size()
         return _from_http_exception(exc, instance, limit)
+    if isinstance(exc, RecursionError):  # msgspec decoding a body nested thousands deep
+        detail = "the request body is nested too deeply to be read"
+        return problem_response(
+            400, detail, errors=[field_error("body", detail)], instance=instance
+        )
     if _is_unavailable(exc):
         log.warning("dependency_unavailable", path=instance, error=repr(exc))
         return problem_response(

@@ -6,6 +6,7 @@ the schema check takes any iterable of records.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,13 +34,19 @@ def sanitize_filename(name: str) -> str:
     Keeps only the final path component, replaces anything but letters,
     digits, ``.``, ``_`` and ``-`` with ``_``, collapses runs of dots (so no
     ``..``), drops leading dots and dashes, and caps the length while keeping
-    the extension.
+    the extension. A name of which only the extension is left (``名前.csv``)
+    becomes ``seeds-<8 hex digits of the original name>.csv``.
 
     Raises:
         ValueError: when nothing usable is left.
     """
     base = re.split(r"[/\\]", name.strip())[-1]
-    safe = _DOTS.sub(".", _UNSAFE.sub("_", base)).lstrip(".-_").rstrip(".")
+    cleaned = _DOTS.sub(".", _UNSAFE.sub("_", base)).rstrip(".")
+    stem, dot, ext = cleaned.rpartition(".")
+    if dot and ext and not stem.strip("._-"):
+        digest = hashlib.sha256(base.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        cleaned = f"seeds-{digest}.{ext}"
+    safe = cleaned.lstrip(".-_")
     if len(safe) > MAX_FILENAME_CHARS:
         stem, dot, ext = safe.rpartition(".")
         if dot and 0 < len(ext) <= 10:
@@ -97,6 +104,11 @@ def validate_seed_file(file: IO[bytes], fmt: SeedFormat) -> int:
         return count_records(read_records(file, fmt))
     finally:
         file.seek(0)
+
+
+def error_location(error: SeedError) -> dict[str, int]:
+    """The ``line`` and ``record`` of a seed file error, as far as they are known."""
+    return {k: v for k, v in (("line", error.line), ("record", error.record)) if v is not None}
 
 
 def first_missing(

@@ -97,13 +97,24 @@ class GatewaySettings(CommonSettings):
         2.0, gt=0, description="How long /ready waits for each dependency."
     )
     max_active_jobs: int = Field(
-        10, ge=1, description="Jobs one user may have queued or running at once (429 above)."
+        10,
+        ge=1,
+        description="Jobs one user may have queued or running at once (429 above). Counted in "
+        "the database, so it holds across replicas, except that creates racing on different "
+        "replicas at the same moment may pass it by at most (replicas - 1).",
     )
     rate_limit_per_second: float = Field(
-        50.0, gt=0, description="Sustained requests per second one user may make (429 above)."
+        50.0,
+        gt=0,
+        description="Sustained requests per second one user may make to ONE gateway replica "
+        "(429 above). Each replica counts in its own memory: behind a load balancer with N "
+        "replicas a user gets up to about N times this. Set it to the cluster-wide figure "
+        "divided by N, or limit at the ingress (docs/deployment.md).",
     )
     rate_limit_burst: int = Field(
-        200, ge=1, description="Requests one user may make at once before the rate applies."
+        200,
+        ge=1,
+        description="Requests one user may make at once to one replica before the rate applies.",
     )
     max_seed_upload_bytes: int = Field(
         1024 * 1024 * 1024,
@@ -139,6 +150,13 @@ class GatewaySettings(CommonSettings):
         description="How long a read of a job, of a page of jobs or of a ledger answers the "
         "same reads in this process (0: every request reads the database). A job this "
         "process creates is read fresh; changes by the other services show within this time.",
+    )
+    template_render_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="Time the renders of one template check or preview may take in all; "
+        "a template that renders longer is refused (422). Renders run on the event loop.",
     )
     events_interval_seconds: float = Field(
         0.5, gt=0, description="How often a job's event stream checks for progress."

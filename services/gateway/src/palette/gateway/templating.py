@@ -1,14 +1,31 @@
-"""Pure template logic: validation of a new template, its document and its view."""
+"""Pure template logic: validation of a new template, its document and its view.
+
+Validation parses every step (syntax, nesting, dunder attributes, references
+to earlier steps), prices every model, then renders each step once with a
+probe seed (every required field a short placeholder string): a template that
+breaks a size or time limit or a sandbox rule with such a seed would do so with
+any seed, and is refused before it is stored.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from palette.common.pricing import PricingTable, UnknownModelError
-from palette.common.templates import TemplateError, TemplateSpec, analyse
+from palette.common.templates import (
+    RenderLimitError,
+    SandboxError,
+    TemplateError,
+    TemplateSpec,
+    analyse,
+    render,
+    step_context,
+)
 from palette.gateway.problems import FieldError, Problem, errors_from_pydantic, field_error
 from palette.gateway.schemas import CreateTemplate, StepOut, TemplateView
 
@@ -37,13 +54,75 @@ def unpriced_models(steps: list[Any], pricing: PricingTable) -> list[FieldError]
     return errors
 
 
+PROBE = "x"
+"""The value of every seed field and earlier output in a template's trial render."""
+
+
+def probe_seed(requirements: list[str]) -> dict[str, Any]:
+    """A seed record that has every required dotted path, each leaf the string ``PROBE``."""
+    seed: dict[str, Any] = {}
+    for path in requirements:
+        *parents, leaf = path.split(".")
+        node = seed
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node.setdefault(leaf, PROBE)
+    return seed
+
+
+def time_slices(seconds: float) -> Iterator[float]:
+    """The time left of a budget of ``seconds``, read each time a render starts.
+
+    Raises:
+        RenderLimitError: once the budget is spent.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RenderLimitError("template", f"rendering took longer than {seconds:g}s")
+        yield left
+
+
+def trial_render(spec: TemplateSpec, requirements: list[str], seconds: float) -> None:
+    """Render every step with a probe seed, within ``seconds`` in all.
+
+    Errors that depend on the seed's values (a missing key, a type) are left
+    for the real seed; a limit or a sandbox rule broken here is the template's.
+
+    Raises:
+        Problem: 422 naming the step field that breaks a limit or the sandbox.
+    """
+    seed = probe_seed(requirements)
+    outputs: dict[str, str] = {}
+    slices = time_slices(seconds)
+    for index, step in enumerate(spec.steps):
+        context = step_context(seed, outputs)
+        for name in ("prompt", "system"):
+            source = getattr(step, name)
+            if source is None:
+                continue
+            field = f"steps[{index}].{name}"
+            try:
+                render(source, context, field=field, seconds=next(slices))
+            except (RenderLimitError, SandboxError) as exc:
+                raise _invalid([field_error(field, exc.problem)]) from None
+            except TemplateError:
+                continue
+        outputs[step.id] = PROBE
+
+
 def check_template(
-    request: CreateTemplate, pricing: PricingTable
+    request: CreateTemplate, pricing: PricingTable, render_seconds: float = 1.0
 ) -> tuple[TemplateSpec, list[str]]:
     """Validate a new template and return it with its seed field requirements.
 
     Checks unique step ids, Jinja2 syntax, references to earlier steps only,
-    and that every model has a price.
+    that every model has a price, and a trial render within the limits
+    (``trial_render``, ``render_seconds`` for all steps).
 
     Raises:
         Problem: 422 naming every invalid field.
@@ -69,6 +148,7 @@ def check_template(
         raise _invalid(errors_from_pydantic(exc)) from exc
     except TemplateError as exc:
         raise _invalid([field_error(exc.field, exc.problem)]) from exc
+    trial_render(spec, requirements, render_seconds)
     return spec, requirements
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from palette.common.logging import configure_logging
+from palette.common.observability import setup
 from palette.generator.app import SERVICE, build_app
 from palette.generator.settings import GeneratorSettings
 
 
 def main() -> None:
-    """Configure logging and run the service until it is signalled to stop."""
+    """Configure logging, tracing and metrics; run the service until it is signalled to stop."""
     settings = GeneratorSettings()
-    configure_logging(SERVICE, settings.log_level, settings.log_json)
+    setup(SERVICE, settings)
     asyncio.run(build_app(settings).run())
 
 

@@ -9,6 +9,7 @@ the generator's concurrency, and the HTTP pool is at least as large.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from palette.generator import metrics
 from palette.generator.settings import GeneratorSettings
 
 if TYPE_CHECKING:
@@ -186,11 +188,23 @@ class BedrockCaller:
             kwargs["system"] = [{"text": request.system}]
         if request.metadata:
             kwargs["requestMetadata"] = dict(request.metadata)
+        started = time.perf_counter()
         try:
-            response = self._client.converse(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise classify(exc) from exc
-        return parse_response(response)
+            try:
+                response = self._client.converse(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise classify(exc) from exc
+            result = parse_response(response)
+        except ModelCallError as error:
+            metrics.call_failed(request.model_id, error.code, error.retryable)
+            raise
+        metrics.call_succeeded(
+            request.model_id,
+            time.perf_counter() - started,
+            result.input_tokens,
+            result.output_tokens,
+        )
+        return result
 
     async def converse(self, request: ModelRequest) -> ModelResult:
         """Make one call on the pool; ModelCallError when no usable response came."""

@@ -5,7 +5,8 @@ if its worst case fits in ``lease - spent - reserved``; its reservation is
 released to the actual cost read from the response, or to zero when the call
 was refused before the model ran (throttling). A call that may have been billed
 without an answer (a timeout, a dropped connection) keeps its reservation held
-until the attempt ends, so the lease still bounds what the provider may bill.
+until the attempt ends, so the lease still bounds what the provider may bill;
+the guard remembers such calls by id (``unknown``) for the attempt's end event.
 The guard is thread-safe, though the generator only uses it from the event
 loop, where every method runs without yielding.
 """
@@ -63,6 +64,7 @@ class LeaseGuard:
         self._spent = spent
         self._open: dict[int, int] = {}
         self._held = 0
+        self._unknown: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -86,6 +88,12 @@ class LeaseGuard:
     def held(self) -> int:
         """Worst cases of calls that may have been billed without an answer."""
         return self._held
+
+    @property
+    def unknown(self) -> dict[str, int]:
+        """Worst case of each held call, by call id (calls whose outcome is unknown)."""
+        with self._lock:
+            return dict(self._unknown)
 
     @property
     def available(self) -> int:
@@ -132,12 +140,15 @@ class LeaseGuard:
         """Release a reservation whose call was refused before the model ran."""
         self.settle(reservation, 0)
 
-    def hold(self, reservation: Reservation) -> None:
-        """Keep a reservation whose call may have been billed without an answer."""
+    def hold(self, reservation: Reservation, call_id: str) -> None:
+        """Keep a reservation whose call ``call_id`` may have been billed without an answer."""
         with self._lock:
+            if call_id in self._unknown:
+                raise ValueError(f"call {call_id} is held already")
             if self._open.pop(reservation.id, None) is None:
                 raise ValueError(f"reservation {reservation.id} is not open")
             self._held += reservation.amount
+            self._unknown[call_id] = reservation.amount
 
     def charge(self, cost: int) -> None:
         """Count money already spent under the lease (a re-announced part)."""

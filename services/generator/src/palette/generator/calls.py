@@ -1,15 +1,12 @@
-"""Model calls of one record: stop check, reservation, retries, settlement."""
+"""Model calls of one record: stop check, claim check, reservation, retries, settlement."""
 
 from __future__ import annotations
 
 import structlog
 
-from palette.common import messages as m
 from palette.common.templates import Step
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
-from palette.generator.budget import LeaseGuard
-from palette.generator.runtime import Runtime
-from palette.generator.usage import UsageTally
+from palette.generator.state import AttemptState
 
 log = structlog.get_logger("palette.generator.calls")
 
@@ -22,84 +19,88 @@ class Exhausted(Exception):
     """A call's worst case does not fit in what is left of the lease."""
 
 
+class ClaimLapsedError(Exception):
+    """The claim on the lease is not certainly this attempt's any more: no further call."""
+
+
 class ModelCalls:
     """Makes the calls of one record under an attempt's lease.
 
-    Calls wait for a slot with priority (``attempt_no``, ``record``): the
+    Calls wait for a slot with priority (the attempt's number, the record): the
     generator's oldest attempt, then its lowest record, goes first.
     """
 
-    def __init__(
-        self,
-        rt: Runtime,
-        msg: m.GeneratePartition,
-        guard: LeaseGuard,
-        usage: UsageTally,
-        record: int,
-        attempt_no: int = 0,
-    ) -> None:
-        self._rt = rt
-        self._msg = msg
-        self._guard = guard
-        self._usage = usage
+    def __init__(self, state: AttemptState, record: int) -> None:
+        self._state = state
         self._record = record
-        self._priority = (attempt_no, record)
+        self._priority = (state.number, record)
+
+    def _request(self, step: Step, prompt: str, system: str | None, attempt: int) -> ModelRequest:
+        msg = self._state.msg
+        return ModelRequest(
+            model_id=step.model,
+            prompt=prompt,
+            system=system,
+            max_tokens=step.max_tokens,
+            temperature=step.temperature,
+            metadata={
+                "job_id": msg.job_id,
+                "partition": str(msg.partition),
+                "attempt": str(msg.attempt),
+                "lease_id": msg.lease_id,
+                "record": str(self._record),
+                "step": step.id,
+                "call_attempt": str(attempt),
+                "call_id": self._state.claim.call_id(),
+                "holder": self._state.claim.holder,
+            },
+        )
 
     async def call(self, step: Step, prompt: str, system: str | None, worst: int) -> ModelResult:
         """One step's call with up to ``max_call_attempts`` attempts.
 
         Before every attempt: wait for a call slot, check the job is not
-        stopped, reserve ``worst`` (Exhausted if it does not fit). The
-        reservation is released to the cost of the response's usage, to zero
-        when the call was refused before the model ran, and is held for the
-        rest of the attempt when the model may have run without an answer.
+        stopped and the claim is still this attempt's, reserve ``worst``
+        (Exhausted if it does not fit). The reservation is released to the
+        cost of the response's usage, to zero when the call was refused before
+        the model ran, and is held for the rest of the attempt, under the
+        call's ``call_id``, when the model may have run without an answer.
 
         Raises:
             Stopped: the job stopped before an attempt.
             Exhausted: the call does not fit in the lease.
+            ClaimLapsedError: the claim on the lease may have passed to another generator.
             ModelCallError: non-retryable, or retryable after the last attempt.
         """
-        rt, msg = self._rt, self._msg
+        state = self._state
+        rt, msg, guard = state.rt, state.msg, state.guard
         price = rt.pricing.price(step.model)
         attempts = rt.settings.max_call_attempts
         for attempt in range(1, attempts + 1):
-            request = ModelRequest(
-                model_id=step.model,
-                prompt=prompt,
-                system=system,
-                max_tokens=step.max_tokens,
-                temperature=step.temperature,
-                metadata={
-                    "job_id": msg.job_id,
-                    "partition": str(msg.partition),
-                    "attempt": str(msg.attempt),
-                    "lease_id": msg.lease_id,
-                    "record": str(self._record),
-                    "step": step.id,
-                    "call_attempt": str(attempt),
-                },
-            )
+            request = self._request(step, prompt, system, attempt)
             async with rt.call_slots.hold(self._priority):
                 if rt.stops.is_stopped(msg.job_id):
                     raise Stopped
-                reservation = self._guard.try_reserve(worst)
+                if not state.claim.valid():
+                    raise ClaimLapsedError
+                reservation = guard.try_reserve(worst)
                 if reservation is None:
                     raise Exhausted
                 try:
                     result = await rt.models.converse(request)
                 except ModelCallError as exc:
                     if exc.maybe_billed:
-                        self._guard.hold(reservation)
+                        guard.hold(reservation, request.metadata["call_id"])
                     else:
-                        self._guard.release(reservation)
+                        guard.release(reservation)
                     error = exc
-                except BaseException:
-                    self._guard.release(reservation)
+                except BaseException:  # cancelled or a bug: the request may have gone out
+                    guard.hold(reservation, request.metadata["call_id"])
                     raise
                 else:
                     cost = price.cost(result.input_tokens, result.output_tokens)
-                    overrun = self._guard.settle(reservation, cost)
-                    self._usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
+                    overrun = guard.settle(reservation, cost)
+                    state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
                     if overrun:
                         log.error(
                             "worst_case_exceeded",

@@ -14,12 +14,21 @@ is its only writer) and renews the claim while it works:
 
 A delivery that meets an unlapsed claim waits until the claim is either
 renewed (duplicate) or lapses (its holder died: take over).
+
+Taking a lapsed claim over names the lost holder (``ClaimHandle.lost_holder``):
+nobody knows what it spent, so the attempt spends nothing under that lease and
+ends at once (see ``partition.py``). A holder, for its part, starts a model call
+only while its claim is certainly its own (``ClaimHandle.valid``: renewed less
+than ``ttl - ttl/4`` ago by its own clock), so every call of a holder that is
+taken over started before the takeover.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -47,10 +56,55 @@ class Outcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """Result of one claim attempt."""
+    """Result of one claim attempt; ``previous`` is the holder of a lapsed claim taken over."""
 
     outcome: Outcome
     until: datetime | None = None
+    previous: str | None = None
+    begun: float = 0.0
+    """Monotonic time just before the write that took the claim."""
+
+
+class ClaimHandle:
+    """One delivery's claim: its holder token, whom it took over from, whether it still holds.
+
+    Args:
+        holder: this delivery's token (also sent with every model call).
+        ttl_seconds: the claim's time to live.
+        lost_holder: the holder of a lapsed claim this delivery took over, if any.
+        since: monotonic time just before the write that took the claim (default: now).
+    """
+
+    def __init__(
+        self,
+        holder: str,
+        ttl_seconds: float,
+        lost_holder: str | None = None,
+        since: float | None = None,
+    ) -> None:
+        self.holder = holder
+        self.lost_holder = lost_holder
+        self.taken = False
+        self._calls = itertools.count(1)
+        self._good_for = ttl_seconds * 3 / 4
+        self._valid_until = (time.monotonic() if since is None else since) + self._good_for
+
+    @classmethod
+    def unclaimed(cls) -> ClaimHandle:
+        """A handle that never lapses (for an attempt run without the claims collection)."""
+        return cls(uuid.uuid4().hex, float("inf"))
+
+    def call_id(self) -> str:
+        """A new model call's id: unique, as the holder token is (cheaper than a uuid)."""
+        return f"{self.holder}-{next(self._calls)}"
+
+    def renewed(self, started: float) -> None:
+        """A renewal that started at monotonic time ``started`` was written."""
+        self._valid_until = max(self._valid_until, started + self._good_for)
+
+    def valid(self) -> bool:
+        """Whether a model call may start: the claim is certainly still this holder's."""
+        return not self.taken and time.monotonic() < self._valid_until
 
 
 class Claims:
@@ -62,20 +116,21 @@ class Claims:
 
     async def try_acquire(self, lease_id: str, holder: str) -> Attempt:
         """Take the claim if it is free or lapsed."""
+        begun = time.monotonic()
         now = utcnow()
         until = now + self.ttl
         with contextlib.suppress(DuplicateKeyError):
             await self._claims.insert_one(
                 {"_id": lease_id, "holder": holder, "until": until, "done": False}
             )
-            return Attempt(Outcome.ACQUIRED, until)
-        taken = await self._claims.find_one_and_update(
+            return Attempt(Outcome.ACQUIRED, until, begun=begun)
+        lapsed = await self._claims.find_one_and_update(
             {"_id": lease_id, "done": False, "until": {"$lt": now}},
             {"$set": {"holder": holder, "until": until}},
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.BEFORE,
         )
-        if taken is not None:
-            return Attempt(Outcome.ACQUIRED, until)
+        if lapsed is not None:
+            return Attempt(Outcome.ACQUIRED, until, previous=str(lapsed["holder"]), begun=begun)
         current = await self._claims.find_one({"_id": lease_id})
         if current is None:  # gone in between: try again
             return await self.try_acquire(lease_id, holder)
@@ -83,30 +138,34 @@ class Claims:
             return Attempt(Outcome.DONE)
         return Attempt(Outcome.HELD, current["until"])
 
-    async def acquire(self, lease_id: str, holder: str) -> bool:
-        """Wait for the claim: True to work, False when this delivery is a duplicate."""
+    async def acquire(self, lease_id: str, holder: str) -> Attempt:
+        """Wait for the claim: ACQUIRED to work, else this delivery is a duplicate."""
         first = await self.try_acquire(lease_id, holder)
         if first.outcome is not Outcome.HELD:
-            return first.outcome is Outcome.ACQUIRED
+            return self._taken(lease_id, first)
         seen = first.until
         while True:
             assert seen is not None
             wait = max(0.05, (seen - utcnow()).total_seconds() + 0.05)
             await asyncio.sleep(min(wait, self.ttl.total_seconds() / 3))
             attempt = await self.try_acquire(lease_id, holder)
-            if attempt.outcome is Outcome.ACQUIRED:
-                log.info("claim_taken_over", lease_id=lease_id)
-                return True
-            if attempt.outcome is Outcome.DONE:
-                return False
+            if attempt.outcome is not Outcome.HELD:
+                return self._taken(lease_id, attempt)
             if attempt.until is not None and attempt.until > seen:
-                return False  # renewed: a live generator is working on it
+                return Attempt(Outcome.HELD)  # renewed: a live generator is working on it
 
-    async def renew(self, lease_id: str, holder: str) -> None:
-        """Push the claim's end out by one ttl."""
-        await self._claims.update_one(
+    @staticmethod
+    def _taken(lease_id: str, attempt: Attempt) -> Attempt:
+        if attempt.previous is not None:
+            log.warning("claim_taken_over", lease_id=lease_id, lost_holder=attempt.previous)
+        return attempt
+
+    async def renew(self, lease_id: str, holder: str) -> bool:
+        """Push the claim's end out by one ttl; False when the claim is no longer ours."""
+        result = await self._claims.update_one(
             {"_id": lease_id, "holder": holder}, {"$set": {"until": utcnow() + self.ttl}}
         )
+        return result.matched_count == 1
 
     async def finish(self, lease_id: str, holder: str) -> None:
         """The attempt ended (its end event is published): later deliveries are dropped."""
@@ -119,25 +178,38 @@ class Claims:
         )
 
     @contextlib.asynccontextmanager
-    async def claim(self, lease_id: str) -> AsyncIterator[bool]:
-        """Claim a lease for one delivery; yields False when the delivery is a duplicate.
+    async def claim(self, lease_id: str) -> AsyncIterator[ClaimHandle | None]:
+        """Claim a lease for one delivery; yields None when the delivery is a duplicate.
 
-        While the block runs the claim is renewed in the background; it is
-        marked done when the block ends normally and released when it raises.
+        While the block runs the claim is renewed in the background (a renewal
+        that finds another holder marks the handle taken); it is marked done
+        when the block ends normally and released when it raises.
         """
         holder = uuid.uuid4().hex
-        if not await self.acquire(lease_id, holder):
-            yield False
+        attempt = await self.acquire(lease_id, holder)
+        if attempt.outcome is not Outcome.ACQUIRED:
+            yield None
             return
+        handle = ClaimHandle(holder, self.ttl.total_seconds(), attempt.previous, attempt.begun)
 
         async def keep() -> None:
-            while True:
+            while not handle.taken:
                 await asyncio.sleep(self.ttl.total_seconds() / 3)
-                await self.renew(lease_id, holder)
+                begun = time.monotonic()
+                try:
+                    mine = await self.renew(lease_id, holder)
+                except Exception as exc:  # the database is unreachable: try again
+                    log.warning("claim_renewal_failed", lease_id=lease_id, error=repr(exc))
+                    continue
+                if mine:
+                    handle.renewed(begun)
+                else:
+                    handle.taken = True
+                    log.warning("claim_lost", lease_id=lease_id)
 
         task = asyncio.create_task(keep())
         try:
-            yield True
+            yield handle
         except BaseException:
             task.cancel()
             await self.release(lease_id, holder)

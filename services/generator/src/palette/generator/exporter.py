@@ -11,7 +11,9 @@ import structlog
 from palette.common import keys
 from palette.common import messages as m
 from palette.common.templates import Step
+from palette.common.tracing import span
 from palette.generator.export import CONTENT_TYPES, Bitmap, ColumnPlan, make_writer
+from palette.generator.metrics import RECORDS_EXPORTED
 from palette.generator.records import decode_line
 from palette.generator.repository import ExportInfo
 from palette.generator.runtime import Publish, Runtime
@@ -119,7 +121,8 @@ async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
         await publish(m.ExportFailed(message_id=event_id, job_id=msg.job_id, error=error))
         return
     try:
-        result = await write_job_dataset(rt, msg.job_id, msg.output_format, info)
+        with span("write dataset", {"palette.format": msg.output_format.value}):
+            result = await write_job_dataset(rt, msg.job_id, msg.output_format, info)
     except Exception as exc:
         log.exception("export_failed")
         error = f"export failed: {type(exc).__name__}: {exc}"[:2000]
@@ -133,6 +136,7 @@ async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
             duplicates=result.duplicates,
             out_of_range=result.out_of_range,
         )
+    RECORDS_EXPORTED.inc(result.records)
     await publish(
         m.ExportCompleted(
             message_id=event_id,

@@ -22,7 +22,7 @@ from palette.common import seeds
 from palette.common.templates import Step, TemplateError, render, step_context
 from palette.generator.bedrock import ModelCallError
 from palette.generator.budget import PledgeBook, call_worst_case, record_needed
-from palette.generator.calls import Exhausted, ModelCalls, Stopped
+from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
 from palette.generator.records import FinishedRecord, RunAssembler
 from palette.generator.state import AttemptState
 
@@ -157,7 +157,7 @@ async def run_record(
     steps = state.msg.template.steps
     record = FinishedRecord(index=index, seed_index=seed_pos)
     known: dict[str, int] = {}
-    calls = ModelCalls(state.rt, state.msg, state.guard, state.usage, index, state.number)
+    calls = ModelCalls(state, index)
     seconds = state.rt.settings.render_seconds
     try:
         for k, step in enumerate(steps):
@@ -182,6 +182,8 @@ async def run_record(
         state.needed = max(state.needed, estimate)
     except Stopped:
         state.stopped = True
+    except ClaimLapsedError:
+        state.fail("the claim on the lease lapsed (renewals failed)", retryable=True)
     except TemplateError as exc:
         state.fail(f"record {index} (seed record {seed_pos}): {exc}", retryable=False)
     except ModelCallError as exc:

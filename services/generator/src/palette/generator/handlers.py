@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from faststream.rabbit import RabbitBroker
 from palette.common import messages as m
 from palette.common.broker import Context, publish
 from palette.generator.exporter import run_export
+from palette.generator.metrics import PARTITIONS_IN_FLIGHT
 from palette.generator.partition import run_partition
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 
@@ -19,20 +21,50 @@ log = structlog.get_logger("palette.generator.handlers")
 RuntimeDep = Annotated[Runtime, Context(CONTEXT_KEY)]
 BrokerDep = Annotated[RabbitBroker, Context("broker")]
 
+# Partitions whose delivery's handler was cancelled while they still run.
+_detached: set[asyncio.Task[None]] = set()
+
 
 async def generate_partition(msg: m.GeneratePartition, rt: RuntimeDep, broker: BrokerDep) -> None:
-    """Generate a partition's missing records; acked after its end event is published."""
+    """Generate a partition's missing records; acked after its end event is published.
+
+    The work runs in a task of its own, shielded from the handler: when the
+    broker closes the delivery's channel (a consumer acknowledgement timeout
+    on a long partition, a lost connection) the client library cancels the
+    handler, but the partition goes on under its claim and publishes its end
+    event; the redelivered message then finds the claim renewed, or done, and
+    is dropped. Nothing already paid for is thrown away.
+    """
     with structlog.contextvars.bound_contextvars(
         job_id=msg.job_id,
-        partition_id=f"{msg.job_id}:{msg.partition}",
+        partition_id=msg.partition,
         message_id=msg.message_id,
         attempt=msg.attempt,
     ):
-        async with rt.claims.claim(msg.lease_id) as mine:
-            if not mine:
-                log.info("duplicate_delivery_dropped", lease_id=msg.lease_id)
-                return
-            await run_partition(msg, rt, functools.partial(publish, broker))
+        work = asyncio.ensure_future(_claimed_partition(msg, rt, broker))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not work.done():
+                log.warning("delivery_cancelled_partition_goes_on", lease_id=msg.lease_id)
+                _detached.add(work)
+                work.add_done_callback(_detached_done)
+            raise
+
+
+async def _claimed_partition(msg: m.GeneratePartition, rt: Runtime, broker: RabbitBroker) -> None:
+    async with rt.claims.claim(msg.lease_id) as claim:
+        if claim is None:
+            log.info("duplicate_delivery_dropped", lease_id=msg.lease_id)
+            return
+        with PARTITIONS_IN_FLIGHT.track_inprogress():
+            await run_partition(msg, rt, functools.partial(publish, broker), claim)
+
+
+def _detached_done(task: asyncio.Task[None]) -> None:
+    _detached.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("detached_partition_failed", error=repr(task.exception()))
 
 
 async def export_job(msg: m.ExportJob, rt: RuntimeDep, broker: BrokerDep) -> None:

@@ -7,7 +7,12 @@ stopped, reads only the seeds it needs in one streaming pass, then generates
 (``generation.py``). Finished records are written as parts, once each, and
 announced with ``RecordsGenerated``; the attempt ends with one
 ``PartitionCompleted`` or ``PartitionFailed`` carrying its whole usage under
-the lease. Publishing errors propagate, so the message is redelivered.
+the lease and the ids and summed worst case of its calls whose outcome is
+unknown. An attempt that took the lease over from a lost holder re-announces
+the parts written under the lease and ends at once with a retryable
+``PartitionFailed`` naming that holder: what the holder spent besides its parts
+is known only to the provider's invocation log, so nothing more may be spent
+under the lease. Publishing errors propagate, so the message is redelivered.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from palette.common import keys, seeds
 from palette.common import messages as m
 from palette.common.pricing import UnknownModelError
+from palette.common.tracing import span
+from palette.generator import metrics
 from palette.generator.budget import LeaseGuard, record_needed
+from palette.generator.claims import ClaimHandle
 from palette.generator.generation import generate, seed_problem
 from palette.generator.records import FinishedRecord, PartMeta, encode_part
 from palette.generator.runtime import Publish, Runtime
@@ -40,11 +48,15 @@ def end_message_id(command_id: str) -> str:
     return uuid.uuid5(_END_NAMESPACE, f"partition-end:{command_id}").hex
 
 
-async def run_partition(msg: m.GeneratePartition, rt: Runtime, publish: Publish) -> None:
+async def run_partition(
+    msg: m.GeneratePartition, rt: Runtime, publish: Publish, claim: ClaimHandle | None = None
+) -> None:
     """Run one delivery of a ``GeneratePartition`` and publish its events.
 
-    Raises only when publishing fails (the message is then redelivered);
-    any other error ends the attempt with a retryable ``PartitionFailed``.
+    ``claim`` is the delivery's claim on the lease (None: a claim that never
+    lapses). Raises only when publishing fails (the message is then
+    redelivered); any other error ends the attempt with a retryable
+    ``PartitionFailed``.
     """
     state = AttemptState(
         msg=msg,
@@ -52,6 +64,7 @@ async def run_partition(msg: m.GeneratePartition, rt: Runtime, publish: Publish)
         publish=publish,
         guard=LeaseGuard(msg.lease_amount),
         number=rt.call_slots.next_attempt(),
+        claim=claim or ClaimHandle.unclaimed(),
     )
     try:
         await attempt(state)
@@ -80,6 +93,13 @@ async def attempt(state: AttemptState) -> None:
     state.covered = len(covered)
     missing = [i for i in range(msg.start, msg.end) if i not in covered]
     log.info("partition_started", missing=len(missing), reannounced_calls=state.usage.calls)
+    if state.claim.lost_holder is not None:
+        state.fail(
+            f"took lease {msg.lease_id} over from the lost holder {state.claim.lost_holder}; "
+            "the partition is retried under a new lease",
+            retryable=True,
+        )
+        return
     try:
         state.prices = {model: rt.pricing.price(model) for model in msg.template.models}
         state.guard = LeaseGuard(msg.lease_amount, state.usage.cost(rt.pricing))
@@ -167,7 +187,8 @@ async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
     key = keys.part_key(msg.job_id, run[0].index)
     body = encode_part(msg.job_id, run)
     try:
-        written = await asyncio.to_thread(state.rt.storage.put_part, key, body, meta)
+        with span("write part", {"palette.part_key": key, "palette.records": len(run)}):
+            written = await asyncio.to_thread(state.rt.storage.put_part, key, body, meta)
     except Exception as exc:
         log.exception("part_write_failed", key=key)
         state.orphan.merge(usage)
@@ -178,6 +199,7 @@ async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
         state.orphan.merge(usage)
         return
     state.written += len(run)
+    metrics.RECORDS_GENERATED.inc(len(run))
     try:
         await announce(state, key, meta)
     except PublishFailedError as exc:  # the broker is unreachable: a redelivery re-announces
@@ -206,6 +228,7 @@ async def finish(state: AttemptState) -> None:
     msg = state.msg
     done = state.covered + state.written
     missing = msg.end - msg.start - done
+    unknown = state.guard.unknown
     common: dict[str, Any] = {
         "message_id": end_message_id(msg.message_id),
         "job_id": msg.job_id,
@@ -213,6 +236,8 @@ async def finish(state: AttemptState) -> None:
         "attempt": msg.attempt,
         "lease_id": msg.lease_id,
         "usage": state.usage.to_step_usages(),
+        "unknown_calls": tuple(unknown),
+        "unknown_worst": sum(unknown.values()),
     }
     if state.failure is None and missing and not (state.stopped or state.exhausted):
         state.failure = (f"{missing} records of the partition are still missing", True)
@@ -220,8 +245,18 @@ async def finish(state: AttemptState) -> None:
         outcome = m.PartitionOutcome.JOB_STOPPED
     elif state.failure is not None:
         error, retryable = state.failure
-        await state.emit(m.PartitionFailed(**common, error=error[:2000], retryable=retryable))
-        log.warning("partition_failed", error=error, retryable=retryable, records_done=done)
+        lost = state.claim.lost_holder
+        await state.emit(
+            m.PartitionFailed(**common, error=error[:2000], retryable=retryable, lost_holder=lost)
+        )
+        log.warning(
+            "partition_failed",
+            error=error,
+            retryable=retryable,
+            records_done=done,
+            lost_holder=lost,
+            unknown_calls=len(unknown),
+        )
         return
     elif state.exhausted:
         outcome = m.PartitionOutcome.LEASE_EXHAUSTED
@@ -241,5 +276,6 @@ async def finish(state: AttemptState) -> None:
         needed=needed,
         spent=state.guard.spent,
         held=state.guard.held,
+        unknown_calls=len(unknown),
         orphan_calls=state.orphan.calls,
     )

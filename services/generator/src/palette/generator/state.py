@@ -9,6 +9,7 @@ import structlog
 from palette.common import messages as m
 from palette.common.pricing import TokenPrice
 from palette.generator.budget import LeaseGuard
+from palette.generator.claims import ClaimHandle
 from palette.generator.runtime import Publish, Runtime
 from palette.generator.usage import UsageTally
 
@@ -27,6 +28,8 @@ class AttemptState:
     rt: Runtime
     publish: Publish
     guard: LeaseGuard
+    claim: ClaimHandle = field(default_factory=ClaimHandle.unclaimed)
+    """This delivery's claim on the lease (its holder token goes with every call)."""
     prices: dict[str, TokenPrice] = field(default_factory=dict)
     usage: UsageTally = field(default_factory=UsageTally)
     """Everything billed under the lease in this attempt (re-announced parts too)."""

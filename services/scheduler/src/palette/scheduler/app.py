@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,7 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 
 from palette.common.clients import mongo_client, s3_client
+from palette.common.metrics import job_status_gauge
 from palette.common.pricing import load_pricing
 from palette.common.seeds import SeedError, count_records, format_from_name, read_records
 from palette.common.service import build_service
@@ -62,7 +64,14 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
             scheduler = Scheduler(
                 repo, broker, load_pricing(settings.pricing_file), settings, count_seeds
             )
-            yield {"scheduler": scheduler}
+            # palette_jobs{status}, counted at scrape time (only when metrics are served).
+            gauge = (
+                job_status_gauge(client[settings.mongo_db]["jobs"])
+                if settings.metrics_port
+                else contextlib.nullcontext()
+            )
+            with gauge:
+                yield {"scheduler": scheduler}
         finally:
             await client.close()
 

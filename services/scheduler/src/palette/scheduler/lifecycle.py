@@ -252,11 +252,17 @@ class Scheduler:
         await self.pump(msg.job_id)
 
     async def failed(self, msg: m.PartitionFailed) -> None:
-        """An attempt failed: retry it, or fail the job after too many."""
+        """An attempt failed: retry it, or fail the job after too many.
+
+        An attempt that ended because its lease's holder was lost (a killed
+        generator) is retried under a new lease and not counted as a failure:
+        it says nothing about the partition.
+        """
         part = await self.repo.partition(msg.job_id, msg.partition)
         if part is None:
             return
-        retry = msg.retryable and part["failures"] + 1 < self.settings.max_attempts
+        lost = msg.lost_holder is not None
+        retry = lost or (msg.retryable and part["failures"] + 1 < self.settings.max_attempts)
         before = await self.repo.move_partition(
             msg.job_id,
             msg.partition,
@@ -264,7 +270,7 @@ class Scheduler:
             "DISPATCHED",
             "PENDING" if retry else "FAILED",
             fields={"error": msg.error},
-            inc={"failures": 1},
+            inc={"holders_lost" if lost else "failures": 1},
         )
         await self.repo.give_slot(msg.job_id, msg.lease_id)
         if before is None:
@@ -275,6 +281,7 @@ class Scheduler:
             partition_id=msg.partition,
             error=msg.error,
             retry=retry,
+            lost_holder=msg.lost_holder,
         )
         if not retry:
             await self.stop(

@@ -3,7 +3,7 @@
 from palette.gateway.controllers.health import HealthController
 from palette.gateway.controllers.job_data import JobDataController
 from palette.gateway.controllers.jobs import JobController
-from palette.gateway.controllers.seeds import SeedDataController
+from palette.gateway.controllers.seeds import SeedDataController, SeedUploadController
 from palette.gateway.controllers.template_tools import TemplateToolsController
 from palette.gateway.controllers.templates import TemplateController
 
@@ -12,6 +12,7 @@ __all__ = [
     "JobController",
     "JobDataController",
     "SeedDataController",
+    "SeedUploadController",
     "TemplateController",
     "TemplateToolsController",
 ]

@@ -1,4 +1,9 @@
-"""``/seed-data``: seed file uploads, validated completely before they reach S3."""
+"""``/seed-data``: seed file uploads, validated completely before they reach S3.
+
+``SeedUploadController`` takes a whole file as the request body (the app
+mounts it under ``max_body_bytes``); ``SeedDataController``'s JSON routes
+have the app's ``max_json_body_bytes`` like every other JSON route.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from palette.gateway.schemas import (
 from palette.gateway.seedfiles import (
     ValidationReport,
     detect_format,
+    error_location,
     owns_seed_key,
     sanitize_filename,
     seed_key,
@@ -79,7 +85,7 @@ def _size(file: IO[bytes]) -> int:
     return size
 
 
-class SeedDataController(Controller):
+class SeedUploadController(Controller):
     """Upload seed files to the caller's prefix ``seed-data/<user>/``."""
 
     path = "/seed-data"
@@ -141,17 +147,23 @@ class SeedDataController(Controller):
             fmt = await anyio.to_thread.run_sync(detect_format, file, safe)
             records = await anyio.to_thread.run_sync(validate_seed_file, file, fmt)
         except SeedError as exc:
-            where = {k: v for k, v in (("line", exc.line), ("record", exc.record)) if v is not None}
             raise Problem(
                 422,
                 f"the seed file cannot be read: {exc}",
-                errors=[field_error("file", exc.problem, **where)],
+                errors=[field_error("file", exc.problem, **error_location(exc))],
                 slug="invalid-seed-file",
             ) from None
         key = seed_key(owner, safe)
         await runtime.seeds.upload(key, file, fmt, records, size)
         log.info("seed_uploaded", owner=owner, key=key, records=records, bytes=size)
         return SeedUpload(key=key, records=records, format=fmt, bytes=size)
+
+
+class SeedDataController(Controller):
+    """Presigned uploads to the caller's prefix, and validation of the caller's seed files."""
+
+    path = "/seed-data"
+    tags = ["seed data"]
 
     @post(
         "/uploads",
@@ -215,8 +227,10 @@ class SeedDataController(Controller):
         """Check every record of one of the caller's seed files against a template.
 
         The file (JSON array, JSONL or CSV) is streamed, never loaded whole; the
-        report gives records checked, records lacking fields with the first few
-        examples, and the first parse error with its line.
+        report gives records checked and records lacking fields with the first
+        few examples. A file that stops being readable is a 422 problem naming
+        the problem, its line and record, with the report up to there as its
+        ``report`` member.
         """
         template = await runtime.repository.find_template(
             data.template_id, owner, data.template_version
@@ -241,7 +255,7 @@ class SeedDataController(Controller):
             data.key, requirements, runtime.settings.validate_examples
         )
         error = report.parse_error
-        return SeedValidation(
+        view = SeedValidation(
             key=data.key,
             format=SeedFormat(report.format) if report.format else None,
             template_id=data.template_id,
@@ -257,3 +271,12 @@ class SeedDataController(Controller):
                 else None
             ),
         )
+        if error is not None:
+            raise Problem(
+                422,
+                f"the seed file cannot be read: {error}",
+                errors=[field_error("key", error.problem, **error_location(error))],
+                slug="invalid-seed-file",
+                extensions={"report": view.model_dump(mode="json")},
+            )
+        return view

@@ -46,7 +46,7 @@ def _rendered(
     spec: TemplateSpec, seed: dict[str, Any], runtime: Runtime
 ) -> tuple[list[StepPreviewView], int]:
     try:
-        return preview_steps(spec, seed, runtime.pricing)
+        return preview_steps(spec, seed, runtime.pricing, runtime.settings.template_render_seconds)
     except TemplateError as exc:
         raise invalid(exc.field, exc.problem) from None
     except UnknownModelError as exc:
@@ -193,5 +193,5 @@ class TemplateToolsController(Controller):
         The YAML is read with the safe loader and aliases are refused.
         """
         data = from_yaml(await request.body())
-        doc = await store_new(runtime, owner, data, uuid.uuid4().hex, 0)
+        doc = await store_new(runtime, owner, data, uuid.uuid4().hex, update=False)
         return template_view(doc, owner)

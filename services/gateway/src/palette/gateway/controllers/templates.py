@@ -49,26 +49,45 @@ async def visible_template(
 
 
 async def store_new(
-    runtime: Runtime, owner: str, data: CreateTemplate, template_id: str, after: int
+    runtime: Runtime, owner: str, data: CreateTemplate, template_id: str, *, update: bool
 ) -> dict[str, Any]:
-    """Validate and insert the version after ``after`` (the next free one on a race)."""
-    spec, requirements = check_template(data, runtime.pricing)
-    for attempt in range(VERSION_ATTEMPTS):
-        doc = template_document(
-            template_id=template_id,
-            version=after + 1 + attempt,
-            owner=owner,
-            request=data,
-            spec=spec,
-            requirements=requirements,
-            now=now_ms(),
-        )
-        try:
-            await runtime.repository.insert_template(doc)
-        except DuplicateKeyError:
-            continue
-        return doc
-    raise Problem(409, "the template is being updated concurrently; try again")
+    """Validate, then insert version 1 (``update=False``) or the version after the latest.
+
+    A replica writes one user's versions one at a time (the owner's lock); a
+    version another replica took meanwhile makes this one try the next number,
+    up to ``VERSION_ATTEMPTS`` times, then 409.
+    """
+    spec, requirements = check_template(
+        data, runtime.pricing, runtime.settings.template_render_seconds
+    )
+    async with runtime.locks.hold(owner):
+        after = 0
+        if update:
+            latest = await runtime.repository.find_own_template(template_id, owner)
+            if latest is None:
+                raise not_found("template_id", f"no template {template_id!r} of yours")
+            after = int(latest["version"])
+        for attempt in range(VERSION_ATTEMPTS):
+            doc = template_document(
+                template_id=template_id,
+                version=after + 1 + attempt,
+                owner=owner,
+                request=data,
+                spec=spec,
+                requirements=requirements,
+                now=now_ms(),
+            )
+            try:
+                await runtime.repository.insert_template(doc)
+            except DuplicateKeyError:
+                continue
+            return doc
+    raise Problem(
+        409,
+        f"template {template_id!r} is being updated by other requests at once; try again",
+        errors=[field_error("template_id", "the next version numbers are being taken")],
+        headers={"Retry-After": "1"},
+    )
 
 
 class TemplateController(Controller):
@@ -95,7 +114,7 @@ class TemplateController(Controller):
         priced, references to earlier steps only; the seed fields it needs come
         back as ``schema_requirements``. Nothing is written when a check fails.
         """
-        doc = await store_new(runtime, owner, data, uuid.uuid4().hex, 0)
+        doc = await store_new(runtime, owner, data, uuid.uuid4().hex, update=False)
         return template_view(doc, owner)
 
     @get(operation_id="listTemplates", summary="Own and public templates", responses=problems())
@@ -147,11 +166,14 @@ class TemplateController(Controller):
         runtime: NamedDependency[Runtime],
         owner: NamedDependency[str],
     ) -> TemplateView:
-        """A new immutable version (earlier versions and jobs using them do not change)."""
-        latest = await runtime.repository.find_own_template(template_id, owner)
-        if latest is None:
+        """A new immutable version (earlier versions and jobs using them do not change).
+
+        Concurrent updates each get their own version; 409 only when the next
+        version numbers keep being taken by other requests.
+        """
+        if await runtime.repository.find_own_template(template_id, owner) is None:
             raise not_found("template_id", f"no template {template_id!r} of yours")
-        doc = await store_new(runtime, owner, data, template_id, int(latest["version"]))
+        doc = await store_new(runtime, owner, data, template_id, update=True)
         return template_view(doc, owner)
 
     @delete(

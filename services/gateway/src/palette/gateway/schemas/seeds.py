@@ -80,4 +80,8 @@ class SeedValidation(Reply):
     records_checked: int
     records_missing_fields: int
     examples: list[MissingExample] = Field(description="The first few records lacking fields.")
-    parse_error: ParseProblem | None = Field(None, description="The first parse error, if any.")
+    parse_error: ParseProblem | None = Field(
+        None,
+        description="Where the file stops being readable: null in a 200 answer; a file that "
+        "cannot be read is a 422 problem whose `report` member has it.",
+    )

@@ -1,0 +1,143 @@
+"""Crashed and restarted services: generators, accounting, the scheduler (cases 1, 2, 5)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+
+import pytest
+
+from palette.devstack.services import ServiceGroup, ServiceProcess
+from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
+from tests.faults.harness import FINAL, billed_count, submit, wait_billed
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT + 120)]
+
+
+def working(generator: ServiceProcess) -> bool:
+    """Whether the generator process is in the middle of a partition (its own log says)."""
+    text = generator.log_text(since_start=True)
+    began = text.count('"partition_started"')
+    ended = text.count('"partition_completed"') + text.count('"partition_failed"')
+    return began > ended
+
+
+def busy_generator(group: ServiceGroup, timeout: float = 60) -> ServiceProcess:
+    """A live generator in the middle of a partition (waiting for one if needed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for generator in group.generators:
+            if generator.alive() and working(generator):
+                return generator
+        time.sleep(0.02)
+    raise AssertionError(f"no generator was in the middle of a partition for {timeout}s")
+
+
+@pytest.mark.parametrize(
+    ("kills", "records"),
+    [
+        pytest.param(1, 160, marks=pytest.mark.quick, id="1-kill"),
+        pytest.param(5, 800, id="5-kills"),
+    ],
+)
+def test_generator_killed_mid_partition(
+    kills: int,
+    records: int,
+    rig: Rig,
+) -> None:
+    """Case 1: ``kill -9`` a generator in the middle of a partition; a new one starts."""
+    group, api = rig.services(generators=2)
+    rig.emulator.configure(latency_ms=40)
+    started = time.monotonic()
+    job = submit(api, rig.seeds, records, "5")
+    step = max(10, records // (kills + 3))
+    done = 0
+    for kill in range(kills):
+        wait_billed(rig.stack, job["id"], step * (kill + 1), timeout=120)
+        victim = busy_generator(group)
+        victim.kill(signal.SIGKILL)
+        done += 1
+        victim.start()  # a new process; the job goes on meanwhile
+    final = rig.final(job)
+    counters = rig.count(f"generator kill -9 x{done}", job, started)
+    assert final["status"] == "COMPLETED", final
+    counters.assert_zero()
+    assert counters.records == records
+
+
+@pytest.mark.parametrize(
+    "kills",
+    [pytest.param(1, marks=pytest.mark.quick, id="1-kill"), pytest.param(5, id="5-kills")],
+)
+def test_accounting_killed_between_write_and_ack(
+    kills: int,
+    rig: Rig,
+) -> None:
+    """Case 2: accounting dies right after a database write, before its acknowledgement.
+
+    The failpoint ``accounting.after_write`` kills it (SIGKILL, from inside, at
+    that exact place) with some probability per write; each time a new process
+    starts, until it has died ``kills`` times, then one without the failpoint.
+    """
+    armed = {"PALETTE_FAILPOINTS": "accounting.after_write=kill:0.08"}
+    group, api = rig.services(generators=2, overrides={"accounting": armed})
+    started = time.monotonic()
+    jobs = [submit(api, rig.seeds, 240, "5")]
+    deaths = 0
+    deadline = time.monotonic() + FAULT_CASE_TIMEOUT
+    while deaths < kills and time.monotonic() < deadline:
+        if group.accounting.wait(0.1) is not None:
+            assert group.accounting.process.returncode == -signal.SIGKILL
+            deaths += 1
+            if deaths == kills:
+                assert group.accounting.process.env is not None
+                group.accounting.process.env.pop("PALETTE_FAILPOINTS")
+            group.accounting.start()  # it may die again before it is ready: that counts
+        latest = rig.mongo["jobs"].find_one({"_id": jobs[-1]["id"]})
+        if deaths < kills and latest is not None and latest["status"] in FINAL:
+            # The job ended before enough crashes: another one, the failpoint still armed.
+            jobs.append(submit(api, rig.seeds, 240, "5"))
+    assert deaths == kills, f"accounting died {deaths} times, wanted {kills}"
+    group.accounting.wait_ready()
+    for job in jobs:
+        final = rig.final(job)
+        counters = rig.count(f"accounting kill -9 after write x{deaths}", job, started)
+        assert final["status"] == "COMPLETED", final
+        counters.assert_zero()
+
+
+@pytest.mark.parametrize(
+    ("how", "restarts"),
+    [
+        pytest.param(signal.SIGTERM, 1, marks=pytest.mark.quick, id="sigterm"),
+        pytest.param(signal.SIGKILL, 3, id="kill-9-x3"),
+    ],
+)
+def test_scheduler_restarted_resumes_every_job(
+    how: int,
+    restarts: int,
+    rig: Rig,
+) -> None:
+    """Case 5: the scheduler restarts mid-job; it resumes both running jobs from the database.
+
+    No partition is generated twice: the emulator billed exactly one call per
+    record (one step, no model errors in this case).
+    """
+    group, api = rig.services(generators=2)
+    started = time.monotonic()
+    jobs = [submit(api, rig.seeds, 200, "5"), submit(api, rig.seeds, 200, "5")]
+    for restart in range(restarts):
+        wait_billed(rig.stack, jobs[0]["id"], 40 * (restart + 1), timeout=120)
+        group.scheduler.restart(sig=how)
+    for job in jobs:
+        final = rig.final(job)
+        name = "SIGTERM" if how == signal.SIGTERM else "kill -9"
+        counters = rig.count(f"scheduler {name} x{restarts} ({job['id'][:8]})", job, started)
+        assert final["status"] == "COMPLETED", final
+        counters.assert_zero()
+        calls = rig.stack.emulator_control().billing(job_id=job["id"])
+        per_record = Counter(call["request_metadata"]["record"] for call in calls)
+        twice = {record: n for record, n in per_record.items() if n > 1}
+        assert not twice, f"records generated more than once: {twice}"
+        assert billed_count(rig.stack, job["id"]) == 200

@@ -1,0 +1,151 @@
+"""When no generator answers: previews and snapshots give up with a 503, deletes wait (409).
+
+The session's generators are killed for the duration of a test (and started
+again after it), so nothing consumes the generator queues: a ``preview?run=true``
+or a partial export asked of the tight gateway (two-second waits) gets no
+answer, and a cancelled job cannot settle its partitions, so it stays ended
+with its export still to come. Everything is real: gateways, broker, database,
+S3 and the scheduler and accounting processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from palette.devstack.services import ServiceGroup
+from palette.devstack.stack import DevStack
+from tests.integration.gateway_fixtures import MakeApi
+from tests.integration.gateway_helpers import ONE_STEP, problem, start, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+WAIT_SECONDS = 2.0  # TIGHT_SETTINGS: snapshot and preview timeouts
+SEED = {"product": "a kettle"}
+
+
+class Generators:
+    """Stops and starts the session's generator processes."""
+
+    def __init__(self, services: ServiceGroup) -> None:
+        self.services = services
+
+    def kill(self) -> None:
+        for generator in self.services.generators:
+            generator.kill()
+
+    def start(self) -> None:
+        """Start the stopped ones together, then wait until each is ready."""
+        stopped = [g for g in self.services.generators if not g.alive()]
+        for generator in stopped:
+            generator.start()
+        for generator in stopped:
+            generator.wait_ready(60)
+
+
+@pytest.fixture
+def generators(services: ServiceGroup) -> Iterator[Generators]:
+    """The generators, running again after the test whatever it did to them."""
+    control = Generators(services)
+    try:
+        yield control
+    finally:
+        control.start()
+
+
+def timed(call: Any) -> tuple[Any, float]:
+    began = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - began
+
+
+class TestPreviewRun:
+    def test_no_answer_in_time_is_a_503_and_the_late_request_calls_no_model(
+        self, make_api: MakeApi, make_tight_api: MakeApi, generators: Generators, devstack: DevStack
+    ) -> None:
+        user, api = make_api()
+        _, tight = make_tight_api(user)
+        template = api.create_template(ONE_STEP)
+        generators.kill()
+        response, took = timed(
+            lambda: tight.http.post(
+                f"/templates/{template['id']}/preview", params={"run": "true"}, json={"seed": SEED}
+            )
+        )
+        found = problem(response, 503)
+        assert f"no generator answered the preview within {WAIT_SECONDS:g} s" in found["detail"]
+        assert response.headers["retry-after"] == "5"
+        assert WAIT_SECONDS <= took < WAIT_SECONDS + 3
+        generators.start()
+        time.sleep(2)  # a generator would have taken the request by now, had it not expired
+        assert devstack.emulator_control().billing(owner=user) == []
+        # Served again: the same preview now runs through the model.
+        ran = api.http.post(
+            f"/templates/{template['id']}/preview", params={"run": "true"}, json={"seed": SEED}
+        )
+        assert ran.status_code == 200, ran.text
+        assert len(devstack.emulator_control().billing(owner=user)) == 1
+
+
+class TestRunningJobWithoutGenerators:
+    def test_snapshot_is_a_503_and_deleting_the_cancelled_job_is_a_409_until_it_exported(
+        self,
+        make_api: MakeApi,
+        make_tight_api: MakeApi,
+        generators: Generators,
+        devstack: DevStack,
+        mongo: Any,
+        s3: Any,
+    ) -> None:
+        user, api = make_api()
+        _, tight = make_tight_api(user)
+        emulator = devstack.emulator_control()
+        emulator.configure(latency_ms=40)
+        try:
+            _, _, job = start(api, num_records=3000, budget_usd="5")
+            job_id = job["id"]
+            wait_until(lambda: api.job(job_id)["records_done"] >= 10)
+            generators.kill()
+        finally:
+            emulator.configure(latency_ms=5)
+        prefix = f"jobs/{job_id}/"
+        objects_before = s3.list_objects_v2(Bucket=devstack.bucket, Prefix=prefix)["KeyCount"]
+        assert objects_before > 0
+
+        response, took = timed(
+            lambda: tight.http.get(f"/jobs/{job_id}/download", params={"format": "csv"})
+        )
+        found = problem(response, 503)
+        assert "partial export is still being written" in found["detail"]
+        assert response.headers["retry-after"] == "5"
+        assert WAIT_SECONDS <= took < WAIT_SECONDS + 3
+
+        assert api.http.delete(f"/jobs/{job_id}").status_code == 202  # running: cancelled
+        wait_until(lambda: api.job(job_id)["status"] == "CANCELLED")
+        for client in (api, tight):
+            refused = client.http.delete(f"/jobs/{job_id}")
+            busy = problem(refused, 409)
+            assert busy["errors"][0]["field"] == "job_id"
+            assert "still writing its export" in busy["detail"]
+            assert refused.headers["retry-after"] == "2"
+        time.sleep(1)  # a delete that slipped through would be under way by now
+        assert api.http.get(f"/jobs/{job_id}").status_code == 200
+        assert mongo["jobs"].find_one({"_id": job_id})["export"] is None
+        listed = s3.list_objects_v2(Bucket=devstack.bucket, Prefix=prefix)["KeyCount"]
+        assert listed >= objects_before
+
+        generators.start()
+        final = api.wait(job_id, timeout=90)
+        assert final["status"] == "CANCELLED"
+        assert 10 <= final["export"]["records"] < 3000
+        link = tight.http.get(f"/jobs/{job_id}/download")
+        assert link.status_code == 200, link.text
+        assert link.json()["partial"] is False
+        assert api.http.delete(f"/jobs/{job_id}").status_code == 202  # ended and exported
+        wait_until(lambda: api.http.get(f"/jobs/{job_id}").status_code == 404, timeout=60)
+        wait_until(
+            lambda: s3.list_objects_v2(Bucket=devstack.bucket, Prefix=prefix)["KeyCount"] == 0
+        )
