@@ -34,11 +34,23 @@ class TestReadCache:
         clock, source = Clock(), Source()
         cache = ReadCache(0.25, clock)
         assert await cache.get("job", source.read, keep_all) == 1
-        clock.now += 0.2
+        clock.now += 0.1
         assert await cache.get("job", source.read, keep_all) == 1
-        clock.now += 0.05
+        assert source.reads == 1
+        clock.now += 0.15
         assert await cache.get("job", source.read, keep_all) == 2
         assert source.reads == 2
+
+    async def test_a_value_past_half_its_ttl_is_answered_and_refreshed_behind(self) -> None:
+        clock, source = Clock(), Source(pause=0.01)
+        cache = ReadCache(0.25, clock)
+        assert await cache.get("job", source.read, keep_all) == 1
+        clock.now += 0.15
+        assert await cache.get("job", source.read, keep_all) == 1  # at once, not after the read
+        assert await cache.get("job", source.read, keep_all) == 1  # one refresh at a time
+        await asyncio.sleep(0.03)
+        assert source.reads == 2
+        assert await cache.get("job", source.read, keep_all) == 2
 
     async def test_keys_are_separate(self) -> None:
         source = Source()
@@ -99,6 +111,7 @@ class TestReadCache:
             return "doc"
 
         await cache.get("job", slow, keep_all)
+        assert cache.fresh("job") == (True, "doc")
         clock.now += 0.06
         assert cache.fresh("job") == (False, None)
 

@@ -5,7 +5,8 @@ client polling ``GET /jobs/{id}``, several at once. Each read costs the
 database a query or three, and on the one-machine stack the database is a
 Python server (SecantusDB): at 200 requests/s the reads alone needed more CPU
 than the machine had. A ``ReadCache`` answers a read made less than ``ttl``
-seconds ago with its result, and concurrent identical reads share one query.
+seconds ago with its result (refreshing it in the background once it is half
+that old), and concurrent identical reads share one query.
 Pure logic; the clock is injectable.
 """
 
@@ -62,24 +63,36 @@ class ReadCache:
     ) -> T:
         """The kept value, else the result of ``load()``, kept when ``keep`` says so.
 
-        Concurrent callers share one load, which runs as a task of its own: a
-        caller that is cancelled (a client that went away) cancels nobody else's.
+        A kept value older than half the ttl is still answered while a load
+        refreshes it in the background, so a key read steadily never makes a
+        request wait for the database. Concurrent callers share one load, which
+        runs as a task of its own: a caller that is cancelled (a client that
+        went away) cancels nobody else's.
         """
-        found, value = self.fresh(key)
-        if found:
-            return cast(T, value)
-        task = self._loading.get(key)
-        if task is None:
-            started = self.clock()
-            task = asyncio.ensure_future(load())
-            self._loading[key] = task
-
-            def done(finished: asyncio.Future[Any]) -> None:
-                self._loading.pop(key, None)
-                if finished.cancelled() or finished.exception() is not None:
-                    return
-                if keep(finished.result()):
-                    self.put(key, finished.result(), started)
-
-            task.add_done_callback(done)
+        entry = self._entries.get(key)
+        if entry is not None:
+            age = self.clock() - entry[0]
+            if age < self._ttl:
+                if age >= self._ttl / 2 and key not in self._loading:
+                    self._load(key, load, keep)
+                return cast(T, entry[1])
+            del self._entries[key]
+        task = self._loading.get(key) or self._load(key, load, keep)
         return cast(T, await asyncio.shield(task))
+
+    def _load(
+        self, key: Hashable, load: Callable[[], Awaitable[T]], keep: Callable[[T], bool]
+    ) -> asyncio.Future[Any]:
+        started = self.clock()
+        task = asyncio.ensure_future(load())
+        self._loading[key] = task
+
+        def done(finished: asyncio.Future[Any]) -> None:
+            self._loading.pop(key, None)
+            if finished.cancelled() or finished.exception() is not None:
+                return
+            if keep(finished.result()):
+                self.put(key, finished.result(), started)
+
+        task.add_done_callback(done)
+        return task
