@@ -75,24 +75,34 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Plan, tuple[
     return args, plan, names
 
 
-def measure(rig: Rig, plan: Plan, names: tuple[str, ...]) -> tuple[list[Figure], list[str]]:
-    """Every figure of ``names``; a measurement that fails is an error, the others go on."""
+def write_results(run: Run) -> None:
+    """Write the run (so far) to ``bench/results/latest.json``."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(run.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def measure(rig: Rig, plan: Plan, names: tuple[str, ...], run: Run) -> None:
+    """Every figure of ``names`` into ``run``; one that fails is an error, the others go on.
+
+    The results so far are written after each measurement, so a run stopped
+    half way still leaves what it measured.
+    """
     clock = time.monotonic()
-    figures: list[Figure] = []
-    errors: list[str] = []
     for name in names:
         module = importlib.import_module(f"bench.figures.{name}")
+        started = time.monotonic()
         try:
             rows: list[Figure] = module.run(rig, plan)
         except Exception as exc:
             traceback.print_exc()
-            errors.append(f"{name}: {type(exc).__name__}: {exc}")
-            continue
-        figures += rows
-        shown = ", ".join(f"{f.name} {f.shown_value()}" for f in rows)
-        print(f"[{time.monotonic() - clock:5.0f} s] {shown}", flush=True)
-    figures.sort(key=lambda f: table_position(f.name))
-    return figures, errors
+            run.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            rows = []
+        run.seconds[name] = time.monotonic() - started
+        run.figures = sorted([*run.figures, *rows], key=lambda f: table_position(f.name))
+        run.duration_s = time.monotonic() - clock
+        write_results(run)
+        shown = ", ".join(f"{f.name} {f.shown_value()}" for f in rows) or "not measured"
+        print(f"[{time.monotonic() - clock:5.0f} s] {name}: {shown}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,28 +115,31 @@ def main(argv: list[str] | None = None) -> int:
     targets = [name.strip() for name in args.profile.split(",") if name.strip()]
     profiler = Profiler(targets, PROFILES) if targets else None
     rig = Rig(args.vhost, keep_logs=args.keep_logs, profiler=profiler)
-    errors = ["the run was interrupted"]
+    run = Run(plan.mode, facts, started.isoformat(timespec="seconds"), 0.0, [], complete=False)
     try:
         rig.start()
+        run.seconds["start"] = time.monotonic() - clock
         print(f"[{time.monotonic() - clock:5.0f} s] stack and services up", flush=True)
-        figures, errors = measure(rig, plan, names)
+        measure(rig, plan, names, run)
+    except BaseException:
+        run.errors.append("the run was interrupted")
+        raise
     finally:
-        rig.stop(failed=bool(errors))
-        if errors or args.keep_logs:
+        rig.stop(failed=bool(run.errors))
+        if run.errors or args.keep_logs:
             print(f"logs kept in {rig.state_dir}", file=sys.stderr)
-    facts["load"] = meter.stop()
-    facts["load_summary"] = load_summary(facts["load"])
-    run = Run(plan.mode, facts, started.isoformat(timespec="seconds"), 0.0, figures, errors)
-    run.duration_s = time.monotonic() - clock
+        facts["load"] = meter.stop()
+        facts["load_summary"] = load_summary(facts["load"])
+        run.duration_s = time.monotonic() - clock
+        run.complete = not run.errors
+        write_results(run)
     print()
-    print(render_table(figures))
-    for error in errors:
+    print(render_table(run.figures))
+    for error in run.errors:
         print(f"not measured: {error}")
     print(f"\n{plan.mode} run, {run.duration_s:.0f} s; machine {facts['load_summary']}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(run.to_json(), indent=2) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
-    if plan.mode == "full" and not args.only and not args.no_docs and not errors:
+    if plan.mode == "full" and not args.only and not args.no_docs and run.complete:
         DOC.write_text(update_doc(DOC.read_text(encoding="utf-8"), render_markdown(run)))
         print(f"updated {DOC.relative_to(ROOT)}")
     return 0 if run.passed else 1

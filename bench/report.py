@@ -114,6 +114,10 @@ class Run:
     figures: list[Figure]
     errors: list[str] = field(default_factory=list)
     """Figures that could not be measured, with the reason."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """How long each measurement took."""
+    complete: bool = True
+    """False while the run is still going (the JSON is written after each measurement)."""
 
     @property
     def passed(self) -> bool:
@@ -126,7 +130,9 @@ class Run:
             "mode": self.mode,
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 1),
+            "complete": self.complete,
             "passed": self.passed,
+            "seconds": {name: round(value, 1) for name, value in self.seconds.items()},
             "machine": self.machine,
             "figures": [f.to_dict() for f in self.figures],
             "errors": self.errors,
@@ -153,8 +159,9 @@ def render_table(figures: Sequence[Figure]) -> str:
 def render_markdown(run: Run) -> str:
     """The results section of ``docs/benchmarks.md``: machine, then the table and notes."""
     m = run.machine
+    took = ", ".join(f"{name} {value:.0f} s" for name, value in run.seconds.items())
     lines = [
-        f"Last full run: {run.started_at} ({run.mode}, {run.duration_s:.0f} s).",
+        f"Last full run: {run.started_at} ({run.mode}, {run.duration_s:.0f} s: {took}).",
         "",
         f"- CPU: {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores",
         f"- Memory: {m.get('memory_gib', '?')} GiB",

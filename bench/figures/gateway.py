@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import psutil
 
@@ -24,6 +25,8 @@ from bench.rig import Rig
 
 USER = "bench-stops"
 MARGIN_SECONDS = 5.0
+BACKGROUND_SECONDS = 2.0
+"""How long the job runs alone first, to see what the gateway and database use for it."""
 
 
 def run(rig: Rig, plan: Plan) -> list[Figure]:
@@ -40,7 +43,12 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
         "gateway": rig.service_processes()["gateway"],
         "database": psutil.Process(rig.stack.database.pid),
     }
+    idle = cpu_seconds(watched)
+    time.sleep(BACKGROUND_SECONDS)
     before = cpu_seconds(watched)
+    background = {
+        name: round((before[name] - idle[name]) / BACKGROUND_SECONDS, 3) for name in watched
+    }
     done = subprocess.run(
         [
             sys.executable,
@@ -77,6 +85,7 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
             for name in watched
         }
         | {"load_process": round(result["load_cpu_s"] / result["requests"] * 1000, 2)},
+        "cpu_share_before_the_load": background,
         "schedule_late_p99_ms": round(stats.percentile(result["late_ms"], 99), 2),
         "job_ran_throughout": still_running,
         "jobs_per_page": len(page),

@@ -3,8 +3,9 @@
 ``python -m bench.workers.converse_loop --endpoint URL --calls N`` makes the
 same kind of request a generator makes for the benchmark's one-step template
 (the same model, a prompt rendered from the same seeds, the same inference
-settings and request metadata keys), with the generator's own client factory,
-one after another on one thread. It prints the process CPU time per call.
+settings and request metadata keys, values of the same length), with the
+generator's own client factory, one after another on one thread. It prints
+the process CPU time per call.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from palette.generator.bedrock import bedrock_client
 from palette.generator.settings import GeneratorSettings
 
 WARMUP_CALLS = 50
+HOLDER = "0" * 32
+"""Stands for the claim holder token a generator puts in each call's metadata."""
 
 
 def requests(template: dict[str, Any], seed_path: str, count: int) -> list[dict[str, Any]]:
@@ -46,6 +49,8 @@ def requests(template: dict[str, Any], seed_path: str, count: int) -> list[dict[
                 "record": str(index),
                 "step": step["id"],
                 "call_attempt": "1",
+                "call_id": f"{HOLDER}-{index}",
+                "holder": HOLDER,
             },
         }
         if step.get("system"):

@@ -142,6 +142,7 @@ def sample_run(errors: list[str] | None = None) -> Run:
             Figure("export speed, csv", 25000.0, Target("report"), unit="records/s"),
         ],
         errors=errors or [],
+        seconds={"throughput": 41.26},
     )
 
 
@@ -176,10 +177,13 @@ class TestRendering:
             "export speed, csv",
         ]
         assert data["errors"] == ["gateway: boom"]
+        assert data["complete"] is True
+        assert data["seconds"] == {"throughput": 41.3}
 
     def test_markdown_names_the_machine_and_lists_every_figure(self) -> None:
         text = render_markdown(sample_run(["memory: TimeoutError"]))
         assert "AMD EPYC, 2 cores" in text
+        assert "(full, 512 s: throughput 41 s)" in text
         assert "| gateway latency p99 | 31.2 ms | <= 25 ms | FAIL |" in text
         assert "- **throughput efficiency**: 2,000 records" in text
         assert "- memory: TimeoutError" in text
