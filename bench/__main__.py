@@ -15,6 +15,7 @@ import dataclasses
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -92,6 +93,7 @@ def measure(rig: Rig, plan: Plan, names: tuple[str, ...], run: Run) -> None:
         module = importlib.import_module(f"bench.figures.{name}")
         started = time.monotonic()
         try:
+            rig.fresh_database()
             rows: list[Figure] = module.run(rig, plan)
         except Exception as exc:
             traceback.print_exc()
@@ -105,9 +107,19 @@ def measure(rig: Rig, plan: Plan, names: tuple[str, ...], run: Run) -> None:
         print(f"[{time.monotonic() - clock:5.0f} s] {name}: {shown}", flush=True)
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (``timeout``, a CI runner) ends the run like Ctrl-C: everything started stops."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when every target is met."""
     args, plan, names = parse_args(argv)
+    stop_on_sigterm()
     started = datetime.now(UTC)
     clock = time.monotonic()
     facts = machine.describe()

@@ -52,7 +52,8 @@ class Plan:
     overhead_records: int = 2_000
     scaleout_generators: tuple[int, ...] = (1, 2, 4)
     scaleout_concurrency: int = 16
-    scaleout_runs: int = 2
+    scaleout_records: int = 2_000
+    scaleout_runs: int = 1
     stops: int = 20
     stop_records: int = 2_000
     stop_after_s: float = 0.8
@@ -79,15 +80,15 @@ QUICK = replace(
     mode="quick",
     runs=1,
     throughput_records=800,
+    scaleout_records=400,
     overhead_records=800,
-    scaleout_runs=1,
-    stops=6,
+    stops=5,
     stop_records=600,
     overshoot_jobs=6,
     overshoot_records=120,
-    gateway_seconds=5.0,
-    memory_small=1_000,
-    memory_large=10_000,
+    gateway_seconds=4.0,
+    memory_small=300,
+    memory_large=3_000,
 )
 """About two minutes: every figure, smaller. Its numbers are indicative, not the issue's."""
 

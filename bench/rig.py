@@ -29,6 +29,7 @@ from pymongo import MongoClient
 from bench.profiling import Profiler
 from palette.common import messages as m
 from palette.common.topology import BROADCAST, EVENTS, ROUTES
+from palette.devstack import readiness
 from palette.devstack.client import GatewayClient
 from palette.devstack.emulator_client import EmulatorControl
 from palette.devstack.queues import delete_queues
@@ -36,6 +37,7 @@ from palette.devstack.services import ServiceProcess, start_services
 from palette.devstack.stack import DEFAULT_RABBITMQ_URL, DevStack
 
 DEFAULT_VHOST = "palette-bench"
+READY_SECONDS = 30.0
 BASE_SERVICES = ("gateway", "scheduler", "accounting")
 
 SERVICE_SETTINGS: dict[str, dict[str, str]] = {
@@ -240,6 +242,23 @@ class Rig:
         self.generators = keep + started
         return self.generators
 
+    def fresh_database(self) -> None:
+        """Restart the database server (same data) and wait until the services use it again.
+
+        SecantusDB keeps a record of every retryable write for 30 minutes and, on
+        each write, scans them all, sorting them once there are more than 10,000
+        (``secantus/transactions.py``, ``_prune_retryable_locked``): after a few
+        thousand records of a run, it spent most of its CPU there and every
+        later measurement would pay for the earlier ones. A restart empties it.
+        """
+        assert self.stack is not None
+        self.stack.restart_database()
+        deadline = time.monotonic() + READY_SECONDS
+        while not _answers(f"{self.gateway_url}/ready"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway is not ready after the database restarted")
+            time.sleep(0.1)
+
     def configure(self, service: str, settings: Mapping[str, str]) -> None:
         """Run the base ``service`` with ``settings`` on top of the run's (restart if needed).
 
@@ -301,6 +320,13 @@ class Rig:
     def latency(self, latency_ms: float, jitter_ms: float = 0.0) -> None:
         """Set the emulated model latency."""
         self.emulator.configure(latency_ms=latency_ms, jitter_ms=jitter_ms)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return readiness.http_ok(url)
+    except OSError:  # refused, or an error status (urllib's HTTPError)
+        return False
 
 
 def wall_time(iso: str) -> float:

@@ -40,7 +40,7 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
             rig.use_generators(count, plan.scaleout_concurrency)
             warm, _ = submit(rig, work, 16 * count, partition_size=WARMUP_PARTITION)
             wait_final(rig, warm, 120)
-            timing = timed_job(rig, work, plan.throughput_records)
+            timing = timed_job(rig, work, plan.scaleout_records)
             rates[count] = timing.rate
             jobs[count] = timing.details()
         for count, values in speedups.items():
@@ -57,7 +57,7 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
             unit="x",
             runs=[round(v, 3) for v in values],
             details={"repetitions": reps, "limit_per_generator": limit, "window": window},
-            note=f"{plan.throughput_records} one-step records at "
+            note=f"{plan.scaleout_records} one-step records at "
             f"{plan.throughput_latency_ms:g} ms, generators of concurrency "
             f"{plan.scaleout_concurrency}, scheduler window {window}: records/s over one "
             "generator's, in the same repetition",
