@@ -20,8 +20,14 @@ demo: install ## Run a real two-step job end to end on the one-machine stack
 test: install ## Lint, type-check, then the unit, integration, e2e and deploy tests and the quick fault cases
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
-	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src
+	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
 	@$(UV) run pytest -m "not faults or quick" $(PYTEST_ARGS)
+
+bench: install ## Issue 5's benchmarks (~10 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
+	@$(UV) run --group bench python -m bench $(ARGS)
+
+bench-quick: install ## The quick benchmark run (~2 min; indicative sizes)
+	@$(UV) run --group bench python -m bench --quick $(ARGS)
 
 test-unit: install ## Unit tests only (no I/O)
 	@$(UV) run pytest tests/unit -m unit $(PYTEST_ARGS)
@@ -31,7 +37,7 @@ test-faults: install ## The full fault suite
 
 lint: install ## Ruff and mypy
 	@$(UV) run ruff check .
-	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src
+	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
 
 test-deploy: install ## Offline checks of the Dockerfile, compose file and Kubernetes manifests
 	@$(UV) run pytest tests/deploy -m deploy $(PYTEST_ARGS)
@@ -47,4 +53,4 @@ format: install ## Format the code
 	@$(UV) run ruff format .
 	@$(UV) run ruff check --fix .
 
-.PHONY: help uv install demo test test-unit test-faults test-deploy docs env-example lint format
+.PHONY: help uv install demo test bench bench-quick test-unit test-faults test-deploy docs env-example lint format

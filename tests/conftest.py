@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aio_pika
 import boto3
 import pytest
 from pymongo import MongoClient
 
-from palette.common.topology import Queues
 from palette.devstack.client import GatewayClient
+from palette.devstack.queues import delete_queues
 from palette.devstack.services import ServiceGroup, start_services
 from palette.devstack.stack import DEFAULT_RABBITMQ_URL, DevStack
 from palette.gateway.settings import GatewaySettings
@@ -49,17 +48,6 @@ def _rabbitmqctl(*args: str) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return done.returncode == 0
-
-
-async def _reset_queues(url: str) -> None:
-    """Delete the system's queues on the test vhost: each session starts empty."""
-    connection = await aio_pika.connect(url, timeout=30)
-    async with connection:
-        for spec in Queues.all():
-            for name in (spec.name, spec.dead_letter_queue):
-                channel = await connection.channel()
-                await channel.queue_delete(name)
-                await channel.close()
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +77,7 @@ def rabbitmq_url(test_backend: Backend) -> str:
         return test_backend.rabbitmq_url
     base = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
     url = kept_vhost_url(test_backend, vhost_name()) or base
-    asyncio.run(_reset_queues(url))
+    asyncio.run(delete_queues(url))
     return url
 
 
@@ -116,7 +104,7 @@ def kept_vhost_url(test_backend: Backend, vhost: str, *, reset: bool = False) ->
             _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
             url = base.rstrip("/") + "/" + quote(vhost, safe="")
     if url is not None and reset:
-        asyncio.run(_reset_queues(url))
+        asyncio.run(delete_queues(url))
     return url
 
 

@@ -25,13 +25,23 @@ from palette.gateway.settings import GatewaySettings
 Doc = dict[str, Any]
 
 
+class ManualClock:
+    """A clock for pure logic that takes one: it shows ``now``, which a test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class InMemoryRepository:
     """The ``Repository`` port over dictionaries."""
 
     def __init__(self) -> None:
         self.templates: dict[str, Doc] = {}
         self.jobs: dict[str, Doc] = {}
-        self.ledgers: dict[str, Doc] = {}
+        self.ledger_docs: dict[str, Doc] = {}
         self.keys: dict[tuple[str, str], Doc] = {}
         self.down = False
 
@@ -143,9 +153,13 @@ class InMemoryRepository:
             if j["owner"] == owner and j["status"] in ("QUEUED", "RUNNING")
         )
 
+    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
+        """Every job's ledger view."""
+        return {job_id: await self.ledger(job_id, budget) for job_id, budget in budgets.items()}
+
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """A ledger view from the stored spent/reserved amounts."""
-        doc = self.ledgers.get(job_id)
+        doc = self.ledger_docs.get(job_id)
         if doc is None:
             return LedgerView.empty(budget)
         spent, reserved = int(doc.get("spent", 0)), int(doc.get("reserved", 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -241,6 +242,16 @@ class TestEmulatorHandler:
         assert entry["request_metadata"] == {"job": "j"}
         assert entry["input_tokens"] == usage["inputTokens"]
         assert ("x-amzn-RequestId", entry["request_id"]) in response.headers
+
+    def test_billing_entry_has_arrival_and_billing_times(self, emulator: BedrockEmulator) -> None:
+        path = f"/model/{MODEL.replace(':', '%3A')}/converse"
+        waiting = emulator(Request("POST", path, {}, {}, json.dumps(body("hi")).encode()))
+        assert isinstance(waiting, Later), "the answer comes after the model's latency"
+        between = datetime.now(UTC)
+        settle(waiting)
+        [entry] = emulator.billing.entries()
+        started, billed = (datetime.fromisoformat(entry[k]) for k in ("started_at", "at"))
+        assert started <= between <= billed
 
     def test_unknown_model_is_refused_and_not_billed(self, emulator: BedrockEmulator) -> None:
         response = converse(emulator, "acme.unknown-v1:0", body("x"))

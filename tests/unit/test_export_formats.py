@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -189,6 +190,18 @@ class MemoryStorage(Storage):
     def open(self, key: str) -> io.BufferedReader:
         return io.BufferedReader(io.BytesIO(self.parts[key]))
 
+    def read_bytes(self, key: str) -> bytes:
+        return self.parts[key]
+
+
+class SlowFirstStorage(MemoryStorage):
+    """The earlier a part's key, the longer reading it takes."""
+
+    def read_bytes(self, key: str) -> bytes:
+        keys = sorted(self.parts)
+        time.sleep(0.002 * (len(keys) - keys.index(key)))
+        return self.parts[key]
+
 
 class TestMultipartSink:
     def test_small_file_is_one_put(self) -> None:
@@ -243,6 +256,18 @@ class TestWriteDataset:
         else:
             indices = [json.loads(line)["index"] for line in data.splitlines()]
         assert indices == [0, 1, 2, 3, 5, 6]
+
+    def test_parts_read_ahead_are_written_in_key_order(self) -> None:
+        parts = {
+            f"jobs/j/parts/{k * 2:010d}.jsonl": part("j", [k * 2, k * 2 + 1]) for k in range(20)
+        }
+        storage = SlowFirstStorage(parts)
+        assert [key for key, _ in storage.read_ahead(sorted(parts), 8)] == sorted(parts)
+        result = write_dataset(
+            storage, "j", OutputFormat.JSONL, STEPS, 40, batch_rows=2, part_bytes=64
+        )
+        data = storage.fake.objects[result.key]
+        assert [json.loads(line)["index"] for line in data.splitlines()] == list(range(40))
 
     def test_a_bad_line_fails_the_export_and_aborts_the_upload(self) -> None:
         storage = MemoryStorage({"jobs/j/parts/0000000000.jsonl": b'{"index": 0}\n'})

@@ -268,7 +268,7 @@ class TestJobs:
         job_id = client.post(
             "/jobs", json=_job_body(template_id, seed_key), headers=auth("alice")
         ).json()["id"]
-        world.repository.ledgers[job_id] = {
+        world.repository.ledger_docs[job_id] = {
             "_id": job_id,
             "spent": 1_250_000_000_000,
             "reserved": 0,

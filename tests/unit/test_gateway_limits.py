@@ -7,16 +7,9 @@ import asyncio
 import pytest
 
 from palette.gateway.limits import OwnerLocks, RateLimiter
+from tests.unit.gateway_fakes import ManualClock as Clock
 
 pytestmark = pytest.mark.unit
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestRateLimiter:

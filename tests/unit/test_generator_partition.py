@@ -19,6 +19,7 @@ from palette.generator.partition import end_message_id, run_partition
 from palette.generator.records import PartMeta, decode_line
 from palette.generator.runtime import Runtime
 from palette.generator.settings import GeneratorSettings
+from palette.generator.slots import CallSlots
 from palette.generator.stops import StopRegistry
 from palette.generator.storage import StoredPart
 
@@ -119,7 +120,7 @@ def runtime(
         leases=leases or FakeLeases(),  # type: ignore[arg-type]
         stops=StopRegistry(),
         pricing=PRICING,
-        call_slots=asyncio.Semaphore(concurrency),
+        call_slots=CallSlots(concurrency),
         claims=None,  # type: ignore[arg-type]  # run_partition does not claim; the handler does
     )
 

@@ -15,6 +15,8 @@ from typing import Any
 import aio_pika.exceptions
 import structlog
 from faststream import AckPolicy
+from faststream._internal.constants import EMPTY
+from faststream._internal.context import Context as ContextField
 from faststream.middlewares import BaseMiddleware
 from faststream.rabbit import Channel, RabbitBroker
 from pydantic import ValidationError
@@ -38,6 +40,27 @@ from palette.common.topology import (
 log = structlog.get_logger("palette.broker")
 
 PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+class LoopContextField(ContextField):
+    """A context field whose ``use`` runs on the event loop (see ``Context``)."""
+
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """Put the context value in ``kwargs`` (``faststream.Context``'s own lookup)."""
+        resolved: dict[str, Any] = super().use(**kwargs)
+        return resolved
+
+
+def Context(real_name: str = "", *, default: Any = EMPTY) -> Any:
+    """``faststream.Context`` (a value of the app's context as a handler argument), on the loop.
+
+    FastDepends runs a custom field's synchronous ``use`` in a worker thread,
+    so every ``faststream.Context`` argument costs each message a round trip
+    through the thread pool, though reading the context never blocks. This
+    field's ``use`` is a coroutine, which FastDepends awaits in place. Only
+    for async handlers (all of ours): a sync handler would get a coroutine.
+    """
+    return LoopContextField(real_name=real_name, default=default)
 
 
 class PermanentError(Exception):

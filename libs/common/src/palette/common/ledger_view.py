@@ -75,9 +75,11 @@ def _usage_by_model(usage: dict[str, Any]) -> dict[str, Any]:
     return by_model
 
 
-async def read_ledger(db: AsyncDatabase[dict[str, Any]], job_id: str, budget: int) -> LedgerView:
-    """The live ledger of a job (``budget`` is used when there is no ledger yet)."""
-    doc = await db["ledgers"].find_one({"_id": job_id})
+def build_view(doc: dict[str, Any] | None, budget: int, leases: list[dict[str, Any]]) -> LedgerView:
+    """The live view of a ledger document and the lease documents of its pending leases.
+
+    ``budget`` is used when there is no ledger yet (``doc`` None).
+    """
     if doc is None:
         return LedgerView.empty(budget)
     view = LedgerView(
@@ -93,19 +95,55 @@ async def read_ledger(db: AsyncDatabase[dict[str, Any]], job_id: str, budget: in
     _merge(view.by_step, doc.get("by_step", {}), key_is_model=False)
     pending = {k: int(v) for k, v in (doc.get("pending") or {}).items()}
     view.reserved = sum(pending.values())
-    if pending:
-        # A lease stays pending until its closing reached the ledger's totals.
-        cursor = db["leases"].find({"_id": {"$in": list(pending)}})
-        async for lease in cursor:
-            view.open_leases += 1
-            settled = int(lease.get("settled", 0))
-            view.spent += settled
-            view.reserved -= settled
-            usage = lease.get("usage") or {}
-            for entry in usage.values():
-                view.calls += int(entry.get("calls", 0))
-                view.input_tokens += int(entry.get("input_tokens", 0))
-                view.output_tokens += int(entry.get("output_tokens", 0))
-            _merge(view.by_step, usage, key_is_model=False)
-            _merge(view.by_model, _usage_by_model(usage), key_is_model=True)
+    # A lease stays pending until its closing reached the ledger's totals.
+    for lease in leases:
+        if lease.get("_id") not in pending:
+            continue
+        view.open_leases += 1
+        settled = int(lease.get("settled", 0))
+        view.spent += settled
+        view.reserved -= settled
+        usage = lease.get("usage") or {}
+        for entry in usage.values():
+            view.calls += int(entry.get("calls", 0))
+            view.input_tokens += int(entry.get("input_tokens", 0))
+            view.output_tokens += int(entry.get("output_tokens", 0))
+        _merge(view.by_step, usage, key_is_model=False)
+        _merge(view.by_model, _usage_by_model(usage), key_is_model=True)
     return view
+
+
+async def _pending_leases(
+    db: AsyncDatabase[dict[str, Any]], docs: list[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The lease documents of the ledgers' pending leases, by job id."""
+    pending = [lease for doc in docs for lease in (doc.get("pending") or {})]
+    leases: dict[str, list[dict[str, Any]]] = {}
+    if pending:
+        async for lease in db["leases"].find({"_id": {"$in": pending}}):
+            leases.setdefault(str(lease.get("job_id")), []).append(lease)
+    return leases
+
+
+async def read_ledgers(
+    db: AsyncDatabase[dict[str, Any]], budgets: dict[str, int]
+) -> dict[str, LedgerView]:
+    """The live ledgers of several jobs (job id -> budget) in two queries, whatever their number."""
+    if not budgets:
+        return {}
+    cursor = db["ledgers"].find({"_id": {"$in": list(budgets)}})
+    docs = {str(doc["_id"]): doc async for doc in cursor}
+    leases = await _pending_leases(db, list(docs.values()))
+    return {
+        job_id: build_view(docs.get(job_id), budget, leases.get(job_id, []))
+        for job_id, budget in budgets.items()
+    }
+
+
+async def read_ledger(db: AsyncDatabase[dict[str, Any]], job_id: str, budget: int) -> LedgerView:
+    """The live ledger of a job (``budget`` is used when there is no ledger yet)."""
+    doc = await db["ledgers"].find_one({"_id": job_id})
+    if doc is None:
+        return LedgerView.empty(budget)
+    leases = await _pending_leases(db, [doc])
+    return build_view(doc, budget, leases.get(job_id, []))

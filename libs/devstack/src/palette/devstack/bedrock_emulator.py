@@ -14,7 +14,9 @@ Control API (JSON), beside the model routes:
   the live configuration (``palette.devstack.faults.EmulatorConfig``);
   ``{"reset": true}`` restores the start configuration.
 - ``GET /_emulator/billing[?offset=N][&key=value...]``: billed calls, oldest
-  first; other query parameters select calls by their ``requestMetadata``;
+  first, each with ``started_at`` (request arrived) and ``at`` (billed, as the
+  answer was ready); other query parameters select calls by their
+  ``requestMetadata``;
   ``GET /_emulator/billing/summary[?key=value...]``: totals per model;
   ``DELETE /_emulator/billing``: forget them.
 - ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome.
@@ -29,6 +31,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 from pydantic import ValidationError
@@ -114,6 +117,7 @@ class BedrockEmulator:
     def converse(self, model_id: str, request: Request) -> Response | Later:
         """Answer one Converse call: validate, draw a fault, wait, bill, answer."""
         started = time.monotonic()
+        arrived = datetime.now(UTC)
         request_id = str(uuid.uuid4())
         if model_id not in self.models:
             self.stats["ValidationException"] += 1
@@ -139,6 +143,7 @@ class BedrockEmulator:
                 completion.input_tokens,
                 completion.output_tokens,
                 call.request_metadata,
+                arrived,
             )
             if self.invocations is not None:
                 self.invocations.add(entry)

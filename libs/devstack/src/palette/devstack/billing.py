@@ -29,14 +29,21 @@ class BillingLog:
         input_tokens: int,
         output_tokens: int,
         request_metadata: dict[str, str],
+        started_at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Append one billed call and return its entry."""
+        """Append one billed call and return its entry.
+
+        ``at`` is when the call was billed (its answer was ready); ``started_at``
+        when its request arrived (default: the same moment).
+        """
+        now = datetime.now(UTC)
         entry: dict[str, Any] = {
             "request_id": request_id,
             "model_id": model_id,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
-            "at": datetime.now(UTC).isoformat(),
+            "started_at": (started_at or now).isoformat(),
+            "at": now.isoformat(),
             "request_metadata": request_metadata,
         }
         self._entries.append(entry)

@@ -6,14 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from faststream import Context
 from faststream.rabbit import RabbitBroker
 
 from palette.accounting import ledger
 from palette.accounting.repository import LedgerRepository, UnknownJobError
 from palette.accounting.settings import AccountingSettings
 from palette.common import failpoints
-from palette.common.broker import PermanentError, publish
+from palette.common.broker import Context, PermanentError, publish
 from palette.common.messages import (
     BudgetDenied,
     BudgetExceeded,

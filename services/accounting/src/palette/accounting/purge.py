@@ -8,9 +8,9 @@ what is left is idempotent: a redelivery deletes nothing.
 from __future__ import annotations
 
 import structlog
-from faststream import Context
 
 from palette.accounting.repository import LedgerRepository
+from palette.common.broker import Context
 from palette.common.messages import JobDeleted
 
 log = structlog.get_logger("palette.accounting.purge")

@@ -58,7 +58,7 @@ async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
     s3 = s3_client(settings)
     broker = make_broker(settings.rabbitmq_url, logger=structlog.get_logger("faststream"))
     publisher = BrokerPublisher(broker, timeout_seconds=settings.publish_timeout_seconds)
-    repository = MongoRepository(mongo[settings.mongo_db])
+    repository = MongoRepository(mongo[settings.mongo_db], settings.read_cache_seconds)
     runtime = Runtime(
         settings=settings,
         repository=repository,

@@ -71,6 +71,9 @@ class Repository(Protocol):
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """The live ledger of a job."""
 
+    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
+        """The live ledgers of several jobs (job id -> budget)."""
+
     async def mark_submitted(self, job_id: str) -> None:
         """Record that the job's SubmitJob was published."""
 

@@ -143,6 +143,14 @@ class GatewaySettings(CommonSettings):
         gt=0,
         description="Largest worst-case cost of one previewed record run through the model.",
     )
+    read_cache_seconds: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description="How long a read of a job, of a page of jobs or of a ledger answers the "
+        "same reads in this process (0: every request reads the database). A job this "
+        "process creates is read fresh; changes by the other services show within this time.",
+    )
     template_render_seconds: float = Field(
         1.0,
         gt=0,

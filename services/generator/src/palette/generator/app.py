@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from palette.generator.claims import Claims
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.settings import GeneratorSettings
+from palette.generator.slots import CallSlots
 from palette.generator.stops import StopRegistry
 from palette.generator.storage import Storage
 
@@ -85,7 +85,7 @@ async def open_runtime(settings: GeneratorSettings) -> AsyncIterator[Runtime]:
             leases=LeasesRepository(db),
             stops=StopRegistry(),
             pricing=pricing,
-            call_slots=asyncio.Semaphore(settings.concurrency),
+            call_slots=CallSlots(settings.concurrency),
             claims=Claims(db, settings.claim_ttl_seconds),
         )
     finally:

@@ -24,11 +24,16 @@ class ClaimLapsedError(Exception):
 
 
 class ModelCalls:
-    """Makes the calls of one record under an attempt's lease."""
+    """Makes the calls of one record under an attempt's lease.
+
+    Calls wait for a slot with priority (the attempt's number, the record): the
+    generator's oldest attempt, then its lowest record, goes first.
+    """
 
     def __init__(self, state: AttemptState, record: int) -> None:
         self._state = state
         self._record = record
+        self._priority = (state.number, record)
 
     def _request(self, step: Step, prompt: str, system: str | None, attempt: int) -> ModelRequest:
         msg = self._state.msg
@@ -73,7 +78,7 @@ class ModelCalls:
         attempts = rt.settings.max_call_attempts
         for attempt in range(1, attempts + 1):
             request = self._request(step, prompt, system, attempt)
-            async with rt.call_slots:
+            async with rt.call_slots.hold(self._priority):
                 if rt.stops.is_stopped(msg.job_id):
                     raise Stopped
                 if not state.claim.valid():

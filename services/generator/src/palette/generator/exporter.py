@@ -22,6 +22,9 @@ from palette.generator.storage import Storage
 log = structlog.get_logger("palette.generator.export")
 
 _NAMESPACE = uuid.UUID("0b8f3d0e-64c4-4a47-9a4c-5d1f7d1c9e21")
+READ_AHEAD_PARTS = 8
+"""Parts read ahead while one is written: the export waited on one GET per part
+(100,000 records are 4,000 parts) and wrote 1,100 records/s from moto's S3."""
 
 
 class ExportError(Exception):
@@ -53,8 +56,9 @@ def write_dataset(
     """Stream every part in key order into the export object (blocking).
 
     Each record index is written at most once (a bitmap over ``num_records``);
-    memory holds one line, one batch of rows and one upload part. ``key`` is
-    the job's export key unless given (a snapshot writes elsewhere).
+    memory holds ``READ_AHEAD_PARTS`` parts, one batch of rows and one upload
+    part. ``key`` is the job's export key unless given (a snapshot writes
+    elsewhere).
     """
     plan = ColumnPlan(steps)
     key = key or keys.export_key(job_id, fmt)
@@ -63,22 +67,21 @@ def write_dataset(
     records = duplicates = out_of_range = 0
     try:
         writer = make_writer(fmt, sink, plan, batch_rows)
-        for part in storage.part_keys(job_id):
-            with storage.open(part) as stream:
-                for line_no, raw in enumerate(stream, start=1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        record = decode_line(raw)
-                    except ValueError as exc:
-                        raise ExportError(f"{part} line {line_no}: {exc}") from exc
-                    if not 0 <= record.index < num_records:
-                        out_of_range += 1
-                    elif seen.add(record.index):
-                        writer.write(plan.row(job_id, record))
-                        records += 1
-                    else:
-                        duplicates += 1
+        for part, body in storage.read_ahead(storage.part_keys(job_id), READ_AHEAD_PARTS):
+            for line_no, raw in enumerate(body.split(b"\n"), start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    record = decode_line(raw)
+                except ValueError as exc:
+                    raise ExportError(f"{part} line {line_no}: {exc}") from exc
+                if not 0 <= record.index < num_records:
+                    out_of_range += 1
+                elif seen.add(record.index):
+                    writer.write(plan.row(job_id, record))
+                    records += 1
+                else:
+                    duplicates += 1
         writer.close()
         size = sink.finish()
     except BaseException:

@@ -1,6 +1,6 @@
 """Generating an attempt's missing records with bounded concurrency.
 
-Records are taken in index order by up to ``concurrency`` workers. A record
+Records are taken in index order by up to twice ``concurrency`` workers. A record
 starts only while the attempt is not halted and its estimated worst case fits
 beside the records in flight; each of its steps is rendered, then called
 through ``ModelCalls`` (stop check and reservation before every attempt).
@@ -30,6 +30,11 @@ log = structlog.get_logger("palette.generator.partition")
 
 WriteRun = Callable[[list[FinishedRecord]], Awaitable[None]]
 ADMIT_POLL_SECONDS = 0.05
+WORKERS_PER_SLOT = 2
+"""An attempt runs this many workers per call slot of the process. While it has
+records left it then always has calls waiting, so with slots granted oldest
+attempt first (``slots.py``) it keeps every slot until its last records, and
+the next partition, already set up, takes over the slots as they free."""
 
 
 _UNDEFINED_NAME = re.compile(r"'[^']+' is undefined")
@@ -116,7 +121,7 @@ async def generate(
 
     poller = asyncio.create_task(poll_status(state))
     try:
-        workers = min(state.rt.settings.concurrency, len(missing))
+        workers = min(state.rt.settings.concurrency * WORKERS_PER_SLOT, len(missing))
         await asyncio.gather(*(worker() for _ in range(workers)))
     finally:
         poller.cancel()

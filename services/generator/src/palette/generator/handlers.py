@@ -6,11 +6,10 @@ import functools
 from typing import Annotated
 
 import structlog
-from faststream import Context
 from faststream.rabbit import RabbitBroker
 
 from palette.common import messages as m
-from palette.common.broker import publish
+from palette.common.broker import Context, publish
 from palette.generator.exporter import run_export
 from palette.generator.metrics import PARTITIONS_IN_FLIGHT
 from palette.generator.partition import run_partition

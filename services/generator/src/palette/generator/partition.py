@@ -63,6 +63,7 @@ async def run_partition(
         rt=rt,
         publish=publish,
         guard=LeaseGuard(msg.lease_amount),
+        number=rt.call_slots.next_attempt(),
         claim=claim or ClaimHandle.unclaimed(),
     )
     try:

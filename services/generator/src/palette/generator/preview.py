@@ -13,14 +13,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from faststream import Context
 
 from palette.common import messages as m
+from palette.common.broker import Context
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, render, step_context
 from palette.generator.bedrock import ModelCallError, ModelRequest
 from palette.generator.budget import call_worst_case
 from palette.generator.runtime import CONTEXT_KEY, Runtime
+from palette.generator.slots import PREVIEW
 
 log = structlog.get_logger("palette.generator.preview")
 
@@ -59,7 +60,7 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime) -> m.PreviewResult:
                 temperature=step.temperature,
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
             )
-            async with rt.call_slots:
+            async with rt.call_slots.hold(PREVIEW):
                 result = await rt.models.converse(request)
             cost = price.cost(result.input_tokens, result.output_tokens)
             spent += cost

@@ -6,10 +6,10 @@ import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 import structlog
-from faststream import Context
 
 from palette.common import keys
 from palette.common import messages as m
+from palette.common.broker import Context
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.storage import Storage
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from palette.generator.bedrock import ModelCaller
 from palette.generator.claims import Claims
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.settings import GeneratorSettings
+from palette.generator.slots import CallSlots
 from palette.generator.stops import StopRegistry
 from palette.generator.storage import Storage
 
@@ -34,8 +34,8 @@ class Runtime:
     leases: LeasesRepository
     stops: StopRegistry
     pricing: PricingTable
-    call_slots: asyncio.Semaphore
-    """Process-wide bound on concurrent model calls."""
+    call_slots: CallSlots
+    """Process-wide bound on concurrent model calls (oldest attempt first)."""
     claims: Claims
     """Exclusive claims on leases (one generator spends a lease at a time)."""
     draining: bool = False

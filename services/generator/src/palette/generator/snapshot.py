@@ -14,10 +14,10 @@ from typing import Annotated
 
 import structlog
 from botocore.exceptions import ClientError
-from faststream import Context
 
 from palette.common import keys
 from palette.common import messages as m
+from palette.common.broker import Context
 from palette.generator.exporter import write_job_dataset
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.storage import Storage, is_missing

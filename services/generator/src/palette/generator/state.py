@@ -46,6 +46,8 @@ class AttemptState:
     fatal: BaseException | None = None
     observed: dict[str, int] = field(default_factory=dict)
     """Largest worst case seen per step."""
+    number: int = 0
+    """The attempt's place among this process's attempts: its calls' priority."""
 
     async def emit(self, message: m.Message) -> None:
         """Publish, marking a failure as one that only a redelivery can repair."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +108,27 @@ class Storage:
         """A buffered binary stream over an object (close it when done)."""
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         return buffered(body, READ_BUFFER_BYTES)
+
+    def read_ahead(self, names: Iterable[str], depth: int) -> Iterator[tuple[str, bytes]]:
+        """Each object's key and whole body, in the order of ``names``.
+
+        While one is used, the next ``depth`` are read on a pool of their own:
+        reading many small objects one after another waits on each request.
+        """
+        with ThreadPoolExecutor(depth, thread_name_prefix="s3-read-ahead") as pool:
+            reading: deque[tuple[str, Future[bytes]]] = deque()
+            for name in names:
+                reading.append((name, pool.submit(self.read_bytes, name)))
+                if len(reading) > depth:
+                    first, body = reading.popleft()
+                    yield first, body.result()
+            while reading:
+                first, body = reading.popleft()
+                yield first, body.result()
+
+    def read_bytes(self, key: str) -> bytes:
+        """An object's whole body."""
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def read_seeds(self, key: str, wanted: set[int]) -> dict[int, dict[str, Any]]:
         """One streaming pass over a seed file keeping the positions wanted.

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from faststream import Context
-
 from palette.common import messages as m
+from palette.common.broker import Context
 from palette.scheduler.lifecycle import Scheduler
 
 

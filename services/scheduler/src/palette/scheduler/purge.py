@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from faststream import Context
 
 from palette.common import messages as m
-from palette.common.broker import publish
+from palette.common.broker import Context, publish
 from palette.scheduler.lifecycle import Scheduler
 
 log = structlog.get_logger("palette.scheduler.purge")

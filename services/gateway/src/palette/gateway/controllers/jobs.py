@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, post
@@ -19,8 +18,6 @@ from palette.gateway.pagination import job_cursor, job_position
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import not_found
 from palette.gateway.schemas import CreateJob, JobPage, JobView
-
-LEDGER_READS = 8
 
 
 async def owned_job(runtime: Runtime, owner: str, job_id: str) -> dict[str, Any]:
@@ -106,13 +103,10 @@ class JobController(Controller):
         statuses = [s.value for s in status or []]
         jobs = await runtime.repository.list_jobs(owner, statuses, before, limit + 1)
         page, more = jobs[:limit], len(jobs) > limit
-        gate = asyncio.Semaphore(LEDGER_READS)
-
-        async def view(job: dict[str, Any]) -> JobView:
-            async with gate:
-                return job_view(job, await ledger_of(runtime, job))
-
-        items = list(await asyncio.gather(*(view(job) for job in page)))
+        ledgers = await runtime.repository.ledgers(
+            {str(job["_id"]): int(job["budget_picos"]) for job in page}
+        )
+        items = [job_view(job, ledgers[str(job["_id"])]) for job in page]
         last = page[-1] if more else None
         next_cursor = job_cursor(last["created_at"], str(last["_id"])) if last else None
         return JobPage(items=items, next_cursor=next_cursor)

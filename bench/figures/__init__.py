@@ -1,0 +1,1 @@
+"""One module per measurement; each ``run(rig, plan)`` returns its table rows."""

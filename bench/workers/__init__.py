@@ -1,0 +1,1 @@
+"""Programs the harness runs as separate processes; each prints one JSON object."""
