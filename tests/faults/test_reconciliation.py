@@ -26,7 +26,7 @@ from palette.devstack.stack import DevStack
 from tests.integration.jobs import MICRO, billed_picos, export_rows, ledger
 from tests.integration.test_pipeline import assert_ids, assert_ledger_matches_billing, start_job
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def leases_of(mongo: Any, job_id: str, kind: str) -> list[dict[str, Any]]:
