@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from palette.gateway.controllers.templates import VERSION_ATTEMPTS
 from tests.integration.gateway_fixtures import MakeApi
 from tests.integration.gateway_helpers import ONE_STEP, TWO_STEPS, problem, start
 from tests.integration.jobs import HAIKU, MICRO
@@ -96,10 +97,10 @@ class TestVersions:
     def test_an_update_whose_next_version_numbers_stay_taken_is_a_409_and_writes_nothing(
         self, make_api: MakeApi, mongo: Any
     ) -> None:
-        """Other writers hold versions 2..6 (documents put straight into the database)."""
+        """Others hold the next VERSION_ATTEMPTS versions (put straight into the database)."""
         _, api = make_api()
         first = api.create_template(ONE_STEP)
-        taken = [f"{first['id']}:{version}" for version in range(2, 7)]
+        taken = [f"{first['id']}:{version}" for version in range(2, 2 + VERSION_ATTEMPTS)]
         mongo["templates"].insert_many(
             [{"_id": key, "template_id": f"other-{uuid.uuid4().hex}"} for key in taken]
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from typing import Annotated, Any
 
@@ -31,7 +33,10 @@ from palette.gateway.templating import (
     template_view,
 )
 
-VERSION_ATTEMPTS = 5
+VERSION_ATTEMPTS = 8
+"""Inserts tried per update before 409; the waits between them add up to at most ~0.7 s."""
+VERSION_BACKOFF = (0.01, 0.2)
+"""First and longest wait (s) after a lost version; each wait is a random part of its bound."""
 Version = Annotated[
     int | None, QueryParameter(ge=1, le=1_000_000_000, description="Latest when omitted.")
 ]
@@ -48,14 +53,25 @@ async def visible_template(
     return doc
 
 
+async def latest_own_version(runtime: Runtime, owner: str, template_id: str) -> int:
+    """The number of the owner's latest version of the template, else 404."""
+    latest = await runtime.repository.find_own_template(template_id, owner)
+    if latest is None:
+        raise not_found("template_id", f"no template {template_id!r} of yours")
+    return int(latest["version"])
+
+
 async def store_new(
     runtime: Runtime, owner: str, data: CreateTemplate, template_id: str, *, update: bool
 ) -> dict[str, Any]:
     """Validate, then insert version 1 (``update=False``) or the version after the latest.
 
-    A replica writes one user's versions one at a time (the owner's lock); a
-    version another replica took meanwhile makes this one try the next number,
-    up to ``VERSION_ATTEMPTS`` times, then 409.
+    A replica writes one user's versions one at a time (the owner's lock), but
+    other replicas write theirs at the same moment: a version number another
+    replica took makes this one wait a random, growing while (so the writers
+    fall out of step), read the latest version again and try the one after
+    it, up to ``VERSION_ATTEMPTS`` times, then 409. Numbers stay contiguous:
+    one is only ever taken by a stored version.
     """
     spec, requirements = check_template(
         data, runtime.pricing, runtime.settings.template_render_seconds
@@ -63,14 +79,11 @@ async def store_new(
     async with runtime.locks.hold(owner):
         after = 0
         if update:
-            latest = await runtime.repository.find_own_template(template_id, owner)
-            if latest is None:
-                raise not_found("template_id", f"no template {template_id!r} of yours")
-            after = int(latest["version"])
+            after = await latest_own_version(runtime, owner, template_id)
         for attempt in range(VERSION_ATTEMPTS):
             doc = template_document(
                 template_id=template_id,
-                version=after + 1 + attempt,
+                version=after + 1,
                 owner=owner,
                 request=data,
                 spec=spec,
@@ -80,6 +93,11 @@ async def store_new(
             try:
                 await runtime.repository.insert_template(doc)
             except DuplicateKeyError:
+                if not update or attempt == VERSION_ATTEMPTS - 1:
+                    break  # out of attempts; a new template has no other number to try
+                first, longest = VERSION_BACKOFF
+                await asyncio.sleep(random.uniform(0, min(longest, first * 2**attempt)))  # noqa: S311
+                after = max(after + 1, await latest_own_version(runtime, owner, template_id))
                 continue
             return doc
     raise Problem(
