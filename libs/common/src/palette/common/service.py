@@ -18,6 +18,7 @@ from faststream import ContextRepo, FastStream
 from faststream.rabbit import RabbitBroker
 
 from palette.common.broker import declare_topology, make_broker
+from palette.common.heap import freeze_startup_heap
 from palette.common.observability import setup
 from palette.common.settings import CommonSettings
 from palette.common.topology import QueueSpec
@@ -65,4 +66,6 @@ def build_service(
 def run_service(name: str, settings: CommonSettings, app_factory: Callable[[], FastStream]) -> None:
     """Configure logging, tracing and metrics, then run a service until SIGINT/SIGTERM."""
     setup(name, settings)
-    asyncio.run(app_factory().run())
+    app = app_factory()
+    app.after_startup(freeze_startup_heap)
+    asyncio.run(app.run())

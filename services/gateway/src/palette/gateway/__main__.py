@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from palette.common.heap import freeze_startup_heap
 from palette.common.observability import setup
 from palette.gateway.app import create_app
 from palette.gateway.settings import GatewaySettings
@@ -13,8 +14,10 @@ def main() -> None:
     """Run the gateway on ``settings.host``:``settings.port``."""
     settings = GatewaySettings()
     setup("gateway", settings)
+    app = create_app(settings)
+    app.on_startup.append(freeze_startup_heap)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

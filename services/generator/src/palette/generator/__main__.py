@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from palette.common.observability import setup
+from palette.common.service import run_service
 from palette.generator.app import SERVICE, build_app
 from palette.generator.settings import GeneratorSettings
 
@@ -12,8 +10,7 @@ from palette.generator.settings import GeneratorSettings
 def main() -> None:
     """Configure logging, tracing and metrics; run the service until it is signalled to stop."""
     settings = GeneratorSettings()
-    setup(SERVICE, settings)
-    asyncio.run(build_app(settings).run())
+    run_service(SERVICE, settings, lambda: build_app(settings))
 
 
 if __name__ == "__main__":
