@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -13,7 +15,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from palette.generator.bedrock import ModelCallError, bedrock_client, classify, parse_response
+from palette.generator.bedrock import (
+    ModelCallError,
+    bedrock_client,
+    classify,
+    open_bedrock,
+    parse_response,
+)
 from palette.generator.settings import GeneratorSettings
 from palette.generator.stops import StopRegistry
 
@@ -61,6 +69,23 @@ class TestClassify:
         assert error.retryable
         assert not error.maybe_billed
 
+    def test_a_failed_connect_under_aiohttp_was_not_billed(self) -> None:
+        refused = aiohttp.ClientConnectorError(
+            ConnectionKey("127.0.0.1", 1, False, True, None, None, None),
+            OSError(111, "Connection refused"),
+        )
+        error = classify(EndpointConnectionError(endpoint_url="http://x", error=refused))
+        assert error.retryable
+        assert not error.maybe_billed
+
+    def test_a_connection_reset_mid_request_may_be_billed(self) -> None:
+        # aiobotocore reports a reset after the request went out as an
+        # EndpointConnectionError too; the request may have reached the model.
+        reset = aiohttp.ClientOSError(104, "Connection reset by peer")
+        error = classify(EndpointConnectionError(endpoint_url="http://x", error=reset))
+        assert error.retryable
+        assert error.maybe_billed
+
     def test_missing_credentials_are_not_retried(self) -> None:
         error = classify(NoCredentialsError())
         assert not error.retryable
@@ -96,6 +121,20 @@ class TestClient:
         assert config.max_pool_connections >= 48
         assert config.read_timeout == 7
         assert client.meta.endpoint_url == "http://127.0.0.1:1"
+
+    async def test_the_asyncio_client_has_the_same_configuration(self) -> None:
+        settings = GeneratorSettings(
+            concurrency=48,
+            bedrock_endpoint_url="http://127.0.0.1:1",
+            model_call_timeout=7,
+        )
+        async with open_bedrock(settings) as caller:
+            client: Any = caller._client
+            config: Any = client.meta.config
+            assert config.retries["total_max_attempts"] == 1
+            assert config.max_pool_connections >= 48
+            assert config.read_timeout == 7
+            assert client.meta.endpoint_url == "http://127.0.0.1:1"
 
 
 class TestSettings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import structlog
@@ -16,7 +15,7 @@ from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
 from palette.common.topology import BROADCAST, Queues
 from palette.generator import handlers, preview, purge, snapshot
-from palette.generator.bedrock import BedrockCaller, bedrock_client
+from palette.generator.bedrock import open_bedrock
 from palette.generator.claims import Claims
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.runtime import CONTEXT_KEY, Runtime
@@ -73,23 +72,22 @@ def build_broker(settings: GeneratorSettings) -> RabbitBroker:
 async def open_runtime(settings: GeneratorSettings) -> AsyncIterator[Runtime]:
     """Open every client the handlers use; close them on the way out."""
     pricing = load_pricing(settings.pricing_file)
-    executor = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="bedrock")
     mongo = mongo_client(settings)
     db = mongo[settings.mongo_db]
     try:
-        yield Runtime(
-            settings=settings,
-            storage=Storage(s3_client(settings), settings.s3_bucket),
-            models=BedrockCaller(bedrock_client(settings), executor),
-            jobs=JobsRepository(db),
-            leases=LeasesRepository(db),
-            stops=StopRegistry(),
-            pricing=pricing,
-            call_slots=CallSlots(settings.concurrency),
-            claims=Claims(db, settings.claim_ttl_seconds),
-        )
+        async with open_bedrock(settings) as models:
+            yield Runtime(
+                settings=settings,
+                storage=Storage(s3_client(settings), settings.s3_bucket),
+                models=models,
+                jobs=JobsRepository(db),
+                leases=LeasesRepository(db),
+                stops=StopRegistry(),
+                pricing=pricing,
+                call_slots=CallSlots(settings.concurrency),
+                claims=Claims(db, settings.claim_ttl_seconds),
+            )
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
         await mongo.close()
 
 

@@ -1,21 +1,29 @@
-"""Amazon Bedrock's Converse API through boto3, with SDK retries off.
+"""Amazon Bedrock's Converse API through botocore, with SDK retries off.
 
 Every attempt the SDK would hide is one the ledger would not see, so the
 client makes exactly one HTTP request per call and the generator decides
-about retries itself. boto3 is blocking: calls run on a thread pool sized to
-the generator's concurrency, and the HTTP pool is at least as large.
+about retries itself. The generator's calls go through aiobotocore: botocore
+(boto3's engine: the same request building, signing, parsing and errors) with
+an asyncio HTTP transport, so a call in flight holds no thread. Blocking boto3
+calls on a thread pool of the generator's concurrency cost about 1.5 times the
+CPU per call of the same calls made one after another, the threads contending
+for the GIL (docs/benchmarks.md); the asyncio client costs less than that floor.
+``bedrock_client`` is the same configuration as a blocking boto3 client.
 """
 
 from __future__ import annotations
 
-import asyncio
+import socket
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from aiohttp import ClientConnectorError
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -25,12 +33,14 @@ from botocore.exceptions import (
     HTTPClientError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from urllib3.exceptions import NewConnectionError
 
 from palette.generator import metrics
 from palette.generator.settings import GeneratorSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient as AsyncBedrockClient
 
 # Refused before the model ran: nothing can have been billed.
 UNBILLED_CODES = frozenset(
@@ -62,24 +72,41 @@ RETRYABLE_CODES = frozenset(
 )
 
 
-def bedrock_client(settings: GeneratorSettings) -> BedrockRuntimeClient:
-    """A ``bedrock-runtime`` client: one attempt per call, pool >= concurrency.
+def client_options(settings: GeneratorSettings) -> dict[str, Any]:
+    """One attempt per call, an HTTP pool of at least the concurrency, the call timeout.
 
     botocore's ``max_attempts`` counts retries (``max_attempts=1`` still sends a
     second request); ``total_max_attempts=1`` is the setting that sends one.
     """
+    return {
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
+        "max_pool_connections": max(settings.concurrency, 10),
+        "read_timeout": settings.model_call_timeout,
+        "connect_timeout": min(settings.model_call_timeout, 10.0),
+        "tcp_keepalive": True,
+    }
+
+
+def bedrock_client(settings: GeneratorSettings) -> BedrockRuntimeClient:
+    """A blocking boto3 ``bedrock-runtime`` client with the generator's configuration."""
     return boto3.session.Session().client(
         "bedrock-runtime",
         endpoint_url=settings.bedrock_endpoint_url,
         region_name=settings.aws_region,
-        config=Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            max_pool_connections=max(settings.concurrency, 10),
-            read_timeout=settings.model_call_timeout,
-            connect_timeout=min(settings.model_call_timeout, 10.0),
-            tcp_keepalive=True,
-        ),
+        config=Config(**client_options(settings)),
     )
+
+
+@asynccontextmanager
+async def open_bedrock(settings: GeneratorSettings) -> AsyncIterator[BedrockCaller]:
+    """The generator's model caller, its asyncio client open for the block."""
+    async with get_session().create_client(
+        "bedrock-runtime",
+        endpoint_url=settings.bedrock_endpoint_url,
+        region_name=settings.aws_region,
+        config=AioConfig(**client_options(settings)),
+    ) as client:
+        yield BedrockCaller(client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +169,26 @@ def classify(exc: Exception) -> ModelCallError:
         )
     if isinstance(exc, BotoConnectionError | HTTPClientError):
         # A request that never connected was not billed; one cut off may have been.
-        unsent = isinstance(exc, EndpointConnectionError | ConnectTimeoutError)
+        unsent = isinstance(exc, ConnectTimeoutError) or (
+            isinstance(exc, EndpointConnectionError) and never_connected(exc)
+        )
         return ModelCallError(
             f"{type(exc).__name__}: {exc}"[:500], retryable=True, maybe_billed=not unsent
         )
     return ModelCallError(f"{type(exc).__name__}: {exc}"[:500], retryable=False, maybe_billed=False)
+
+
+def never_connected(exc: EndpointConnectionError) -> bool:
+    """Whether the error is a failure to connect, not a connection lost mid-request.
+
+    aiobotocore reports both as ``EndpointConnectionError``; the error it wraps
+    tells them apart (``ClientConnectorError``, or urllib3's ``NewConnectionError``
+    under boto3: connecting failed).
+    """
+    cause = exc.kwargs.get("error")
+    return cause is None or isinstance(
+        cause, ClientConnectorError | NewConnectionError | socket.gaierror
+    )
 
 
 def parse_response(response: Mapping[str, Any]) -> ModelResult:
@@ -169,13 +211,13 @@ def parse_response(response: Mapping[str, Any]) -> ModelResult:
 
 
 class BedrockCaller:
-    """Converse calls on a thread pool."""
+    """Converse calls through an open asyncio client."""
 
-    def __init__(self, client: BedrockRuntimeClient, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, client: AsyncBedrockClient) -> None:
         self._client = client
-        self._executor = executor
 
-    def _call(self, request: ModelRequest) -> ModelResult:
+    async def converse(self, request: ModelRequest) -> ModelResult:
+        """Make one call; ModelCallError when no usable response came."""
         kwargs: dict[str, Any] = {
             "modelId": request.model_id,
             "messages": [{"role": "user", "content": [{"text": request.prompt}]}],
@@ -191,7 +233,7 @@ class BedrockCaller:
         started = time.perf_counter()
         try:
             try:
-                response = self._client.converse(**kwargs)
+                response = await self._client.converse(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise classify(exc) from exc
             result = parse_response(response)
@@ -205,8 +247,3 @@ class BedrockCaller:
             result.output_tokens,
         )
         return result
-
-    async def converse(self, request: ModelRequest) -> ModelResult:
-        """Make one call on the pool; ModelCallError when no usable response came."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, request)
