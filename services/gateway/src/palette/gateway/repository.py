@@ -206,22 +206,17 @@ class MongoRepository:
         return await self._shared(("ledger", job_id), lambda: read_ledger(self._db, job_id, budget))
 
     async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
-        """The live ledgers of several jobs (job id -> budget): those not shared, in two queries."""
+        """The live ledgers of several jobs (job id -> budget), in two queries.
+
+        A page's ledgers are shared as one read (refreshed ahead like every
+        shared read): were they shared one by one, a request would wait for the
+        database each time the page's entries lapse, every ``cache_seconds``.
+        """
         if self._cache is None:
             return await read_ledgers(self._db, budgets)
-        views: dict[str, LedgerView] = {}
-        for job_id in budgets:
-            found, view = self._cache.fresh(("ledger", job_id))
-            if found:
-                views[job_id] = view
-        missing = {job_id: budget for job_id, budget in budgets.items() if job_id not in views}
-        if missing:
-            started = self._cache.clock()
-            read = await read_ledgers(self._db, missing)
-            for job_id, view in read.items():
-                self._cache.put(("ledger", job_id), view, started)
-            views.update(read)
-        return {job_id: views[job_id] for job_id in budgets}
+        key = ("ledgers", tuple(sorted(budgets.items())))
+        views = await self._cache.get(key, lambda: read_ledgers(self._db, budgets), lambda _: True)
+        return dict(views)
 
     async def mark_submitted(self, job_id: str) -> None:
         """Set the outbox flag once SubmitJob is published."""

@@ -1,0 +1,50 @@
+"""The gateway's shared ledger reads of a job page, against the real database.
+
+A page's ledgers are one shared read refreshed ahead: past half its lifetime a
+request is still answered from it while a new read runs in the background, so
+no request waits for the database when the page's ledgers lapse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from palette.devstack.stack import DevStack
+from palette.gateway.repository import MongoRepository
+
+pytestmark = pytest.mark.integration
+
+TTL = 0.6
+
+
+def ledger(job_id: str, spent: int) -> dict[str, Any]:
+    return {"_id": job_id, "budget": 1000, "spent": spent, "available": 1000 - spent}
+
+
+async def test_a_page_of_ledgers_is_refreshed_ahead_without_waiting(devstack: DevStack) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(devstack.mongo_url)
+    db = client[devstack.mongo_db]
+    jobs = [f"ledger-read-{uuid.uuid4().hex}" for _ in range(3)]
+    budgets = dict.fromkeys(jobs, 1000)
+    try:
+        await db["ledgers"].insert_many([ledger(job, 10) for job in jobs])
+        repo = MongoRepository(db, cache_seconds=TTL)
+        first = await repo.ledgers(budgets)
+        assert [first[job].spent for job in jobs] == [10, 10, 10]
+
+        await db["ledgers"].update_many({"_id": {"$in": jobs}}, {"$set": {"spent": 20}})
+        await asyncio.sleep(TTL * 0.6)  # past half the lifetime, still within it
+        kept = await repo.ledgers(budgets)
+        assert [kept[job].spent for job in jobs] == [10, 10, 10]  # answered from the shared read
+
+        await asyncio.sleep(TTL * 0.2)  # the background read has landed; the old one is live
+        refreshed = await repo.ledgers(budgets)
+        assert [refreshed[job].spent for job in jobs] == [20, 20, 20]
+    finally:
+        await db["ledgers"].delete_many({"_id": {"$in": jobs}})
+        await client.close()
