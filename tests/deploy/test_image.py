@@ -54,13 +54,13 @@ class TestDockerfile:
         assert names[-1] == "runtime", "`docker build .` builds the last stage"
         assert {"builder", "runtime", "bedrock-emulator"} <= set(names)
 
-    def test_base_is_the_slim_python_311_image(self) -> None:
+    def test_base_is_the_slim_python_312_image(self) -> None:
         args = {
             i.args.split("=", 1)[0]: i.args.split("=", 1)[1]
             for i in dockerfile()
             if i.keyword == "ARG" and "=" in i.args and i.stage == ""
         }
-        assert args["PYTHON_IMAGE"].startswith("python:3.11-slim")
+        assert args["PYTHON_IMAGE"].startswith("python:3.12-slim")
         froms = {i.stage: i.args.split()[0] for i in dockerfile() if i.keyword == "FROM"}
         on_python = {stage for stage, base in froms.items() if base == "${PYTHON_IMAGE}"}
         assert on_python == {"builder", "bedrock-emulator", "python-files"}
@@ -226,7 +226,7 @@ class TestImageEnvironment:
 
     def test_environment_size_fits_the_image_budget(self, image_venv: Path) -> None:
         size = tree_bytes(image_venv) / 1e6
-        print(f"image venv: {size:.1f} MB (the pruned python:3.11-slim base adds ~107 MB)")
+        print(f"image venv: {size:.1f} MB (plus the pruned python:3.12-slim base)")
         # 320 MB before slimming. The 250 MB image aim leaves ~143 MB for it next to
         # the pruned base (docs/deployment.md, "What is in it, and its size").
         assert size < 143, f"the image's environment grew to {size:.0f} MB"
