@@ -212,11 +212,8 @@ class MongoRepository:
         shared read): were they shared one by one, a request would wait for the
         database each time the page's entries lapse, every ``cache_seconds``.
         """
-        if self._cache is None:
-            return await read_ledgers(self._db, budgets)
         key = ("ledgers", tuple(sorted(budgets.items())))
-        views = await self._cache.get(key, lambda: read_ledgers(self._db, budgets), lambda _: True)
-        return dict(views)
+        return dict(await self._shared(key, lambda: read_ledgers(self._db, budgets)))
 
     async def mark_submitted(self, job_id: str) -> None:
         """Set the outbox flag once SubmitJob is published."""
