@@ -35,7 +35,12 @@ SERVICE_SETTINGS = {
         "PALETTE_SCHEDULER_PART_SIZE": "10",
         "PALETTE_SCHEDULER_WINDOW": "3",
     },
-    "generator": {"PALETTE_GENERATOR_CONCURRENCY": "16"},
+    # Parts close by size alone here (a record never waits 30 s): the
+    # observability test counts them.
+    "generator": {
+        "PALETTE_GENERATOR_CONCURRENCY": "16",
+        "PALETTE_GENERATOR_PART_FLUSH_SECONDS": "30",
+    },
 }
 
 

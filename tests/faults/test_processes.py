@@ -66,6 +66,52 @@ def test_generator_killed_mid_partition(
     assert counters.records == records
 
 
+FLUSH_SECONDS = 0.5
+FLUSH_CONCURRENCY = 8
+FLUSH_LATENCY_MS = 100
+
+
+@pytest.mark.quick
+def test_generator_killed_loses_only_its_last_flush_of_records(rig: Rig) -> None:
+    """Parts close by time as well as size: a killed generator wastes seconds, not a partition.
+
+    One partition of 400 records with a part size of 400, so parts close only
+    because records waited ``PART_FLUSH_SECONDS`` (0.5 s). At 8 calls of 100 ms
+    at once (~80 records/s) the generator is killed after 200 billed calls.
+    The records it had not written are paid for and made again: at most those
+    that finished in its last ~0.5 s plus the calls in flight, while parts
+    closed by size alone would lose all 200.
+    """
+    group, api = rig.services(
+        generators=1,
+        overrides={
+            "scheduler": {
+                "PALETTE_SCHEDULER_PARTITION_SIZE": "400",
+                "PALETTE_SCHEDULER_PART_SIZE": "400",
+            },
+            "generator": {
+                "PALETTE_GENERATOR_PART_FLUSH_SECONDS": str(FLUSH_SECONDS),
+                "PALETTE_GENERATOR_CONCURRENCY": str(FLUSH_CONCURRENCY),
+            },
+        },
+    )
+    rig.emulator.configure(latency_ms=FLUSH_LATENCY_MS)
+    started = time.monotonic()
+    job = submit(api, rig.seeds, 400, "5")
+    wait_billed(rig.stack, job["id"], 200, timeout=120)
+    victim = group.generators[0]
+    victim.kill(signal.SIGKILL)
+    victim.start()
+    final = rig.final(job)
+    counters = rig.count("generator kill -9, parts closed by time", job, started)
+    assert final["status"] == "COMPLETED", final
+    counters.assert_zero()
+    assert counters.records == 400
+    wasted = counters.billed_calls - counters.records
+    most = FLUSH_CONCURRENCY + (FLUSH_SECONDS + 0.3) * FLUSH_CONCURRENCY * 1000 / FLUSH_LATENCY_MS
+    assert wasted <= most, f"{wasted} paid records were made again (at most {most:.0f})"
+
+
 @pytest.mark.parametrize(
     "kills",
     [pytest.param(1, marks=pytest.mark.quick, id="1-kill"), pytest.param(5, id="5-kills")],

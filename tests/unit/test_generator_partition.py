@@ -104,6 +104,7 @@ def runtime(
     jobs: FakeJobs | None = None,
     leases: FakeLeases | None = None,
     concurrency: int = 4,
+    part_flush_seconds: float = 2.0,
 ) -> Runtime:
     settings = GeneratorSettings(
         concurrency=concurrency,
@@ -111,6 +112,7 @@ def runtime(
         backoff_base=0.001,
         backoff_max=0.002,
         status_poll_seconds=0,
+        part_flush_seconds=part_flush_seconds,
     )
     return Runtime(
         settings=settings,
@@ -403,3 +405,53 @@ class TestGeneratePartition:
         assert len(models.requests) % 2 == 0  # no record was left half-made
         written = sum(e.records for e in events if isinstance(e, m.RecordsGenerated))
         assert written == len(models.requests) // 2
+
+    async def test_records_that_waited_are_written_while_a_call_is_slow(self) -> None:
+        """A slow call holds no finished record back longer than part_flush_seconds."""
+        slow = asyncio.Event()
+
+        class SlowFirstRecord(FakeModels):
+            async def converse(self, request: ModelRequest) -> ModelResult:
+                if request.metadata["record"] == "0" and request.metadata["step"] == "a":
+                    await slow.wait()
+                return await super().converse(request)
+
+        storage, models = FakeStorage(), SlowFirstRecord()
+        published: list[m.Message] = []
+
+        async def publish(message: m.Message) -> None:
+            published.append(message)
+
+        msg = command(part_size=100)
+        rt = runtime(storage, models, concurrency=4, part_flush_seconds=0.05)
+        task = asyncio.create_task(run_partition(msg, rt, publish))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if sum(e.records for e in published if isinstance(e, m.RecordsGenerated)) == 11:
+                break
+            await asyncio.sleep(0.01)
+        early = [e for e in published if isinstance(e, m.RecordsGenerated)]
+        assert not task.done()
+        assert sum(e.records for e in early) == 11  # all but record 0, still in its call
+        assert all(not e.part_key.endswith("0000000000.jsonl") for e in early)
+        slow.set()
+        await task
+        parts = [e for e in published if isinstance(e, m.RecordsGenerated)]
+        assert parts[-1].part_key.endswith("0000000000.jsonl")
+        assert parts[-1].records == 1
+        covered = sorted(
+            decode_line(line).index
+            for body, _ in storage.parts.values()
+            for line in body.splitlines()
+        )
+        assert covered == list(range(12))
+        end = published[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert (end.records_done, end.records_missing) == (12, 0)
+        assert usage_cost(end.usage) == sum(usage_cost(p.usage) for p in parts)
+
+    async def test_fast_records_fill_parts_to_the_part_size(self) -> None:
+        storage = FakeStorage()
+        events = await run(command(end=30, part_size=10), runtime(storage, FakeModels()))
+        parts = [e for e in events if isinstance(e, m.RecordsGenerated)]
+        assert [p.records for p in parts] == [10, 10, 10]

@@ -121,6 +121,123 @@ class TestRunAssembler:
             assembler.drop(0)
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestRunAssemblerMaxWait:
+    """Parts also close by time: a finished record waits at most ``max_wait``."""
+
+    @staticmethod
+    def indices(runs: list[list[FinishedRecord]]) -> list[list[int]]:
+        return [[r.index for r in run] for run in runs]
+
+    def test_a_short_run_leaves_once_its_oldest_record_has_waited(self) -> None:
+        clock = FakeClock()
+        assembler = RunAssembler(range(10), 100, max_wait=2.0, clock=clock)
+        assert assembler.due() is None
+        assembler.finish(record(0))
+        clock.now += 1.0
+        assembler.finish(record(1))
+        assert assembler.ready() == []
+        assert assembler.due() == 102.0
+        clock.now = 101.999
+        assert assembler.ready() == []
+        clock.now = 102.0
+        assert self.indices(assembler.ready()) == [[0, 1]]
+        assert assembler.due() is None
+        assembler.finish(record(2))
+        assert assembler.ready() == []
+        assert assembler.due() == 104.0
+
+    def test_records_beyond_one_in_flight_leave_too_and_cut_the_runs_later(self) -> None:
+        clock = FakeClock()
+        assembler = RunAssembler(range(8), 100, max_wait=1.0, clock=clock)
+        for i in (0, 2, 3, 5):
+            assembler.finish(record(i))
+        assembler.drop(4)
+        assert assembler.ready() == []
+        clock.now += 1.0
+        assert self.indices(assembler.ready()) == [[0], [2, 3], [5]]
+        assembler.finish(record(1))
+        # 1 can no longer grow (2 is written): it leaves at once.
+        assert self.indices(assembler.ready()) == [[1]]
+        for i in (6, 7):
+            assembler.finish(record(i))
+        assert assembler.ready() == []
+        assert self.indices(assembler.rest()) == [[6, 7]]
+
+    def test_a_flush_keeps_runs_within_part_size(self) -> None:
+        clock = FakeClock()
+        assembler = RunAssembler(range(10), 3, max_wait=0.5, clock=clock)
+        for i in range(1, 9):
+            assembler.finish(record(i))
+        clock.now += 0.5
+        assert self.indices(assembler.ready()) == [[1, 2, 3], [4, 5, 6], [7, 8]]
+        assembler.finish(record(0))
+        assembler.finish(record(9))
+        assert self.indices(assembler.rest()) == [[0], [9]]
+
+    def test_without_max_wait_nothing_leaves_by_time(self) -> None:
+        clock = FakeClock()
+        assembler = RunAssembler(range(4), 10, clock=clock)
+        assembler.finish(record(0))
+        clock.now += 10**6
+        assert assembler.due() is None
+        assert assembler.ready() == []
+
+    def test_rejects_a_negative_max_wait(self) -> None:
+        with pytest.raises(ValueError, match="max_wait"):
+            RunAssembler([0], 1, max_wait=-1.0)
+
+    def test_a_written_index_cannot_be_resolved_again(self) -> None:
+        clock = FakeClock()
+        assembler = RunAssembler(range(3), 10, max_wait=0.0, clock=clock)
+        assembler.finish(record(2))
+        assert self.indices(assembler.ready()) == [[2]]
+        with pytest.raises(ValueError, match="already resolved"):
+            assembler.finish(record(2))
+
+    @pytest.mark.parametrize("seed", range(30))
+    def test_every_record_leaves_once_in_time_whatever_the_order(self, seed: int) -> None:
+        rng = random.Random(seed)
+        order = sorted(rng.sample(range(60), 45))
+        dropped = set(rng.sample(order, 5))
+        part_size, max_wait = rng.choice([1, 3, 7, 100]), rng.choice([0.0, 0.5, 2.0])
+        clock = FakeClock()
+        assembler = RunAssembler(order, part_size, max_wait=max_wait, clock=clock)
+        finished_at: dict[int, float] = {}
+        runs: list[list[FinishedRecord]] = []
+        shuffled = order[:]
+        rng.shuffle(shuffled)
+        for i in shuffled:
+            clock.now += rng.choice([0.0, 0.1, 0.3, 1.0])
+            due = assembler.due()
+            if due is not None and clock.now >= due:  # the flusher's turn comes first
+                runs += assembler.ready()
+            if i in dropped:
+                assembler.drop(i)
+            else:
+                assembler.finish(record(i))
+                finished_at[i] = clock.now
+            for run in assembler.ready():
+                assert all(clock.now - finished_at[r.index] <= max_wait + 1.0 for r in run)
+                runs.append(run)
+            waiting = assembler.due()
+            assert waiting is None or waiting > clock.now
+        runs += assembler.rest()
+        written = [r.index for run in runs for r in run]
+        assert sorted(written) == sorted(set(order) - dropped)
+        assert len(written) == len(set(written))
+        for run in runs:
+            assert 1 <= len(run) <= part_size
+            assert [r.index for r in run] == list(range(run[0].index, run[0].index + len(run)))
+
+
 class TestPartLines:
     def test_round_trip(self) -> None:
         body = encode_part("job-1", [record(4), record(5)])

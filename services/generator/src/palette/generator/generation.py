@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -75,7 +76,7 @@ async def generate(
 ) -> None:
     """Generate ``missing`` (ascending) until done or halted, writing runs as they close."""
     msg = state.msg
-    assembler = RunAssembler(missing, msg.part_size)
+    assembler = RunAssembler(missing, msg.part_size, state.rt.settings.part_flush_seconds)
     pending = iter(missing)
     pledges = PledgeBook()
     changed = asyncio.Condition()
@@ -120,6 +121,8 @@ async def generate(
                 await write(run)
 
     poller = asyncio.create_task(poll_status(state))
+    done = asyncio.Event()
+    flusher = asyncio.create_task(flush_waiting(state, assembler, write, done))
     try:
         workers = min(state.rt.settings.concurrency * WORKERS_PER_SLOT, len(missing))
         await asyncio.gather(*(worker() for _ in range(workers)))
@@ -127,8 +130,35 @@ async def generate(
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller
+        done.set()  # never cancelled: a part it writes is always announced too
+        await flusher
     for run in assembler.rest():
         await write(run)
+
+
+async def flush_waiting(
+    state: AttemptState, assembler: RunAssembler, write: WriteRun, done: asyncio.Event
+) -> None:
+    """Write finished records that waited ``part_flush_seconds`` while every call is slow.
+
+    Workers write after each record they finish; this covers the time when
+    none finishes. It ends when ``done`` is set, after the write in hand.
+    """
+    idle = state.rt.settings.part_flush_seconds
+    while not done.is_set():
+        due = assembler.due()
+        delay = idle if due is None else max(due - time.monotonic(), 0.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), delay)
+        if done.is_set():
+            return
+        try:
+            for run in assembler.ready():
+                await write(run)
+        except Exception as exc:  # a bug: end the attempt rather than lose the flusher
+            log.exception("flush_failed")
+            state.fail(f"generator error: {type(exc).__name__}: {exc}", retryable=True)
+            return
 
 
 async def poll_status(state: AttemptState) -> None:

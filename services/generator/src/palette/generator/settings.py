@@ -44,6 +44,13 @@ class GeneratorSettings(CommonSettings):
     render_seconds: float = Field(
         1.0, gt=0, description="Wall-clock limit of rendering one prompt."
     )
+    part_flush_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="Longest a finished record waits before it is written in a part (parts "
+        "also close at the job's part size): what a killed generator can lose of records "
+        "already paid for.",
+    )
     status_poll_seconds: float = Field(
         5.0,
         ge=0,

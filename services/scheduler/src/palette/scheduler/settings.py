@@ -16,7 +16,12 @@ class SchedulerSettings(CommonSettings):
     )
 
     partition_size: int = Field(100, ge=1, description="Records per partition by default.")
-    part_size: int = Field(25, ge=1, description="Records per part object a generator writes.")
+    part_size: int = Field(
+        100,
+        ge=1,
+        description="Most records per part object a generator writes (it writes a shorter "
+        "part when a finished record has waited PALETTE_GENERATOR_PART_FLUSH_SECONDS).",
+    )
     window: int = Field(4, ge=1, description="Partitions of one job in flight at once.")
     max_attempts: int = Field(3, ge=1, description="Failed attempts before a job fails.")
     prefetch: int = Field(32, ge=1, description="Messages processed at once per queue.")
