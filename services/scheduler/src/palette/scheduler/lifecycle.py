@@ -7,7 +7,9 @@ redelivered message or a restarted scheduler carry on where things stand.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -27,6 +29,17 @@ log = structlog.get_logger("palette.scheduler")
 
 SeedCounter = Callable[[str], Coroutine[Any, Any, int]]
 STOPPED = (m.JobStatus.CANCELLED, m.JobStatus.BUDGET_EXCEEDED, m.JobStatus.FAILED)
+PLANS_KEPT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """What a started job's partitions are made of; fixed once the job runs."""
+
+    template: TemplateSpec
+    seed_key: str
+    seed_count: int
+    record_estimate: int
 
 
 class Scheduler:
@@ -45,6 +58,30 @@ class Scheduler:
         self.pricing = pricing
         self.settings = settings
         self.count_seeds = count_seeds
+        self._plans: OrderedDict[str, JobPlan] = OrderedDict()
+
+    async def plan(self, job_id: str) -> JobPlan | None:
+        """A job's plan, read once per job and kept (the most recent ``PLANS_KEPT``).
+
+        None for a job that is gone or not started yet (no seed count).
+        """
+        plan = self._plans.get(job_id)
+        if plan is not None:
+            self._plans.move_to_end(job_id)
+            return plan
+        job = await self.repo.job(job_id)
+        if job is None or job.get("seed_count") is None or job.get("record_estimate") is None:
+            return None
+        plan = JobPlan(
+            template=TemplateSpec.model_validate(job["template"]),
+            seed_key=job["seed_key"],
+            seed_count=int(job["seed_count"]),
+            record_estimate=int(job["record_estimate"]),
+        )
+        self._plans[job_id] = plan
+        if len(self._plans) > PLANS_KEPT:
+            self._plans.popitem(last=False)
+        return plan
 
     # ------------------------------------------------------------ starting
 
@@ -120,7 +157,12 @@ class Scheduler:
     # ------------------------------------------------------------- pumping
 
     async def pump(self, job_id: str) -> None:
-        """Ask for leases for pending partitions while the window has room."""
+        """Ask for leases for pending partitions while the window has room.
+
+        A job that had a pending partition is not finished, so only a pump that
+        found none looks whether the job is.
+        """
+        claimed = False
         while True:
             lease_id = uuid.uuid4().hex
             if not await self.repo.take_slot(job_id, lease_id):
@@ -129,15 +171,19 @@ class Scheduler:
             if part is None:
                 await self.repo.give_slot(job_id, lease_id)
                 break
+            claimed = True
             await self._reserve(job_id, part)
-        await self.maybe_finish(job_id)
+        if not claimed:
+            await self.maybe_finish(job_id)
 
     async def _reserve(self, job_id: str, part: Doc) -> None:
-        job = await self.repo.job(job_id)
-        assert job is not None
-        amount, minimum = lease_request(
-            part["end"] - part["start"], int(job.get("record_estimate", 1)), int(part["needed"])
-        )
+        plan = await self.plan(job_id)
+        if plan is None:  # not started yet (a repeated SubmitJob raced the start)
+            job = await self.repo.job(job_id)
+            estimate = int((job or {}).get("record_estimate") or 1)
+        else:
+            estimate = plan.record_estimate
+        amount, minimum = lease_request(part["end"] - part["start"], estimate, int(part["needed"]))
         await publish(
             self.broker,
             m.ReserveBudget(
@@ -170,8 +216,11 @@ class Scheduler:
             ):
                 return  # stale answer
             before = {**current, "attempt": current["attempt"] - 1}
-        job = await self.repo.job(msg.job_id)
-        assert job is not None
+        plan = await self.plan(msg.job_id)
+        if plan is None:
+            if await self.repo.job(msg.job_id) is None:
+                return  # the job is gone
+            raise RuntimeError(f"job {msg.job_id} is not started yet")  # redelivered later
         await publish(
             self.broker,
             m.GeneratePartition(
@@ -183,9 +232,9 @@ class Scheduler:
                 end=before["end"],
                 lease_id=msg.lease_id,
                 lease_amount=msg.amount,
-                template=TemplateSpec.model_validate(job["template"]),
-                seed_key=job["seed_key"],
-                seed_count=job["seed_count"],
+                template=plan.template,
+                seed_key=plan.seed_key,
+                seed_count=plan.seed_count,
                 part_size=self.settings.part_size,
             ),
         )
