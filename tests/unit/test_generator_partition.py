@@ -11,7 +11,7 @@ import pytest
 from palette.common import keys
 from palette.common import messages as m
 from palette.common.pricing import load_pricing
-from palette.common.seeds import pick_seeds
+from palette.common.seeds import pick_seeds, seed_index
 from palette.common.templates import TemplateSpec
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.claims import ClaimHandle
@@ -455,3 +455,37 @@ class TestGeneratePartition:
         events = await run(command(end=30, part_size=10), runtime(storage, FakeModels()))
         parts = [e for e in events if isinstance(e, m.RecordsGenerated)]
         assert [p.records for p in parts] == [10, 10, 10]
+
+    async def test_records_of_one_seed_share_its_checked_first_prompt(self) -> None:
+        models, msg = FakeModels(), command(end=30)
+        events = await run(msg, runtime(FakeStorage(), models))
+        assert isinstance(events[-1], m.PartitionCompleted)
+        first = [r for r in models.requests if r.metadata["step"] == "a"]
+        assert len(first) == 30
+        for request in first:
+            seed = seed_index(msg.job_id, int(request.metadata["record"]), len(SEEDS))
+            assert request.prompt == f"About {SEEDS[seed]['topic']}"
+
+    async def test_a_first_step_that_draws_by_chance_renders_for_each_record(self) -> None:
+        chance = TemplateSpec.model_validate(
+            {
+                "steps": [
+                    {
+                        "id": "a",
+                        "model": MODEL,
+                        "prompt": "{{ topic }} #{{ range(90000) | random }}"
+                        "-{{ range(90000) | random }}",
+                        "max_tokens": 20,
+                    }
+                ]
+            }
+        )
+        models, msg = FakeModels(), command(end=30, template=chance)
+        await run(msg, runtime(FakeStorage(), models))
+        by_seed: dict[int, set[str]] = {}
+        for request in models.requests:
+            seed = seed_index(msg.job_id, int(request.metadata["record"]), len(SEEDS))
+            by_seed.setdefault(seed, set()).add(request.prompt)
+        shared = [prompts for prompts in by_seed.values() if len(prompts) > 1]
+        assert shared, "records that share a seed drew the same prompt"
+        assert sum(len(p) for p in by_seed.values()) == 30

@@ -1,3 +1,5 @@
+import signal
+
 import pytest
 from pydantic import ValidationError
 
@@ -9,6 +11,7 @@ from palette.common.templates import (
     analyse,
     missing_fields,
     render,
+    renders_the_same,
     step_context,
 )
 
@@ -89,6 +92,39 @@ class TestRendering:
         slow = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
         with pytest.raises(RenderLimitError, match=r"longer than 0\.2s"):
             render(slow, {}, seconds=0.2)
+
+    def test_the_alarm_handler_stays_between_renders_and_ignores_a_late_alarm(self) -> None:
+        previous = signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        try:
+            render("{{ a }}", {"a": 1}, seconds=0.5)
+            handler = signal.getsignal(signal.SIGALRM)
+            assert callable(handler)
+            handler(signal.SIGALRM, None)  # an alarm after the render: no error
+            render("{{ a }}", {"a": 2}, seconds=0.5)
+            assert signal.getsignal(signal.SIGALRM) is handler
+            assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+
+    def test_another_alarm_handler_is_put_back_after_a_render(self) -> None:
+        def theirs(_signum: int, _frame: object) -> None:
+            return None
+
+        previous = signal.signal(signal.SIGALRM, theirs)
+        try:
+            slow = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+            with pytest.raises(RenderLimitError, match=r"longer than 0\.1s"):
+                render(slow, {}, seconds=0.1)
+            assert signal.getsignal(signal.SIGALRM) is theirs
+            assert render("{{ a }}", {"a": 3}) == "3"
+            assert signal.getsignal(signal.SIGALRM) is theirs
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+
+    def test_renders_the_same_unless_it_draws_by_chance(self) -> None:
+        assert renders_the_same("About {{ topic | upper }} {% for i in range(3) %}{% endfor %}")
+        assert not renders_the_same("About {{ topics | random }}")
+        assert not renders_the_same("{% set t = [1, 2] | random %}{{ t }}")
 
     def test_missing_fields_lists_absent_paths(self) -> None:
         record = {"author": {"name": "Ann"}, "topic": "x"}

@@ -10,6 +10,7 @@ when a template is parsed.
 
 from __future__ import annotations
 
+import functools
 import re
 import signal
 import threading
@@ -212,6 +213,23 @@ def analyse(template: TemplateSpec) -> list[str]:
     return sorted(r for r in requirements if not any(o.startswith(r + ".") for o in requirements))
 
 
+_CHANCE_FILTERS = frozenset({"random"})
+"""Filters whose result differs from one render to the next."""
+
+
+@functools.lru_cache(maxsize=256)
+def renders_the_same(source: str) -> bool:
+    """Whether two renders of ``source`` with the same variables give the same text.
+
+    False when the template draws by chance (the ``random`` filter); then each
+    record renders its own.
+    """
+    for node in _parse(source, "template").find_all(nodes.Filter):
+        if node.name in _CHANCE_FILTERS:
+            return False
+    return True
+
+
 def missing_fields(record: Mapping[str, Any], requirements: list[str]) -> list[str]:
     """The required dotted paths a seed record does not have."""
     missing = []
@@ -226,27 +244,41 @@ def missing_fields(record: Mapping[str, Any], requirements: list[str]) -> list[s
     return missing
 
 
+class _Alarm:
+    """The limit of the render in progress on the main thread (None: no render)."""
+
+    seconds: float | None = None
+
+
+def _expire(_signum: int, _frame: object) -> None:
+    if _Alarm.seconds is not None:  # else a late alarm after the render ended
+        raise RenderLimitError("template", f"render took longer than {_Alarm.seconds:.3g}s")
+
+
 @contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
     """Raise RenderLimitError if the block runs longer than ``seconds``.
 
     Uses an interval timer, which only the main thread can arm; elsewhere the
-    size limits still apply.
+    size limits still apply. Where nobody else handles SIGALRM, the handler is
+    installed once and stays; another handler is put back after each render.
     """
     if threading.current_thread() is not threading.main_thread() or seconds <= 0:
         yield
         return
-
-    def _expire(_signum: int, _frame: object) -> None:
-        raise RenderLimitError("template", f"render took longer than {seconds:.3g}s")
-
-    previous = signal.signal(signal.SIGALRM, _expire)
+    current = signal.getsignal(signal.SIGALRM)
+    previous = None if current in (_expire, signal.SIG_DFL) else current
+    if current is not _expire:
+        signal.signal(signal.SIGALRM, _expire)
+    _Alarm.seconds = seconds
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        _Alarm.seconds = None
+        if previous is not None:
+            signal.signal(signal.SIGALRM, previous)
 
 
 _COMPILED: dict[str, Any] = {}

@@ -41,26 +41,40 @@ the next partition, already set up, takes over the slots as they free."""
 _UNDEFINED_NAME = re.compile(r"'[^']+' is undefined")
 
 
-def seed_problem(steps: Sequence[Step], seed: dict[str, Any], seconds: float) -> str | None:
-    """Why rendering would fail for this seed, found before any call; None if fine.
+FirstStep = tuple[str, str | None]
+"""The first step's rendered prompt and system text of one seed."""
 
-    The first step renders exactly as it will; later steps render with empty
-    earlier outputs, and only a top-level name the seed lacks counts there
-    (other errors may depend on what the model answers).
+
+def seed_problem(
+    steps: Sequence[Step], seed: dict[str, Any], seconds: float
+) -> tuple[str | None, FirstStep | None]:
+    """Why rendering would fail for this seed, found before any call (None if fine).
+
+    The first step renders exactly as it will (its texts are returned for the
+    records that draw this seed); later steps render with empty earlier
+    outputs, and only a top-level name the seed lacks counts there (other
+    errors may depend on what the model answers).
     """
     outputs: dict[str, str] = {}
+    first: list[str | None] = []
     for k, step in enumerate(steps):
         context = step_context(seed, outputs)
         for name, source in (("prompt", step.prompt), ("system", step.system)):
-            if source is None:
+            if source is None or (name == "system" and not source):  # as run_record renders
+                if k == 0:
+                    first.append(None)
                 continue
             try:
-                render(source, context, field=f"steps[{k}].{name}", seconds=seconds)
+                text = render(source, context, field=f"steps[{k}].{name}", seconds=seconds)
             except TemplateError as exc:
                 if k == 0 or _UNDEFINED_NAME.search(exc.problem):
-                    return str(exc)
+                    return str(exc), None
+            else:
+                if k == 0:
+                    first.append(text)
         outputs[step.id] = ""
-    return None
+    prompt, system = first
+    return None, (prompt or "", system)
 
 
 def seed_size(seed: dict[str, Any]) -> int:
@@ -189,15 +203,19 @@ async def run_record(
     known: dict[str, int] = {}
     calls = ModelCalls(state, index)
     seconds = state.rt.settings.render_seconds
+    first = state.first_steps.get(seed_pos)
     try:
         for k, step in enumerate(steps):
-            context = step_context(seed, record.outputs)
-            prompt = render(step.prompt, context, field=f"steps[{k}].prompt", seconds=seconds)
-            system = (
-                render(step.system, context, field=f"steps[{k}].system", seconds=seconds)
-                if step.system
-                else None
-            )
+            if k == 0 and first is not None:
+                prompt, system = first  # rendered when the seed was checked
+            else:
+                context = step_context(seed, record.outputs)
+                prompt = render(step.prompt, context, field=f"steps[{k}].prompt", seconds=seconds)
+                system = (
+                    render(step.system, context, field=f"steps[{k}].system", seconds=seconds)
+                    if step.system
+                    else None
+                )
             worst = call_worst_case(state.prices[step.model], step, prompt, system)
             known[step.id] = worst
             state.observed[step.id] = max(worst, state.observed.get(step.id, 0))

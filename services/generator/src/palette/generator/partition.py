@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from palette.common import keys, seeds
 from palette.common import messages as m
 from palette.common.pricing import UnknownModelError
+from palette.common.templates import renders_the_same
 from palette.common.tracing import span
 from palette.generator import metrics
 from palette.generator.budget import LeaseGuard, record_needed
@@ -168,11 +169,15 @@ async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[
         state.fail(f"reading the seed file {msg.seed_key} failed: {exc}", retryable=True)
         return None
     seconds = state.rt.settings.render_seconds
+    first_step = msg.template.steps[0]
+    reuse = all(renders_the_same(text) for text in (first_step.prompt, first_step.system) if text)
     for position in sorted(chosen):
-        problem = seed_problem(msg.template.steps, chosen[position], seconds)
+        problem, first = seed_problem(msg.template.steps, chosen[position], seconds)
         if problem is not None:
             state.fail(f"seed record {position}: {problem}", retryable=False)
             return None
+        if reuse and first is not None:
+            state.first_steps[position] = first
     return chosen
 
 

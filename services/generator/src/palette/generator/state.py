@@ -48,6 +48,8 @@ class AttemptState:
     """Largest worst case seen per step."""
     number: int = 0
     """The attempt's place among this process's attempts: its calls' priority."""
+    first_steps: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    """Seed position -> its first step's rendered prompt and system text."""
 
     async def emit(self, message: m.Message) -> None:
         """Publish, marking a failure as one that only a redelivery can repair."""
