@@ -30,6 +30,8 @@ log = structlog.get_logger("palette.scheduler")
 SeedCounter = Callable[[str], Coroutine[Any, Any, int]]
 STOPPED = (m.JobStatus.CANCELLED, m.JobStatus.BUDGET_EXCEEDED, m.JobStatus.FAILED)
 PLANS_KEPT = 1024
+PLAN_CHARS_KEPT = 8_000_000
+"""Characters of template text the kept plans may hold in all (a template may have 2 M)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,11 @@ class JobPlan:
     seed_key: str
     seed_count: int
     record_estimate: int
+
+    @property
+    def chars(self) -> int:
+        """Characters of the template's prompts and system texts."""
+        return sum(len(step.prompt) + len(step.system or "") for step in self.template.steps)
 
 
 class Scheduler:
@@ -59,11 +66,14 @@ class Scheduler:
         self.settings = settings
         self.count_seeds = count_seeds
         self._plans: OrderedDict[str, JobPlan] = OrderedDict()
+        self._plan_chars = 0
 
     async def plan(self, job_id: str) -> JobPlan | None:
-        """A job's plan, read once per job and kept (the most recent ``PLANS_KEPT``).
+        """A job's plan, read once and kept while the job is among the most recently used.
 
-        None for a job that is gone or not started yet (no seed count).
+        At most ``PLANS_KEPT`` plans with ``PLAN_CHARS_KEPT`` characters of
+        templates in all are kept. None for a job that is gone or not started
+        yet (no seed count).
         """
         plan = self._plans.get(job_id)
         if plan is not None:
@@ -78,9 +88,13 @@ class Scheduler:
             seed_count=int(job["seed_count"]),
             record_estimate=int(job["record_estimate"]),
         )
+        if job_id in self._plans:  # another message of the job read it meanwhile
+            return self._plans[job_id]
         self._plans[job_id] = plan
-        if len(self._plans) > PLANS_KEPT:
-            self._plans.popitem(last=False)
+        self._plan_chars += plan.chars
+        while len(self._plans) > PLANS_KEPT or self._plan_chars > PLAN_CHARS_KEPT:
+            _, dropped = self._plans.popitem(last=False)
+            self._plan_chars -= dropped.chars
         return plan
 
     # ------------------------------------------------------------ starting
