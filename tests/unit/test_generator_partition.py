@@ -12,7 +12,8 @@ from palette.common import keys
 from palette.common import messages as m
 from palette.common.pricing import load_pricing
 from palette.common.seeds import pick_seeds, seed_index
-from palette.common.templates import TemplateSpec
+from palette.common.templates import TemplateSpec, render
+from palette.generator import generation, partition
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.claims import ClaimHandle
 from palette.generator.partition import end_message_id, run_partition
@@ -489,3 +490,25 @@ class TestGeneratePartition:
         shared = [prompts for prompts in by_seed.values() if len(prompts) > 1]
         assert shared, "records that share a seed drew the same prompt"
         assert sum(len(p) for p in by_seed.values()) == 30
+
+    @pytest.mark.parametrize(("kept_chars", "record_renders"), [(4_000_000, 0), (0, 30)])
+    async def test_first_steps_kept_within_their_size_limit(
+        self, monkeypatch: pytest.MonkeyPatch, kept_chars: int, record_renders: int
+    ) -> None:
+        monkeypatch.setattr(partition, "FIRST_STEP_CHARS_KEPT", kept_chars)
+        rendered: list[str] = []
+
+        def counting(source: str, context: Any, **kwargs: Any) -> str:
+            text = render(source, context, **kwargs)
+            if kwargs.get("field") == "steps[0].prompt":
+                rendered.append(text)
+            return text
+
+        monkeypatch.setattr(generation, "render", counting)
+        models, msg = FakeModels(), command(end=30)
+        await run(msg, runtime(FakeStorage(), models))
+        distinct_seeds = {seed_index(msg.job_id, i, len(SEEDS)) for i in range(30)}
+        assert len(rendered) == len(distinct_seeds) + record_renders
+        for request in (r for r in models.requests if r.metadata["step"] == "a"):
+            seed = seed_index(msg.job_id, int(request.metadata["record"]), len(SEEDS))
+            assert request.prompt == f"About {SEEDS[seed]['topic']}"

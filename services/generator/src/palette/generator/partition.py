@@ -41,6 +41,9 @@ from palette.generator.usage import UsageTally
 log = structlog.get_logger("palette.generator.partition")
 
 STATUS_READ_TIMEOUT_SECONDS = 10.0
+FIRST_STEP_CHARS_KEPT = 4_000_000
+"""Characters of first-step texts an attempt keeps from checking its seeds (the rest of
+its records render their first step again)."""
 _END_NAMESPACE = uuid.UUID("6f1c2a52-8a8e-4a39-9f0e-2d7c4f4d1b10")
 
 
@@ -171,13 +174,16 @@ async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[
     seconds = state.rt.settings.render_seconds
     first_step = msg.template.steps[0]
     reuse = all(renders_the_same(text) for text in (first_step.prompt, first_step.system) if text)
+    kept = 0
     for position in sorted(chosen):
         problem, first = seed_problem(msg.template.steps, chosen[position], seconds)
         if problem is not None:
             state.fail(f"seed record {position}: {problem}", retryable=False)
             return None
         if reuse and first is not None:
-            state.first_steps[position] = first
+            kept += len(first[0]) + len(first[1] or "")
+            if kept <= FIRST_STEP_CHARS_KEPT:
+                state.first_steps[position] = first
     return chosen
 
 
