@@ -17,6 +17,7 @@ from palette.generator.records import (
     encode_part,
 )
 from palette.generator.usage import UsageTally
+from tests.unit.gateway_fakes import ManualClock
 
 pytestmark = pytest.mark.unit
 
@@ -121,14 +122,6 @@ class TestRunAssembler:
             assembler.drop(0)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class TestRunAssemblerMaxWait:
     """Parts also close by time: a finished record waits at most ``max_wait``."""
 
@@ -137,7 +130,7 @@ class TestRunAssemblerMaxWait:
         return [[r.index for r in run] for run in runs]
 
     def test_a_short_run_leaves_once_its_oldest_record_has_waited(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         assembler = RunAssembler(range(10), 100, max_wait=2.0, clock=clock)
         assert assembler.due() is None
         assembler.finish(record(0))
@@ -155,7 +148,7 @@ class TestRunAssemblerMaxWait:
         assert assembler.due() == 104.0
 
     def test_records_beyond_one_in_flight_leave_too_and_cut_the_runs_later(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         assembler = RunAssembler(range(8), 100, max_wait=1.0, clock=clock)
         for i in (0, 2, 3, 5):
             assembler.finish(record(i))
@@ -172,7 +165,7 @@ class TestRunAssemblerMaxWait:
         assert self.indices(assembler.rest()) == [[6, 7]]
 
     def test_a_flush_keeps_runs_within_part_size(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         assembler = RunAssembler(range(10), 3, max_wait=0.5, clock=clock)
         for i in range(1, 9):
             assembler.finish(record(i))
@@ -183,7 +176,7 @@ class TestRunAssemblerMaxWait:
         assert self.indices(assembler.rest()) == [[0], [9]]
 
     def test_without_max_wait_nothing_leaves_by_time(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         assembler = RunAssembler(range(4), 10, clock=clock)
         assembler.finish(record(0))
         clock.now += 10**6
@@ -195,7 +188,7 @@ class TestRunAssemblerMaxWait:
             RunAssembler([0], 1, max_wait=-1.0)
 
     def test_a_written_index_cannot_be_resolved_again(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         assembler = RunAssembler(range(3), 10, max_wait=0.0, clock=clock)
         assembler.finish(record(2))
         assert self.indices(assembler.ready()) == [[2]]
@@ -208,7 +201,7 @@ class TestRunAssemblerMaxWait:
         order = sorted(rng.sample(range(60), 45))
         dropped = set(rng.sample(order, 5))
         part_size, max_wait = rng.choice([1, 3, 7, 100]), rng.choice([0.0, 0.5, 2.0])
-        clock = FakeClock()
+        clock = ManualClock()
         assembler = RunAssembler(order, part_size, max_wait=max_wait, clock=clock)
         finished_at: dict[int, float] = {}
         runs: list[list[FinishedRecord]] = []
