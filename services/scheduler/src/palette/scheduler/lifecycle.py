@@ -192,11 +192,8 @@ class Scheduler:
 
     async def _reserve(self, job_id: str, part: Doc) -> None:
         plan = await self.plan(job_id)
-        if plan is None:  # not started yet (a repeated SubmitJob raced the start)
-            job = await self.repo.job(job_id)
-            estimate = int((job or {}).get("record_estimate") or 1)
-        else:
-            estimate = plan.record_estimate
+        # No plan: not started yet (a repeated SubmitJob raced the start), so no estimate.
+        estimate = 1 if plan is None else plan.record_estimate
         amount, minimum = lease_request(part["end"] - part["start"], estimate, int(part["needed"]))
         await publish(
             self.broker,
