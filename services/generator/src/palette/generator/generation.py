@@ -45,6 +45,17 @@ FirstStep = tuple[str, str | None]
 """The first step's rendered prompt and system text of one seed."""
 
 
+def render_step(step: Step, k: int, context: dict[str, Any], seconds: float) -> FirstStep:
+    """Step ``k``'s prompt and system text (None without one) for one record."""
+    prompt = render(step.prompt, context, field=f"steps[{k}].prompt", seconds=seconds)
+    system = (
+        render(step.system, context, field=f"steps[{k}].system", seconds=seconds)
+        if step.system
+        else None
+    )
+    return prompt, system
+
+
 def seed_problem(
     steps: Sequence[Step], seed: dict[str, Any], seconds: float
 ) -> tuple[str | None, FirstStep | None]:
@@ -55,26 +66,23 @@ def seed_problem(
     outputs, and only a top-level name the seed lacks counts there (other
     errors may depend on what the model answers).
     """
-    outputs: dict[str, str] = {}
-    first: list[str | None] = []
-    for k, step in enumerate(steps):
+    try:
+        first = render_step(steps[0], 0, step_context(seed, {}), seconds)
+    except TemplateError as exc:
+        return str(exc), None
+    outputs = {steps[0].id: ""}
+    for k, step in enumerate(steps[1:], start=1):
         context = step_context(seed, outputs)
         for name, source in (("prompt", step.prompt), ("system", step.system)):
-            if source is None or (name == "system" and not source):  # as run_record renders
-                if k == 0:
-                    first.append(None)
+            if not source:
                 continue
             try:
-                text = render(source, context, field=f"steps[{k}].{name}", seconds=seconds)
+                render(source, context, field=f"steps[{k}].{name}", seconds=seconds)
             except TemplateError as exc:
-                if k == 0 or _UNDEFINED_NAME.search(exc.problem):
+                if _UNDEFINED_NAME.search(exc.problem):
                     return str(exc), None
-            else:
-                if k == 0:
-                    first.append(text)
         outputs[step.id] = ""
-    prompt, system = first
-    return None, (prompt or "", system)
+    return None, first
 
 
 def seed_size(seed: dict[str, Any]) -> int:
@@ -210,12 +218,7 @@ async def run_record(
                 prompt, system = first  # rendered when the seed was checked
             else:
                 context = step_context(seed, record.outputs)
-                prompt = render(step.prompt, context, field=f"steps[{k}].prompt", seconds=seconds)
-                system = (
-                    render(step.system, context, field=f"steps[{k}].system", seconds=seconds)
-                    if step.system
-                    else None
-                )
+                prompt, system = render_step(step, k, context, seconds)
             worst = call_worst_case(state.prices[step.model], step, prompt, system)
             known[step.id] = worst
             state.observed[step.id] = max(worst, state.observed.get(step.id, 0))

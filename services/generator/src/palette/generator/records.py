@@ -242,14 +242,7 @@ class RunAssembler:
                 del self._resolved[index]
                 self._handed.add(index)
                 left -= 1
-            if record is None or (
-                run and (run[-1].index + 1 != record.index or len(run) >= self._size)
-            ):
-                if run:
-                    self._hand(run, closed)
-                run = []
-            if record is not None:
-                run.append(record)
+            run = self._extend(run, record, closed)
         if run:
             self._hand(run, closed)
 
@@ -259,12 +252,25 @@ class RunAssembler:
         closed.append(run)
 
     def _take(self, record: FinishedRecord | None, closed: list[list[FinishedRecord]]) -> None:
-        run = self._run
+        self._run = self._extend(self._run, record, closed)
+
+    def _extend(
+        self,
+        run: list[FinishedRecord],
+        record: FinishedRecord | None,
+        closed: list[list[FinishedRecord]],
+    ) -> list[FinishedRecord]:
+        """``run`` with ``record`` added, or a new run after handing ``run`` out.
+
+        None (a dropped or unresolved index) and a record that does not follow
+        on, or does not fit, close the run.
+        """
         if record is None or (
             run and (run[-1].index + 1 != record.index or len(run) >= self._size)
         ):
             if run:
                 self._hand(run, closed)
-            self._run = run = []
+            run = []
         if record is not None:
             run.append(record)
+        return run
