@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
+# uv trusts the system's CA certificates, as curl and git do: installs then work behind a
+# proxy whose CA only the system knows (as on the development machines). UV_SYSTEM_CERTS=0 undoes it.
+export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
 
