@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
 import pytest
 from tools.image.build import Bases, build_argv, dockerfile_args, qualified
 from tools.image.engine import PODMAN_NPROC_CAP, containers_conf
+from tools.image.run import amqp_answers
 
 from tests.deploy.files import DOCKERFILE, ROOT, dockerfile
 
@@ -121,3 +124,38 @@ class TestMakeTargets:
         recipe = self.dry_run("test")
         assert "tools.image" not in recipe
         assert "pytest" in recipe
+
+
+class TestBrokerCheck:
+    """A broker that takes the TCP connection but never answers AMQP is told apart."""
+
+    def serve(self, answer: bytes | None) -> tuple[socket.socket, threading.Thread]:
+        server = socket.create_server(("127.0.0.1", 0))
+
+        def handle() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(8)
+                if answer is not None:
+                    conn.sendall(answer)
+                else:
+                    conn.recv(8)  # holds the connection until the client gives up
+
+        thread = threading.Thread(target=handle, daemon=True)
+        thread.start()
+        return server, thread
+
+    def test_an_answering_broker_passes(self) -> None:
+        server, thread = self.serve(b"\x01\x00\x00\x00\x00\x01\xf4\x00")
+        with server:
+            port = server.getsockname()[1]
+            assert amqp_answers(f"amqp://guest:guest@127.0.0.1:{port}/", timeout=10)
+            thread.join(10)
+
+    def test_a_silent_broker_fails_and_so_does_no_broker(self) -> None:
+        server, thread = self.serve(None)
+        with server:
+            port = server.getsockname()[1]
+            assert not amqp_answers(f"amqp://127.0.0.1:{port}/", timeout=0.5)
+            thread.join(10)
+        assert not amqp_answers(f"amqp://127.0.0.1:{port}/", timeout=0.5)

@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="palette-image-"))
+    work.chmod(0o755)  # --own-broker's node runs as the rabbitmq user and keeps its data here
     report.step("finding a container engine")
     try:
         engine = find_engine(work, install=not args.no_install)

@@ -9,14 +9,16 @@ run on the host gets).
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -54,12 +56,24 @@ def rabbitmqctl(*args: str) -> str:
     program = shutil.which("rabbitmqctl")
     if program is None:
         raise RuntimeError("rabbitmqctl not found: the image is run against this machine's broker")
-    done = subprocess.run(
-        [program, *args], capture_output=True, text=True, check=False, timeout=120
+    # A session of its own: on a timeout the whole command goes (rabbitmqctl runs su,
+    # sh and an Erlang node, which would otherwise outlive it holding a CLI port).
+    process = subprocess.Popen(
+        [program, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip() or done.stdout}")
-    return done.stdout
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {err.strip() or out}")
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,19 @@ def own_broker(base: Path) -> Iterator[Broker]:
         yield Broker(node.url, "/", ctl)
     finally:
         node.stop()
+        _end_node(base / "node.pid", node.node)
+
+
+def _end_node(pid_file: Path, name: str) -> None:
+    """SIGTERM the node if it still runs (when ``rabbitmqctl stop`` could not reach it)."""
+    try:
+        pid = int(pid_file.read_text(encoding="ascii").strip())
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if f"RABBITMQ_NODENAME={name}".encode() in environ:  # that pid is still our node
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
 
 
 def consumers(broker: Broker) -> dict[str, int]:
