@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
     except Exception as exc:  # reported; the exit code says it failed
         print(f"make test-image: {type(exc).__name__}: {exc}", file=sys.stderr)
+        report.done("logs", f"kept in {work} (build.log, devstack/, rabbitmq/)")
+    if ok:
+        shutil.rmtree(work, ignore_errors=True)
     print(report.summary(ok))
     return 0 if ok else 1
 
