@@ -38,7 +38,12 @@ COPY --from=uv /uv /usr/local/bin/uv
 # 0 keeps .pyc files out of the image (~48 MB, about 1.5 s more start-up);
 # build with --build-arg COMPILE_BYTECODE=1 to trade size for start-up time.
 ARG COMPILE_BYTECODE=0
+# UV_SYSTEM_CERTS: uv trusts the image's CA bundle, which a build behind a
+# TLS-intercepting proxy replaces for the uv steps with the host's, passed as a
+# build secret (`--secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt`):
+# mounted while a step runs, never stored in a layer. Without it the image's own applies.
 ENV UV_COMPILE_BYTECODE=${COMPILE_BYTECODE} \
+    UV_SYSTEM_CERTS=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/local/bin/python3.12 \
@@ -56,12 +61,14 @@ COPY services/scheduler/pyproject.toml services/scheduler/
 COPY services/generator/pyproject.toml services/generator/
 COPY services/accounting/pyproject.toml services/accounting/
 RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt \
     uv sync --frozen --no-default-groups --no-dev --no-install-workspace --package palette-gateway --package palette-scheduler --package palette-generator --package palette-accounting
 
 # 2. The project itself, installed as wheels (no editable links to /src).
 COPY libs/common libs/common
 COPY services services
 RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt \
     uv sync --frozen --no-default-groups --no-dev --no-editable --package palette-gateway --package palette-scheduler --package palette-generator --package palette-accounting
 
 # 3. Slim the environment, then prove every service still loads and exports.
@@ -75,6 +82,7 @@ RUN sh deploy/docker/slim-venv.sh /opt/palette/venv \
 FROM builder AS emulator-builder
 COPY libs/devstack libs/devstack
 RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt \
     UV_PROJECT_ENVIRONMENT=/opt/palette/venv-emulator \
     uv sync --frozen --no-default-groups --no-dev --no-editable --package palette-devstack
 

@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
+# uv trusts the system's CA certificates, as curl and git do: installs then work behind a
+# proxy whose CA only the system knows (as on the development machines). UV_SYSTEM_CERTS=0 undoes it.
+export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
 
@@ -42,6 +45,9 @@ lint: install ## Ruff and mypy
 test-deploy: install ## Offline checks of the Dockerfile, compose file and Kubernetes manifests
 	@$(UV) run pytest tests/deploy -m deploy $(PYTEST_ARGS)
 
+test-image: install ## Build the Dockerfile (Docker, else podman) and run each service from it on RabbitMQ and the dev stack: /health, /ready, one job (minutes; not in make test)
+	@UV=$(UV) $(UV) run python -m tools.image $(ARGS)
+
 docs: install ## Regenerate the AsyncAPI documents (docs/asyncapi/) and .env.example
 	@$(UV) run python -m tools.asyncapi
 	@$(UV) run python -m tools.env_example
@@ -53,4 +59,4 @@ format: install ## Format the code
 	@$(UV) run ruff format .
 	@$(UV) run ruff check --fix .
 
-.PHONY: help uv install demo test bench bench-quick test-unit test-faults test-deploy docs env-example lint format
+.PHONY: help uv install demo test bench bench-quick test-unit test-faults test-deploy test-image docs env-example lint format

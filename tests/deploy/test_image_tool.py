@@ -1,0 +1,161 @@
+"""``make test-image``'s own logic, checked without building anything.
+
+The real run (``make test-image``: build, then every service from the image
+against RabbitMQ and the dev stack) takes minutes and is not part of ``make
+test``; these check what it decides: podman's limits, the build's arguments
+(the CA bundle as a secret), the base images' names, what it says and its exit
+code on a machine with no engine, and that ``make test`` leaves it out.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import tomllib
+from pathlib import Path
+
+import pytest
+from tools.image.build import Bases, build_argv, dockerfile_args, qualified
+from tools.image.engine import PODMAN_NPROC_CAP, containers_conf
+from tools.image.run import amqp_answers
+
+from tests.deploy.files import DOCKERFILE, ROOT, dockerfile
+
+pytestmark = pytest.mark.deploy
+
+BASES = Bases("localhost/palette-python:3.12-bookworm", "localhost/palette-uv:0.13.9", "made")
+
+
+class TestPodmanSettings:
+    def test_limits_are_the_machines_hard_ones_and_runc_runs_containers(self) -> None:
+        conf = tomllib.loads(containers_conf(20000, 3000))
+        assert conf["containers"]["default_ulimits"] == ["nofile=20000:20000", "nproc=3000:3000"]
+        assert conf["engine"]["runtime"] == "runc"
+
+    def test_processes_stay_within_what_podman_itself_may_have(self) -> None:
+        conf = tomllib.loads(containers_conf(20000, 96367))
+        assert (
+            f"nproc={PODMAN_NPROC_CAP}:{PODMAN_NPROC_CAP}" in conf["containers"]["default_ulimits"]
+        )
+
+    def test_unlimited_limits_get_podmans_defaults(self) -> None:
+        unlimited = resource.RLIM_INFINITY
+        limits = tomllib.loads(containers_conf(unlimited, unlimited))["containers"]
+        assert limits["default_ulimits"] == [
+            "nofile=1048576:1048576",
+            f"nproc={PODMAN_NPROC_CAP}:{PODMAN_NPROC_CAP}",
+        ]
+
+
+class TestBuild:
+    def test_bundle_goes_in_as_the_secret_the_dockerfile_mounts(self, tmp_path: Path) -> None:
+        bundle = tmp_path / "ca.crt"
+        argv = build_argv("docker", "plot-palette:t", BASES, bundle)
+        assert argv[argv.index("--secret") + 1] == f"id=ca-certificates,src={bundle}"
+        assert argv[-1] == str(ROOT)
+        assert f"PYTHON_IMAGE={BASES.python}" in argv
+        assert f"UV_IMAGE={BASES.uv}" in argv
+        assert "--network=host" not in argv
+        mounts = [
+            w
+            for i in dockerfile()
+            if i.keyword == "RUN" and "uv sync" in i.args
+            for w in i.words()
+            if w.startswith("--mount=type=secret")
+        ]
+        assert mounts, "the uv steps mount no CA bundle"
+        for mount in mounts:
+            fields = dict(f.split("=", 1) for f in mount.removeprefix("--mount=").split(","))
+            assert fields["id"] == "ca-certificates"
+            assert fields["target"] == "/etc/ssl/certs/ca-certificates.crt"
+
+    def test_no_bundle_no_secret_and_podman_builds_on_the_hosts_network(self) -> None:
+        argv = build_argv("podman", "plot-palette:t", BASES, None)
+        assert "--secret" not in argv
+        assert "--network=host" in argv
+
+    def test_no_certificate_is_ever_copied_into_an_image(self) -> None:
+        for i in dockerfile():
+            if i.keyword in {"COPY", "ADD"}:
+                assert not any("crt" in w or "cert" in w for w in i.words()), i.args
+        envs = " ".join(i.args for i in dockerfile() if i.stage == "builder" and i.keyword == "ENV")
+        assert "UV_SYSTEM_CERTS=1" in envs
+
+    def test_base_images_are_the_dockerfiles_defaults_fully_named(self) -> None:
+        args = dockerfile_args(DOCKERFILE.read_text(encoding="utf-8"))
+        assert qualified(args["PYTHON_IMAGE"]) == "docker.io/library/python:3.12-slim-bookworm"
+        assert qualified(args["UV_IMAGE"]).startswith("ghcr.io/astral-sh/uv:")
+        assert qualified("localhost/palette-uv:1") == "localhost/palette-uv:1"
+        assert qualified("minio/mc:latest") == "docker.io/minio/mc:latest"
+
+
+class TestWithoutAnEngine:
+    def test_says_what_it_could_not_do_and_why_and_exits_2(self, tmp_path: Path) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "tools.image", "--no-install"],
+            cwd=ROOT,
+            env={**os.environ, "PATH": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "docker: not installed" in result.stdout
+        assert "podman: not installed (installing it was not allowed)" in result.stdout
+        assert "Not done: the build, the size, the services' runs and the job" in result.stdout
+
+
+class TestMakeTargets:
+    def dry_run(self, target: str) -> str:
+        result = subprocess.run(
+            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return result.stdout
+
+    def test_make_test_image_runs_the_tool(self) -> None:
+        assert "python -m tools.image" in self.dry_run("test-image")
+
+    def test_make_test_leaves_the_image_out(self) -> None:
+        recipe = self.dry_run("test")
+        assert "tools.image" not in recipe
+        assert "pytest" in recipe
+
+
+class TestBrokerCheck:
+    """A broker that takes the TCP connection but never answers AMQP is told apart."""
+
+    def serve(self, answer: bytes | None) -> tuple[socket.socket, threading.Thread]:
+        server = socket.create_server(("127.0.0.1", 0))
+
+        def handle() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(8)
+                if answer is not None:
+                    conn.sendall(answer)
+                else:
+                    conn.recv(8)  # holds the connection until the client gives up
+
+        thread = threading.Thread(target=handle, daemon=True)
+        thread.start()
+        return server, thread
+
+    def test_an_answering_broker_passes(self) -> None:
+        server, thread = self.serve(b"\x01\x00\x00\x00\x00\x01\xf4\x00")
+        with server:
+            port = server.getsockname()[1]
+            assert amqp_answers(f"amqp://guest:guest@127.0.0.1:{port}/", timeout=10)
+            thread.join(10)
+
+    def test_a_silent_broker_fails_and_so_does_no_broker(self) -> None:
+        server, thread = self.serve(None)
+        with server:
+            port = server.getsockname()[1]
+            assert not amqp_answers(f"amqp://127.0.0.1:{port}/", timeout=0.5)
+            thread.join(10)
+        assert not amqp_answers(f"amqp://127.0.0.1:{port}/", timeout=0.5)
