@@ -93,7 +93,9 @@ async def generate(
 ) -> None:
     """Generate ``missing`` (ascending) until done or halted, writing runs as they close."""
     msg = state.msg
-    assembler = RunAssembler(missing, msg.part_size, state.rt.settings.part_flush_seconds)
+    assembler = RunAssembler(
+        missing, state.rt.settings.part_size, state.rt.settings.part_flush_seconds
+    )
     pending = iter(missing)
     pledges = PledgeBook()
     changed = asyncio.Condition()

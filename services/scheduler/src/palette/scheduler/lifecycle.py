@@ -149,6 +149,7 @@ class Scheduler:
             [m.JobStatus.QUEUED.value],
             m.JobStatus.RUNNING,
             seed_count=seeds.count,
+            partition_size=size,
             partitions_total=len(ranges),
             record_estimate=record_estimate(template, self.pricing, seeds.largest_bytes),
             slots=[None] * self.settings.window,
@@ -251,7 +252,6 @@ class Scheduler:
                 template=plan.template,
                 seed_key=plan.seed_key,
                 seed_count=plan.seed_count,
-                part_size=self.settings.part_size,
             ),
         )
 
