@@ -121,7 +121,8 @@ class TemplateToolsController(Controller):
         owner: NamedDependency[str],
         version: Version = None,
         run: Annotated[
-            bool, QueryParameter(description="Run one record through the model (costs money).")
+            bool,
+            QueryParameter(description="Run each seed's record through the model (costs money)."),
         ] = False,
     ) -> PreviewView:
         """Each step's rendered prompt, input token bound and worst-case cost, and a job estimate.
@@ -134,7 +135,8 @@ class TemplateToolsController(Controller):
         of ``num_records`` records (see ``palette.gateway.estimating``).
         """
         doc = await visible_template(runtime, owner, template_id, version)
-        for name, seed in _seeds(data):
+        seeds = _seeds(data)
+        for name, seed in seeds:
             missing = missing_fields(seed, list(doc.get("schema_requirements", [])))
             if missing:
                 which = "" if name == "seed" else f"{name}: "
@@ -145,7 +147,7 @@ class TemplateToolsController(Controller):
                 )
         spec = TemplateSpec.model_validate({"steps": doc["steps"]})
         steps, worst = _rendered(spec, data.seed, runtime)
-        worsts = [worst] + [_rendered(spec, s, runtime, n)[1] for n, s in _seeds(data)[1:]]
+        worsts = [worst] + [_rendered(spec, s, runtime, n)[1] for n, s in seeds[1:]]
         view = PreviewView(
             template_id=template_id,
             version=doc["version"],
@@ -157,7 +159,6 @@ class TemplateToolsController(Controller):
         if not run:
             return view
         _within_cap(runtime.settings, max(worsts))  # refused before any record is billed
-        seeds = _seeds(data)
         results = [
             await _run(runtime, owner, spec, seed, seed_worst)
             for (_, seed), seed_worst in zip(seeds, worsts, strict=True)
@@ -185,7 +186,7 @@ class TemplateToolsController(Controller):
                     }
                 )
             )
-        log.info("template_previewed", template_id=template_id, cost=result.cost, owner=owner)
+        log.info("template_previewed", template_id=template_id, cost=sample.spent, owner=owner)
         return view.model_copy(
             update={
                 "steps": merged,
