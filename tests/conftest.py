@@ -32,13 +32,13 @@ from tests.backends import Backend, BackendUnavailableError, open_backend
 SERVICE_SETTINGS = {
     "scheduler": {
         "PALETTE_SCHEDULER_PARTITION_SIZE": "50",
-        "PALETTE_SCHEDULER_PART_SIZE": "10",
         "PALETTE_SCHEDULER_WINDOW": "3",
     },
     # Parts close by size alone here (a record never waits 30 s): the
     # observability test counts them.
     "generator": {
         "PALETTE_GENERATOR_CONCURRENCY": "16",
+        "PALETTE_GENERATOR_PART_SIZE": "10",
         "PALETTE_GENERATOR_PART_FLUSH_SECONDS": "30",
     },
 }

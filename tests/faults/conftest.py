@@ -36,11 +36,11 @@ from tests.faults.broker import BrokerUnavailableError, PrivateRabbit
 FAULT_SETTINGS: dict[str, dict[str, str]] = {
     "scheduler": {
         "PALETTE_SCHEDULER_PARTITION_SIZE": "40",
-        "PALETTE_SCHEDULER_PART_SIZE": "10",
         "PALETTE_SCHEDULER_WINDOW": "3",
     },
     "generator": {
         "PALETTE_GENERATOR_CONCURRENCY": "8",
+        "PALETTE_GENERATOR_PART_SIZE": "10",
         "PALETTE_GENERATOR_CLAIM_TTL_SECONDS": "3",
         "PALETTE_GENERATOR_BACKOFF_BASE": "0.05",
         "PALETTE_GENERATOR_BACKOFF_MAX": "0.5",

@@ -93,13 +93,9 @@ def per_record_picos(rig: Rig, api: Any) -> int:
 def test_budget_race(runs: int, rig: Rig) -> None:
     """Case 8: 64 concurrent model calls against a budget for 20 records, ``runs`` times."""
     overrides = {
-        "generator": {"PALETTE_GENERATOR_CONCURRENCY": "64"},
+        "generator": {"PALETTE_GENERATOR_CONCURRENCY": "64", "PALETTE_GENERATOR_PART_SIZE": "4"},
         "gateway": {"PALETTE_GATEWAY_MAX_ACTIVE_JOBS": "32"},
-        "scheduler": {
-            "PALETTE_SCHEDULER_PARTITION_SIZE": "16",
-            "PALETTE_SCHEDULER_PART_SIZE": "4",
-            "PALETTE_SCHEDULER_WINDOW": "8",
-        },
+        "scheduler": {"PALETTE_SCHEDULER_PARTITION_SIZE": "16", "PALETTE_SCHEDULER_WINDOW": "8"},
     }
     _, api = rig.services(generators=1, overrides=overrides)
     rig.emulator.configure(latency_ms=100, jitter_ms=50)

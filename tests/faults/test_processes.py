@@ -85,11 +85,9 @@ def test_generator_killed_loses_only_its_last_flush_of_records(rig: Rig) -> None
     group, api = rig.services(
         generators=1,
         overrides={
-            "scheduler": {
-                "PALETTE_SCHEDULER_PARTITION_SIZE": "400",
-                "PALETTE_SCHEDULER_PART_SIZE": "400",
-            },
+            "scheduler": {"PALETTE_SCHEDULER_PARTITION_SIZE": "400"},
             "generator": {
+                "PALETTE_GENERATOR_PART_SIZE": "400",
                 "PALETTE_GENERATOR_PART_FLUSH_SECONDS": str(FLUSH_SECONDS),
                 "PALETTE_GENERATOR_CONCURRENCY": str(FLUSH_CONCURRENCY),
             },

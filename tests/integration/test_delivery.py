@@ -226,7 +226,6 @@ class TestDuplicateGeneratePartition:
                 template=TemplateSpec.model_validate(doc["template"]),
                 seed_key=doc["seed_key"],
                 seed_count=doc["seed_count"],
-                part_size=10,
             )
             exchange, routing_key = ROUTES[GeneratePartition]
             for _ in range(2):

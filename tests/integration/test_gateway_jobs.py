@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from palette.devstack.stack import DevStack
+from tests.conftest import SERVICE_SETTINGS
 from tests.integration.gateway_fixtures import MakeApi
 from tests.integration.gateway_helpers import (
     ONE_STEP,
@@ -159,6 +160,25 @@ class TestListAndRead:
         assert job["seed_count"] == 60
         assert job["partitions_in_flight"] == 0
         problem(api.http.get(f"/jobs/{uuid.uuid4().hex}"), 404)
+
+
+class TestPartitionSize:
+    def test_the_scheduler_decides_it_unless_the_job_names_one(
+        self, make_api: MakeApi, mongo: Any
+    ) -> None:
+        size = int(SERVICE_SETTINGS["scheduler"]["PALETTE_SCHEDULER_PARTITION_SIZE"])
+        _, api = make_api()
+        template, seeds, default = start(api, num_records=2 * size)
+        assert default["partition_size"] is None  # the gateway leaves it to the scheduler
+        named = api.submit_job(
+            **job_body(template["id"], seeds["key"], num_records=2 * size, partition_size=size // 2)
+        )
+        for job, expected in ((default, size), (named, size // 2)):
+            final = api.wait(job["id"], timeout=90)
+            assert final["status"] == "COMPLETED", final
+            partitions = 2 * size // expected
+            assert (final["partition_size"], final["partitions_total"]) == (expected, partitions)
+            assert mongo["partitions"].count_documents({"job_id": job["id"]}) == partitions
 
 
 class TestRemove:

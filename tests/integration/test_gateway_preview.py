@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
+import httpx
 import pytest
 
 from palette.common.pricing import PricingTable
@@ -21,6 +23,23 @@ SEED = {"product": "a kettle", "persona": {"role": "chef", "mood": "calm"}}
 
 def usd(picos: int) -> Decimal:
     return Decimal(picos) / 10**12
+
+
+def record_costs(billed: list[dict[str, Any]]) -> dict[str, int]:
+    """Cost of each previewed record (by preview id) from its first billed call per step.
+
+    A reply that made the generator run the record again would bill more calls
+    with the same ids after the answer; the answer reports the first run.
+    """
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for call in billed:
+        meta = call["request_metadata"]
+        first.setdefault((meta["preview_id"], meta["step"]), call)
+    costs: dict[str, int] = {}
+    for (preview_id, _), call in first.items():
+        cost = PRICING.cost(call["model_id"], call["input_tokens"], call["output_tokens"])
+        costs[preview_id] = costs.get(preview_id, 0) + cost
+    return costs
 
 
 class TestRenderedPreview:
@@ -114,4 +133,100 @@ class TestRunPreview:
             f"/templates/{template['id']}/preview", params={"run": "true"}, json={"seed": SEED}
         )
         assert problem(response, 422)["errors"][0]["field"] == "run"
+        assert devstack.emulator_control().billing(owner=user) == []
+
+
+class TestJobEstimate:
+    BIG_SEED = {"product": "a kettle " * 40, "persona": {"role": "chef", "mood": "calm"}}
+
+    def test_without_run_the_worst_case_of_the_largest_seed_is_scaled_to_num_records(
+        self, make_api: MakeApi, devstack: DevStack, gateway_url: str
+    ) -> None:
+        user, api = make_api()
+        template = api.create_template(TWO_STEPS)
+        path = f"/templates/{template['id']}/preview"
+        alone = api.http.post(path, json={"seed": self.BIG_SEED})
+        assert alone.status_code == 200, alone.text
+        response = api.http.post(
+            path, json={"seed": SEED, "more_seeds": [self.BIG_SEED], "num_records": 250}
+        )
+        assert response.status_code == 200, response.text
+        view = response.json()
+        estimate = view["estimate"]
+        big = Decimal(alone.json()["worst_case_usd"])
+        assert big > Decimal(view["worst_case_usd"])
+        assert Decimal(estimate["worst_case_usd"]) == big * 250
+        assert (estimate["num_records"], estimate["records_run"], estimate["spent_usd"]) == (
+            250,
+            0,
+            "0",
+        )
+        assert (estimate["mean_usd"], estimate["low_usd"], estimate["high_usd"]) == (None,) * 3
+        assert devstack.emulator_control().billing(owner=user) == []
+        schemas = httpx.get(f"{gateway_url}/schema/openapi.json").json()["components"]["schemas"]
+        assert schemas["PreviewRequest"]["properties"]["num_records"]["default"] == 1000
+        assert {"mean_usd", "low_usd", "high_usd", "worst_case_usd"} <= set(
+            schemas["JobEstimateView"]["properties"]
+        )
+
+    def test_with_run_mean_and_spread_are_the_records_run_as_billed_times_num_records(
+        self, make_api: MakeApi, devstack: DevStack
+    ) -> None:
+        user, api = make_api()
+        template = api.create_template(TWO_STEPS)
+        more = [self.BIG_SEED, {"product": "a teapot", "persona": {"role": "barista"}}]
+        response = api.http.post(
+            f"/templates/{template['id']}/preview",
+            params={"run": "true"},
+            json={"seed": SEED, "more_seeds": more},
+        )
+        assert response.status_code == 200, response.text
+        view = response.json()
+        estimate = view["estimate"]
+        assert (estimate["num_records"], estimate["records_run"], estimate["errors"]) == (
+            1000,
+            3,
+            [],
+        )
+        costs = list(record_costs(devstack.emulator_control().billing(owner=user)).values())
+        assert len(costs) == 3
+        assert usd(costs[0]) == Decimal(view["cost_usd"])
+        assert Decimal(estimate["spent_usd"]) == usd(sum(costs))
+        assert Decimal(estimate["mean_usd"]) == usd(-(-sum(costs) * 1000 // 3))
+        assert Decimal(estimate["low_usd"]) == usd(min(costs) * 1000)
+        assert Decimal(estimate["high_usd"]) == usd(max(costs) * 1000)
+        assert Decimal(estimate["high_usd"]) <= Decimal(estimate["worst_case_usd"])
+
+    def test_a_bad_seed_among_more_seeds_is_named_and_nothing_is_billed(
+        self, make_api: MakeApi, devstack: DevStack
+    ) -> None:
+        user, api = make_api()
+        template = api.create_template(TWO_STEPS)
+        path = f"/templates/{template['id']}/preview"
+        lacking = problem(
+            api.http.post(
+                path, params={"run": "true"}, json={"seed": SEED, "more_seeds": [SEED, {"x": 1}]}
+            ),
+            422,
+        )
+        assert lacking["errors"][0]["field"] == "more_seeds[1]"
+        sonnet = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+        dear = api.create_template(
+            {
+                "name": "dear",
+                "steps": [
+                    {"id": "a", "model": sonnet, "prompt": "{{ product }}", "max_tokens": 30000}
+                ],
+            }
+        )
+        # The first seed fits in the preview cap; the second's worst case does not.
+        above = problem(
+            api.http.post(
+                f"/templates/{dear['id']}/preview",
+                params={"run": "true"},
+                json={"seed": {"product": "tea"}, "more_seeds": [{"product": "t" * 30000}]},
+            ),
+            422,
+        )
+        assert above["errors"][0]["field"] == "run"
         assert devstack.emulator_control().billing(owner=user) == []

@@ -50,7 +50,7 @@ INSTANCES = ("gateway", "scheduler", "accounting", "generator-0", "generator-1")
 SERVICES = ("gateway", "scheduler", "accounting", "generator")
 NUM_RECORDS = 300
 PARTITION_SIZE = int(SERVICE_SETTINGS["scheduler"]["PALETTE_SCHEDULER_PARTITION_SIZE"])
-PART_SIZE = int(SERVICE_SETTINGS["scheduler"]["PALETTE_SCHEDULER_PART_SIZE"])
+PART_SIZE = int(SERVICE_SETTINGS["generator"]["PALETTE_GENERATOR_PART_SIZE"])
 PARTS = NUM_RECORDS // PART_SIZE
 MODEL_LATENCY_MS = 100  # slow enough that scrapes see the job running
 

@@ -18,6 +18,7 @@ from palette.gateway.jobs import (
     usd_string,
 )
 from palette.gateway.schemas import CreateJob
+from palette.gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.unit
 
@@ -53,9 +54,7 @@ def _doc(**overrides: Any) -> dict[str, Any]:
             **overrides,
         }
     )
-    return new_job_document(
-        job_id="j1", owner="alice", request=request, template=TEMPLATE, partition_size=None, now=NOW
-    )
+    return new_job_document(job_id="j1", owner="alice", request=request, template=TEMPLATE, now=NOW)
 
 
 class TestJobDocument:
@@ -76,6 +75,11 @@ class TestJobDocument:
         assert doc["submit_published"] is False
         assert doc["template"] == {"steps": STEPS}
         assert (doc["template_id"], doc["template_version"]) == ("t1", 2)
+
+    def test_partition_size_is_the_requests_or_null_for_the_scheduler_to_decide(self) -> None:
+        assert _doc()["partition_size"] is None
+        assert _doc(partition_size=20)["partition_size"] == 20
+        assert not [name for name in GatewaySettings.model_fields if "partition" in name]
 
     def test_budget_is_a_string_and_exact_picodollars(self) -> None:
         doc = _doc(budget_usd="12.345678901234")

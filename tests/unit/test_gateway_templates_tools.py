@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from palette.common.estimates import OUTPUT_BYTES_PER_TOKEN
 from palette.common.money import usd_string
 from palette.common.pricing import load_pricing
 from palette.common.templates import TemplateError, TemplateSpec
@@ -16,7 +17,7 @@ from palette.gateway.pagination import (
     template_cursor,
     template_position,
 )
-from palette.gateway.previewing import OUTPUT_BYTES_PER_TOKEN, PLACEHOLDER, preview_steps
+from palette.gateway.previewing import PLACEHOLDER, preview_steps
 from palette.gateway.problems import Problem
 from palette.gateway.template_yaml import from_yaml, to_yaml
 

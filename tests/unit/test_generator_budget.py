@@ -1,4 +1,4 @@
-"""The local lease guard and the worst-case estimates of the generator."""
+"""The local lease guard and the pledges of records in flight."""
 
 from __future__ import annotations
 
@@ -7,21 +7,9 @@ import threading
 
 import pytest
 
-from palette.common.pricing import TokenPrice
-from palette.common.templates import Step
-from palette.common.tokens import input_token_bound
-from palette.generator.budget import (
-    LeaseExhaustedError,
-    LeaseGuard,
-    PledgeBook,
-    call_worst_case,
-    record_needed,
-    worst_case,
-)
+from palette.generator.budget import LeaseExhaustedError, LeaseGuard, PledgeBook
 
 pytestmark = pytest.mark.unit
-
-PRICE = TokenPrice(input_picos=1_000_000, output_picos=5_000_000)
 
 
 class TestLeaseGuard:
@@ -128,37 +116,6 @@ class TestLeaseGuard:
         assert guard.reserved == 0
         assert guard.spent <= lease
         assert peak[0] <= lease
-
-
-class TestWorstCase:
-    def test_is_input_bound_times_input_price_plus_max_output(self) -> None:
-        assert worst_case(PRICE, 10, 20) == 10 * 1_000_000 + 20 * 5_000_000
-
-    def test_of_a_rendered_call_uses_the_token_bound(self) -> None:
-        step = Step(id="a", model="m", prompt="x", max_tokens=7)
-        expected = input_token_bound("hello", "sys") * 1_000_000 + 7 * 5_000_000
-        assert call_worst_case(PRICE, step, "hello", "sys") == expected
-
-
-class TestRecordNeeded:
-    STEPS = (
-        Step(id="a", model="m", prompt="{{ topic }}", max_tokens=10),
-        Step(id="b", model="m", prompt="{{ steps.a.output }}", max_tokens=20),
-    )
-
-    def test_sums_exact_worst_cases_when_known(self) -> None:
-        needed = record_needed(self.STEPS, {"m": PRICE}, {"a": 5, "b": 7}, {}, 0)
-        assert needed == 12
-
-    def test_uses_the_largest_observed_for_steps_not_rendered(self) -> None:
-        needed = record_needed(self.STEPS, {"m": PRICE}, {"a": 5}, {"a": 100, "b": 9}, 0)
-        assert needed == 14
-
-    def test_bounds_an_unseen_step_generously(self) -> None:
-        needed = record_needed(self.STEPS, {"m": PRICE}, {"a": 5}, {}, 50)
-        # b's prompt can hold a's whole output: it costs more than its bare source.
-        bare = call_worst_case(PRICE, self.STEPS[1], self.STEPS[1].prompt, None)
-        assert needed > 5 + bare
 
 
 class TestPledgeBook:

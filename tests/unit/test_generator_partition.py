@@ -106,6 +106,7 @@ def runtime(
     leases: FakeLeases | None = None,
     concurrency: int = 4,
     part_flush_seconds: float = 2.0,
+    part_size: int = 5,
 ) -> Runtime:
     settings = GeneratorSettings(
         concurrency=concurrency,
@@ -114,6 +115,7 @@ def runtime(
         backoff_max=0.002,
         status_poll_seconds=0,
         part_flush_seconds=part_flush_seconds,
+        part_size=part_size,
     )
     return Runtime(
         settings=settings,
@@ -140,7 +142,6 @@ def command(**overrides: Any) -> m.GeneratePartition:
         "template": template(),
         "seed_key": "seed-data/u/s.jsonl",
         "seed_count": len(SEEDS),
-        "part_size": 5,
     }
     fields.update(overrides)
     return m.GeneratePartition(**fields)
@@ -423,8 +424,8 @@ class TestGeneratePartition:
         async def publish(message: m.Message) -> None:
             published.append(message)
 
-        msg = command(part_size=100)
-        rt = runtime(storage, models, concurrency=4, part_flush_seconds=0.05)
+        msg = command()
+        rt = runtime(storage, models, concurrency=4, part_flush_seconds=0.05, part_size=100)
         task = asyncio.create_task(run_partition(msg, rt, publish))
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -451,9 +452,11 @@ class TestGeneratePartition:
         assert (end.records_done, end.records_missing) == (12, 0)
         assert usage_cost(end.usage) == sum(usage_cost(p.usage) for p in parts)
 
-    async def test_fast_records_fill_parts_to_the_part_size(self) -> None:
+    async def test_fast_records_fill_parts_to_the_generators_own_part_size(self) -> None:
+        # A command of an older scheduler may still carry a part size: it is not read.
         storage = FakeStorage()
-        events = await run(command(end=30, part_size=10), runtime(storage, FakeModels()))
+        msg = command(end=30, part_size=3)
+        events = await run(msg, runtime(storage, FakeModels(), part_size=10))
         parts = [e for e in events if isinstance(e, m.RecordsGenerated)]
         assert [p.records for p in parts] == [10, 10, 10]
 

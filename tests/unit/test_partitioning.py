@@ -37,5 +37,5 @@ class TestLeaseSizing:
                 Step(id="b", model=model, prompt="{{ steps.a.output }}", max_tokens=100),
             )
         )
-        assert record_estimate(two, pricing) > 2 * record_estimate(one, pricing)
-        assert record_estimate(one, pricing) >= pricing.cost(model, 1, 100)
+        assert record_estimate(two, pricing, 0) > 2 * record_estimate(one, pricing, 0)
+        assert record_estimate(one, pricing, 0) >= pricing.cost(model, 1, 100)

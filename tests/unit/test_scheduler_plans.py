@@ -10,6 +10,7 @@ import pytest
 from palette.common.pricing import load_pricing
 from palette.scheduler import lifecycle
 from palette.scheduler.lifecycle import Scheduler
+from palette.scheduler.partitioning import SeedSummary
 from palette.scheduler.settings import SchedulerSettings
 
 pytestmark = pytest.mark.unit
@@ -44,7 +45,7 @@ class FakeJobs:
 
 
 def scheduler(repo: FakeJobs) -> Scheduler:
-    async def no_seeds(_key: str) -> int:
+    async def no_seeds(_key: str) -> SeedSummary:
         raise AssertionError("not used")
 
     return Scheduler(

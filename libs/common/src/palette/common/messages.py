@@ -96,7 +96,10 @@ class SubmitJob(Message):
     num_records: int = Field(ge=1, le=MAX_RECORDS)
     budget_usd: Decimal = Field(gt=0, max_digits=18, decimal_places=12)
     output_format: OutputFormat = OutputFormat.JSONL
-    partition_size: PosInt | None = None
+    partition_size: PosInt | None = Field(
+        None,
+        description="Records per partition; null: PALETTE_SCHEDULER_PARTITION_SIZE.",
+    )
     priority: int = Field(default=0, ge=0, le=9)
 
 
@@ -130,7 +133,11 @@ class GeneratePartition(Message):
     template: TemplateSpec
     seed_key: str
     seed_count: PosInt
-    part_size: PosInt
+    part_size: PosInt | None = Field(
+        None,
+        description="Not read any more: generators use their own PALETTE_GENERATOR_PART_SIZE. "
+        "Accepted so that a command published by an older scheduler is still worked.",
+    )
 
 
 class ExportJob(Message):

@@ -5,12 +5,24 @@ Each service subclasses ``CommonSettings`` with its own prefix, e.g.
 override so that one ``.env`` configures the connections of every service,
 except ``metrics_port``, which is per process and so per service
 (``PALETTE_SCHEDULER_METRICS_PORT``, ...).
+
+Each setting has one owner. A variable of a setting that moved to another
+service is refused (``RETIRED_VARIABLES``), never silently ignored.
 """
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
+import os
+from typing import Self
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RETIRED_VARIABLES = {
+    "PALETTE_GATEWAY_DEFAULT_PARTITION_SIZE": "PALETTE_SCHEDULER_PARTITION_SIZE on the scheduler",
+    "PALETTE_SCHEDULER_PART_SIZE": "PALETTE_GENERATOR_PART_SIZE on the generators",
+}
+"""Variables no service reads any more, and what to set instead."""
 
 
 def _env(name: str) -> AliasChoices:
@@ -77,3 +89,14 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _no_retired_variables(self) -> Self:
+        retired = [name for name in RETIRED_VARIABLES if name in os.environ]
+        if retired:
+            raise ValueError(
+                "; ".join(
+                    f"{name} is no longer read: set {RETIRED_VARIABLES[name]}" for name in retired
+                )
+            )
+        return self

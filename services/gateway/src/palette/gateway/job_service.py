@@ -152,7 +152,6 @@ async def create_job(
             owner=owner,
             request=data,
             template=template,
-            partition_size=data.partition_size or runtime.settings.default_partition_size,
             now=now_ms(),
         )
         message = submit_message(doc)  # validates before anything is written

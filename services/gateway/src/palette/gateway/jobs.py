@@ -56,10 +56,14 @@ def new_job_document(
     owner: str,
     request: CreateJob,
     template: Document,
-    partition_size: int | None,
     now: datetime,
 ) -> Document:
-    """The job document the gateway inserts (status QUEUED, outbox flag unset)."""
+    """The job document the gateway inserts (status QUEUED, outbox flag unset).
+
+    Its ``partition_size`` is the one the request names, or null: the scheduler
+    decides it then (``PALETTE_SCHEDULER_PARTITION_SIZE``) and writes it when
+    the job starts.
+    """
     return {
         "_id": job_id,
         "owner": owner,
@@ -72,7 +76,7 @@ def new_job_document(
         "budget_usd": decimal_string(request.budget_usd),
         "budget_picos": usd_to_picos(request.budget_usd),
         "output_format": request.output_format.value,
-        "partition_size": partition_size,
+        "partition_size": request.partition_size,
         "priority": request.priority,
         "status": JobStatus.QUEUED.value,
         "created_at": now,

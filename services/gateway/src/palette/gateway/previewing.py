@@ -2,8 +2,10 @@
 
 An earlier step's output is unknown before the model runs, so it renders as a
 placeholder, and the bound on a later step's input counts each use of it at
-its maximum: ``max_tokens`` of that step at ``OUTPUT_BYTES_PER_TOKEN`` bytes
-per token (a byte-level tokenizer never makes more tokens than bytes).
+its maximum (``palette.common.estimates.output_bytes``): the one rule the
+scheduler and the generator apply too, so a step's worst case here is the
+generator's check before that call whenever the earlier outputs are as large
+as counted.
 """
 
 from __future__ import annotations
@@ -11,15 +13,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from palette.common.estimates import call_worst_case, output_bytes, pending_input_bound
 from palette.common.money import usd_string
 from palette.common.pricing import PricingTable
 from palette.common.templates import TemplateSpec, render, step_context
-from palette.common.tokens import input_token_bound
 from palette.gateway.schemas import StepPreviewView
 from palette.gateway.templating import time_slices
-
-OUTPUT_BYTES_PER_TOKEN = 8
-"""Bytes an output token may take once it is text in a later prompt (generous)."""
 
 PLACEHOLDER = "<output of step {}>"
 _SENTINEL = "\x00{}\x00"
@@ -68,7 +67,7 @@ def preview_steps(
                 prompt.count(mark) + (system or "").count(mark),
                 _source_uses(step.prompt, prior.id) + _source_uses(step.system, prior.id),
             )
-            extra_bytes += uses * prior.max_tokens * OUTPUT_BYTES_PER_TOKEN
+            extra_bytes += uses * output_bytes(prior.max_tokens)
             prompt = prompt.replace(mark, PLACEHOLDER.format(prior.id))
             system = system.replace(mark, PLACEHOLDER.format(prior.id)) if system else system
         bare_prompt, bare_system = prompt, system
@@ -76,11 +75,8 @@ def preview_steps(
             shown = PLACEHOLDER.format(prior.id)
             bare_prompt = bare_prompt.replace(shown, "")
             bare_system = bare_system.replace(shown, "") if bare_system is not None else None
-        bound = input_token_bound(bare_prompt) + extra_bytes
-        if bare_system is not None:
-            bound += input_token_bound(bare_system)
-        price = pricing.price(step.model)
-        worst = bound * price.input_picos + step.max_tokens * price.output_picos
+        bound = pending_input_bound(bare_prompt, bare_system, extra_bytes)
+        worst = call_worst_case(pricing.price(step.model), bound, step.max_tokens)
         total += worst
         views.append(
             StepPreviewView(

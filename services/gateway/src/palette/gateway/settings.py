@@ -13,7 +13,6 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from palette.common.messages import MAX_RECORDS
 from palette.common.settings import CommonSettings
 
 DEV_JWT_SECRET = "plot-palette-dev-only-secret-do-not-use-in-production"  # noqa: S105
@@ -64,12 +63,6 @@ class GatewaySettings(CommonSettings):
     jwt_jwks_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one JWKS fetch.")
     max_budget_usd: Decimal = Field(
         Decimal(10_000), gt=0, description="Largest budget one job may ask for, in USD."
-    )
-    default_partition_size: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_RECORDS,
-        description="Partition size of jobs that give none; unset leaves it to the scheduler.",
     )
     max_body_bytes: int = Field(
         100 * 1024 * 1024, ge=1, description="Largest seed file upload, in bytes (413 above)."

@@ -8,33 +8,15 @@ without an answer (a timeout, a dropped connection) keeps its reservation held
 until the attempt ends, so the lease still bounds what the provider may bill;
 the guard remembers such calls by id (``unknown``) for the attempt's end event.
 The guard is thread-safe, though the generator only uses it from the event
-loop, where every method runs without yielding.
+loop, where every method runs without yielding. Worst cases follow the one
+rule of ``palette.common.estimates``.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from palette.common.pricing import TokenPrice
-from palette.common.templates import Step
-from palette.common.tokens import MESSAGE_OVERHEAD_TOKENS, input_token_bound
-
-# For a step not rendered yet, the bytes an earlier step's output may add to its
-# prompt, per output token: generous, so that ``needed`` rarely falls short.
-BYTES_PER_OUTPUT_TOKEN = 8
-
-
-def worst_case(price: TokenPrice, input_bound: int, max_tokens: int) -> int:
-    """The most one call can cost: input bound at input price plus max output."""
-    return input_bound * price.input_picos + max_tokens * price.output_picos
-
-
-def call_worst_case(price: TokenPrice, step: Step, prompt: str, system: str | None) -> int:
-    """Worst case of one rendered step's call."""
-    return worst_case(price, input_token_bound(prompt, system), step.max_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,46 +138,6 @@ class LeaseGuard:
             raise ValueError("a cost cannot be negative")
         with self._lock:
             self._spent += cost
-
-
-def record_needed(
-    steps: Sequence[Step],
-    prices: Mapping[str, TokenPrice],
-    known: Mapping[str, int],
-    observed: Mapping[str, int],
-    seed_bytes: int,
-) -> int:
-    """Best estimate of the worst case of one whole record.
-
-    Args:
-        steps: the template's steps.
-        prices: per-token price of each step's model.
-        known: exact worst cases of the steps already rendered for this record.
-        observed: the largest worst case seen per step in this attempt.
-        seed_bytes: size of the record's seed as JSON, which a prompt may include.
-
-    Returns:
-        The sum over steps of the exact worst case where known, else the
-        largest observed, else a generous bound from the step's source, the
-        seed size and the most its earlier steps can output.
-    """
-    total = 0
-    earlier_output_tokens = 0
-    for step in steps:
-        if step.id in known:
-            total += known[step.id]
-        elif step.id in observed:
-            total += observed[step.id]
-        else:
-            bound = (
-                input_token_bound(step.prompt, step.system)
-                + seed_bytes
-                + earlier_output_tokens * BYTES_PER_OUTPUT_TOKEN
-                + MESSAGE_OVERHEAD_TOKENS
-            )
-            total += worst_case(prices[step.model], bound, step.max_tokens)
-        earlier_output_tokens += step.max_tokens
-    return total
 
 
 class PledgeBook:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,9 +19,10 @@ from typing import Any
 import structlog
 
 from palette.common import seeds
+from palette.common.estimates import record_worst_case, rendered_call_worst_case, seed_bytes
 from palette.common.templates import Step, TemplateError, render, step_context
 from palette.generator.bedrock import ModelCallError
-from palette.generator.budget import PledgeBook, call_worst_case, record_needed
+from palette.generator.budget import PledgeBook
 from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
 from palette.generator.records import FinishedRecord, RunAssembler
 from palette.generator.state import AttemptState
@@ -85,11 +85,6 @@ def seed_problem(
     return None, first
 
 
-def seed_size(seed: dict[str, Any]) -> int:
-    """Bytes of a seed as JSON: how much of it a prompt may include."""
-    return len(json.dumps(seed, ensure_ascii=False).encode())
-
-
 async def generate(
     state: AttemptState,
     missing: list[int],
@@ -98,7 +93,9 @@ async def generate(
 ) -> None:
     """Generate ``missing`` (ascending) until done or halted, writing runs as they close."""
     msg = state.msg
-    assembler = RunAssembler(missing, msg.part_size, state.rt.settings.part_flush_seconds)
+    assembler = RunAssembler(
+        missing, state.rt.settings.part_size, state.rt.settings.part_flush_seconds
+    )
     pending = iter(missing)
     pledges = PledgeBook()
     changed = asyncio.Condition()
@@ -123,8 +120,8 @@ async def generate(
         for index in pending:
             seed_pos = seeds.seed_index(msg.job_id, index, msg.seed_count)
             seed = chosen[seed_pos]
-            estimate = record_needed(
-                msg.template.steps, state.prices, {}, state.observed, seed_size(seed)
+            estimate = record_worst_case(
+                msg.template.steps, state.prices, seed_bytes(seed), observed=state.observed
             )
             if not await admit(estimate):
                 return
@@ -219,7 +216,9 @@ async def run_record(
             else:
                 context = step_context(seed, record.outputs)
                 prompt, system = render_step(step, k, context, seconds)
-            worst = call_worst_case(state.prices[step.model], step, prompt, system)
+            worst = rendered_call_worst_case(
+                state.prices[step.model], prompt, system, step.max_tokens
+            )
             known[step.id] = worst
             state.observed[step.id] = max(worst, state.observed.get(step.id, 0))
             pledges.draw(index, worst)
@@ -229,7 +228,7 @@ async def run_record(
             record.usage[step.id] = (result.input_tokens, result.output_tokens)
     except Exhausted:
         state.exhausted = True
-        estimate = record_needed(steps, state.prices, known, state.observed, seed_size(seed))
+        estimate = record_worst_case(steps, state.prices, seed_bytes(seed), known, state.observed)
         state.needed = max(state.needed, estimate)
     except Stopped:
         state.stopped = True

@@ -26,11 +26,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from palette.common import keys, seeds
 from palette.common import messages as m
+from palette.common.estimates import record_worst_case
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import renders_the_same
 from palette.common.tracing import span
 from palette.generator import metrics
-from palette.generator.budget import LeaseGuard, record_needed
+from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
 from palette.generator.generation import generate, seed_problem
 from palette.generator.records import FinishedRecord, PartMeta, encode_part
@@ -114,7 +115,7 @@ async def attempt(state: AttemptState) -> None:
         state.stopped = True
     elif missing and await lease_closed(state):
         state.exhausted = True
-        state.needed = record_needed(msg.template.steps, state.prices, {}, {}, 0)
+        state.needed = record_worst_case(msg.template.steps, state.prices, 0)
     elif missing:
         chosen = await read_seeds(state, missing)
         if chosen is not None:

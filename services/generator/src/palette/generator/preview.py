@@ -16,10 +16,10 @@ import structlog
 
 from palette.common import messages as m
 from palette.common.broker import Context
+from palette.common.estimates import rendered_call_worst_case
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, render, step_context
 from palette.generator.bedrock import ModelCallError, ModelRequest
-from palette.generator.budget import call_worst_case
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.slots import PREVIEW
 
@@ -46,7 +46,7 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime) -> m.PreviewResult:
                 else None
             )
             price = rt.pricing.price(step.model)
-            worst = call_worst_case(price, step, prompt, system)
+            worst = rendered_call_worst_case(price, prompt, system, step.max_tokens)
             if spent + worst > msg.max_cost:
                 raise PreviewStop(
                     f"step {step.id!r}: its worst case ({worst} picodollars) does not fit in "

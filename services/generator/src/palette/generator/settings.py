@@ -44,12 +44,18 @@ class GeneratorSettings(CommonSettings):
     render_seconds: float = Field(
         1.0, gt=0, description="Wall-clock limit of rendering one prompt."
     )
+    part_size: int = Field(
+        100,
+        ge=1,
+        description="Most records per part object (a shorter part is written when a "
+        "finished record has waited PALETTE_GENERATOR_PART_FLUSH_SECONDS).",
+    )
     part_flush_seconds: float = Field(
         2.0,
         gt=0,
         description="Longest a finished record waits before it is written in a part (parts "
-        "also close at the job's part size): what a killed generator can lose of records "
-        "already paid for.",
+        "also close at PALETTE_GENERATOR_PART_SIZE records): what a killed generator can "
+        "lose of records already paid for.",
     )
     status_poll_seconds: float = Field(
         5.0,

@@ -14,11 +14,12 @@ from faststream.rabbit import RabbitBroker
 from palette.common.clients import mongo_client, s3_client
 from palette.common.metrics import job_status_gauge
 from palette.common.pricing import load_pricing
-from palette.common.seeds import SeedError, count_records, format_from_name, read_records
+from palette.common.seeds import SeedError, format_from_name, read_records
 from palette.common.service import build_service
 from palette.common.topology import Queues, QueueSpec
 from palette.scheduler import handlers, purge
 from palette.scheduler.lifecycle import Scheduler
+from palette.scheduler.partitioning import SeedSummary, summarize_seeds
 from palette.scheduler.repository import SchedulerRepository
 from palette.scheduler.settings import SchedulerSettings
 
@@ -47,15 +48,15 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
         client = mongo_client(settings)
         s3 = s3_client(settings)
 
-        def count_sync(key: str) -> int:
+        def count_sync(key: str) -> SeedSummary:
             try:
                 body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"]
             except s3.exceptions.NoSuchKey as exc:
                 raise SeedError(f"seed file {key!r} does not exist") from exc
             with body:
-                return count_records(read_records(body, format_from_name(key)))  # type: ignore[arg-type]
+                return summarize_seeds(read_records(body, format_from_name(key)))  # type: ignore[arg-type]
 
-        async def count_seeds(key: str) -> int:
+        async def count_seeds(key: str) -> SeedSummary:
             return await asyncio.to_thread(count_sync, key)
 
         try:

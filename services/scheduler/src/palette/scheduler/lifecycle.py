@@ -21,13 +21,18 @@ from palette.common.money import usd_to_picos
 from palette.common.pricing import PricingTable, UnknownModelError
 from palette.common.seeds import SeedError
 from palette.common.templates import TemplateError, TemplateSpec, analyse
-from palette.scheduler.partitioning import lease_request, partition_ranges, record_estimate
+from palette.scheduler.partitioning import (
+    SeedSummary,
+    lease_request,
+    partition_ranges,
+    record_estimate,
+)
 from palette.scheduler.repository import ACTIVE, IN_FLIGHT, Doc, SchedulerRepository
 from palette.scheduler.settings import SchedulerSettings
 
 log = structlog.get_logger("palette.scheduler")
 
-SeedCounter = Callable[[str], Coroutine[Any, Any, int]]
+SeedCounter = Callable[[str], Coroutine[Any, Any, SeedSummary]]
 STOPPED = (m.JobStatus.CANCELLED, m.JobStatus.BUDGET_EXCEEDED, m.JobStatus.FAILED)
 PLANS_KEPT = 1024
 PLAN_CHARS_KEPT = 8_000_000
@@ -132,7 +137,7 @@ class Scheduler:
         try:
             analyse(template)
             self.pricing.require(template.models)
-            seed_count = await self.count_seeds(job["seed_key"])
+            seeds = await self.count_seeds(job["seed_key"])
         except (TemplateError, UnknownModelError, SeedError) as exc:
             await self.fail_before_start(msg.job_id, str(exc))
             return
@@ -143,14 +148,15 @@ class Scheduler:
             msg.job_id,
             [m.JobStatus.QUEUED.value],
             m.JobStatus.RUNNING,
-            seed_count=seed_count,
+            seed_count=seeds.count,
+            partition_size=size,
             partitions_total=len(ranges),
-            record_estimate=record_estimate(template, self.pricing),
+            record_estimate=record_estimate(template, self.pricing, seeds.largest_bytes),
             slots=[None] * self.settings.window,
             started_at=m.utcnow(),
         )
         if before is not None:
-            log.info("job_started", job_id=msg.job_id, partitions=len(ranges), seeds=seed_count)
+            log.info("job_started", job_id=msg.job_id, partitions=len(ranges), seeds=seeds.count)
             await self._status_changed(before, m.JobStatus.RUNNING)
         await self.pump(msg.job_id)
 
@@ -246,7 +252,6 @@ class Scheduler:
                 template=plan.template,
                 seed_key=plan.seed_key,
                 seed_count=plan.seed_count,
-                part_size=self.settings.part_size,
             ),
         )
 

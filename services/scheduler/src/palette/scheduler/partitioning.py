@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from palette.common.estimates import record_worst_case, seed_bytes
 from palette.common.pricing import PricingTable
 from palette.common.templates import TemplateSpec
-from palette.common.tokens import MESSAGE_OVERHEAD_TOKENS
-
-SEED_ALLOWANCE_BYTES = 256
-BYTES_PER_OUTPUT_TOKEN = 4
 
 
 def partition_ranges(num_records: int, size: int) -> list[tuple[int, int]]:
@@ -17,27 +18,33 @@ def partition_ranges(num_records: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, num_records)) for start in range(0, num_records, size)]
 
 
-def record_estimate(template: TemplateSpec, pricing: PricingTable) -> int:
+@dataclass(frozen=True, slots=True)
+class SeedSummary:
+    """What lease sizing needs of a seed file: its records and the largest one's size."""
+
+    count: int
+    largest_bytes: int
+
+
+def summarize_seeds(records: Iterable[dict[str, Any]]) -> SeedSummary:
+    """Count records (reading every one, so every one is checked) and size the largest."""
+    count = largest = 0
+    for record in records:
+        count += 1
+        largest = max(largest, seed_bytes(record))
+    return SeedSummary(count, largest)
+
+
+def record_estimate(template: TemplateSpec, pricing: PricingTable, largest_seed_bytes: int) -> int:
     """A first estimate of one record's worst-case cost, in picodollars.
 
-    The generator knows each call's exact worst case only once the prompt is
-    rendered; it reports a larger figure (``needed``) when a lease falls
-    short, and the next lease is sized from that.
+    The rule of ``palette.common.estimates`` before rendering, with the job's
+    largest seed. The generator knows each call's exact worst case only once
+    the prompt is rendered; it reports a larger figure (``needed``) when a
+    lease falls short, and the next lease is sized from that.
     """
-    total = 0
-    earlier_output_bytes = 0
-    for step in template.steps:
-        price = pricing.price(step.model)
-        input_bound = (
-            len(step.prompt.encode())
-            + len((step.system or "").encode())
-            + 2 * MESSAGE_OVERHEAD_TOKENS
-            + SEED_ALLOWANCE_BYTES
-            + earlier_output_bytes
-        )
-        total += price.cost(input_bound, step.max_tokens)
-        earlier_output_bytes += step.max_tokens * BYTES_PER_OUTPUT_TOKEN
-    return total
+    prices = {model: pricing.price(model) for model in template.models}
+    return record_worst_case(template.steps, prices, largest_seed_bytes)
 
 
 def lease_request(records: int, per_record: int, needed: int) -> tuple[int, int]:

@@ -15,12 +15,11 @@ class SchedulerSettings(CommonSettings):
         env_prefix="PALETTE_SCHEDULER_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
-    partition_size: int = Field(100, ge=1, description="Records per partition by default.")
-    part_size: int = Field(
+    partition_size: int = Field(
         100,
         ge=1,
-        description="Most records per part object a generator writes (it writes a shorter "
-        "part when a finished record has waited PALETTE_GENERATOR_PART_FLUSH_SECONDS).",
+        description="Records per partition of every job that names none in `POST /jobs` "
+        "(a started job shows the size it got).",
     )
     window: int = Field(4, ge=1, description="Partitions of one job in flight at once.")
     max_attempts: int = Field(3, ge=1, description="Failed attempts before a job fails.")

@@ -19,11 +19,13 @@ from palette.common.money import usd_string, usd_to_picos
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, TemplateSpec, missing_fields
 from palette.gateway.controllers.templates import Version, store_new, visible_template
+from palette.gateway.estimating import SampleRun, job_estimate
 from palette.gateway.openapi import problems
 from palette.gateway.ports import Runtime
 from palette.gateway.previewing import preview_steps
 from palette.gateway.problems import Problem, field_error, invalid
 from palette.gateway.schemas import PreviewRequest, PreviewView, StepPreviewView, TemplateView
+from palette.gateway.settings import GatewaySettings
 from palette.gateway.template_yaml import MEDIA_TYPE, from_yaml, to_yaml
 from palette.gateway.templating import template_view
 
@@ -43,20 +45,26 @@ class YamlBodyOperation(Operation):
 
 
 def _rendered(
-    spec: TemplateSpec, seed: dict[str, Any], runtime: Runtime
+    spec: TemplateSpec, seed: dict[str, Any], runtime: Runtime, name: str = "seed"
 ) -> tuple[list[StepPreviewView], int]:
     try:
         return preview_steps(spec, seed, runtime.pricing, runtime.settings.template_render_seconds)
     except TemplateError as exc:
+        if name != "seed":
+            raise invalid(name, f"{exc.field}: {exc.problem}") from None
         raise invalid(exc.field, exc.problem) from None
     except UnknownModelError as exc:
         raise invalid("template_id", str(exc)) from None
 
 
-async def _run(
-    runtime: Runtime, owner: str, spec: TemplateSpec, seed: dict[str, Any], worst: int
-) -> PreviewResult:
-    settings = runtime.settings
+def _seeds(data: PreviewRequest) -> list[tuple[str, dict[str, Any]]]:
+    """Each seed of a preview with the name a problem gives it."""
+    more = [(f"more_seeds[{i}]", seed) for i, seed in enumerate(data.more_seeds)]
+    return [("seed", data.seed), *more]
+
+
+def _within_cap(settings: GatewaySettings, worst: int) -> int:
+    """The preview cap in picodollars, once one record's worst case is known to fit in it."""
     cap = usd_to_picos(settings.preview_max_usd)
     if worst > cap:
         raise invalid(
@@ -64,6 +72,14 @@ async def _run(
             f"one record's worst case ({usd_string(worst)} USD) is above the preview cap "
             f"({settings.preview_max_usd} USD)",
         )
+    return cap
+
+
+async def _run(
+    runtime: Runtime, owner: str, spec: TemplateSpec, seed: dict[str, Any], worst: int
+) -> PreviewResult:
+    settings = runtime.settings
+    cap = _within_cap(settings, worst)
     timeout = settings.preview_timeout_seconds
     request = PreviewRecord(
         message_id=uuid.uuid4().hex,
@@ -92,7 +108,8 @@ class TemplateToolsController(Controller):
     @post(
         "/{template_id:str}/preview",
         operation_id="previewTemplate",
-        summary="Render a template against a seed record; with run=true, call the model once",
+        summary="Render a template against a seed record and estimate a job; with run=true, "
+        "run the seed records through the model",
         status_code=HTTP_200_OK,
         responses=problems(404, 413),
     )
@@ -104,35 +121,52 @@ class TemplateToolsController(Controller):
         owner: NamedDependency[str],
         version: Version = None,
         run: Annotated[
-            bool, QueryParameter(description="Run one record through the model (costs money).")
+            bool,
+            QueryParameter(description="Run each seed's record through the model (costs money)."),
         ] = False,
     ) -> PreviewView:
-        """Each step's rendered prompt, input token bound and worst-case cost.
+        """Each step's rendered prompt, input token bound and worst-case cost, and a job estimate.
 
         No model is called by default. With ``run=true`` a generator runs the
-        record (each call's worst case must fit in ``PALETTE_GATEWAY_PREVIEW_MAX_USD``)
-        and the real usage and cost come back.
+        record of ``seed``, then one of each of ``more_seeds``, one after
+        another (each record's worst case must fit in
+        ``PALETTE_GATEWAY_PREVIEW_MAX_USD``), and the real usage and cost come
+        back. ``estimate`` scales the records run and the worst case to a job
+        of ``num_records`` records (see ``palette.gateway.estimating``).
         """
         doc = await visible_template(runtime, owner, template_id, version)
-        missing = missing_fields(data.seed, list(doc.get("schema_requirements", [])))
-        if missing:
-            raise Problem(
-                422,
-                f"the seed record lacks fields the template needs: {', '.join(missing)}",
-                errors=[field_error("seed", "missing field", missing=missing)],
-            )
+        seeds = _seeds(data)
+        for name, seed in seeds:
+            missing = missing_fields(seed, list(doc.get("schema_requirements", [])))
+            if missing:
+                which = "" if name == "seed" else f"{name}: "
+                raise Problem(
+                    422,
+                    f"{which}the seed record lacks fields the template needs: {', '.join(missing)}",
+                    errors=[field_error(name, "missing field", missing=missing)],
+                )
         spec = TemplateSpec.model_validate({"steps": doc["steps"]})
         steps, worst = _rendered(spec, data.seed, runtime)
+        worsts = [worst] + [_rendered(spec, s, runtime, n)[1] for n, s in seeds[1:]]
         view = PreviewView(
             template_id=template_id,
             version=doc["version"],
             run=run,
             steps=steps,
             worst_case_usd=usd_string(worst),
+            estimate=job_estimate(data.num_records, worsts),
         )
         if not run:
             return view
-        result = await _run(runtime, owner, spec, data.seed, worst)
+        _within_cap(runtime.settings, max(worsts))  # refused before any record is billed
+        results = [
+            await _run(runtime, owner, spec, seed, seed_worst)
+            for (_, seed), seed_worst in zip(seeds, worsts, strict=True)
+        ]
+        sample = SampleRun()
+        for (name, _), record in zip(seeds, results, strict=True):
+            sample = sample.add(name, record.cost, record.error)
+        result = results[0]
         ran = {step.step_id: step for step in result.steps}
         merged = []
         for step in steps:
@@ -152,9 +186,14 @@ class TemplateToolsController(Controller):
                     }
                 )
             )
-        log.info("template_previewed", template_id=template_id, cost=result.cost, owner=owner)
+        log.info("template_previewed", template_id=template_id, cost=sample.spent, owner=owner)
         return view.model_copy(
-            update={"steps": merged, "cost_usd": usd_string(result.cost), "error": result.error}
+            update={
+                "steps": merged,
+                "cost_usd": usd_string(result.cost),
+                "error": result.error,
+                "estimate": job_estimate(data.num_records, worsts, sample),
+            }
         )
 
     @get(

@@ -39,6 +39,7 @@ from palette.gateway.schemas.seeds import (
 from palette.gateway.schemas.templates import (
     CreateTemplate,
     ForkTemplate,
+    JobEstimateView,
     PreviewRequest,
     PreviewView,
     StepIn,
@@ -61,6 +62,7 @@ __all__ = [
     "FieldProblem",
     "ForkTemplate",
     "Health",
+    "JobEstimateView",
     "JobPage",
     "JobView",
     "MissingExample",

@@ -23,7 +23,11 @@ class CreateJob(Request):
         description="Hard cap on spend, in USD (a JSON number or a decimal string)."
     )
     output_format: OutputFormat
-    partition_size: Annotated[int, Field(ge=1, le=MAX_RECORDS)] | None = None
+    partition_size: Annotated[int, Field(ge=1, le=MAX_RECORDS)] | None = Field(
+        None,
+        description="Records per partition of this job; null (the usual choice): the "
+        "scheduler's `PALETTE_SCHEDULER_PARTITION_SIZE`.",
+    )
     priority: Annotated[int, Field(ge=0, le=9)] = 0
 
 
@@ -47,7 +51,10 @@ class JobView(Reply):
     num_records: int
     records_done: int
     progress_percent: float = Field(0.0, description="records_done / num_records, in percent.")
-    partition_size: int | None
+    partition_size: int | None = Field(
+        description="Records per partition: the one asked for, else the scheduler's setting "
+        "once the job has started (null until then)."
+    )
     priority: int
     cost_usd: str = Field(description="Spend settled so far in USD (exact decimal string).")
     budget_usd: str

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from palette.common.messages import MAX_RECORDS
 from palette.common.templates import MAX_PROMPT_CHARS, MAX_STEPS, STEP_ID
 from palette.gateway.schemas.base import Cursor, Name, Reply, Request
 
@@ -96,10 +97,25 @@ class ForkTemplate(Request):
     name: Name | None = Field(None, description="Name of the copy; the original's when omitted.")
 
 
+MORE_SEEDS = 9
+"""Seed records a preview takes beside ``seed`` (ten records at most)."""
+
+
 class PreviewRequest(Request):
     """Body of ``POST /templates/{id}/preview``."""
 
     seed: dict[str, Any] = Field(description="One seed record, as a job would draw it.")
+    more_seeds: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=MORE_SEEDS,
+        description="More seed records for the job estimate. With `run` each is run through "
+        "the model too (one after another, each billed) and the estimate's mean and spread "
+        "come from every record run; without `run` they count toward its worst case. The "
+        "steps shown are those of `seed`.",
+    )
+    num_records: int = Field(
+        1000, ge=1, le=MAX_RECORDS, description="Records of the job the estimate is for."
+    )
 
 
 class StepPreviewView(Reply):
@@ -126,6 +142,43 @@ class StepPreviewView(Reply):
     cost_usd: str | None = Field(None, description="With `run`: the exact cost of the call.")
 
 
+class JobEstimateView(Reply):
+    """What a job of ``num_records`` records may cost, from the records previewed.
+
+    The spread is the cheapest and the dearest record run, times
+    ``num_records``: exact, unlike a standard deviation, and all that a handful
+    of records can honestly say.
+    """
+
+    num_records: int
+    records_run: int = Field(
+        description="Records run through the model to their end: the mean and the spread "
+        "come from them (0 without `run`)."
+    )
+    mean_usd: str | None = Field(
+        None,
+        description="Mean cost of the records run times `num_records`, rounded up to a "
+        "picodollar; null when none ran.",
+    )
+    low_usd: str | None = Field(
+        None, description="Low end of the spread: the cheapest record run times `num_records`."
+    )
+    high_usd: str | None = Field(
+        None, description="High end of the spread: the dearest record run times `num_records`."
+    )
+    worst_case_usd: str = Field(
+        description="The largest worst case of one record among the seeds previewed, times "
+        "`num_records`: the most the job can cost if none of its seeds is larger and each "
+        "earlier output takes at most 8 bytes per token."
+    )
+    spent_usd: str = Field(description="What running the records cost in all (0 without `run`).")
+    errors: list[str] = Field(
+        default_factory=list,
+        description="Records run that stopped early, left out of the mean and the spread, "
+        "with why (`seed` or `more_seeds[i]`).",
+    )
+
+
 class PreviewView(Reply):
     """Answer of ``POST /templates/{id}/preview``."""
 
@@ -136,3 +189,6 @@ class PreviewView(Reply):
     worst_case_usd: str = Field(description="Worst-case cost of one record (sum of the steps).")
     cost_usd: str | None = Field(None, description="With `run`: what the record really cost.")
     error: str | None = Field(None, description="With `run`: why the record stopped early.")
+    estimate: JobEstimateView = Field(
+        description="A job of `num_records` records: mean, spread and worst case."
+    )
