@@ -230,6 +230,27 @@ class MongoRepository:
         )
         return [doc async for doc in cursor]
 
+    async def fail_unsubmittable(self, job_id: str, reason: str, now: datetime) -> bool:
+        """Fail a queued job whose SubmitJob cannot be built (the outbox never reads it again).
+
+        Only a job still queued and unpublished moves: the scheduler has never
+        had it, so the gateway is its only writer. ``submit_published`` becomes
+        null: never to be published.
+        """
+        result = await self._jobs.update_one(
+            {"_id": job_id, "status": JobStatus.QUEUED.value, "submit_published": False},
+            {
+                "$set": {
+                    "status": JobStatus.FAILED.value,
+                    "error": reason,
+                    "finished_at": now,
+                    "updated_at": now,
+                    "submit_published": None,
+                }
+            },
+        )
+        return result.modified_count == 1
+
     # ---------------------------------------------------- idempotency keys
 
     async def claim_key(
