@@ -10,6 +10,7 @@ job this process inserts and its owner's pages are read fresh afterwards.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,9 +41,14 @@ def _visible(owner: str) -> dict[str, Any]:
 class MongoRepository:
     """The gateway's collections in one database."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], cache_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
-        self._cache = ReadCache(cache_seconds) if cache_seconds > 0 else None
+        self._cache = ReadCache(cache_seconds, clock) if cache_seconds > 0 else None
         self._page_generation: dict[str, int] = {}
         self._templates = db[TEMPLATES]
         self._jobs = db[JOBS]
