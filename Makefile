@@ -20,7 +20,7 @@ install: uv ## Install the workspace and its test and lint tools (from uv.lock)
 demo: install ## Run a real two-step job end to end on the one-machine stack
 	@$(UV) run python -m palette.devstack.demo
 
-test: install ## Lint, type-check, then the unit, integration, e2e and deploy tests and the quick fault cases
+test: install ## Lint, type-check, then the unit, integration and deploy tests and the quick fault cases
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
 	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench

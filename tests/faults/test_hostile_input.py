@@ -220,13 +220,17 @@ SEED_FILES = [
     pytest.param(
         "bad.jsonl",
         b'{"product": "a"}\n{"product": "\xff\xfe"}\n',
-        "invalid UTF-8",
+        "byte 0xff at offset 30 is not UTF-8",
         2,
         id="invalid-utf8-jsonl",
         marks=quick,
     ),
-    pytest.param("bad.csv", b"product\nok\n\xffno\n", "invalid UTF-8", 3, id="invalid-utf8-csv"),
-    pytest.param("bad.json", b'[{"product": "\xff"}]', "UTF-8", None, id="invalid-utf8-json"),
+    pytest.param(
+        "bad.csv", b"product\nok\n\xffno\n", "byte 0xff at offset 11", 3, id="invalid-utf8-csv"
+    ),
+    pytest.param(
+        "bad.json", b'[{"product": "\xff"}]', "byte 0xff at offset 14", 1, id="invalid-utf8-json"
+    ),
     pytest.param(
         "cut.json", b'[{"product": "a"}, {"product": "b"', "truncated", None, id="truncated-json"
     ),

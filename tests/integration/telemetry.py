@@ -157,7 +157,12 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 def log_lines(path: Path) -> Iterator[dict[str, Any]]:
     """The JSON lines of a service's log (other lines, e.g. start banners, skipped)."""
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    return json_lines(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def json_lines(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON lines of a piece of a log."""
+    for line in text.splitlines():
         if line.startswith("{"):
             try:
                 yield json.loads(line)

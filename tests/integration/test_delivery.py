@@ -14,7 +14,10 @@ from palette.common.messages import GeneratePartition, RecordsGenerated, StepUsa
 from palette.common.templates import TemplateSpec
 from palette.common.topology import ERROR_HEADER, ROUTES, Queues
 from palette.devstack.client import GatewayClient
+from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
+from tests.integration.consumed import consumed, mark, wait_consumed, wait_drained
+from tests.integration.gateway_helpers import wait_until
 from tests.integration.jobs import TWO_STEPS, billed_picos, export_rows, ledger, publish_to
 from tests.integration.test_pipeline import start_job
 
@@ -35,7 +38,13 @@ async def drain(url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessa
 
 class TestDuplicateDelivery:
     def test_records_generated_delivered_twice_is_settled_and_counted_once(
-        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+        self,
+        api: GatewayClient,
+        services: ServiceGroup,
+        devstack: DevStack,
+        mongo: Any,
+        s3: Any,
+        examples: Any,
     ) -> None:
         job = start_job(api, examples, 30, "2")
         final = api.wait(job["id"])
@@ -58,6 +67,13 @@ class TestDuplicateDelivery:
             usage=usage,
         )
         exchange, routing_key = ROUTES[RecordsGenerated]
+        since = {
+            queue: mark([service])
+            for queue, service in (
+                (Queues.ACC_RECORDS.name, services.accounting),
+                (Queues.SCHED_RECORDS.name, services.scheduler),
+            )
+        }
         for _ in range(2):
             asyncio.run(
                 publish_to(
@@ -68,7 +84,9 @@ class TestDuplicateDelivery:
                     again.message_id,
                 )
             )
-        time.sleep(2.0)
+        # Both consumers have handled both copies: only now can "no effect" be seen.
+        for queue, logs in since.items():
+            wait_consumed(logs, queue, again.message_id, times=2)
         after = ledger(mongo, job["id"])
         assert after["spent"] == before["spent"]
         assert after["calls"] == before["calls"]
@@ -201,10 +219,17 @@ class TestGatewayBadInput:
 
 class TestDuplicateGeneratePartition:
     def test_a_partition_command_delivered_twice_is_worked_once(
-        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+        self,
+        api: GatewayClient,
+        services: ServiceGroup,
+        devstack: DevStack,
+        mongo: Any,
+        s3: Any,
+        examples: Any,
     ) -> None:
         emulator = devstack.emulator_control()
         emulator.configure(latency_ms=50)
+        since = mark(services.generators)
         try:
             job = start_job(api, examples, 400, "10")
             deadline = time.monotonic() + 30
@@ -239,6 +264,10 @@ class TestDuplicateGeneratePartition:
                     )
                 )
             final = api.wait(job["id"], timeout=120)
+            # The command and both copies reached a generator and were handled to the end.
+            queue = Queues.GENERATE_PARTITION.name
+            wait_until(lambda: consumed(since, queue, "Received")[duplicate.message_id] >= 3)
+            wait_drained(since, queue)
         finally:
             emulator.configure(latency_ms=5)
         assert final["status"] == "COMPLETED"

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from palette.devstack.stack import DevStack
+from palette.gateway import outbox
+from palette.gateway.jobs import new_job_document
+from palette.gateway.schemas import CreateJob
 from tests.conftest import SERVICE_SETTINGS
 from tests.integration.gateway_fixtures import MakeApi
 from tests.integration.gateway_helpers import (
@@ -23,6 +27,52 @@ from tests.integration.gateway_helpers import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+class TestOutbox:
+    """The gateway's outbox on the real database and broker (the session gateway's loop)."""
+
+    def test_jobs_that_cannot_be_submitted_fail_and_no_longer_hold_back_a_good_one(
+        self, make_api: MakeApi, mongo: Any
+    ) -> None:
+        user, api = make_api()
+        template = api.create_template(ONE_STEP)
+        seeds = api.upload_seeds(SEEDS)
+        stored = mongo["templates"].find_one({"template_id": template["id"], "version": 1})
+        old = datetime.now(UTC) - timedelta(hours=1)
+
+        def document(created: datetime) -> dict[str, Any]:
+            # A job whose SubmitJob was never published (the broker was down at its 201).
+            request = CreateJob.model_validate(job_body(template["id"], seeds["key"]))
+            return new_job_document(
+                job_id=uuid.uuid4().hex,
+                owner=user,
+                request=request,
+                template=stored,
+                partition_size=None,
+                now=created,
+            )
+
+        # More than one outbox batch of jobs whose SubmitJob fails validation (no
+        # steps), all older than a good job that is waiting for its publish too.
+        bad = [
+            document(old + timedelta(milliseconds=i)) | {"template": {"steps": []}}
+            for i in range(outbox.BATCH + 20)
+        ]
+        good = document(old + timedelta(minutes=30))
+        mongo["jobs"].insert_many([*bad, good])
+
+        wait_until(lambda: api.job(good["_id"])["status"] != "QUEUED", timeout=60)
+        assert mongo["jobs"].find_one({"_id": good["_id"]})["submit_published"] is True
+        assert api.wait(good["_id"], timeout=90)["status"] == "COMPLETED"
+        failed = list(mongo["jobs"].find({"_id": {"$in": [job["_id"] for job in bad]}}))
+        assert {(job["status"], job["submit_published"]) for job in failed} == {("FAILED", None)}
+        seen = api.job(bad[-1]["_id"])
+        assert seen["status"] == "FAILED"
+        assert seen["error"].startswith("the job cannot be submitted: steps: Tuple should have"), (
+            seen
+        )
+        assert seen["finished_at"] is not None
 
 
 class TestCreate:

@@ -8,6 +8,7 @@ no request waits for the database when the page's ledgers lapse.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from pymongo import AsyncMongoClient
 
 from palette.devstack.stack import DevStack
 from palette.gateway.repository import MongoRepository
+from tests.unit.gateway_fakes import ManualClock
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +35,22 @@ async def test_a_page_of_ledgers_is_refreshed_ahead_without_waiting(devstack: De
     budgets = dict.fromkeys(jobs, 1000)
     try:
         await db["ledgers"].insert_many([ledger(job, 10) for job in jobs])
-        repo = MongoRepository(db, cache_seconds=TTL)
+        clock = ManualClock()
+        repo = MongoRepository(db, cache_seconds=TTL, clock=clock)
         first = await repo.ledgers(budgets)
         assert [first[job].spent for job in jobs] == [10, 10, 10]
 
         await db["ledgers"].update_many({"_id": {"$in": jobs}}, {"$set": {"spent": 20}})
-        await asyncio.sleep(TTL * 0.6)  # past half the lifetime, still within it
+        clock.now += TTL * 0.6  # past half the lifetime, still within it (the clock stays)
         kept = await repo.ledgers(budgets)
         assert [kept[job].spent for job in jobs] == [10, 10, 10]  # answered from the shared read
 
-        await asyncio.sleep(TTL * 0.2)  # the background read has landed; the old one is live
+        # The background read lands while the shared read is still live: the new
+        # values come without the lifetime running out.
+        deadline = time.monotonic() + 10
+        while [(await repo.ledgers(budgets))[job].spent for job in jobs] != [20, 20, 20]:
+            assert time.monotonic() < deadline, "the background read never landed"
+            await asyncio.sleep(0.01)
         refreshed = await repo.ledgers(budgets)
         assert [refreshed[job].spent for job in jobs] == [20, 20, 20]
     finally:

@@ -10,16 +10,22 @@ S3 and the scheduler and accounting processes.
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from palette.common.messages import DeleteJob
+from palette.common.topology import ROUTES, Queues
 from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
+from tests.integration.consumed import consumed, mark, wait_consumed, wait_drained
 from tests.integration.gateway_fixtures import MakeApi
 from tests.integration.gateway_helpers import ONE_STEP, problem, start, wait_until
+from tests.integration.jobs import publish_to
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -79,14 +85,17 @@ class TestPreviewRun:
         assert f"no generator answered the preview within {WAIT_SECONDS:g} s" in found["detail"]
         assert response.headers["retry-after"] == "5"
         assert WAIT_SECONDS <= took < WAIT_SECONDS + 3
+        since = mark(generators.services.generators)  # from their start on
         generators.start()
-        time.sleep(2)  # a generator would have taken the request by now, had it not expired
-        assert devstack.emulator_control().billing(owner=user) == []
-        # Served again: the same preview now runs through the model.
+        # Served again: the same preview now runs through the model. Queued behind the
+        # expired request, it is the sentinel: once it is answered, the broker has
+        # passed the expired one, which no generator received.
         ran = api.http.post(
             f"/templates/{template['id']}/preview", params={"run": "true"}, json={"seed": SEED}
         )
         assert ran.status_code == 200, ran.text
+        received = wait_drained(since, Queues.PREVIEW_RECORD.name)
+        assert len(received) == 1, received  # one request id: the sentinel's
         assert len(devstack.emulator_control().billing(owner=user)) == 1
 
 
@@ -96,6 +105,7 @@ class TestRunningJobWithoutGenerators:
         make_api: MakeApi,
         make_tight_api: MakeApi,
         generators: Generators,
+        services: ServiceGroup,
         devstack: DevStack,
         mongo: Any,
         s3: Any,
@@ -125,13 +135,23 @@ class TestRunningJobWithoutGenerators:
 
         assert api.http.delete(f"/jobs/{job_id}").status_code == 202  # running: cancelled
         wait_until(lambda: api.job(job_id)["status"] == "CANCELLED")
+        since = mark([services.scheduler])
         for client in (api, tight):
             refused = client.http.delete(f"/jobs/{job_id}")
             busy = problem(refused, 409)
             assert busy["errors"][0]["field"] == "job_id"
             assert "still writing its export" in busy["detail"]
             assert refused.headers["retry-after"] == "2"
-        time.sleep(1)  # a delete that slipped through would be under way by now
+        # A sentinel delete (of no job) behind any delete that slipped through: once the
+        # scheduler has handled it, it has received every delete sent before it.
+        sentinel = DeleteJob(job_id=uuid.uuid4().hex, owner=f"sentinel-{uuid.uuid4().hex[:8]}")
+        exchange, routing_key = ROUTES[DeleteJob]
+        body = sentinel.model_dump_json().encode()
+        url = devstack.rabbitmq_url
+        asyncio.run(publish_to(url, exchange.name, routing_key, body, sentinel.message_id))
+        queue = Queues.DELETE_JOB.name
+        wait_consumed(since, queue, sentinel.message_id)
+        assert set(consumed(since, queue, "Received")) == {sentinel.message_id}
         assert api.http.get(f"/jobs/{job_id}").status_code == 200
         assert mongo["jobs"].find_one({"_id": job_id})["export"] is None
         listed = s3.list_objects_v2(Bucket=devstack.bucket, Prefix=prefix)["KeyCount"]

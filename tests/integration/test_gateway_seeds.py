@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from palette.devstack.stack import DevStack
 from tests.integration.gateway_fixtures import MakeApi
 from tests.integration.gateway_helpers import ONE_STEP, SEEDS, TWO_STEPS, job_body, problem
 
@@ -50,6 +51,45 @@ class TestPresignedUpload:
             )
             assert found["errors"][0]["field"] == "filename"
         problem(api.http.post("/seed-data/uploads", json={"filename": "s.csv", "bytes": 0}), 422)
+
+
+SEED_TEXTS = {
+    "json": '[{"product": "caf\u00e9"}, {"product": "tea"}]',
+    "jsonl": '{"product": "caf\u00e9"}\n{"product": "tea"}\n',
+    "csv": "product\ncaf\u00e9\ntea\n",
+}
+
+
+class TestUploadEncoding:
+    """``POST /seed-data``: UTF-8 with or without a BOM in every format; anything else is 422."""
+
+    @pytest.mark.parametrize("ext", SEED_TEXTS)
+    def test_a_byte_order_mark_is_accepted_and_other_encodings_are_named(
+        self, make_api: MakeApi, devstack: DevStack, s3: Any, ext: str
+    ) -> None:
+        user, api = make_api()
+        text = SEED_TEXTS[ext]
+
+        def upload(name: str, body: bytes) -> httpx.Response:
+            return api.http.post("/seed-data", params={"filename": name}, content=body)
+
+        accepted = upload(f"bom.{ext}", b"\xef\xbb\xbf" + text.encode())
+        assert accepted.status_code == 201, accepted.text
+        assert (accepted.json()["format"], accepted.json()["records"]) == (ext, 2)
+        bad = text.encode().replace(b"tea", b"t\xffa")
+        offset = bad.index(b"\xff")
+        refusals = {
+            f"utf16.{ext}": (text.encode("utf-16"), "seed file is UTF-16 (byte-order mark)"),
+            f"utf16le.{ext}": (text.encode("utf-16-le"), "seed file looks like UTF-16"),
+            f"ff.{ext}": (bad, f"byte 0xff at offset {offset} is not UTF-8"),
+        }
+        for name, (body, says) in refusals.items():
+            found = problem(upload(name, body), 422)
+            assert found["errors"][0]["field"] == "file", found
+            assert found["errors"][0]["problem"].startswith(says), found
+            assert "JSON" not in found["detail"], found
+        listed = s3.list_objects_v2(Bucket=devstack.bucket, Prefix=f"seed-data/{user}/")
+        assert [item["Key"] for item in listed["Contents"]] == [f"seed-data/{user}/bom.{ext}"]
 
 
 class TestValidate:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +19,31 @@ from tests.integration.gateway_helpers import ONE_STEP, SEEDS, job_body, problem
 from tests.integration.identity import AUDIENCE, ISSUER, IdentityProvider
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+class TestStartupRefusal:
+    def test_the_dev_secret_on_all_interfaces_exits_non_zero_with_one_line(
+        self, tmp_path: Path
+    ) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PALETTE_GATEWAY_")}
+        env |= {"PALETTE_GATEWAY_HOST": "0.0.0.0", "PALETTE_GATEWAY_PORT": str(free_port())}
+        ran = subprocess.run(
+            [sys.executable, "-m", "palette.gateway"],
+            env=env,
+            cwd=tmp_path,  # no .env here
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert ran.returncode != 0
+        assert ran.stdout == ""
+        assert ran.stderr.splitlines() == [
+            "palette-gateway: refusing to listen on 0.0.0.0 with the public development JWT "
+            "secret: set PALETTE_GATEWAY_JWT_SECRET to a long random secret (e.g. openssl rand "
+            "-hex 32), or PALETTE_GATEWAY_JWT_JWKS_URL with PALETTE_GATEWAY_JWT_ISSUER and "
+            "PALETTE_GATEWAY_JWT_AUDIENCE, or PALETTE_GATEWAY_HOST=127.0.0.1"
+        ]
 
 
 class TestHealthAndDocs:

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from palette.common.money import usd_to_picos
+from palette.common.topology import Queues
 from palette.devstack.client import GatewayClient
+from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
+from tests.integration.consumed import mark, wait_drained
 from tests.integration.jobs import (
     MISTRAL,
     TWO_STEPS,
@@ -125,10 +128,17 @@ class TestBudgetExceeded:
 
 class TestCancel:
     def test_cancelled_job_stops_calling_the_model_and_exports_what_it_made(
-        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+        self,
+        api: GatewayClient,
+        services: ServiceGroup,
+        devstack: DevStack,
+        mongo: Any,
+        s3: Any,
+        examples: Any,
     ) -> None:
         emulator = devstack.emulator_control()
         emulator.configure(latency_ms=100)
+        since = mark(services.generators)
         try:
             job = start_job(api, examples, 3000, "50")
             deadline = time.monotonic() + 60
@@ -150,7 +160,11 @@ class TestCancel:
         print(f"last call billed {lag:.3f}s after the cancel request (model latency 0.1s)")
         assert lag < 1.0, "the generators kept calling the model after the stop"
         calls_at_end, _ = billed_picos(emulator, job["id"])
-        time.sleep(1.0)
+        # A sentinel job queued behind anything left of the cancelled one completes, and
+        # every partition delivery since the start has been handled to its end.
+        sentinel = start_job(api, examples, 20, "1")
+        assert api.wait(sentinel["id"], timeout=120)["status"] == "COMPLETED"
+        wait_drained(since, Queues.GENERATE_PARTITION.name)
         assert billed_picos(emulator, job["id"])[0] == calls_at_end, "calls after the stop"
         rows = export_rows(s3, devstack.bucket, final["export"]["key"])
         made = assert_ids(rows, job["id"], 3000)

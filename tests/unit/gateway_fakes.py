@@ -191,6 +191,14 @@ class InMemoryRepository:
         """Set the outbox flag."""
         self.jobs[job_id]["submit_published"] = True
 
+    async def fail_unsubmittable(self, job_id: str, reason: str, now: datetime) -> bool:
+        """Fail a queued job with the outbox flag unset."""
+        job = self.jobs.get(job_id)
+        if job is None or job["status"] != "QUEUED" or job["submit_published"] is not False:
+            return False
+        job.update(status="FAILED", error=reason, finished_at=now, submit_published=None)
+        return True
+
     async def unsubmitted_jobs(self, created_before: datetime, limit: int) -> list[Doc]:
         """Jobs created before the cutoff with the outbox flag unset."""
         waiting = [

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from palette.common.messages import CancelJob, DeleteJob, SubmitJob
+from palette.common.messages import CancelJob, DeleteJob, JobStatusChanged, SubmitJob
 from palette.gateway import outbox
 from palette.gateway.app import create_app
 from palette.gateway.settings import GatewaySettings
@@ -226,6 +226,36 @@ class TestJobs:
         assert sent == 1
         assert world.repository.jobs[job_id]["submit_published"] is True
         assert world.publisher.sent[0].message_id == f"submit-{job_id}"
+
+    def test_the_outbox_fails_jobs_it_cannot_submit_and_still_publishes_the_good_one(
+        self, client: TestClient[Any], world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        template_id = _template(client)
+        seed_key = _seed(client, b'{"topic": "a"}\n')
+        world.publisher.down = True
+        body = _job_body(template_id, seed_key)
+        ids = [client.post("/jobs", json=body, headers=auth("alice")).json()["id"] for _ in "abc"]
+        world.publisher.down = False
+        *bad, good = ids
+        world.repository.jobs[bad[0]]["num_records"] = 0
+        world.repository.jobs[bad[1]]["template"] = {"steps": []}
+        monkeypatch.setattr(outbox, "BATCH", 1)  # each bad job fills a batch of its own
+        sent = [asyncio.run(outbox.flush(world.repository, world.publisher, -1.0)) for _ in ids]
+        assert sent == [0, 0, 1]
+        errors = [
+            "the job cannot be submitted: num_records: Input should be greater than or equal to 1",
+            "the job cannot be submitted: steps: Tuple should have at least 1 item after"
+            " validation, not 0",
+        ]
+        assert [world.repository.jobs[job_id]["error"] for job_id in bad] == errors
+        changed = [m for m in world.publisher.sent if isinstance(m, JobStatusChanged)]
+        assert [(m.job_id, m.status, m.previous, m.reason) for m in changed] == [
+            (job_id, "FAILED", "QUEUED", error) for job_id, error in zip(bad, errors, strict=True)
+        ]
+        [submitted] = [m for m in world.publisher.sent if isinstance(m, SubmitJob)]
+        assert submitted.job_id == good
+        view = client.get(f"/jobs/{bad[0]}", headers=auth("alice")).json()
+        assert (view["status"], view["error"]) == ("FAILED", errors[0])
 
     def test_seed_missing_fields_is_422_naming_the_record(
         self, client: TestClient[Any], world: World

@@ -10,6 +10,8 @@ import jwt
 import pytest
 
 from palette.gateway import tokens
+from palette.gateway.auth import insecure_start
+from palette.gateway.settings import DEV_JWT_SECRET, GatewaySettings
 from palette.gateway.tokens import TokenError, bearer_token, mint, verify
 
 pytestmark = pytest.mark.unit
@@ -111,3 +113,30 @@ class TestPaletteTokenCommand:
     def test_refuses_an_unusable_subject(self) -> None:
         with pytest.raises(SystemExit):
             tokens.main(["--sub", "a/b"])
+
+
+class TestInsecureStart:
+    """The public dev secret is refused on any address beyond this machine."""
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
+    def test_the_dev_secret_may_listen_on_loopback(self, host: str) -> None:
+        assert insecure_start(GatewaySettings(host=host, jwt_secret=DEV_JWT_SECRET)) is None
+
+    @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "gateway.internal"])
+    def test_the_dev_secret_on_another_address_names_the_settings_to_set(self, host: str) -> None:
+        problem = insecure_start(GatewaySettings(host=host, jwt_secret=DEV_JWT_SECRET))
+        assert problem is not None
+        assert problem.startswith(f"refusing to listen on {host} with the public development")
+        assert "PALETTE_GATEWAY_JWT_SECRET" in problem
+        assert "PALETTE_GATEWAY_JWT_JWKS_URL" in problem
+        assert "\n" not in problem
+
+    def test_a_secret_of_ones_own_or_a_jwks_may_listen_anywhere(self) -> None:
+        assert insecure_start(GatewaySettings(host="0.0.0.0", jwt_secret=SECRET)) is None
+        jwks = GatewaySettings(
+            host="0.0.0.0",
+            jwt_jwks_url="https://idp.example/jwks.json",
+            jwt_issuer="https://idp.example/",
+            jwt_audience="plot-palette",
+        )
+        assert insecure_start(jwks) is None

@@ -52,10 +52,10 @@ class TestSeedParsing:
     @pytest.mark.parametrize(
         ("data", "fmt", "problem", "line"),
         [
-            (b"product\nok\n\xffno\n", SeedFormat.CSV, "invalid UTF-8", 3),
+            (b"product\nok\n\xffno\n", SeedFormat.CSV, "^byte 0xff at offset 11 is not UTF-8", 3),
             (b"", SeedFormat.JSONL, "the file is empty", None),
             (b"", SeedFormat.JSON, "the file is empty", None),
-            (b'[{"a": "\xff"}]', SeedFormat.JSON, "^invalid UTF-8", None),
+            (b'[{"a": "\xff"}]', SeedFormat.JSON, "^byte 0xff at offset 8 is not UTF-8", 1),
             (
                 b'[{"a": 1}, {"a": 2',
                 SeedFormat.JSON,
@@ -90,6 +90,68 @@ class TestSeedParsing:
     def test_counts_records_of_a_large_stream(self) -> None:
         data = b"".join(b'{"i": %d}\n' % i for i in range(20_000))
         assert count_records(read_records(io.BytesIO(data), SeedFormat.JSONL)) == 20_000
+
+
+FORMATS = {
+    SeedFormat.JSON: '[{"a": "caf\u00e9"}, {"a": "x"}]',
+    SeedFormat.JSONL: '{"a": "caf\u00e9"}\n{"a": "x"}\n',
+    SeedFormat.CSV: "a\ncaf\u00e9\nx\n",
+}
+NAMED = [
+    pytest.param(fmt, named, id=f"{fmt}-{'named' if named else 'sniffed'}")
+    for fmt in FORMATS
+    for named in (True, False)
+]
+
+
+class TestSeedEncoding:
+    """Every format is UTF-8: a BOM is dropped, anything else is refused naming the encoding."""
+
+    @pytest.mark.parametrize(("fmt", "named"), NAMED)
+    def test_a_utf8_byte_order_mark_is_accepted(self, fmt: SeedFormat, named: bool) -> None:
+        data = b"\xef\xbb\xbf" + FORMATS[fmt].encode()
+        assert records(data, fmt if named else None) == [{"a": "caf\u00e9"}, {"a": "x"}]
+
+    @pytest.mark.parametrize(("fmt", "named"), NAMED)
+    @pytest.mark.parametrize(
+        ("codec", "problem"),
+        [
+            ("utf-16", r"^seed file is UTF-16 \(byte-order mark\), not UTF-8$"),
+            ("utf-16-le", r"^seed file looks like UTF-16 \(NUL bytes between characters\)"),
+            ("utf-16-be", r"^seed file looks like UTF-16 \(NUL bytes between characters\)"),
+            ("utf-32", r"^seed file is UTF-32 \(byte-order mark\), not UTF-8$"),
+        ],
+    )
+    def test_utf16_and_utf32_are_refused_naming_the_encoding(
+        self, fmt: SeedFormat, named: bool, codec: str, problem: str
+    ) -> None:
+        with pytest.raises(SeedError, match=problem):
+            records(FORMATS[fmt].encode(codec), fmt if named else None)
+
+    @pytest.mark.parametrize(("fmt", "named"), NAMED)
+    def test_a_stray_0xff_is_refused_with_its_offset_and_line(
+        self, fmt: SeedFormat, named: bool
+    ) -> None:
+        data = FORMATS[fmt].encode()
+        offset = data.index(b"x")
+        with pytest.raises(SeedError, match=rf"^byte 0xff at offset {offset} is not UTF-8") as bad:
+            records(data.replace(b"x", b"\xff"), fmt if named else None)
+        assert bad.value.line == data[:offset].count(b"\n") + 1
+
+    def test_the_offset_counts_the_bom_and_bytes_past_the_first_chunks(self) -> None:
+        body = b"".join(b'{"i": %d}\n' % i for i in range(20_000))
+        data = b"\xef\xbb\xbf" + body + b'{"i": "\xfe"}\n'
+        with pytest.raises(SeedError, match=rf"offset {len(body) + 3 + 7} is not") as bad:
+            count_records(read_records(io.BytesIO(data), SeedFormat.JSONL))
+        assert bad.value.line == 20_001
+
+    def test_a_character_split_by_the_first_read_is_accepted(self) -> None:
+        text = "a\n" + "\u00e9" * 400 + "\n"  # 2-byte characters across byte 512
+        assert records(text.encode(), SeedFormat.CSV) == [{"a": "\u00e9" * 400}]
+
+    def test_a_file_that_ends_inside_a_character_is_refused(self) -> None:
+        with pytest.raises(SeedError, match=r"^byte 0xc3 at offset 6 is not UTF-8 \(line 3\)$"):
+            records(b"a\nb\ncd\xc3", SeedFormat.CSV)
 
 
 class TestSeedSampling:

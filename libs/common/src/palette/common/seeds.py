@@ -2,7 +2,9 @@
 
 Nothing here loads a whole file: records are yielded one at a time from a
 binary stream (a local file or an S3 body), and the first problem is reported
-with its record number and, where the format has lines, its line.
+with its record number and, where the format has lines, its line. Every format
+is UTF-8 (a byte-order mark is dropped); anything else is refused by
+``seed_encoding`` naming the encoding and the offset of the first bad byte.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from enum import StrEnum
 from typing import IO, Any
 
 import ijson
+
+from palette.common.seed_encoding import EncodingProblem, Utf8Checked, strip_utf8_bom
 
 MAX_COLUMNS = 1_000
 MAX_DEPTH = 32
@@ -58,9 +62,21 @@ def format_from_name(name: str) -> SeedFormat | None:
     return None
 
 
+def _without_bom(head: bytes) -> bytes:
+    """The first bytes without a UTF-8 byte-order mark; a file not in UTF-8 is refused."""
+    try:
+        return strip_utf8_bom(head)
+    except EncodingProblem as exc:
+        raise SeedError(exc.problem) from exc
+
+
 def sniff_format(head: bytes) -> SeedFormat:
-    """Guess a format from the first bytes of a file."""
-    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    """Guess a format from the first bytes of a file.
+
+    Raises:
+        SeedError: when the file is empty, or is UTF-16 or UTF-32.
+    """
+    text = _without_bom(head).lstrip()
     if not text:
         raise SeedError("the file is empty")
     if text.startswith(b"["):
@@ -103,10 +119,7 @@ def _jsonl(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
     for line_no, raw in enumerate(stream, start=1):
         if len(raw) > MAX_RECORD_BYTES:
             raise SeedError(f"line longer than {MAX_RECORD_BYTES} bytes", line=line_no)
-        try:
-            text = decoder.decode(raw)
-        except UnicodeDecodeError as exc:
-            raise SeedError("invalid UTF-8", line=line_no) from exc
+        text = decoder.decode(raw)  # read_records has checked the bytes are UTF-8
         if not text.strip():
             continue
         record += 1
@@ -126,8 +139,7 @@ def _ijson_problem(exc: Exception) -> str:
     reason = exc.args[0] if exc.args else exc
     if isinstance(reason, bytes):
         reason = reason.decode("utf-8", "replace")
-    first = str(reason).strip().splitlines()[0] if str(reason).strip() else type(exc).__name__
-    return "invalid UTF-8" if "utf8" in first.lower() else first
+    return str(reason).strip().splitlines()[0] if str(reason).strip() else type(exc).__name__
 
 
 def _json_array(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
@@ -137,14 +149,10 @@ def _json_array(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
             record += 1
             yield _check(value, record)
     except ijson.common.IncompleteJSONError as exc:
-        problem = _ijson_problem(exc)
-        if problem != "invalid UTF-8":
-            problem = f"invalid or truncated JSON: {problem}"
+        problem = f"invalid or truncated JSON: {_ijson_problem(exc)}"
         raise SeedError(problem, record=record + 1) from exc
     except ijson.common.JSONError as exc:
         raise SeedError(f"invalid JSON: {_ijson_problem(exc)}", record=record + 1) from exc
-    except UnicodeDecodeError as exc:
-        raise SeedError("invalid UTF-8", record=record + 1) from exc
     except RecursionError as exc:
         raise SeedError("JSON nested too deeply", record=record + 1) from exc
     if record == 0:
@@ -152,15 +160,12 @@ def _json_array(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
 
 
 def _text_lines(stream: IO[bytes]) -> Iterator[str]:
-    """The stream's lines decoded one by one, so a decoding error names its line."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    """The stream's lines decoded one by one (read_records has checked they are UTF-8)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
     for line_no, raw in enumerate(stream, start=1):
         if len(raw) > MAX_RECORD_BYTES:
             raise SeedError(f"line longer than {MAX_RECORD_BYTES} bytes", line=line_no)
-        try:
-            yield decoder.decode(raw)
-        except UnicodeDecodeError as exc:
-            raise SeedError("invalid UTF-8", line=line_no) from exc
+        yield decoder.decode(raw)
 
 
 def _csv(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
@@ -236,18 +241,21 @@ def read_records(stream: IO[bytes], fmt: SeedFormat | None = None) -> Iterator[d
     # The first bytes are read ahead and pushed back; an S3 body iterates in
     # fixed-size chunks, not lines, so it gets a real reader too (the caller
     # still owns and closes the stream).
+    # Every byte is checked to be UTF-8 before a parser sees it, and a UTF-8
+    # byte-order mark is dropped, so each format reads text the same way.
     head = stream.read(512)
     if not head:
         raise SeedError("the file is empty")
+    text = _without_bom(head)
     if fmt is None:
-        fmt = sniff_format(head)
-    lines = io.BufferedReader(_Peekable(head, stream), buffer_size=64 * 1024)
-    if fmt is SeedFormat.JSONL:
-        yield from _jsonl(lines)
-    elif fmt is SeedFormat.JSON:
-        yield from _json_array(lines)
-    else:
-        yield from _csv(lines)
+        fmt = sniff_format(text)
+    checked = Utf8Checked(_Peekable(text, stream), offset=len(head) - len(text))
+    lines = io.BufferedReader(checked, buffer_size=64 * 1024)
+    parse = {SeedFormat.JSONL: _jsonl, SeedFormat.JSON: _json_array}.get(fmt, _csv)
+    try:
+        yield from parse(lines)
+    except EncodingProblem as exc:
+        raise SeedError(exc.problem, line=exc.line) from exc
 
 
 def count_records(records: Iterable[dict[str, Any]]) -> int:

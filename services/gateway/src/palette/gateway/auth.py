@@ -8,6 +8,7 @@ key set that cannot be fetched is a 503.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Protocol
 
 import structlog
@@ -51,6 +52,34 @@ class HS256Verifier:
             audience=self._audience,
             leeway_seconds=self._leeway,
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def insecure_start(settings: GatewaySettings) -> str | None:
+    """Why the gateway must not start: the public dev secret on a non-loopback address.
+
+    Returns:
+        One line naming the settings to set, or None when the gateway may start.
+    """
+    if settings.jwks_mode or settings.jwt_secret.get_secret_value() != DEV_JWT_SECRET:
+        return None
+    if is_loopback(settings.host):
+        return None
+    return (
+        f"refusing to listen on {settings.host} with the public development JWT secret: "
+        "set PALETTE_GATEWAY_JWT_SECRET to a long random secret (e.g. openssl rand -hex 32), "
+        "or PALETTE_GATEWAY_JWT_JWKS_URL with PALETTE_GATEWAY_JWT_ISSUER and "
+        "PALETTE_GATEWAY_JWT_AUDIENCE, or PALETTE_GATEWAY_HOST=127.0.0.1"
+    )
 
 
 def make_verifier(settings: GatewaySettings) -> Verifier:

@@ -80,6 +80,9 @@ class Repository(Protocol):
     async def unsubmitted_jobs(self, created_before: datetime, limit: int) -> list[Document]:
         """Jobs whose SubmitJob is not known to be published."""
 
+    async def fail_unsubmittable(self, job_id: str, reason: str, now: datetime) -> bool:
+        """Fail a queued, unpublished job whose SubmitJob cannot be built; False if it moved."""
+
     async def claim_key(
         self, owner: str, key: str, job_id: str, fingerprint: str, now: datetime
     ) -> Document | None:

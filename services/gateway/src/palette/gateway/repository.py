@@ -10,6 +10,7 @@ job this process inserts and its owner's pages are read fresh afterwards.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,9 +41,14 @@ def _visible(owner: str) -> dict[str, Any]:
 class MongoRepository:
     """The gateway's collections in one database."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], cache_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
-        self._cache = ReadCache(cache_seconds) if cache_seconds > 0 else None
+        self._cache = ReadCache(cache_seconds, clock) if cache_seconds > 0 else None
         self._page_generation: dict[str, int] = {}
         self._templates = db[TEMPLATES]
         self._jobs = db[JOBS]
@@ -229,6 +235,27 @@ class MongoRepository:
             .limit(limit)
         )
         return [doc async for doc in cursor]
+
+    async def fail_unsubmittable(self, job_id: str, reason: str, now: datetime) -> bool:
+        """Fail a queued job whose SubmitJob cannot be built (the outbox never reads it again).
+
+        Only a job still queued and unpublished moves: the scheduler has never
+        had it, so the gateway is its only writer. ``submit_published`` becomes
+        null: never to be published.
+        """
+        result = await self._jobs.update_one(
+            {"_id": job_id, "status": JobStatus.QUEUED.value, "submit_published": False},
+            {
+                "$set": {
+                    "status": JobStatus.FAILED.value,
+                    "error": reason,
+                    "finished_at": now,
+                    "updated_at": now,
+                    "submit_published": None,
+                }
+            },
+        )
+        return result.modified_count == 1
 
     # ---------------------------------------------------- idempotency keys
 

@@ -32,7 +32,9 @@ class GatewaySettings(CommonSettings):
         SecretStr(DEV_JWT_SECRET),
         description=(
             "HS256 secret that signs and verifies bearer tokens. The default is a DEV-ONLY "
-            "value: set a long random secret in every real deployment."
+            "value, accepted only while `host` is a loopback address (the gateway refuses "
+            "to start on any other with it): set a long random secret in every real "
+            "deployment."
         ),
     )
     jwt_issuer: str | None = Field(None, description="Required `iss` claim, when set.")

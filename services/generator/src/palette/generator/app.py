@@ -74,7 +74,9 @@ async def open_runtime(settings: GeneratorSettings) -> AsyncIterator[Runtime]:
     pricing = load_pricing(settings.pricing_file)
     mongo = mongo_client(settings)
     db = mongo[settings.mongo_db]
+    claims = Claims(db, settings.claim_ttl_seconds, settings.claim_retention_seconds)
     try:
+        await claims.create_indexes()
         async with open_bedrock(settings) as models:
             yield Runtime(
                 settings=settings,
@@ -85,7 +87,7 @@ async def open_runtime(settings: GeneratorSettings) -> AsyncIterator[Runtime]:
                 stops=StopRegistry(),
                 pricing=pricing,
                 call_slots=CallSlots(settings.concurrency),
-                claims=Claims(db, settings.claim_ttl_seconds),
+                claims=claims,
             )
     finally:
         await mongo.close()

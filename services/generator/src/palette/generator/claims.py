@@ -15,6 +15,12 @@ is its only writer) and renews the claim while it works:
 A delivery that meets an unlapsed claim waits until the claim is either
 renewed (duplicate) or lapses (its holder died: take over).
 
+A claim ends its life in two ways: a claim marked done gets ``done_at``, and a
+TTL index drops it ``claim_retention_seconds`` later (MongoDB's TTL monitor and
+SecantusDB's sweeper both run every 60 s); and a deleted job's claims are
+purged with it (``purge_job``). A redelivery that comes after its claim is gone
+meets the lease check instead: a closed or purged lease is never spent.
+
 Taking a lapsed claim over names the lost holder (``ClaimHandle.lost_holder``):
 nobody knows what it spent, so the attempt spends nothing under that lease and
 ends at once (see ``partition.py``). A holder, for its part, starts a model call
@@ -37,13 +43,16 @@ from enum import Enum
 from typing import Any
 
 import structlog
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from palette.common.messages import utcnow
 
 log = structlog.get_logger("palette.generator.claims")
+
+TTL_INDEX = "gen_claims_done_ttl"
+INDEX_CONFLICTS = {85, 86}  # IndexOptionsConflict (MongoDB), IndexKeySpecsConflict (SecantusDB)
 
 
 class Outcome(Enum):
@@ -110,18 +119,53 @@ class ClaimHandle:
 class Claims:
     """Claims on leases; each delivery claims with a holder token of its own."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        ttl_seconds: float,
+        retention_seconds: float = 86_400.0,
+    ) -> None:
+        self._db = db
         self._claims = db["claims"]
         self.ttl = timedelta(seconds=ttl_seconds)
+        self.retention_seconds = int(retention_seconds)
 
-    async def try_acquire(self, lease_id: str, holder: str) -> Attempt:
+    async def create_indexes(self) -> None:
+        """The TTL index on ``done_at`` and the index of a job's claims (failures are logged).
+
+        A TTL index made with another retention is changed in place (``collMod``).
+        """
+        retention = self.retention_seconds
+        try:
+            await self._claims.create_index("job_id", name="gen_claims_job")
+            try:
+                await self._claims.create_index(
+                    [("done_at", ASCENDING)], name=TTL_INDEX, expireAfterSeconds=retention
+                )
+            except OperationFailure as exc:
+                if exc.code not in INDEX_CONFLICTS:
+                    raise
+                await self._db.command(
+                    "collMod",
+                    self._claims.name,
+                    index={"name": TTL_INDEX, "expireAfterSeconds": retention},
+                )
+        except PyMongoError as exc:
+            log.warning("claim_indexes_not_created", error=str(exc))
+
+    async def purge_job(self, job_id: str) -> int:
+        """Delete a deleted job's claims; returns how many there were."""
+        result = await self._claims.delete_many({"job_id": job_id})
+        return result.deleted_count
+
+    async def try_acquire(self, lease_id: str, holder: str, job_id: str) -> Attempt:
         """Take the claim if it is free or lapsed."""
         begun = time.monotonic()
         now = utcnow()
         until = now + self.ttl
         with contextlib.suppress(DuplicateKeyError):
             await self._claims.insert_one(
-                {"_id": lease_id, "holder": holder, "until": until, "done": False}
+                {"_id": lease_id, "job_id": job_id, "holder": holder, "until": until, "done": False}
             )
             return Attempt(Outcome.ACQUIRED, until, begun=begun)
         lapsed = await self._claims.find_one_and_update(
@@ -133,14 +177,14 @@ class Claims:
             return Attempt(Outcome.ACQUIRED, until, previous=str(lapsed["holder"]), begun=begun)
         current = await self._claims.find_one({"_id": lease_id})
         if current is None:  # gone in between: try again
-            return await self.try_acquire(lease_id, holder)
+            return await self.try_acquire(lease_id, holder, job_id)
         if current.get("done"):
             return Attempt(Outcome.DONE)
         return Attempt(Outcome.HELD, current["until"])
 
-    async def acquire(self, lease_id: str, holder: str) -> Attempt:
+    async def acquire(self, lease_id: str, holder: str, job_id: str) -> Attempt:
         """Wait for the claim: ACQUIRED to work, else this delivery is a duplicate."""
-        first = await self.try_acquire(lease_id, holder)
+        first = await self.try_acquire(lease_id, holder, job_id)
         if first.outcome is not Outcome.HELD:
             return self._taken(lease_id, first)
         seen = first.until
@@ -148,7 +192,7 @@ class Claims:
             assert seen is not None
             wait = max(0.05, (seen - utcnow()).total_seconds() + 0.05)
             await asyncio.sleep(min(wait, self.ttl.total_seconds() / 3))
-            attempt = await self.try_acquire(lease_id, holder)
+            attempt = await self.try_acquire(lease_id, holder, job_id)
             if attempt.outcome is not Outcome.HELD:
                 return self._taken(lease_id, attempt)
             if attempt.until is not None and attempt.until > seen:
@@ -168,8 +212,13 @@ class Claims:
         return result.matched_count == 1
 
     async def finish(self, lease_id: str, holder: str) -> None:
-        """The attempt ended (its end event is published): later deliveries are dropped."""
-        await self._claims.update_one({"_id": lease_id, "holder": holder}, {"$set": {"done": True}})
+        """The attempt ended (its end event is published): later deliveries are dropped.
+
+        ``done_at`` starts the claim's retention (the TTL index drops it after).
+        """
+        await self._claims.update_one(
+            {"_id": lease_id, "holder": holder}, {"$set": {"done": True, "done_at": utcnow()}}
+        )
 
     async def release(self, lease_id: str, holder: str) -> None:
         """Give the claim up at once (the message goes back to the queue)."""
@@ -178,7 +227,7 @@ class Claims:
         )
 
     @contextlib.asynccontextmanager
-    async def claim(self, lease_id: str) -> AsyncIterator[ClaimHandle | None]:
+    async def claim(self, lease_id: str, job_id: str) -> AsyncIterator[ClaimHandle | None]:
         """Claim a lease for one delivery; yields None when the delivery is a duplicate.
 
         While the block runs the claim is renewed in the background (a renewal
@@ -186,7 +235,7 @@ class Claims:
         when the block ends normally and released when it raises.
         """
         holder = uuid.uuid4().hex
-        attempt = await self.acquire(lease_id, holder)
+        attempt = await self.acquire(lease_id, holder, job_id)
         if attempt.outcome is not Outcome.ACQUIRED:
             yield None
             return

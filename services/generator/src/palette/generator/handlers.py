@@ -40,7 +40,7 @@ async def generate_partition(msg: m.GeneratePartition, rt: RuntimeDep, broker: B
 
 
 async def _claimed_partition(msg: m.GeneratePartition, rt: Runtime, broker: RabbitBroker) -> None:
-    async with rt.claims.claim(msg.lease_id) as claim:
+    async with rt.claims.claim(msg.lease_id, msg.job_id) as claim:
         if claim is None:
             log.info("duplicate_delivery_dropped", lease_id=msg.lease_id)
             return

@@ -1,4 +1,7 @@
-"""Purge of a deleted job's S3 objects (parts, export, snapshots): the generator owns ``jobs/``."""
+"""Purge of a deleted job's S3 objects and lease claims.
+
+The generator owns ``jobs/`` (parts, export, snapshots) and the ``claims`` collection.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +45,14 @@ def delete_prefix(storage: Storage, prefix: str) -> int:
 
 
 async def job_deleted(msg: m.JobDeleted, rt: Annotated[Runtime, Context(CONTEXT_KEY)]) -> None:
-    """Delete every object of the job; a redelivery finds nothing left and changes nothing."""
+    """Delete every object and claim of the job; a redelivery finds nothing left."""
     prefix = keys.job_prefix(msg.job_id)
     deleted = await asyncio.to_thread(delete_prefix, rt.storage, prefix)
-    log.info("job_objects_deleted", job_id=msg.job_id, message_id=msg.message_id, objects=deleted)
+    claims = await rt.claims.purge_job(msg.job_id)
+    log.info(
+        "job_objects_deleted",
+        job_id=msg.job_id,
+        message_id=msg.message_id,
+        objects=deleted,
+        claims=claims,
+    )

@@ -50,6 +50,10 @@ class LeasesRepository:
         self._leases = db["leases"]
 
     async def is_closed(self, lease_id: str) -> bool:
-        """Whether accounting already closed the lease (its attempt has ended)."""
+        """Whether the lease can no longer be spent: accounting closed it, or it is gone.
+
+        Accounting writes a lease before it is granted, so a lease that is not
+        there was purged with its deleted job (whose claims are gone too).
+        """
         doc = await self._leases.find_one({"_id": lease_id}, {"closed": 1})
-        return bool(doc and doc.get("closed"))
+        return doc is None or bool(doc.get("closed"))

@@ -69,6 +69,12 @@ class GeneratorSettings(CommonSettings):
         description="A partition's lease is held exclusively by one generator; the claim is "
         "renewed every third of this and taken over by another one after it lapses.",
     )
+    claim_retention_seconds: float = Field(
+        86_400.0,
+        ge=0,
+        description="How long a finished partition's claim is kept (a TTL index drops it "
+        "after); a redelivery that comes later meets the closed lease instead.",
+    )
     export_batch_rows: int = Field(
         1_000, ge=1, description="Rows buffered before a Parquet row group is written."
     )

@@ -98,9 +98,10 @@ class SeedUploadController(Controller):
         summary="Upload a seed file (JSON array, JSONL or CSV)",
         description=(
             "Send the file as the raw request body with `?filename=`, or as "
-            "multipart/form-data with a `file` field. The whole file is parsed "
-            "before anything is stored; the first problem answers 422 with its "
-            "line and record."
+            "multipart/form-data with a `file` field. The file is UTF-8 (a "
+            "byte-order mark is allowed). The whole file is parsed before "
+            "anything is stored; the first problem (an encoding other than "
+            "UTF-8 included) answers 422 with its line and record."
         ),
     )
     async def upload(
