@@ -49,7 +49,6 @@ class TestOutbox:
                 owner=user,
                 request=request,
                 template=stored,
-                partition_size=None,
                 now=created,
             )
 
