@@ -15,6 +15,7 @@ from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat, SubmitJob, utcnow
 from palette.common.money import usd_string, usd_to_picos
 from palette.common.templates import TemplateSpec
+from palette.gateway.removal import job_etag
 from palette.gateway.schemas import CreateJob, ExportView, JobView
 
 Document = dict[str, Any]
@@ -168,4 +169,5 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         partitions_total=job.get("partitions_total"),
         partitions_in_flight=in_flight(job),
         seed_count=job.get("seed_count"),
+        etag=job_etag(job),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field
@@ -62,6 +63,29 @@ class JobView(Reply):
     partitions_total: int | None
     partitions_in_flight: int = Field(0, description="Partitions being generated right now.")
     seed_count: int | None = Field(None, description="Records in the seed file, once counted.")
+    etag: str = Field(
+        description="The job's ETag (also the `ETag` header of `GET /jobs/{id}`): it changes "
+        "with the job's status and export. Send it as `If-Match` with `DELETE`."
+    )
+
+
+class CancelOutcome(StrEnum):
+    """What ``POST /jobs/{id}/cancel`` did."""
+
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    ALREADY_ENDED = "ALREADY_ENDED"
+
+
+class CancelResult(Reply):
+    """Answer of ``POST /jobs/{id}/cancel``: what the cancel did and the job as it is now."""
+
+    outcome: CancelOutcome = Field(
+        description="`CANCEL_REQUESTED`: the job was queued or running and stops shortly, "
+        "exporting what it made (its status changes to CANCELLED once the scheduler has "
+        "stopped it). `ALREADY_ENDED`: the job had ended; nothing changed."
+    )
+    detail: str = Field(description="The outcome in words.")
+    job: JobView
 
 
 class JobPage(Reply):
