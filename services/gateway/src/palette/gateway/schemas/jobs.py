@@ -32,7 +32,12 @@ class ExportView(Reply):
     """The dataset file of a job."""
 
     key: str
-    records: int
+    records: int = Field(description="Rows in the file: complete and incomplete records.")
+    incomplete: int = Field(
+        0,
+        description="Rows of records whose later steps never ran (the job stopped first): "
+        "`complete` is false and the outputs of those steps are null.",
+    )
     bytes: int
     format: OutputFormat
 
@@ -46,7 +51,13 @@ class JobView(Reply):
     template_version: int | None
     seed_key: str
     num_records: int
-    records_done: int
+    records_done: int = Field(description="Complete records made so far.")
+    records_incomplete: int | None = Field(
+        None,
+        description="Records with some steps made and later ones never run (the job stopped "
+        "first): paid for and in the export, flagged `complete: false`. Counted when the "
+        "export is written (null before).",
+    )
     progress_percent: float = Field(0.0, description="records_done / num_records, in percent.")
     partition_size: int | None
     priority: int
@@ -98,7 +109,12 @@ class JobPage(Reply):
 class ProgressPanel(Reply):
     """How far the job is."""
 
-    done: int
+    done: int = Field(description="Complete records made so far.")
+    incomplete: int | None = Field(
+        None,
+        description="Records whose later steps never ran, in the export with `complete` "
+        "false; counted when the export is written (null before).",
+    )
     target: int
     percent: float
     records_per_second: float | None = Field(
