@@ -50,7 +50,7 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
         wait_calling(rig, job, 60)
         time.sleep(plan.stop_after_s)
         stopped[job] = time.time()
-        api.cancel(job)
+        api.delete(job)
     lags: dict[str, float] = {}
     for job, at in stopped.items():
         final = wait_final(rig, job, 120)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from palette.devstack.client import GatewayClient
+from palette.devstack.stack import DevStack
 from tests.integration.jobs import MICRO, TWO_STEPS
 
 ONE_STEP = {
@@ -57,6 +60,17 @@ def finished_job(api: GatewayClient, num_records: int = 20) -> dict[str, Any]:
     final = api.wait(job["id"], timeout=90)
     assert final["status"] == "COMPLETED", final
     return final
+
+
+@contextmanager
+def model_latency(devstack: DevStack, milliseconds: int) -> Iterator[None]:
+    """The emulator answers after ``milliseconds`` inside the block (5 ms again after it)."""
+    emulator = devstack.emulator_control()
+    emulator.configure(latency_ms=milliseconds)
+    try:
+        yield
+    finally:
+        emulator.configure(latency_ms=5)
 
 
 def wait_until(check: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:

@@ -26,6 +26,8 @@ def attempts(job: str, tpl: str, key: str, own: str) -> list[tuple[str, str, dic
     return [
         ("GET", f"/jobs/{job}", {}),
         ("DELETE", f"/jobs/{job}", {}),
+        ("DELETE", f"/jobs/{job}", {"headers": {"If-Match": "*"}}),
+        ("POST", f"/jobs/{job}/cancel", {}),
         ("GET", f"/jobs/{job}/dashboard", {}),
         ("GET", f"/jobs/{job}/events", {}),
         ("GET", f"/jobs/{job}/download", {}),

@@ -21,6 +21,7 @@ from tests.integration.gateway_helpers import (
     SEEDS,
     finished_job,
     job_body,
+    model_latency,
     problem,
     start,
     wait_until,
@@ -235,16 +236,12 @@ class TestRemove:
         self, make_api: MakeApi, devstack: DevStack
     ) -> None:
         _, api = make_api()
-        emulator = devstack.emulator_control()
-        emulator.configure(latency_ms=50)
-        try:
+        with model_latency(devstack, 50):
             _, _, job = start(api, num_records=2000, budget_usd="5")
             wait_until(lambda: api.job(job["id"])["records_done"] >= 10)
             response = api.http.delete(f"/jobs/{job['id']}")
             assert response.status_code == 202
             final = api.wait(job["id"], timeout=60)
-        finally:
-            emulator.configure(latency_ms=5)
         assert final["status"] == "CANCELLED"
         assert 10 <= final["export"]["records"] < 2000
 

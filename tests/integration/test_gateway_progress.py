@@ -50,6 +50,7 @@ class TestDashboard:
         assert board["status"] == "COMPLETED"
         assert board["progress"] | {"records_per_second": None} == {
             "done": 30,
+            "incomplete": 0,
             "target": 30,
             "percent": 100.0,
             "records_per_second": None,

@@ -78,8 +78,8 @@ class InMemoryRepository:
             raise KeyError(doc["_id"])
         self.jobs[doc["_id"]] = dict(doc)
 
-    async def find_job(self, job_id: str, owner: str) -> Doc | None:
-        """The owner's job, or None."""
+    async def find_job(self, job_id: str, owner: str, *, fresh: bool = False) -> Doc | None:
+        """The owner's job, or None (every read is fresh here)."""
         job = self.jobs.get(job_id)
         return dict(job) if job and job["owner"] == owner else None
 

@@ -28,6 +28,18 @@ STEPS = (
 )
 
 
+def stopped(index: int) -> FinishedRecord:
+    """A record whose second step never ran."""
+    return FinishedRecord(
+        index=index,
+        seed_index=index % 5,
+        outputs={"question": f"q{index}"},
+        models={"question": "m1"},
+        usage={"question": (10 + index, 20)},
+        complete=False,
+    )
+
+
 def record(index: int, text: str = "") -> FinishedRecord:
     return FinishedRecord(
         index=index,
@@ -44,6 +56,7 @@ class TestColumnPlan:
             "id",
             "index",
             "seed_index",
+            "complete",
             "question",
             "answer",
             "question_model",
@@ -57,6 +70,8 @@ class TestColumnPlan:
     def test_schema_types(self) -> None:
         schema = ColumnPlan(STEPS).schema()
         assert schema.field("index").type == pa.int64()
+        assert schema.field("complete").type == pa.bool_()
+        assert not schema.field("complete").nullable
         assert schema.field("question").type == pa.string()
         assert schema.field("answer_input_tokens").type == pa.int64()
         assert schema.field("answer_model").type == pa.string()
@@ -64,12 +79,14 @@ class TestColumnPlan:
     def test_a_step_named_like_a_fixed_column_gets_a_unique_name(self) -> None:
         steps = (
             Step(id="index", model="m", prompt="x"),
+            Step(id="complete", model="m", prompt="x"),
             Step(id="a", model="m", prompt="x"),
             Step(id="a_model", model="m", prompt="x"),
         )
         names = ColumnPlan(steps).names
         assert len(names) == len(set(names))
         assert "index_output" in names
+        assert "complete_output" in names
         assert "a_model_output" in names
         assert "a_model" in names
 
@@ -86,6 +103,20 @@ class TestColumnPlan:
         row = ColumnPlan(STEPS).row("job", partial)
         assert row["question"] is None
         assert row["question_input_tokens"] is None
+
+    def test_an_incomplete_record_is_flagged_with_its_steps_not_run_null(self) -> None:
+        row = ColumnPlan(STEPS).row("job", stopped(4))
+        assert (row["complete"], row["question"], row["question_input_tokens"]) == (
+            False,
+            "q4",
+            14,
+        )
+        assert (row["answer"], row["answer_model"], row["answer_output_tokens"]) == (
+            None,
+            None,
+            None,
+        )
+        assert ColumnPlan(STEPS).row("job", record(4))["complete"] is True
 
 
 class TestBitmap:
@@ -111,6 +142,29 @@ def write(fmt: OutputFormat, records: list[FinishedRecord], batch_rows: int = 2)
 
 class TestFormats:
     RECORDS = [record(i) for i in range(5)]
+    MIXED = [record(0), stopped(1), record(2)]
+
+    def test_parquet_keeps_incomplete_records_flagged_with_nulls(self) -> None:
+        data = write(OutputFormat.PARQUET, self.MIXED)
+        table = pq.read_table(io.BytesIO(data), use_threads=False)
+        assert table.column("complete").to_pylist() == [True, False, True]
+        assert table.column("question").to_pylist()[1] == "q1"
+        assert table.column("answer").to_pylist()[1] is None
+        assert table.column("answer_output_tokens").to_pylist()[1] is None
+
+    def test_csv_keeps_incomplete_records_flagged_with_empty_fields(self) -> None:
+        rows = list(csv.DictReader(io.StringIO(write(OutputFormat.CSV, self.MIXED).decode())))
+        assert [r["complete"] for r in rows] == ["true", "false", "true"]
+        assert (rows[1]["question"], rows[1]["answer"], rows[1]["answer_model"]) == ("q1", "", "")
+
+    def test_jsonl_keeps_incomplete_records_flagged_with_nulls(self) -> None:
+        lines = [json.loads(x) for x in write(OutputFormat.JSONL, self.MIXED).splitlines()]
+        assert [x["complete"] for x in lines] == [True, False, True]
+        assert (lines[1]["question"], lines[1]["answer"], lines[1]["answer_input_tokens"]) == (
+            "q1",
+            None,
+            None,
+        )
 
     def test_parquet_has_typed_columns_and_row_groups(self) -> None:
         table_file = pq.ParquetFile(io.BytesIO(write(OutputFormat.PARQUET, self.RECORDS)))
@@ -177,7 +231,7 @@ class FakeS3:
 
 
 class MemoryStorage(Storage):
-    """Storage whose parts live in a dict (no S3)."""
+    """Storage whose parts and incomplete records live in a dict (no S3)."""
 
     def __init__(self, parts: dict[str, bytes]) -> None:
         self.fake = FakeS3()
@@ -185,7 +239,10 @@ class MemoryStorage(Storage):
         self.parts = parts
 
     def part_keys(self, job_id: str, start: int = 0, end: int | None = None) -> Iterator[str]:
-        return iter(sorted(self.parts))
+        return iter(sorted(k for k in self.parts if "/parts/" in k))
+
+    def incomplete_keys(self, job_id: str, start: int = 0, end: int | None = None) -> Iterator[str]:
+        return iter(sorted(k for k in self.parts if "/incomplete/" in k))
 
     def open(self, key: str) -> io.BufferedReader:
         return io.BufferedReader(io.BytesIO(self.parts[key]))
@@ -256,6 +313,48 @@ class TestWriteDataset:
         else:
             indices = [json.loads(line)["index"] for line in data.splitlines()]
         assert indices == [0, 1, 2, 3, 5, 6]
+
+    @pytest.mark.parametrize("fmt", list(OutputFormat))
+    def test_incomplete_records_join_in_index_order_unless_made_complete(
+        self, fmt: OutputFormat
+    ) -> None:
+        storage = MemoryStorage(
+            {
+                "jobs/j/parts/0000000000.jsonl": part("j", [0, 1]),
+                "jobs/j/parts/0000000003.jsonl": part("j", [3, 4]),  # 3 was resumed: complete
+                "jobs/j/incomplete/0000000002.json": encode_part("j", [stopped(2)]),
+                "jobs/j/incomplete/0000000003.json": encode_part("j", [stopped(3)]),
+                "jobs/j/incomplete/0000000006.json": encode_part("j", [stopped(6)]),
+            }
+        )
+        result = write_dataset(storage, "j", fmt, STEPS, 7, batch_rows=2, part_bytes=64)
+        assert (result.records, result.incomplete, result.duplicates) == (6, 2, 0)
+        data = storage.fake.objects[result.key]
+        if fmt is OutputFormat.PARQUET:
+            table = pq.read_table(io.BytesIO(data), use_threads=False)
+            rows = [
+                {"index": i, "complete": c}
+                for i, c in zip(
+                    table.column("index").to_pylist(),
+                    table.column("complete").to_pylist(),
+                    strict=True,
+                )
+            ]
+        elif fmt is OutputFormat.CSV:
+            rows = [
+                {"index": int(r["index"]), "complete": r["complete"] == "true"}
+                for r in csv.DictReader(io.StringIO(data.decode(), newline=""))
+            ]
+        else:
+            rows = [json.loads(line) for line in data.splitlines()]
+        assert [(r["index"], r["complete"]) for r in rows] == [
+            (0, True),
+            (1, True),
+            (2, False),
+            (3, True),
+            (4, True),
+            (6, False),
+        ]
 
     def test_parts_read_ahead_are_written_in_key_order(self) -> None:
         parts = {

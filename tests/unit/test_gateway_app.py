@@ -87,6 +87,17 @@ def _job_body(template_id: str, seed_key: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _alices_job(client: TestClient[Any]) -> str:
+    """A job of alice's (template, seed file, job), by id."""
+    seed_key = _seed(client, b'{"topic": "a"}\n')
+    response = client.post(
+        "/jobs", json=_job_body(_template(client), seed_key), headers=auth("alice")
+    )
+    assert response.status_code == 201, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
 class TestAuthentication:
     def test_health_needs_no_token(self, client: TestClient[Any]) -> None:
         assert client.get("/health").json() == {"status": "ok", "checks": {}}
@@ -293,11 +304,7 @@ class TestJobs:
     def test_other_users_job_is_404_and_cancel_publishes(
         self, client: TestClient[Any], world: World
     ) -> None:
-        template_id = _template(client)
-        seed_key = _seed(client, b'{"topic": "a"}\n')
-        job_id = client.post(
-            "/jobs", json=_job_body(template_id, seed_key), headers=auth("alice")
-        ).json()["id"]
+        job_id = _alices_job(client)
         world.repository.ledger_docs[job_id] = {
             "_id": job_id,
             "spent": 1_250_000_000_000,
@@ -314,4 +321,42 @@ class TestJobs:
         _problem(client.delete(f"/jobs/{job_id}", headers=auth("alice")), 409)
         world.repository.jobs[job_id]["export"] = {"status": "DONE", "key": "k", "bytes": 1}
         assert client.delete(f"/jobs/{job_id}", headers=auth("alice")).status_code == 202
+        assert isinstance(world.publisher.sent[-1], DeleteJob)
+
+    def test_cancel_never_deletes_and_delete_honours_if_match(
+        self, client: TestClient[Any], world: World
+    ) -> None:
+        job_id = _alices_job(client)
+        read = client.get(f"/jobs/{job_id}", headers=auth("alice"))
+        running_tag = read.headers["etag"]
+        assert read.json()["etag"] == running_tag
+        _problem(client.post(f"/jobs/{job_id}/cancel", headers=auth("bob")), 404)
+        sent = len(world.publisher.sent)
+        answer = client.post(f"/jobs/{job_id}/cancel", headers=auth("alice"))
+        assert answer.status_code == 202
+        assert answer.json()["outcome"] == "CANCEL_REQUESTED"
+        assert isinstance(world.publisher.sent[-1], CancelJob)
+        # The job ends before a DELETE meant for the running job arrives.
+        world.repository.jobs[job_id].update(status="CANCELLED", partitions_total=1)
+        world.repository.jobs[job_id]["export"] = {"status": "DONE", "key": "k", "bytes": 1}
+        sent = len(world.publisher.sent)
+        stale = {**auth("alice"), "If-Match": running_tag}
+        problem = _problem(client.delete(f"/jobs/{job_id}", headers=stale), 412)
+        assert problem["errors"][0]["field"] == "If-Match"
+        assert problem["etag"] != running_tag
+        bad = {**auth("alice"), "If-Match": "no quotes"}
+        assert (
+            _problem(client.delete(f"/jobs/{job_id}", headers=bad), 422)["errors"][0]["field"]
+            == "If-Match"
+        )
+        again = client.post(f"/jobs/{job_id}/cancel", headers=auth("alice"))
+        assert again.status_code == 202
+        assert (again.json()["outcome"], again.json()["job"]["status"]) == (
+            "ALREADY_ENDED",
+            "CANCELLED",
+        )
+        assert "changed nothing" in again.json()["detail"]
+        assert len(world.publisher.sent) == sent  # neither published anything
+        current = {**auth("alice"), "If-Match": problem["etag"]}
+        assert client.delete(f"/jobs/{job_id}", headers=current).status_code == 202
         assert isinstance(world.publisher.sent[-1], DeleteJob)

@@ -9,6 +9,7 @@ import pytest
 
 from palette.common.ledger_view import LedgerView, Totals
 from palette.gateway.dashboard import build_dashboard
+from palette.gateway.jobs import job_view
 from palette.gateway.rates import RateTracker, average_rate
 
 pytestmark = pytest.mark.unit
@@ -41,6 +42,14 @@ def job(**changes: Any) -> dict[str, Any]:
     }
     doc.update(changes)
     return doc
+
+
+VIEW_FIELDS = {
+    "owner": "u",
+    "seed_key": "seed-data/u/s.jsonl",
+    "budget_usd": "10",
+    "output_format": "jsonl",
+}
 
 
 def ledger() -> LedgerView:
@@ -148,3 +157,18 @@ class TestDashboard:
         doc = job(in_flight=4)
         del doc["slots"]
         assert build_dashboard(doc, ledger(), None, NOW).progress.partitions_in_flight == 4
+
+    def test_incomplete_records_are_counted_once_the_export_is_written(self) -> None:
+        running = build_dashboard(job(), ledger(), None, NOW)
+        assert (running.progress.done, running.progress.incomplete) == (250, None)
+        export = {"status": "DONE", "key": "k", "records": 253, "incomplete": 3, "bytes": 9}
+        stopped = job(status="BUDGET_EXCEEDED", records_done=250, export=export)
+        board = build_dashboard(stopped, ledger(), None, NOW)
+        assert (board.progress.done, board.progress.incomplete) == (250, 3)
+        view = job_view({**stopped, **VIEW_FIELDS}, ledger())
+        assert (view.records_done, view.records_incomplete) == (250, 3)
+        assert view.export is not None
+        assert (view.export.records, view.export.incomplete) == (253, 3)
+        pending = job(status="CANCELLED", export={"status": "PENDING"})
+        assert build_dashboard(pending, ledger(), None, NOW).progress.incomplete is None
+        assert job_view({**pending, **VIEW_FIELDS}, ledger()).records_incomplete is None

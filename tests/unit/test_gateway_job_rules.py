@@ -9,8 +9,17 @@ import pytest
 
 from palette.common.messages import OutputFormat
 from palette.common.seeds import SeedFormat, read_records
-from palette.gateway.job_service import IDEMPOTENCY_KEY, export_pending, fingerprint
-from palette.gateway.schemas import CreateJob
+from palette.gateway.job_service import IDEMPOTENCY_KEY, fingerprint
+from palette.gateway.removal import (
+    Removal,
+    cancel_outcome,
+    export_pending,
+    if_match_allows,
+    job_etag,
+    parse_entity_tags,
+    removal,
+)
+from palette.gateway.schemas import CancelOutcome, CreateJob
 from palette.gateway.seedfiles import validate_records
 from palette.scheduler.purge import deletable
 
@@ -58,6 +67,107 @@ class TestRemoval:
         self, job: dict[str, object], ok: bool
     ) -> None:
         assert deletable(job) is ok
+
+
+def job(status: str, export: dict[str, object] | None = None, **extra: object) -> dict[str, object]:
+    return {"_id": "job-1", "status": status, "export": export, "partitions_total": 2, **extra}
+
+
+DONE = {"status": "DONE", "key": "k", "records": 3, "bytes": 10}
+
+
+class TestJobETag:
+    def test_changes_with_status_and_export_but_not_with_progress(self) -> None:
+        running = job_etag(job("RUNNING", records_done=3))
+        assert running == job_etag(job("RUNNING", records_done=90, in_flight=4))
+        tags = {
+            running,
+            job_etag(job("COMPLETED", {"status": "PENDING"})),
+            job_etag(job("COMPLETED", DONE)),
+            job_etag(job("CANCELLED", None)),
+            job_etag(job("CANCELLED", DONE)),
+            job_etag({**job("RUNNING"), "_id": "job-2"}),
+        }
+        assert len(tags) == 6
+
+    def test_is_a_quoted_strong_entity_tag(self) -> None:
+        tag = job_etag(job("RUNNING"))
+        assert tag.startswith('"')
+        assert tag.endswith('"')
+        assert parse_entity_tags(tag) == [(False, tag.strip('"'))]
+
+
+class TestIfMatch:
+    TAG = '"abc123"'
+
+    @pytest.mark.parametrize(
+        ("header", "allowed"),
+        [
+            (None, True),
+            ("*", True),
+            (' "abc123" ', True),
+            ('"other", "abc123"', True),
+            ('"other"', False),
+            ('W/"abc123"', False),  # a weak tag never matches (strong comparison)
+            ('"abc1234"', False),
+        ],
+    )
+    def test_strong_comparison(self, header: str | None, allowed: bool) -> None:
+        assert if_match_allows(header, self.TAG) is allowed
+
+    @pytest.mark.parametrize("header", ["abc123", '"abc', '"a" "b"', "", " , ", '"a",,"b"'])
+    def test_a_malformed_header_is_refused_naming_the_form(self, header: str) -> None:
+        with pytest.raises(ValueError, match="entity tag"):
+            if_match_allows(header, self.TAG)
+
+
+class TestRemovalDecision:
+    @pytest.mark.parametrize(
+        ("state", "action"),
+        [
+            (job("QUEUED"), Removal.CANCEL),
+            (job("RUNNING"), Removal.CANCEL),
+            (job("COMPLETED", {"status": "PENDING"}), Removal.EXPORT_PENDING),
+            (job("CANCELLED", None), Removal.EXPORT_PENDING),  # leases still closing
+            (job("COMPLETED", DONE), Removal.DELETE),
+            (job("FAILED", None, partitions_total=None), Removal.DELETE),
+            (job("BUDGET_EXCEEDED", DONE), Removal.DELETE),
+        ],
+    )
+    def test_without_if_match_acts_on_the_state_now(
+        self, state: dict[str, object], action: Removal
+    ) -> None:
+        assert removal(state, None) is action
+        assert removal(state, job_etag(state)) is action
+        assert removal(state, "*") is action
+
+    def test_a_delete_meant_for_the_running_job_never_deletes_the_finished_one(self) -> None:
+        seen = job_etag(job("RUNNING"))
+        for later in (job("COMPLETED", {"status": "PENDING"}), job("COMPLETED", DONE)):
+            assert removal(later, seen) is Removal.PRECONDITION_FAILED
+        assert removal(job("RUNNING"), seen) is Removal.CANCEL
+
+    def test_a_stale_tag_of_a_finished_job_fails_too(self) -> None:
+        pending = job_etag(job("COMPLETED", {"status": "PENDING"}))
+        assert removal(job("COMPLETED", DONE), pending) is Removal.PRECONDITION_FAILED
+
+
+class TestCancelDecision:
+    @pytest.mark.parametrize(
+        ("status", "outcome"),
+        [
+            ("QUEUED", CancelOutcome.CANCEL_REQUESTED),
+            ("RUNNING", CancelOutcome.CANCEL_REQUESTED),
+            ("COMPLETED", CancelOutcome.ALREADY_ENDED),
+            ("FAILED", CancelOutcome.ALREADY_ENDED),
+            ("CANCELLED", CancelOutcome.ALREADY_ENDED),
+            ("BUDGET_EXCEEDED", CancelOutcome.ALREADY_ENDED),
+        ],
+    )
+    def test_only_a_queued_or_running_job_is_cancelled(
+        self, status: str, outcome: CancelOutcome
+    ) -> None:
+        assert cancel_outcome(job(status)) is outcome
 
 
 class TestIdempotency:

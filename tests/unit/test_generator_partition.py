@@ -17,7 +17,7 @@ from palette.generator import generation, partition
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.claims import ClaimHandle
 from palette.generator.partition import end_message_id, run_partition
-from palette.generator.records import PartMeta, decode_line
+from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
 from palette.generator.runtime import Runtime
 from palette.generator.settings import GeneratorSettings
 from palette.generator.slots import CallSlots
@@ -46,6 +46,17 @@ def template(prompt_b: str = "More on {{ steps.a.output }}", model: str = MODEL)
 class FakeStorage:
     def __init__(self) -> None:
         self.parts: dict[str, tuple[bytes, PartMeta]] = {}
+        self.incomplete: dict[int, bytes] = {}
+
+    def put_incomplete(self, job_id: str, record: FinishedRecord) -> None:
+        self.incomplete[record.index] = encode_part(job_id, [record])
+
+    def read_incomplete(self, job_id: str, start: int, end: int) -> dict[int, FinishedRecord]:
+        return {i: decode_line(body) for i, body in self.incomplete.items() if start <= i < end}
+
+    def drop_incomplete(self, job_id: str, indices: list[int]) -> None:
+        for index in indices:
+            del self.incomplete[index]
 
     def list_parts(self, job_id: str, start: int, end: int) -> list[StoredPart]:
         found = []
@@ -515,3 +526,78 @@ class TestGeneratePartition:
         for request in (r for r in models.requests if r.metadata["step"] == "a"):
             seed = seed_index(msg.job_id, int(request.metadata["record"]), len(SEEDS))
             assert request.prompt == f"About {SEEDS[seed]['topic']}"
+
+
+def made_steps(storage: FakeStorage) -> list[tuple[int, str]]:
+    """(record, step) of every output in a part or an incomplete object."""
+    lines = [line for body, _ in storage.parts.values() for line in body.splitlines()]
+    lines += list(storage.incomplete.values())
+    return sorted((r.index, step) for r in map(decode_line, lines) for step in r.outputs)
+
+
+def called_steps(models: FakeModels) -> list[tuple[int, str]]:
+    return sorted((int(r.metadata["record"]), r.metadata["step"]) for r in models.requests)
+
+
+class TestIncompleteRecords:
+    async def test_a_stopped_record_keeps_the_outputs_it_paid_for(self) -> None:
+        class StopDuringRecordThree(FakeModels):
+            async def converse(self, request: ModelRequest) -> ModelResult:
+                if (request.metadata["record"], request.metadata["step"]) == ("3", "a"):
+                    rt.stops.stop("job-1", m.JobStatus.CANCELLED)
+                return await super().converse(request)
+
+        storage, models = FakeStorage(), StopDuringRecordThree()
+        rt = runtime(storage, models, concurrency=2)
+        events = await run(command(), rt)
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert end.outcome is m.PartitionOutcome.JOB_STOPPED
+        # Every call made reached a file, exactly once.
+        assert made_steps(storage) == called_steps(models)
+        kept = {i: decode_line(body) for i, body in storage.incomplete.items()}
+        assert 3 in kept
+        assert (kept[3].complete, set(kept[3].outputs)) == (False, {"a"})
+        assert all(not r.complete and set(r.outputs) == {"a"} for r in kept.values())
+        written = sum(e.records for e in events if isinstance(e, m.RecordsGenerated))
+        finished = {i for i, step in called_steps(models) if step == "b"}
+        assert end.records_done == written == len(finished)
+        assert set(kept).isdisjoint(finished)
+        assert sum(u.calls for u in end.usage) == len(models.requests)
+
+    async def test_a_later_attempt_resumes_an_incomplete_record_without_calling_again(
+        self,
+    ) -> None:
+        storage = FakeStorage()
+        earlier = FinishedRecord(
+            index=2,
+            seed_index=seed_index("job-1", 2, len(SEEDS)),
+            outputs={"a": "made before"},
+            models={"a": MODEL},
+            usage={"a": (5, 6)},
+            complete=False,
+        )
+        storage.put_incomplete("job-1", earlier)
+        models = FakeModels()
+        events = await run(command(end=5, lease_id="lease-2"), runtime(storage, models))
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert (end.outcome, end.records_done) == (m.PartitionOutcome.DONE, 5)
+        assert (2, "a") not in called_steps(models)
+        assert (2, "b") in called_steps(models)
+        assert len(models.requests) == 9
+        # This attempt reports only its own calls; the record's first step is in its part.
+        assert sum(u.calls for u in end.usage) == 9
+        [resumed] = [
+            r
+            for body, _ in storage.parts.values()
+            for r in map(decode_line, body.splitlines())
+            if r.index == 2
+        ]
+        assert (resumed.complete, resumed.outputs["a"], resumed.usage["a"]) == (
+            True,
+            "made before",
+            (5, 6),
+        )
+        assert resumed.outputs["b"].startswith("answer to More on made before")
+        assert storage.incomplete == {}  # written complete: its incomplete object is gone

@@ -239,7 +239,15 @@ class TestPartLines:
         first = json.loads(lines[0])
         assert first["id"] == "job-1-4"
         assert first["usage"] == {"a": [10, 20], "b": [30, 40]}
-        assert set(first) == {"id", "index", "seed_index", "outputs", "models", "usage"}
+        assert set(first) == {
+            "id",
+            "index",
+            "seed_index",
+            "complete",
+            "outputs",
+            "models",
+            "usage",
+        }
         assert decode_line(lines[0]) == record(4)
 
     def test_rejects_a_line_that_is_not_a_record(self) -> None:
@@ -254,6 +262,49 @@ class TestPartLines:
             StepUsage(step_id="a", model_id="m1", calls=1, input_tokens=10, output_tokens=20),
             StepUsage(step_id="b", model_id="m2", calls=1, input_tokens=30, output_tokens=40),
         )
+
+
+class TestIncompleteRecords:
+    def stopped(self) -> FinishedRecord:
+        whole = record(7)
+        return FinishedRecord(
+            index=7,
+            seed_index=whole.seed_index,
+            outputs={"a": whole.outputs["a"]},
+            models={"a": "m1"},
+            usage={"a": (10, 20)},
+            complete=False,
+        )
+
+    def test_an_incomplete_record_round_trips_flagged(self) -> None:
+        line = json.loads(encode_part("job-1", [self.stopped()]))
+        assert (line["complete"], line["outputs"]) == (False, {"a": "out ä 7"})
+        assert decode_line(json.dumps(line)) == self.stopped()
+
+    def test_a_line_written_before_the_flag_is_complete(self) -> None:
+        line = json.loads(encode_part("job-1", [record(3)]))
+        del line["complete"]
+        assert decode_line(json.dumps(line)).complete is True
+
+    def test_a_flag_that_is_not_a_boolean_is_refused(self) -> None:
+        line = {**json.loads(encode_part("job-1", [record(3)])), "complete": "no"}
+        with pytest.raises(ValueError, match="complete"):
+            decode_line(json.dumps(line))
+
+    def test_a_resumed_record_carries_its_outputs_but_not_their_usage(self) -> None:
+        resumed = self.stopped().resumed()
+        assert (resumed.index, resumed.outputs, resumed.complete) == (7, {"a": "out ä 7"}, True)
+        assert resumed.carried == frozenset({"a"})
+        assert not resumed.made_calls
+        assert resumed.tally().calls == 0
+        resumed.outputs["b"] = "made now"
+        resumed.models["b"] = "m2"
+        resumed.usage["b"] = (30, 40)
+        assert resumed.made_calls
+        assert resumed.tally().to_step_usages() == (
+            StepUsage(step_id="b", model_id="m2", calls=1, input_tokens=30, output_tokens=40),
+        )
+        assert resumed.line("job-1")["usage"] == {"a": [10, 20], "b": [30, 40]}
 
 
 class TestPartMetadata:

@@ -7,6 +7,7 @@ import re
 from palette.common.messages import OutputFormat
 
 _PART = re.compile(r"/parts/(\d{10})\.jsonl$")
+_INCOMPLETE = re.compile(r"/incomplete/(\d{10})\.json$")
 
 
 def seed_prefix(owner: str) -> str:
@@ -34,6 +35,24 @@ def part_start(key: str) -> int:
     match = _PART.search(key)
     if not match:
         raise ValueError(f"not a part key: {key}")
+    return int(match.group(1))
+
+
+def incomplete_prefix(job_id: str) -> str:
+    """Prefix of a job's incomplete records (some steps made, the rest never ran)."""
+    return f"jobs/{job_id}/incomplete/"
+
+
+def incomplete_key(job_id: str, index: int) -> str:
+    """Key of record ``index``'s incomplete object (one record, rewritten as it grows)."""
+    return f"{incomplete_prefix(job_id)}{index:010d}.json"
+
+
+def incomplete_index(key: str) -> int:
+    """The record index of an incomplete record's key."""
+    match = _INCOMPLETE.search(key)
+    if not match:
+        raise ValueError(f"not an incomplete record key: {key}")
     return int(match.group(1))
 
 

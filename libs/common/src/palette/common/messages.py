@@ -274,8 +274,11 @@ class ExportCompleted(Message):
     job_id: Identifier
     output_format: OutputFormat
     key: str
-    records: NonNegInt
+    records: NonNegInt = Field(description="Rows of the file, complete and incomplete records.")
     bytes: NonNegInt
+    incomplete: NonNegInt = Field(
+        0, description="Rows of records whose later steps never ran (`complete` false)."
+    )
 
 
 class ExportFailed(Message):

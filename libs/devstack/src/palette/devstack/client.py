@@ -46,8 +46,16 @@ class GatewayClient:
         return self._ok(self.http.get(f"/jobs/{job_id}"))
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """``DELETE /jobs/{id}``."""
-        return self._ok(self.http.delete(f"/jobs/{job_id}"))
+        """``POST /jobs/{id}/cancel``: stop a queued or running job; never deletes anything."""
+        return self._ok(self.http.post(f"/jobs/{job_id}/cancel"))
+
+    def delete(self, job_id: str, if_match: str | None = None) -> dict[str, Any]:
+        """``DELETE /jobs/{id}``: cancel a running job, delete a finished one.
+
+        ``if_match`` (a job's ``etag``) makes it act only on the job in that state.
+        """
+        headers = {"If-Match": if_match} if if_match is not None else {}
+        return self._ok(self.http.delete(f"/jobs/{job_id}", headers=headers))
 
     def wait(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 from palette.common.ledger_view import LedgerView, Totals
 from palette.common.messages import JobStatus
 from palette.common.money import usd_string
-from palette.gateway.jobs import in_flight, percent
+from palette.gateway.jobs import in_flight, percent, records_incomplete
 from palette.gateway.rates import average_rate
 from palette.gateway.schemas import (
     BudgetPanel,
@@ -72,6 +72,7 @@ def build_dashboard(
         status=status,
         progress=ProgressPanel(
             done=done,
+            incomplete=records_incomplete(job),
             target=target,
             percent=percent(done, target),
             records_per_second=round(rate, 3) if rate is not None else None,

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from pymongo.errors import DuplicateKeyError
 
 from palette.common.keys import seed_prefix
-from palette.common.messages import CancelJob, DeleteJob, JobStatus
+from palette.common.messages import CancelJob, DeleteJob
 from palette.common.seeds import SeedError
 from palette.common.tracing import traceparent
 from palette.gateway import outbox
@@ -28,7 +28,8 @@ from palette.gateway.jobs import decimal_string, new_job_document, now_ms, submi
 from palette.gateway.metrics import JOBS_CREATED
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import Problem, field_error, invalid, not_found
-from palette.gateway.schemas import CreateJob
+from palette.gateway.removal import Removal, cancel_outcome, job_etag, removal
+from palette.gateway.schemas import CancelOutcome, CreateJob
 from palette.gateway.seedfiles import error_location, owns_seed_key
 from palette.gateway.templating import unpriced_models
 
@@ -184,43 +185,69 @@ async def replay(
     return existing
 
 
-def export_pending(job: Document) -> bool:
-    """Whether a finished job's export is still to be written."""
-    export = job.get("export")
-    if isinstance(export, dict):
-        return export.get("status") == "PENDING"
-    return bool(job.get("partitions_total"))
+async def _send(runtime: Runtime, message: CancelJob | DeleteJob) -> None:
+    """Publish a cancel or delete, or answer 503 when the broker does not take it."""
+    try:
+        await runtime.publisher.publish(message)
+    except Exception as exc:
+        log.warning("removal_not_published", job_id=message.job_id, error=repr(exc))
+        raise Problem(
+            503,
+            "the request could not be delivered; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
-async def remove_job(runtime: Runtime, owner: str, job: Document) -> str:
-    """Cancel a queued or running job, or delete a finished one; returns which."""
+def cancel_message(job_id: str, owner: str) -> CancelJob:
+    """The CancelJob of a user's cancel (one id per job: every cancel is the same command)."""
+    return CancelJob(message_id=f"cancel-{job_id}", job_id=job_id, reason=f"cancelled by {owner}")
+
+
+async def remove_job(runtime: Runtime, owner: str, job: Document, if_match: str | None) -> Removal:
+    """Cancel a queued or running job, or delete a finished one; returns which.
+
+    With ``If-Match``, only while the job's ETag is one it names (else 412 and
+    nothing happens); without it, whatever the job's state is now.
+    """
     job_id = str(job["_id"])
-    status = JobStatus(job["status"])
-    if status.is_final and export_pending(job):
+    try:
+        action = removal(job, if_match)
+    except ValueError as exc:
+        raise invalid("If-Match", str(exc)) from None
+    if action is Removal.PRECONDITION_FAILED:
+        etag = job_etag(job)
+        problem = (
+            f"the job is {job['status']} now and its ETag is {etag}: it changed since it was "
+            "read, so nothing was done; read the job again and decide"
+        )
+        raise Problem(
+            412,
+            problem,
+            errors=[field_error("If-Match", problem)],
+            headers={"ETag": etag},
+            extensions={"etag": etag, "job_status": job["status"]},
+        )
+    if action is Removal.EXPORT_PENDING:
         raise Problem(
             409,
             f"job {job_id!r} has ended and is still writing its export; try again shortly",
             errors=[field_error("job_id", "the export is being written")],
             headers={"Retry-After": "2"},
         )
-    if status.is_final:
-        message: CancelJob | DeleteJob = DeleteJob(
-            message_id=f"delete-{job_id}", job_id=job_id, owner=owner
-        )
-    else:
-        message = CancelJob(job_id=job_id, reason=f"cancelled by {owner}")
-    try:
-        await runtime.publisher.publish(message)
-    except Exception as exc:
-        log.warning("removal_not_published", job_id=job_id, error=repr(exc))
-        raise Problem(
-            503,
-            "the request could not be delivered; try again shortly",
-            headers={"Retry-After": "5"},
-        ) from None
-    if isinstance(message, DeleteJob):
+    if action is Removal.DELETE:
+        await _send(runtime, DeleteJob(message_id=f"delete-{job_id}", job_id=job_id, owner=owner))
         await runtime.repository.forget_keys(job_id)
         log.info("job_delete_requested", job_id=job_id, owner=owner)
-        return "delete"
+        return action
+    await _send(runtime, cancel_message(job_id, owner))
     log.info("job_cancel_requested", job_id=job_id, owner=owner)
-    return "cancel"
+    return action
+
+
+async def cancel_job(runtime: Runtime, owner: str, job: Document) -> CancelOutcome:
+    """Cancel a queued or running job; a job that has ended is left as it is."""
+    outcome = cancel_outcome(job)
+    if outcome is CancelOutcome.CANCEL_REQUESTED:
+        await _send(runtime, cancel_message(str(job["_id"]), owner))
+    log.info("job_cancel_requested", job_id=str(job["_id"]), owner=owner, outcome=outcome.value)
+    return outcome

@@ -15,6 +15,7 @@ from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat, SubmitJob, utcnow
 from palette.common.money import usd_string, usd_to_picos
 from palette.common.templates import TemplateSpec
+from palette.gateway.removal import job_etag
 from palette.gateway.schemas import CreateJob, ExportView, JobView
 
 Document = dict[str, Any]
@@ -27,6 +28,7 @@ __all__ = [
     "new_job_document",
     "now_ms",
     "percent",
+    "records_incomplete",
     "submit_message",
     "submit_message_id",
     "usd_string",
@@ -120,9 +122,18 @@ def _export(job: Document) -> ExportView | None:
     return ExportView(
         key=export["key"],
         records=int(export.get("records") or 0),
+        incomplete=int(export.get("incomplete") or 0),
         bytes=int(export["bytes"]),
         format=OutputFormat(export.get("format") or job["output_format"]),
     )
+
+
+def records_incomplete(job: Document) -> int | None:
+    """Incomplete records of the job's export, once it is written (None before)."""
+    export = job.get("export")
+    if not isinstance(export, dict) or export.get("status") != "DONE":
+        return None
+    return int(export.get("incomplete") or 0)
 
 
 def in_flight(job: Document) -> int:
@@ -156,6 +167,7 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         seed_key=job["seed_key"],
         num_records=job["num_records"],
         records_done=done,
+        records_incomplete=records_incomplete(job),
         progress_percent=percent(done, int(job["num_records"])),
         partition_size=job.get("partition_size"),
         priority=int(job.get("priority") or 0),
@@ -172,4 +184,5 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         partitions_total=job.get("partitions_total"),
         partitions_in_flight=in_flight(job),
         seed_count=job.get("seed_count"),
+        etag=job_etag(job),
     )

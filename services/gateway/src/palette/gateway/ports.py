@@ -57,8 +57,8 @@ class Repository(Protocol):
     async def insert_job(self, doc: Document) -> None:
         """Insert a new job document."""
 
-    async def find_job(self, job_id: str, owner: str) -> Document | None:
-        """The owner's job, or None."""
+    async def find_job(self, job_id: str, owner: str, *, fresh: bool = False) -> Document | None:
+        """The owner's job, or None; ``fresh``: never a read shared from a moment ago."""
 
     async def list_jobs(
         self, owner: str, statuses: list[str], before: tuple[datetime, str] | None, limit: int

@@ -51,15 +51,17 @@ class StepColumns:
 
 
 class ColumnPlan:
-    """The dataset's columns: id, index, seed_index, outputs, then typed metadata.
+    """The dataset's columns: id, index, seed_index, complete, outputs, then typed metadata.
 
-    A step's output column is named after the step; if that name is taken (a
-    step called ``index``, or ``a_model`` beside a step ``a``), a suffix keeps
-    every column name unique.
+    ``complete`` is false for a record whose later steps never ran (its job
+    stopped first): their output, model and token columns are null. A step's
+    output column is named after the step; if that name is taken (a step
+    called ``index`` or ``complete``, or ``a_model`` beside a step ``a``), a
+    suffix keeps every column name unique.
     """
 
     def __init__(self, steps: Sequence[Step]) -> None:
-        taken = {"id", "index", "seed_index"}
+        taken = set(FIXED)
         meta_names = {f"{s.id}_{suffix}" for s in steps for suffix in _META}
 
         def unique(name: str, avoid: set[str]) -> str:
@@ -85,7 +87,7 @@ class ColumnPlan:
     @property
     def names(self) -> list[str]:
         """Every column, in order."""
-        names = ["id", "index", "seed_index", *(s.output for s in self.steps)]
+        names = [*FIXED, *(s.output for s in self.steps)]
         for s in self.steps:
             names += [s.model, s.input_tokens, s.output_tokens]
         return names
@@ -96,6 +98,7 @@ class ColumnPlan:
             pa.field("id", pa.string(), nullable=False),
             pa.field("index", pa.int64(), nullable=False),
             pa.field("seed_index", pa.int64(), nullable=False),
+            pa.field("complete", pa.bool_(), nullable=False),
             *(pa.field(s.output, pa.string()) for s in self.steps),
         ]
         for s in self.steps:
@@ -112,6 +115,7 @@ class ColumnPlan:
             "id": record_id(job_id, record.index),
             "index": record.index,
             "seed_index": record.seed_index,
+            "complete": record.complete,
         }
         for s in self.steps:
             row[s.output] = record.outputs.get(s.step_id)
@@ -124,6 +128,7 @@ class ColumnPlan:
 
 
 _META = ("model", "input_tokens", "output_tokens")
+FIXED = ("id", "index", "seed_index", "complete")
 
 
 class Bitmap:
@@ -195,8 +200,8 @@ class CsvWriter:
         self._csv.writerow(self._columns)
 
     def write(self, row: dict[str, Any]) -> None:
-        """Add one row (None is an empty field)."""
-        self._csv.writerow(["" if row[c] is None else row[c] for c in self._columns])
+        """Add one row (None is an empty field, a boolean ``true`` or ``false``)."""
+        self._csv.writerow([_csv_field(row[c]) for c in self._columns])
         if self._buffer.tell() >= TEXT_FLUSH_BYTES:
             self._flush()
 
@@ -208,6 +213,14 @@ class CsvWriter:
     def close(self) -> None:
         """Write what is buffered."""
         self._flush()
+
+
+def _csv_field(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 class ParquetDatasetWriter:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -12,9 +13,9 @@ from palette.common import keys
 from palette.common import messages as m
 from palette.common.templates import Step
 from palette.common.tracing import span
-from palette.generator.export import CONTENT_TYPES, Bitmap, ColumnPlan, make_writer
+from palette.generator.export import CONTENT_TYPES, Bitmap, ColumnPlan, RowWriter, make_writer
 from palette.generator.metrics import RECORDS_EXPORTED
-from palette.generator.records import decode_line
+from palette.generator.records import FinishedRecord, decode_line
 from palette.generator.repository import ExportInfo
 from palette.generator.runtime import Publish, Runtime
 from palette.generator.storage import Storage
@@ -31,15 +32,69 @@ class ExportError(Exception):
     """A part that cannot be read as records."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExportResult:
     """What was written."""
 
     key: str
-    records: int
-    bytes: int
-    duplicates: int
-    out_of_range: int
+    records: int = 0
+    """Rows written: complete records and incomplete ones."""
+    bytes: int = 0
+    duplicates: int = 0
+    out_of_range: int = 0
+    incomplete: int = 0
+    """Rows of incomplete records (``complete`` false)."""
+
+
+class IncompleteRecords:
+    """A job's incomplete records in index order, handed out below a bound."""
+
+    def __init__(self, bodies: Iterator[tuple[str, bytes]]) -> None:
+        self._bodies = bodies
+        self._next: FinishedRecord | None = None
+
+    def below(self, bound: int | None) -> Iterator[FinishedRecord]:
+        """The records with an index below ``bound`` not handed out yet (None: all left)."""
+        while True:
+            if self._next is None:
+                item = next(self._bodies, None)
+                if item is None:
+                    return
+                key, body = item
+                try:
+                    self._next = decode_line(body)
+                except ValueError as exc:
+                    raise ExportError(f"{key}: {exc}") from exc
+            if bound is not None and self._next.index >= bound:
+                return
+            record, self._next = self._next, None
+            yield record
+
+
+@dataclass(slots=True)
+class Rows:
+    """Writes each record index once, counting what it writes and what it skips."""
+
+    job_id: str
+    plan: ColumnPlan
+    writer: RowWriter
+    num_records: int
+    result: ExportResult
+    seen: Bitmap = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.seen = Bitmap(self.num_records)
+
+    def add(self, record: FinishedRecord) -> None:
+        """Write the record unless its index is out of range or written already."""
+        if not 0 <= record.index < self.num_records:
+            self.result.out_of_range += 1
+        elif self.seen.add(record.index):
+            self.writer.write(self.plan.row(self.job_id, record))
+            self.result.records += 1
+            self.result.incomplete += not record.complete
+        elif record.complete:  # an incomplete record made complete later is no duplicate
+            self.result.duplicates += 1
 
 
 def write_dataset(
@@ -53,21 +108,25 @@ def write_dataset(
     part_bytes: int,
     key: str | None = None,
 ) -> ExportResult:
-    """Stream every part in key order into the export object (blocking).
+    """Stream every part in key order, and the incomplete records, into the export object.
 
-    Each record index is written at most once (a bitmap over ``num_records``);
-    memory holds ``READ_AHEAD_PARTS`` parts, one batch of rows and one upload
-    part. ``key`` is the job's export key unless given (a snapshot writes
-    elsewhere).
+    Blocking. Each record index is written at most once (a bitmap over
+    ``num_records``): from its part, else from its incomplete object, in index
+    order. Memory holds ``READ_AHEAD_PARTS`` parts and as many incomplete
+    records, one batch of rows and one upload part. ``key`` is the job's
+    export key unless given (a snapshot writes elsewhere).
     """
     plan = ColumnPlan(steps)
-    key = key or keys.export_key(job_id, fmt)
-    sink = storage.upload(key, part_bytes, CONTENT_TYPES[fmt])
-    seen = Bitmap(num_records)
-    records = duplicates = out_of_range = 0
+    result = ExportResult(key or keys.export_key(job_id, fmt))
+    sink = storage.upload(result.key, part_bytes, CONTENT_TYPES[fmt])
+    incomplete = IncompleteRecords(
+        storage.read_ahead(storage.incomplete_keys(job_id), READ_AHEAD_PARTS)
+    )
     try:
-        writer = make_writer(fmt, sink, plan, batch_rows)
+        rows = Rows(job_id, plan, make_writer(fmt, sink, plan, batch_rows), num_records, result)
         for part, body in storage.read_ahead(storage.part_keys(job_id), READ_AHEAD_PARTS):
+            for record in incomplete.below(keys.part_start(part)):
+                rows.add(record)
             for line_no, raw in enumerate(body.split(b"\n"), start=1):
                 if not raw.strip():
                     continue
@@ -75,19 +134,15 @@ def write_dataset(
                     record = decode_line(raw)
                 except ValueError as exc:
                     raise ExportError(f"{part} line {line_no}: {exc}") from exc
-                if not 0 <= record.index < num_records:
-                    out_of_range += 1
-                elif seen.add(record.index):
-                    writer.write(plan.row(job_id, record))
-                    records += 1
-                else:
-                    duplicates += 1
-        writer.close()
-        size = sink.finish()
+                rows.add(record)
+        for record in incomplete.below(None):
+            rows.add(record)
+        rows.writer.close()
+        result.bytes = sink.finish()
     except BaseException:
         sink.abort()
         raise
-    return ExportResult(key, records, size, duplicates, out_of_range)
+    return result
 
 
 async def write_job_dataset(
@@ -131,10 +186,12 @@ async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
         error = f"export failed: {type(exc).__name__}: {exc}"[:2000]
         await publish(m.ExportFailed(message_id=event_id, job_id=msg.job_id, error=error))
         return
-    if result.records != msg.expected_records or result.duplicates or result.out_of_range:
+    complete = result.records - result.incomplete
+    if complete != msg.expected_records or result.duplicates or result.out_of_range:
         log.warning(
             "export_counts",
             records=result.records,
+            incomplete=result.incomplete,
             expected=msg.expected_records,
             duplicates=result.duplicates,
             out_of_range=result.out_of_range,
@@ -147,7 +204,14 @@ async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
             output_format=msg.output_format,
             key=result.key,
             records=result.records,
+            incomplete=result.incomplete,
             bytes=result.bytes,
         )
     )
-    log.info("export_completed", key=result.key, records=result.records, bytes=result.bytes)
+    log.info(
+        "export_completed",
+        key=result.key,
+        records=result.records,
+        incomplete=result.incomplete,
+        bytes=result.bytes,
+    )

@@ -4,7 +4,11 @@ Records are taken in index order by up to twice ``concurrency`` workers. A recor
 starts only while the attempt is not halted and its estimated worst case fits
 beside the records in flight; each of its steps is rendered, then called
 through ``ModelCalls`` (stop check and reservation before every attempt).
-Finished records are handed to the ``write`` callback run by run.
+Finished records are handed to the ``write`` callback run by run; a record
+whose later steps never ran (the job stopped, the lease ran out, a call
+failed) goes to ``keep`` with the outputs it paid for, and a record an
+earlier attempt left incomplete (``state.partial``) resumes at its first
+step not made.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from palette.generator.state import AttemptState
 log = structlog.get_logger("palette.generator.partition")
 
 WriteRun = Callable[[list[FinishedRecord]], Awaitable[None]]
+KeepRecord = Callable[[FinishedRecord], Awaitable[None]]
 ADMIT_POLL_SECONDS = 0.05
 WORKERS_PER_SLOT = 2
 """An attempt runs this many workers per call slot of the process. While it has
@@ -90,8 +95,12 @@ async def generate(
     missing: list[int],
     chosen: dict[int, dict[str, Any]],
     write: WriteRun,
+    keep: KeepRecord,
 ) -> None:
-    """Generate ``missing`` (ascending) until done or halted, writing runs as they close."""
+    """Generate ``missing`` (ascending) until done or halted, writing runs as they close.
+
+    An incomplete record that made calls in this attempt is handed to ``keep``.
+    """
     msg = state.msg
     assembler = RunAssembler(
         missing, state.rt.settings.part_size, state.rt.settings.part_flush_seconds
@@ -132,10 +141,7 @@ async def generate(
                 pledges.close(index)
                 async with changed:
                     changed.notify_all()
-            if record is None:
-                assembler.drop(index)
-            else:
-                assembler.finish(record)
+            await resolve(assembler, index, record, keep)
             for run in assembler.ready():
                 await write(run)
 
@@ -153,6 +159,18 @@ async def generate(
         await flusher
     for run in assembler.rest():
         await write(run)
+
+
+async def resolve(
+    assembler: RunAssembler, index: int, record: FinishedRecord | None, keep: KeepRecord
+) -> None:
+    """A record's end: finished, else dropped (after ``keep`` of what it made here)."""
+    if record is not None and record.complete:
+        assembler.finish(record)
+        return
+    if record is not None and record.made_calls:
+        await keep(record)
+    assembler.drop(index)
 
 
 async def flush_waiting(
@@ -202,15 +220,22 @@ async def poll_status(state: AttemptState) -> None:
 async def run_record(
     state: AttemptState, index: int, seed_pos: int, seed: dict[str, Any], pledges: PledgeBook
 ) -> FinishedRecord | None:
-    """Every step of one record, or None (its billed calls become orphan usage)."""
+    """Every step of one record, else the steps it made (``complete`` false), else None.
+
+    A record stops at a step it cannot call (stopped job, lease exhausted, a
+    failure); the usage of its calls becomes orphan usage either way.
+    """
     steps = state.msg.template.steps
-    record = FinishedRecord(index=index, seed_index=seed_pos)
+    prior = state.partial.get(index)
+    record = prior.resumed() if prior else FinishedRecord(index=index, seed_index=seed_pos)
     known: dict[str, int] = {}
     calls = ModelCalls(state, index)
     seconds = state.rt.settings.render_seconds
     first = state.first_steps.get(seed_pos)
     try:
         for k, step in enumerate(steps):
+            if step.id in record.outputs:
+                continue  # an earlier attempt made and reported it
             if k == 0 and first is not None:
                 prompt, system = first  # rendered when the seed was checked
             else:
@@ -244,4 +269,7 @@ async def run_record(
     else:
         return record
     state.orphan.merge(record.tally())
-    return None
+    if not record.outputs:
+        return None
+    record.complete = False
+    return record

@@ -5,7 +5,8 @@ its range and re-announces those written under its own lease (their usage
 counts as spent), refuses a model without a price, checks the job is not
 stopped, reads only the seeds it needs in one streaming pass, then generates
 (``generation.py``). Finished records are written as parts, once each, and
-announced with ``RecordsGenerated``; the attempt ends with one
+announced with ``RecordsGenerated``; records that stopped short are kept as
+incomplete records and resumed (``incomplete.py``); the attempt ends with one
 ``PartitionCompleted`` or ``PartitionFailed`` carrying its whole usage under
 the lease and the ids and summed worst case of its calls whose outcome is
 unknown. An attempt that took the lease over from a lost holder re-announces
@@ -34,6 +35,7 @@ from palette.generator import metrics
 from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
 from palette.generator.generation import generate, seed_problem
+from palette.generator.incomplete import drop_completed, keep_incomplete, read_partial
 from palette.generator.records import FinishedRecord, PartMeta, encode_part
 from palette.generator.runtime import Publish, Runtime
 from palette.generator.state import AttemptState, PublishFailedError
@@ -118,8 +120,14 @@ async def attempt(state: AttemptState) -> None:
         state.needed = record_worst_case(msg.template.steps, state.prices, 0)
     elif missing:
         chosen = await read_seeds(state, missing)
-        if chosen is not None:
-            await generate(state, missing, chosen, lambda run: write_part(state, run))
+        if chosen is not None and await read_partial(state, missing):
+            await generate(
+                state,
+                missing,
+                chosen,
+                lambda run: write_part(state, run),
+                lambda record: keep_incomplete(state, record),
+            )
 
 
 async def job_stopped(state: AttemptState) -> bool:
@@ -212,6 +220,7 @@ async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
         return
     state.written += len(run)
     metrics.RECORDS_GENERATED.inc(len(run))
+    await drop_completed(state, run)
     try:
         await announce(state, key, meta)
     except PublishFailedError as exc:  # the broker is unreachable: a redelivery re-announces

@@ -18,13 +18,22 @@ from palette.generator.usage import UsageTally
 
 @dataclass(slots=True)
 class FinishedRecord:
-    """One generated record: every step's output, model and token usage."""
+    """One generated record: every step's output, model and token usage.
+
+    An incomplete record (``complete`` false) has the outputs of the steps that
+    ran and none of the later ones: its job stopped, or its attempt ended,
+    before they did. ``carried`` names steps whose calls an earlier attempt
+    made and reported (a record resumed from its incomplete object): they are
+    in the record but not in this attempt's usage.
+    """
 
     index: int
     seed_index: int
     outputs: dict[str, str] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)
+    complete: bool = True
+    carried: frozenset[str] = frozenset()
 
     def line(self, job_id: str) -> dict[str, Any]:
         """The record as a part line object."""
@@ -32,17 +41,35 @@ class FinishedRecord:
             "id": record_id(job_id, self.index),
             "index": self.index,
             "seed_index": self.seed_index,
+            "complete": self.complete,
             "outputs": self.outputs,
             "models": self.models,
             "usage": {step: [i, o] for step, (i, o) in self.usage.items()},
         }
 
     def tally(self) -> UsageTally:
-        """The record's usage as a tally (one call per step)."""
+        """This attempt's usage of the record as a tally (one call per step, carried ones not)."""
         tally = UsageTally()
         for step, (i, o) in self.usage.items():
-            tally.add(step, self.models[step], i, o)
+            if step not in self.carried:
+                tally.add(step, self.models[step], i, o)
         return tally
+
+    def resumed(self) -> FinishedRecord:
+        """A new attempt's record that starts from this incomplete one's outputs."""
+        return FinishedRecord(
+            index=self.index,
+            seed_index=self.seed_index,
+            outputs=dict(self.outputs),
+            models=dict(self.models),
+            usage=dict(self.usage),
+            carried=frozenset(self.outputs),
+        )
+
+    @property
+    def made_calls(self) -> bool:
+        """Whether this attempt called the model for the record (a step not carried)."""
+        return any(step not in self.carried for step in self.outputs)
 
     @classmethod
     def from_line(cls, obj: Mapping[str, Any]) -> FinishedRecord:
@@ -56,6 +83,9 @@ class FinishedRecord:
             raise ValueError("a part line needs integer index and seed_index")
         if not all(isinstance(v, dict) for v in (outputs, models, usage)):
             raise ValueError("outputs, models and usage of a part line must be objects")
+        complete = obj.get("complete", True)  # parts written before the field was: complete
+        if not isinstance(complete, bool):
+            raise ValueError("complete of a part line must be true or false")
         pairs: dict[str, tuple[int, int]] = {}
         for step, value in usage.items():
             if not (isinstance(value, list) and len(value) == 2):
@@ -67,6 +97,7 @@ class FinishedRecord:
             outputs={str(k): str(v) for k, v in outputs.items()},
             models={str(k): str(v) for k, v in models.items()},
             usage=pairs,
+            complete=complete,
         )
 
 

@@ -10,6 +10,7 @@ from palette.common import messages as m
 from palette.common.pricing import TokenPrice
 from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
+from palette.generator.records import FinishedRecord
 from palette.generator.runtime import Publish, Runtime
 from palette.generator.usage import UsageTally
 
@@ -50,6 +51,8 @@ class AttemptState:
     """The attempt's place among this process's attempts: its calls' priority."""
     first_steps: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     """Seed position -> its first step's rendered prompt and system text."""
+    partial: dict[int, FinishedRecord] = field(default_factory=dict)
+    """Incomplete records of the range an earlier attempt paid for: resumed, not redone."""
 
     async def emit(self, message: m.Message) -> None:
         """Publish, marking a failure as one that only a redelivery can repair."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -14,11 +15,11 @@ from botocore.exceptions import ClientError
 
 from palette.common import keys, seeds
 from palette.common.seeds import buffered
-from palette.generator.records import PartMeta
+from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
 
 log = structlog.get_logger("palette.generator.storage")
 
@@ -49,17 +50,40 @@ class Storage:
 
     def part_keys(self, job_id: str, start: int = 0, end: int | None = None) -> Iterator[str]:
         """Keys of a job's parts whose first index is in ``[start, end)``, in key order."""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": keys.parts_prefix(job_id)}
+        return self._indexed_keys(
+            keys.parts_prefix(job_id), partial(keys.part_key, job_id), keys.part_start, start, end
+        )
+
+    def incomplete_keys(self, job_id: str, start: int = 0, end: int | None = None) -> Iterator[str]:
+        """Keys of a job's incomplete records with an index in ``[start, end)``, by index."""
+        return self._indexed_keys(
+            keys.incomplete_prefix(job_id),
+            partial(keys.incomplete_key, job_id),
+            keys.incomplete_index,
+            start,
+            end,
+        )
+
+    def _indexed_keys(
+        self,
+        prefix: str,
+        key_of: Callable[[int], str],
+        index_of: Callable[[str], int],
+        start: int,
+        end: int | None,
+    ) -> Iterator[str]:
+        """Keys under ``prefix`` whose index (``index_of``) is in ``[start, end)``, in key order."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
         if start > 0:
-            kwargs["StartAfter"] = keys.part_key(job_id, start - 1)
+            kwargs["StartAfter"] = key_of(start - 1)
         for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 try:
-                    first = keys.part_start(key)
+                    index = index_of(key)
                 except ValueError:
                     continue
-                if end is not None and first >= end:
+                if end is not None and index >= end:
                     return
                 yield key
 
@@ -103,6 +127,44 @@ class Storage:
             stored = self.head_part(key)
             return stored is not None and stored.message == meta.message
         return True
+
+    def put_incomplete(self, job_id: str, record: FinishedRecord) -> None:
+        """Write an incomplete record's object, replacing what an earlier attempt wrote."""
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=keys.incomplete_key(job_id, record.index),
+            Body=encode_part(job_id, [record]),
+            ContentType="application/x-ndjson",
+        )
+
+    def read_incomplete(self, job_id: str, start: int, end: int) -> dict[int, FinishedRecord]:
+        """The incomplete records with an index in ``[start, end)`` (an unreadable one is skipped).
+
+        Few exist: the records an attempt had started when it ended.
+        """
+        found: dict[int, FinishedRecord] = {}
+        for key in self.incomplete_keys(job_id, start, end):
+            try:
+                record = decode_line(self.read_bytes(key))
+            except ClientError as exc:
+                if is_missing(exc):  # completed and dropped meanwhile
+                    continue
+                raise
+            except ValueError as exc:
+                log.warning("incomplete_record_unreadable", key=key, error=str(exc))
+                continue
+            found[record.index] = record
+        return found
+
+    def drop_incomplete(self, job_id: str, indices: Iterable[int]) -> None:
+        """Delete the incomplete objects of records now written complete in a part."""
+        names: list[ObjectIdentifierTypeDef] = [
+            {"Key": keys.incomplete_key(job_id, i)} for i in indices
+        ]
+        for first in range(0, len(names), 1000):
+            self.s3.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": names[first : first + 1000], "Quiet": True}
+            )
 
     def open(self, key: str) -> io.BufferedReader:
         """A buffered binary stream over an object (close it when done)."""

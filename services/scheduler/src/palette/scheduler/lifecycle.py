@@ -416,6 +416,7 @@ class Scheduler:
             "status": "DONE",
             "key": msg.key,
             "records": msg.records,
+            "incomplete": msg.incomplete,
             "bytes": msg.bytes,
             "format": msg.output_format.value,
         }

@@ -17,11 +17,11 @@ from palette.common.keys import snapshot_key
 from palette.common.messages import ExportSnapshot, JobStatus, OutputFormat, utcnow
 from palette.gateway.controllers.jobs import ledger_of, owned_job
 from palette.gateway.dashboard import build_dashboard
-from palette.gateway.job_service import export_pending
 from palette.gateway.jobs import job_view
 from palette.gateway.openapi import problems
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import Problem, field_error
+from palette.gateway.removal import export_pending
 from palette.gateway.schemas import Dashboard, DownloadLink
 
 SNAPSHOT_POLL_SECONDS = 0.25

@@ -1,10 +1,16 @@
-"""``/jobs``: launch, list, read, cancel and delete generation jobs."""
+"""``/jobs``: launch, list, read, cancel and delete generation jobs.
+
+Every job read carries the job's ETag (the ``ETag`` header of ``GET
+/jobs/{id}`` and ``etag`` in every job body); ``DELETE`` honours it as
+``If-Match`` (``removal.py``). ``POST /jobs/{id}/cancel`` never deletes.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
@@ -17,12 +23,30 @@ from palette.gateway.openapi import problems, reply
 from palette.gateway.pagination import job_cursor, job_position
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import not_found
-from palette.gateway.schemas import CreateJob, JobPage, JobView
+from palette.gateway.schemas import CancelOutcome, CancelResult, CreateJob, JobPage, JobView
+
+ETAG_HEADER = ResponseHeader(
+    name="ETag",
+    description="The job's ETag: it changes with its status and export. "
+    "Send it as `If-Match` with `DELETE /jobs/{id}`.",
+    documentation_only=True,
+)
+CANCEL_DETAILS = {
+    CancelOutcome.CANCEL_REQUESTED: "the job is being cancelled: it stops shortly and exports "
+    "what it made; nothing is deleted",
+    CancelOutcome.ALREADY_ENDED: "the job has ended ({status}); the cancel changed nothing",
+}
 
 
-async def owned_job(runtime: Runtime, owner: str, job_id: str) -> dict[str, Any]:
-    """The caller's job, else 404 (another user's job is answered exactly like a missing one)."""
-    job = await runtime.repository.find_job(job_id, owner)
+async def owned_job(
+    runtime: Runtime, owner: str, job_id: str, *, fresh: bool = False
+) -> dict[str, Any]:
+    """The caller's job, else 404 (another user's job is answered exactly like a missing one).
+
+    ``fresh`` reads the database rather than a read shared for a moment: a
+    cancel or delete decides on the job as it is.
+    """
+    job = await runtime.repository.find_job(job_id, owner, fresh=fresh)
     if job is None:
         raise not_found("job_id", f"no job {job_id!r}")
     return job
@@ -116,23 +140,64 @@ class JobController(Controller):
         operation_id="getJob",
         summary="A job's configuration, status, progress, cost and timestamps",
         responses=problems(404),
+        response_headers=[ETAG_HEADER],
     )
     async def read(
         self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
-    ) -> JobView:
+    ) -> Response[JobView]:
         """Status, records done, money (settled, reserved, remaining), the export once written."""
         job = await owned_job(runtime, owner, job_id)
-        return job_view(job, await ledger_of(runtime, job))
+        view = job_view(job, await ledger_of(runtime, job))
+        return Response(view, headers={"ETag": view.etag})
+
+    @post(
+        "/{job_id:str}/cancel",
+        operation_id="cancelJob",
+        summary="Cancel a queued or running job; never deletes anything",
+        status_code=HTTP_202_ACCEPTED,
+        responses=problems(404),
+        response_headers=[ETAG_HEADER],
+    )
+    async def cancel(
+        self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
+    ) -> Response[CancelResult]:
+        """Stop a queued or running job: it exports what it made and is kept.
+
+        Idempotent: cancelling again, or cancelling a job that has ended
+        (completed, failed, budget exceeded, cancelled), changes nothing and
+        says so (`outcome` `ALREADY_ENDED`). Always 202 with the job as it was
+        read; its status becomes CANCELLED once the scheduler has stopped it.
+        """
+        job = await owned_job(runtime, owner, job_id, fresh=True)
+        outcome = await job_service.cancel_job(runtime, owner, job)
+        view = job_view(job, await ledger_of(runtime, job))
+        detail = CANCEL_DETAILS[outcome].format(status=job["status"])
+        return Response(
+            CancelResult(outcome=outcome, detail=detail, job=view), headers={"ETag": view.etag}
+        )
 
     @delete(
         "/{job_id:str}",
         operation_id="deleteJob",
-        summary="Cancel a queued or running job; delete a finished one",
+        summary="Cancel a queued or running job; delete a finished one (If-Match: its ETag)",
         status_code=HTTP_202_ACCEPTED,
-        responses=problems(404, 409),
+        responses=problems(404, 409, 412),
     )
     async def remove(
-        self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
+        self,
+        job_id: FromPath[str],
+        runtime: NamedDependency[Runtime],
+        owner: NamedDependency[str],
+        if_match: Annotated[
+            str | None,
+            HeaderParameter(
+                name="If-Match",
+                max_length=1000,
+                description="The job's ETag as last read (or `*`): the request acts only while "
+                "the job is still in that state, else 412 and nothing happens. Without it the "
+                "request acts on the job's state now.",
+            ),
+        ] = None,
     ) -> JobView:
         """A queued or running job is cancelled: it stops and exports what it made.
 
@@ -140,7 +205,11 @@ class JobController(Controller):
         answers 404 once the scheduler has removed it. 409 while a finished
         job's export is still being written. 202 once the command is on the
         broker (the job changes shortly after).
+
+        A cancel that races the job's end could delete the finished job: send
+        ``If-Match`` with the ETag read (412 when the job changed meanwhile),
+        or use ``POST /jobs/{id}/cancel``, which never deletes.
         """
-        job = await owned_job(runtime, owner, job_id)
-        await job_service.remove_job(runtime, owner, job)
+        job = await owned_job(runtime, owner, job_id, fresh=True)
+        await job_service.remove_job(runtime, owner, job, if_match)
         return job_view(job, await ledger_of(runtime, job))

@@ -16,6 +16,8 @@ from palette.gateway.schemas.base import (
 )
 from palette.gateway.schemas.jobs import (
     BudgetPanel,
+    CancelOutcome,
+    CancelResult,
     CostLine,
     CreateJob,
     Dashboard,
@@ -53,6 +55,8 @@ from palette.gateway.schemas.templates import (
 
 __all__ = [
     "BudgetPanel",
+    "CancelOutcome",
+    "CancelResult",
     "CostLine",
     "CreateJob",
     "CreateTemplate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field
@@ -35,7 +36,12 @@ class ExportView(Reply):
     """The dataset file of a job."""
 
     key: str
-    records: int
+    records: int = Field(description="Rows in the file: complete and incomplete records.")
+    incomplete: int = Field(
+        0,
+        description="Rows of records whose later steps never ran (the job stopped first): "
+        "`complete` is false and the outputs of those steps are null.",
+    )
     bytes: int
     format: OutputFormat
 
@@ -49,7 +55,13 @@ class JobView(Reply):
     template_version: int | None
     seed_key: str
     num_records: int
-    records_done: int
+    records_done: int = Field(description="Complete records made so far.")
+    records_incomplete: int | None = Field(
+        None,
+        description="Records with some steps made and later ones never run (the job stopped "
+        "first): paid for and in the export, flagged `complete: false`. Counted when the "
+        "export is written (null before).",
+    )
     progress_percent: float = Field(0.0, description="records_done / num_records, in percent.")
     partition_size: int | None = Field(
         description="Records per partition: the one asked for, else the scheduler's setting "
@@ -69,6 +81,29 @@ class JobView(Reply):
     partitions_total: int | None
     partitions_in_flight: int = Field(0, description="Partitions being generated right now.")
     seed_count: int | None = Field(None, description="Records in the seed file, once counted.")
+    etag: str = Field(
+        description="The job's ETag (also the `ETag` header of `GET /jobs/{id}`): it changes "
+        "with the job's status and export. Send it as `If-Match` with `DELETE`."
+    )
+
+
+class CancelOutcome(StrEnum):
+    """What ``POST /jobs/{id}/cancel`` did."""
+
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    ALREADY_ENDED = "ALREADY_ENDED"
+
+
+class CancelResult(Reply):
+    """Answer of ``POST /jobs/{id}/cancel``: what the cancel did and the job as it is now."""
+
+    outcome: CancelOutcome = Field(
+        description="`CANCEL_REQUESTED`: the job was queued or running and stops shortly, "
+        "exporting what it made (its status changes to CANCELLED once the scheduler has "
+        "stopped it). `ALREADY_ENDED`: the job had ended; nothing changed."
+    )
+    detail: str = Field(description="The outcome in words.")
+    job: JobView
 
 
 class JobPage(Reply):
@@ -81,7 +116,12 @@ class JobPage(Reply):
 class ProgressPanel(Reply):
     """How far the job is."""
 
-    done: int
+    done: int = Field(description="Complete records made so far.")
+    incomplete: int | None = Field(
+        None,
+        description="Records whose later steps never ran, in the export with `complete` "
+        "false; counted when the export is written (null before).",
+    )
     target: int
     percent: float
     records_per_second: float | None = Field(
