@@ -10,7 +10,9 @@ Queues
     with a delivery limit and a dead-letter queue ``<queue>.dlq`` behind
     ``palette.dlx``. Messages are published persistent, mandatory and with
     publisher confirms on a channel that raises on a returned message, so a
-    publish that no queue takes is an error, not a silent loss.
+    publish that no queue takes is an error, not a silent loss. A reply to a
+    request's ``reply_to`` is the exception: it is not mandatory (see
+    ``broker.NonMandatoryReplies``).
 
 Acknowledgement (see ``palette.common.broker``)
     FastStream's default policy rejects a failed message without requeueing
