@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aio_pika
 
+from palette.common.topology import QueueSpec
 from palette.devstack.services import ServiceGroup
 from tests.integration.telemetry import log_lines
 
@@ -42,14 +43,17 @@ class Fate:
     dead_lettered: bool
 
 
-def deliveries(group: ServiceGroup, message_id: str) -> list[Delivery]:
-    """Every delivery of ``message_id`` to the group's processes, in each process's order."""
+def deliveries(group: ServiceGroup, queue: str, message_id: str) -> list[Delivery]:
+    """Every delivery of ``message_id`` from ``queue`` to the group's processes, in order."""
     found = []
     for service in group:
         current: dict[str, bool] | None = None
         for line in log_lines(Path(service.log_path)):
             extra = line.get("extra")
-            if not isinstance(extra, dict) or extra.get("message_id") != message_id:
+            if not isinstance(extra, dict) or (extra.get("queue"), extra.get("message_id")) != (
+                queue,
+                message_id,
+            ):
                 continue
             event = str(line.get("event", ""))
             if event == "Received":
@@ -81,13 +85,13 @@ async def dead_letter_ids(url: str, queue: str) -> list[str]:
 
 
 def wait_settled(
-    group: ServiceGroup, url: str, dead_letter_queue: str, message_id: str, timeout: float = 60.0
+    group: ServiceGroup, url: str, queue: QueueSpec, message_id: str, timeout: float = 60.0
 ) -> Fate:
-    """Wait until a consumer acknowledged ``message_id`` or it reached its dead-letter queue."""
+    """Wait until a consumer of ``queue`` acknowledged ``message_id`` or it was dead-lettered."""
     deadline = time.monotonic() + timeout
     while True:
-        seen = deliveries(group, message_id)
-        dead = message_id in asyncio.run(dead_letter_ids(url, dead_letter_queue))
+        seen = deliveries(group, queue.name, message_id)
+        dead = message_id in asyncio.run(dead_letter_ids(url, queue.dead_letter_queue))
         if dead or any(d.ended and not d.failed for d in seen):
             return Fate(seen, dead)
         assert time.monotonic() < deadline, f"{message_id} not settled: {seen}"

@@ -102,9 +102,7 @@ class TestRunPreview:
             "preview_id"
         ]
         # Wait until the request can never run again: acknowledged, or dead-lettered.
-        fate = wait_settled(
-            services, devstack.rabbitmq_url, Queues.PREVIEW_RECORD.dead_letter_queue, preview_id
-        )
+        fate = wait_settled(services, devstack.rabbitmq_url, Queues.PREVIEW_RECORD, preview_id)
         billed = devstack.emulator_control().billing(owner=user)
         billed_cost = sum(
             PRICING.cost(c["model_id"], c["input_tokens"], c["output_tokens"]) for c in billed

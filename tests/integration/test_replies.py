@@ -61,7 +61,7 @@ class TestReplyTo:
             request(url, exchange.name, routing_key, json.dumps(body).encode(), body["message_id"])
         )
 
-        fate = wait_settled(services, url, Queues.SUBMIT_JOB.dead_letter_queue, body["message_id"])
+        fate = wait_settled(services, url, Queues.SUBMIT_JOB, body["message_id"])
         assert (len(fate.deliveries), fate.dead_lettered) == (1, False), fate
         assert reply == b""  # the handler returns nothing
         assert wait_finished(mongo, body["job_id"])["status"] == "COMPLETED"
