@@ -64,6 +64,8 @@ ROUTES: Final[dict[type[m.Message], tuple[RabbitExchange, str]]] = {
     m.JobDeleted: (EVENTS, "job.deleted"),
     m.ExportSnapshot: (COMMANDS, "job.export-snapshot"),
     m.PreviewRecord: (COMMANDS, "template.preview"),
+    m.ReservePreviewBudget: (COMMANDS, "preview.reserve-budget"),
+    m.PreviewCompleted: (EVENTS, "preview.completed"),
 }
 
 # Notifications go to whoever listens (generators' broadcast queues, external
@@ -145,6 +147,8 @@ class Queues:
     GEN_JOB_DELETED = QueueSpec("generator.job-deleted", m.JobDeleted)
     EXPORT_SNAPSHOT = QueueSpec("generator.export-snapshot", m.ExportSnapshot)
     PREVIEW_RECORD = QueueSpec("generator.preview-record", m.PreviewRecord)
+    RESERVE_PREVIEW_BUDGET = QueueSpec("accounting.reserve-preview-budget", m.ReservePreviewBudget)
+    ACC_PREVIEW_COMPLETED = QueueSpec("accounting.preview-completed", m.PreviewCompleted)
 
     @classmethod
     def all(cls) -> list[QueueSpec]:
