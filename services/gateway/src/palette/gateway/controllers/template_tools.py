@@ -21,6 +21,7 @@ from palette.common.templates import TemplateError, TemplateSpec, missing_fields
 from palette.gateway.controllers.templates import Version, store_new, visible_template
 from palette.gateway.openapi import problems
 from palette.gateway.ports import Runtime
+from palette.gateway.preview_budget import reserve_preview
 from palette.gateway.previewing import preview_steps
 from palette.gateway.problems import Problem, field_error, invalid
 from palette.gateway.schemas import PreviewRequest, PreviewView, StepPreviewView, TemplateView
@@ -54,7 +55,12 @@ def _rendered(
 
 
 async def _run(
-    runtime: Runtime, owner: str, spec: TemplateSpec, seed: dict[str, Any], worst: int
+    runtime: Runtime,
+    owner: str,
+    template_id: str,
+    spec: TemplateSpec,
+    seed: dict[str, Any],
+    worst: int,
 ) -> PreviewResult:
     settings = runtime.settings
     cap = usd_to_picos(settings.preview_max_usd)
@@ -65,13 +71,14 @@ async def _run(
             f"({settings.preview_max_usd} USD)",
         )
     timeout = settings.preview_timeout_seconds
+    deadline = utcnow() + timedelta(seconds=timeout)
     request = PreviewRecord(
-        message_id=uuid.uuid4().hex,
+        message_id=await reserve_preview(runtime, owner, template_id, worst, deadline),
         owner=owner,
         template=spec,
         seed=seed,
-        max_cost=cap,
-        deadline=utcnow() + timedelta(seconds=timeout),
+        max_cost=worst,
+        deadline=deadline,
     )
     try:
         return await runtime.publisher.request(request, PreviewResult, timeout)
@@ -111,7 +118,9 @@ class TemplateToolsController(Controller):
 
         No model is called by default. With ``run=true`` a generator runs the
         record (each call's worst case must fit in ``PALETTE_GATEWAY_PREVIEW_MAX_USD``)
-        and the real usage and cost come back.
+        and the real usage and cost come back. The record's worst case is first
+        reserved from the user's preview budget of the day
+        (``PALETTE_GATEWAY_PREVIEW_BUDGET_USD``; 429 when it does not fit).
         """
         doc = await visible_template(runtime, owner, template_id, version)
         missing = missing_fields(data.seed, list(doc.get("schema_requirements", [])))
@@ -132,7 +141,7 @@ class TemplateToolsController(Controller):
         )
         if not run:
             return view
-        result = await _run(runtime, owner, spec, data.seed, worst)
+        result = await _run(runtime, owner, template_id, spec, data.seed, worst)
         ran = {step.step_id: step for step in result.steps}
         merged = []
         for step in steps:

@@ -49,6 +49,7 @@ from palette.gateway.schemas.templates import (
     TemplateVersionView,
     TemplateView,
 )
+from palette.gateway.schemas.usage import UsageGroupBy, UsageKind, UsageRow, UsageView
 
 __all__ = [
     "BudgetPanel",
@@ -86,5 +87,9 @@ __all__ = [
     "TokensPanel",
     "UploadRequest",
     "UploadTicket",
+    "UsageGroupBy",
+    "UsageKind",
+    "UsageRow",
+    "UsageView",
     "ValidateSeeds",
 ]
