@@ -112,6 +112,11 @@ class TestRunPreview:
         )
         assert {c["request_metadata"]["preview_id"] for c in billed} == {preview_id}
         assert (len(fate.deliveries), fate.dead_lettered) == (1, False)
+        # The reservation before it is a request/reply too: answered once, never requeued.
+        reserved = wait_settled(
+            services, devstack.rabbitmq_url, Queues.RESERVE_PREVIEW_BUDGET, f"reserve-{preview_id}"
+        )
+        assert (len(reserved.deliveries), reserved.dead_lettered) == (1, False)
         by_step = {c["request_metadata"]["step"]: c for c in billed}
         for step in view["steps"]:
             call = by_step[step["id"]]
