@@ -1,7 +1,8 @@
 """Accounting's preview ledger on the real database: atomic reservations, one settlement, expiry.
 
 The repository is driven directly, with the clock passed in, so a reservation's
-expiry is reached without waiting for it.
+expiry is reached without waiting for it; the last test asks the accounting
+service itself (its hold is a second in the test session) and waits for it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from pymongo import AsyncMongoClient
 
 from palette.accounting.preview_repository import PreviewLedger
 from palette.accounting.previews import Charge, budget_key, day_of
-from palette.common.messages import PreviewCompleted, ReservePreviewBudget
+from palette.common.messages import PreviewBudgetResult, PreviewCompleted, ReservePreviewBudget
+from palette.common.topology import ROUTES
+from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
+from tests.integration.gateway_helpers import wait_until
+from tests.integration.test_replies import request as ask
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -148,3 +153,29 @@ class TestExpiry:
         preview = await ledger.previews.find_one({"_id": request.preview_id})
         assert preview is not None
         assert (preview["state"], preview["cost"]) == ("settled", 80)
+
+
+class TestExpiryInTheService:
+    def test_a_reservation_no_preview_settles_is_released_by_accounting(
+        self, devstack: DevStack, services: ServiceGroup, mongo: Any
+    ) -> None:
+        owner, now = f"u-{uuid.uuid4().hex[:8]}", datetime.now(UTC)
+        request = reserve(owner, 300, 1000, now).model_copy(
+            update={"deadline": now + timedelta(seconds=1)}
+        )
+        exchange, routing_key = ROUTES[ReservePreviewBudget]
+        body = request.model_dump_json().encode()
+        reply = asyncio.run(
+            ask(devstack.rabbitmq_url, exchange.name, routing_key, body, request.message_id)
+        )
+        assert PreviewBudgetResult.model_validate_json(reply).granted
+        key = budget_key(owner, day_of(now))
+        assert mongo["preview_budgets"].find_one({"_id": key})["committed"] == 300
+
+        def expired() -> bool:
+            doc = mongo["previews"].find_one({"_id": request.preview_id})
+            return doc is not None and doc["state"] == "expired"
+
+        wait_until(expired, timeout=30)
+        released = mongo["preview_budgets"].find_one({"_id": key})
+        assert (released["committed"], released["pending"]) == (0, {})
