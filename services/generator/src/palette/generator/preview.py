@@ -3,8 +3,9 @@
 The gateway reserves the record's worst case from the owner's preview budget
 (accounting), then sends ``PreviewRecord`` with a reply-to address and waits;
 the reply is the return value (FastStream publishes it to the caller's reply
-queue). A request never raises once parsed: any failure is in the reply's
-``error``, so the broker never redelivers it and the model is not called twice.
+queue). A request never fails once parsed, but for a report of its spend the
+broker did not take: any other failure is in the reply's ``error``, so the
+broker does not redeliver it and the model is not called twice.
 Each call's worst case must fit in what is left of ``max_cost`` before it is made,
 and a request read after its deadline (the caller gave up) calls nothing.
 
