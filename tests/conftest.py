@@ -34,6 +34,12 @@ SERVICE_SETTINGS = {
         "PALETTE_SCHEDULER_PARTITION_SIZE": "50",
         "PALETTE_SCHEDULER_WINDOW": "3",
     },
+    # A preview's reservation nobody settles is released a second after its
+    # deadline (test_preview_ledger.py waits for that).
+    "accounting": {
+        "PALETTE_ACCOUNTING_PREVIEW_HOLD_SECONDS": "1",
+        "PALETTE_ACCOUNTING_PREVIEW_SWEEP_SECONDS": "0.5",
+    },
     # Parts close by size alone here (a record never waits 30 s): the
     # observability test counts them.
     "generator": {

@@ -7,6 +7,9 @@ on 127.0.0.1) with small limits, for the JWT battery and the limit tests.
 ``tight_gateway`` (clients: ``make_tight_api``) is a third, in dev mode, with
 small body limits and short waits for generators: a second replica beside the
 session's gateway, the place for size limits and answers that never come.
+``budget_gateway`` (clients: ``make_budget_api``) is a fourth, in dev mode, whose
+preview budget (``PREVIEW_BUDGET_USD`` a day) holds one ``BUDGET_STEP`` preview
+and not two: the place for preview budget tests.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from palette.common.pricing import PricingTable
 from palette.devstack.client import GatewayClient
 from palette.devstack.services import ServiceGroup, ServiceProcess
 from palette.devstack.stack import DevStack
 from palette.gateway.tokens import mint
 from tests.integration.identity import AUDIENCE, ISSUER, IdentityProvider
+from tests.integration.jobs import MICRO
 
 MakeApi = Callable[..., tuple[str, GatewayClient]]
 
@@ -43,6 +49,25 @@ TIGHT_SETTINGS = {
     "PALETTE_GATEWAY_SNAPSHOT_TIMEOUT_SECONDS": "2",
     "PALETTE_GATEWAY_PREVIEW_TIMEOUT_SECONDS": "2",
 }
+
+BUDGET_STEP_TOKENS = 400
+BUDGET_STEP = {
+    "name": "budget-step",
+    "steps": [
+        {
+            "id": "say",
+            "model": MICRO,
+            "prompt": "Say {{ product }}.",
+            "max_tokens": BUDGET_STEP_TOKENS,
+        }
+    ],
+}
+# Its worst case is its output at the most (the prompt is a few tokens): a budget of
+# 1.5 times that holds one such preview in flight, never two.
+PREVIEW_BUDGET_USD = format(
+    Decimal(3 * BUDGET_STEP_TOKENS * PricingTable.load().price(MICRO).output_picos) / (2 * 10**12),
+    "f",
+)
 
 
 @contextmanager
@@ -139,4 +164,23 @@ def tight_gateway(
 def make_tight_api(tight_gateway: ServiceProcess, jwt_secret: str) -> Iterator[MakeApi]:
     """Clients of the tight gateway; pass a user id to act as a user of the session's gateway."""
     with clients(tight_gateway.url, lambda user: mint(user, jwt_secret)) as make:
+        yield make
+
+
+@pytest.fixture(scope="session")
+def budget_gateway(
+    devstack: DevStack, services: ServiceGroup, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """A fourth gateway (dev mode) whose preview budget holds one ``BUDGET_STEP`` preview."""
+    env = {**devstack.env(), "PALETTE_GATEWAY_PREVIEW_BUDGET_USD": PREVIEW_BUDGET_USD}
+    with gateway_process(
+        "gateway-budget", env, tmp_path_factory.mktemp("budget-gateway")
+    ) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def make_budget_api(budget_gateway: ServiceProcess, jwt_secret: str) -> Iterator[MakeApi]:
+    """Clients of the budget gateway; pass a user id to act as that user again."""
+    with clients(budget_gateway.url, lambda user: mint(user, jwt_secret)) as make:
         yield make

@@ -70,19 +70,21 @@ def parquet_schema(s3: Any, bucket: str, key: str) -> Any:
     return pq.read_schema(io.BytesIO(body))
 
 
+def command(body: bytes, mid: str, reply_to: str | None = None) -> aio_pika.Message:
+    """A message as another system would publish it: JSON, persistent, with its id."""
+    return aio_pika.Message(
+        body,
+        message_id=mid,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        reply_to=reply_to,
+    )
+
+
 async def publish_to(url: str, exchange: str, routing_key: str, body: bytes, mid: str) -> None:
     """Publish like another system would: plain AMQP, no Plot Palette code."""
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         target = await channel.get_exchange(exchange)
-        await target.publish(
-            aio_pika.Message(
-                body,
-                message_id=mid,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=routing_key,
-            mandatory=True,
-        )
+        await target.publish(command(body, mid), routing_key=routing_key, mandatory=True)

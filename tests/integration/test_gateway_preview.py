@@ -10,7 +10,10 @@ import pytest
 
 from palette.common.pricing import PricingTable
 from palette.common.tokens import input_token_bound
+from palette.common.topology import Queues
+from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
+from tests.integration.deliveries import wait_settled
 from tests.integration.gateway_fixtures import MakeApi
 from tests.integration.gateway_helpers import TWO_STEPS, problem
 from tests.integration.jobs import MICRO
@@ -19,6 +22,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 PRICING = PricingTable.load()
 SEED = {"product": "a kettle", "persona": {"role": "chef", "mood": "calm"}}
+THREE_STEPS = {
+    **TWO_STEPS,
+    "name": "three-steps",
+    "steps": [
+        *TWO_STEPS["steps"],
+        {
+            "id": "rating",
+            "model": MICRO,
+            "prompt": "Rate: {{ steps.answer.output }}",
+            "max_tokens": 20,
+        },
+    ],
+}
 
 
 def usd(picos: int) -> Decimal:
@@ -87,27 +103,41 @@ class TestRenderedPreview:
 
 
 class TestRunPreview:
-    def test_one_record_runs_through_the_model_with_real_usage_and_cost(
-        self, make_api: MakeApi, devstack: DevStack
+    def test_one_record_runs_once_and_the_billing_log_equals_what_the_preview_reports(
+        self, make_api: MakeApi, devstack: DevStack, services: ServiceGroup
     ) -> None:
         user, api = make_api()
-        template = api.create_template(TWO_STEPS)
+        template = api.create_template(THREE_STEPS)
         response = api.http.post(
             f"/templates/{template['id']}/preview", params={"run": "true"}, json={"seed": SEED}
         )
         assert response.status_code == 200, response.text
         view = response.json()
         assert (view["run"], view["error"]) == (True, None)
-        first, second = view["steps"]
-        assert first["output"]
-        assert second["output"]
+        first, second, third = view["steps"]
         assert second["prompt"] == f"Answer: {first['output']}"
+        assert third["prompt"] == f"Rate: {second['output']}"
+        preview_id = devstack.emulator_control().billing(owner=user)[0]["request_metadata"][
+            "preview_id"
+        ]
+        # Wait until the request can never run again: acknowledged, or dead-lettered.
+        fate = wait_settled(services, devstack.rabbitmq_url, Queues.PREVIEW_RECORD, preview_id)
         billed = devstack.emulator_control().billing(owner=user)
-        assert len(billed) == 2
-        assert len({c["request_metadata"]["preview_id"] for c in billed}) == 1
+        billed_cost = sum(
+            PRICING.cost(c["model_id"], c["input_tokens"], c["output_tokens"]) for c in billed
+        )
+        assert (len(billed), usd(billed_cost)) == (3, Decimal(view["cost_usd"])), (
+            f"{len(fate.deliveries)} runs billed {len(billed)} calls"
+        )
+        assert {c["request_metadata"]["preview_id"] for c in billed} == {preview_id}
+        assert (len(fate.deliveries), fate.dead_lettered) == (1, False)
+        # The reservation before it is a request/reply too: answered once, never requeued.
+        reserved = wait_settled(
+            services, devstack.rabbitmq_url, Queues.RESERVE_PREVIEW_BUDGET, f"reserve-{preview_id}"
+        )
+        assert (len(reserved.deliveries), reserved.dead_lettered) == (1, False)
         by_step = {c["request_metadata"]["step"]: c for c in billed}
-        total = 0
-        for step in (first, second):
+        for step in view["steps"]:
             call = by_step[step["id"]]
             assert (step["input_tokens"], step["output_tokens"]) == (
                 call["input_tokens"],
@@ -115,8 +145,6 @@ class TestRunPreview:
             )
             cost = PRICING.cost(step["model"], call["input_tokens"], call["output_tokens"])
             assert Decimal(step["cost_usd"]) == usd(cost)
-            total += cost
-        assert Decimal(view["cost_usd"]) == usd(total)
         assert Decimal(view["cost_usd"]) <= Decimal(view["worst_case_usd"])
 
     def test_a_record_whose_worst_case_is_above_the_preview_cap_is_not_run(

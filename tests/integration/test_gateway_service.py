@@ -91,9 +91,10 @@ class TestHealthAndDocs:
             for method, op in path.items()
             if method in {"get", "post", "put", "delete", "patch"}
         ]
-        assert len(operations) == 22
+        assert len(operations) == 23
         ids = [op.get("operationId") for op in operations]
         assert all(ids)
+        assert "getUsage" in ids
         assert len(set(ids)) == len(ids)
         for op in operations:
             if op["operationId"] not in {"getHealth", "getReady"}:

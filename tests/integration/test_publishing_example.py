@@ -48,25 +48,34 @@ def wait_finished(mongo: Any, job_id: str, timeout: float = 120) -> dict[str, An
     raise TimeoutError(f"job {job_id}: {mongo['jobs'].find_one({'_id': job_id})}")
 
 
+def example_job(
+    devstack: DevStack, s3: Any, examples: Path, num_records: int, budget_usd: str
+) -> dict[str, Any]:
+    """The example's ``SubmitJob`` body of a new job, its seeds put in S3."""
+    owner, job_id = f"crm-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    seed_key = f"seed-data/{owner}/seeds.jsonl"
+    s3.put_object(
+        Bucket=devstack.bucket, Key=seed_key, Body=(examples / "seeds.jsonl").read_bytes()
+    )
+    body: dict[str, Any] = load_example().submit_job(
+        job_id=job_id,
+        owner=owner,
+        steps=json.loads(json.dumps(TWO_STEPS["steps"])),
+        seed_key=seed_key,
+        num_records=num_records,
+        budget_usd=budget_usd,
+        output_format="jsonl",
+    )
+    return body
+
+
 class TestPublishingExample:
     def test_documented_example_submits_a_job_that_completes_once_when_published_twice(
         self, devstack: DevStack, services: Any, mongo: Any, s3: Any, examples: Path
     ) -> None:
         example = load_example()
-        owner, job_id = f"crm-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-        seed_key = f"seed-data/{owner}/seeds.jsonl"
-        s3.put_object(
-            Bucket=devstack.bucket, Key=seed_key, Body=(examples / "seeds.jsonl").read_bytes()
-        )
-        body = example.submit_job(
-            job_id=job_id,
-            owner=owner,
-            steps=json.loads(json.dumps(TWO_STEPS["steps"])),
-            seed_key=seed_key,
-            num_records=30,
-            budget_usd="2",
-            output_format="jsonl",
-        )
+        body = example_job(devstack, s3, examples, 30, "2")
+        job_id, owner = body["job_id"], body["owner"]
         # A publisher that lost its confirm publishes again: still one job.
         for _ in range(2):
             asyncio.run(example.publish_submit_job(devstack.rabbitmq_url, body))

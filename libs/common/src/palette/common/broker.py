@@ -19,6 +19,7 @@ from faststream._internal.constants import EMPTY
 from faststream._internal.context import Context as ContextField
 from faststream.middlewares import BaseMiddleware
 from faststream.rabbit import Channel, RabbitBroker
+from faststream.response import PublishType
 from pydantic import ValidationError
 
 from palette.common.messages import Message
@@ -163,6 +164,26 @@ class RunToCompletion(BaseMiddleware[Any, Any]):
             raise
 
 
+class NonMandatoryReplies(BaseMiddleware[Any, Any]):
+    """Publish a handler's reply (to the request's ``reply_to``) without ``mandatory``.
+
+    FastStream answers every message that carries a ``reply_to`` with the
+    handler's return value, published mandatory by default. RabbitMQ does not
+    count a direct reply-to address (``amq.rabbitmq.reply-to.*``, what a
+    request waits on) as a queue: a mandatory publish to it is delivered *and*
+    returned ``NO_ROUTE``. On our channels (``on_return_raises``) the return
+    failed the handler after its work was done, so the request was requeued and
+    run again up to the delivery limit (a preview called the model six times).
+    A reply whose caller has gone is of no use to anyone, so it is not mandatory.
+    """
+
+    async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
+        """Clear ``mandatory`` on replies; other publishes pass unchanged."""
+        if cmd.publish_type is PublishType.REPLY:
+            cmd.publish_options["mandatory"] = False
+        return await call_next(cmd)
+
+
 def make_broker(
     url: str,
     *,
@@ -174,7 +195,8 @@ def make_broker(
 
     Its middlewares, outermost first: tracing (when on), message metrics, log
     context (``palette.common.observability``), dead-lettering, then
-    ``RunToCompletion`` around the handler.
+    ``RunToCompletion`` around the handler; ``NonMandatoryReplies`` sets how
+    replies are published.
     """
     specs = tuple(queues)
     return RabbitBroker(
@@ -183,7 +205,12 @@ def make_broker(
             prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True
         ),
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        middlewares=[*broker_middlewares(specs), dead_letter_middleware(specs), RunToCompletion],
+        middlewares=[
+            *broker_middlewares(specs),
+            dead_letter_middleware(specs),
+            RunToCompletion,
+            NonMandatoryReplies,
+        ],
         logger=logger if logger is not None else structlog.get_logger("faststream"),
         reconnect_interval=1.0,
         graceful_timeout=10.0,

@@ -9,7 +9,7 @@ integer picodollars (see ``palette.common.money``); token counts are integers.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -367,3 +367,67 @@ class PreviewResult(Message):
     steps: tuple[StepPreview, ...] = ()
     cost: NonNegInt = 0
     error: str | None = Field(default=None, max_length=2000)
+
+
+# ------------------------------------------------- preview spend (issue 12)
+
+
+class ReservePreviewBudget(Message):
+    """Reserve a preview's worst case from its owner's preview budget of the day (request/reply).
+
+    The gateway asks accounting before it publishes the ``PreviewRecord`` whose
+    ``message_id`` is ``preview_id``; accounting answers ``PreviewBudgetResult``.
+    ``amount`` (picodollars) is reserved only if what the owner spent and holds
+    reserved on the UTC day, plus ``amount``, stays within ``limit``, in one
+    atomic update. Idempotent on ``preview_id``. A request read after
+    ``deadline`` reserves nothing; a reservation no ``PreviewCompleted`` settles
+    is released some time after ``deadline`` (accounting's
+    ``preview_hold_seconds``).
+    """
+
+    preview_id: str = Field(min_length=1, max_length=200)
+    owner: Identifier
+    template_id: str | None = Field(default=None, max_length=200)
+    amount: PosInt
+    limit: PosInt
+    deadline: datetime
+
+
+class PreviewBudgetResult(Message):
+    """The reply to ``ReservePreviewBudget``: granted or not, and the day's budget after it.
+
+    ``spent`` and ``reserved`` are the owner's settled and reserved preview spend
+    of ``day``; ``available`` is what is left of ``limit`` (never negative).
+    """
+
+    preview_id: str = Field(min_length=1, max_length=200)
+    granted: bool
+    day: date
+    limit: NonNegInt
+    spent: NonNegInt
+    reserved: NonNegInt
+    available: NonNegInt
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class PreviewCompleted(Message):
+    """What a preview spent: every ``PreviewRecord`` a generator reads ends with one.
+
+    ``usage`` holds the calls whose answer came; ``unknown_worst`` (picodollars)
+    the worst case of calls whose outcome is unknown (the provider may have
+    billed them), or, for a request delivered again, the whole ``max_cost`` an
+    earlier delivery may have spent. Accounting prices the usage and settles
+    the preview's reservation once (``message_id`` is derived from
+    ``preview_id``, see ``preview_completed_id``); a preview with no
+    reservation (published by another system) is charged all the same.
+    """
+
+    preview_id: str = Field(min_length=1, max_length=200)
+    owner: Identifier
+    usage: tuple[StepUsage, ...] = ()
+    unknown_worst: NonNegInt = 0
+
+
+def preview_completed_id(preview_id: str) -> str:
+    """The ``message_id`` of a preview's ``PreviewCompleted`` (the same for every delivery)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"palette:preview-completed:{preview_id}").hex

@@ -10,7 +10,9 @@ Queues
     with a delivery limit and a dead-letter queue ``<queue>.dlq`` behind
     ``palette.dlx``. Messages are published persistent, mandatory and with
     publisher confirms on a channel that raises on a returned message, so a
-    publish that no queue takes is an error, not a silent loss.
+    publish that no queue takes is an error, not a silent loss. A reply to a
+    request's ``reply_to`` is the exception: it is not mandatory (see
+    ``broker.NonMandatoryReplies``).
 
 Acknowledgement (see ``palette.common.broker``)
     FastStream's default policy rejects a failed message without requeueing
@@ -62,6 +64,8 @@ ROUTES: Final[dict[type[m.Message], tuple[RabbitExchange, str]]] = {
     m.JobDeleted: (EVENTS, "job.deleted"),
     m.ExportSnapshot: (COMMANDS, "job.export-snapshot"),
     m.PreviewRecord: (COMMANDS, "template.preview"),
+    m.ReservePreviewBudget: (COMMANDS, "preview.reserve-budget"),
+    m.PreviewCompleted: (EVENTS, "preview.completed"),
 }
 
 # Notifications go to whoever listens (generators' broadcast queues, external
@@ -143,6 +147,8 @@ class Queues:
     GEN_JOB_DELETED = QueueSpec("generator.job-deleted", m.JobDeleted)
     EXPORT_SNAPSHOT = QueueSpec("generator.export-snapshot", m.ExportSnapshot)
     PREVIEW_RECORD = QueueSpec("generator.preview-record", m.PreviewRecord)
+    RESERVE_PREVIEW_BUDGET = QueueSpec("accounting.reserve-preview-budget", m.ReservePreviewBudget)
+    ACC_PREVIEW_COMPLETED = QueueSpec("accounting.preview-completed", m.PreviewCompleted)
 
     @classmethod
     def all(cls) -> list[QueueSpec]:

@@ -11,8 +11,9 @@ from typing import Any
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 
-from palette.accounting import handlers, purge
+from palette.accounting import handlers, preview_handlers, purge
 from palette.accounting.invocation_reader import InvocationLogReader
+from palette.accounting.preview_repository import PreviewLedger
 from palette.accounting.reconciler import Reconciler
 from palette.accounting.repository import LedgerRepository
 from palette.accounting.settings import AccountingSettings
@@ -27,6 +28,8 @@ HANDLERS: dict[QueueSpec, Callable[..., Any]] = {
     Queues.ACC_PARTITION_COMPLETED: handlers.partition_completed,
     Queues.ACC_PARTITION_FAILED: handlers.partition_failed,
     Queues.ACC_JOB_DELETED: purge.job_deleted,
+    Queues.RESERVE_PREVIEW_BUDGET: preview_handlers.reserve_preview_budget,
+    Queues.ACC_PREVIEW_COMPLETED: preview_handlers.preview_completed,
 }
 
 
@@ -49,10 +52,12 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
     @asynccontextmanager
     async def resources(broker: RabbitBroker) -> AsyncIterator[Mapping[str, Any]]:
         client = mongo_client(settings)
-        task = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             repo = LedgerRepository(client, settings.mongo_db)
             await repo.create_indexes()
+            preview_ledger = PreviewLedger(client, settings.mongo_db)
+            await preview_ledger.create_indexes()
             pricing = load_pricing(settings.pricing_file)
             reconciler = Reconciler(
                 repo,
@@ -61,10 +66,23 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
                 broker,
                 settings.reconcile_interval_seconds,
             )
-            task = asyncio.create_task(reconciler.run_forever())
-            yield {"repo": repo, "pricing": pricing, "broker": broker, "settings": settings}
+            tasks.append(asyncio.create_task(reconciler.run_forever()))
+            tasks.append(
+                asyncio.create_task(
+                    preview_handlers.release_expired_forever(
+                        preview_ledger, settings.preview_sweep_seconds
+                    )
+                )
+            )
+            yield {
+                "repo": repo,
+                "previews": preview_ledger,
+                "pricing": pricing,
+                "broker": broker,
+                "settings": settings,
+            }
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -5,7 +5,7 @@ All amounts are integer picodollars.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +29,14 @@ def grant(available: int, amount: int, minimum: int) -> int | None:
     return min(amount, available)
 
 
-def usage_map(usage: Iterable[StepUsage], pricing: PricingTable) -> UsageMap:
-    """Usage keyed by step id, with the cost of each step."""
+def usage_map(
+    usage: Iterable[StepUsage], pricing: PricingTable, key: Callable[[StepUsage], str] | None = None
+) -> UsageMap:
+    """Usage keyed by step id (or by ``key``), with the cost of each entry."""
     result: UsageMap = {}
     for u in usage:
         entry = result.setdefault(
-            u.step_id,
+            key(u) if key else u.step_id,
             {"model_id": u.model_id, "calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0},
         )
         entry["calls"] += u.calls

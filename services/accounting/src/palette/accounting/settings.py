@@ -36,6 +36,16 @@ class AccountingSettings(CommonSettings):
         description="The longest a model call runs at the provider after it was sent (it is "
         "billed and logged by then); at least the generators' model call timeout.",
     )
+    preview_hold_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How long after a preview's deadline its reservation is held for the "
+        "generator's report of what it spent; then, unreported, it is released (no generator "
+        "ran it). At least the generators' model call timeout times a template's steps.",
+    )
+    preview_sweep_seconds: float = Field(
+        5.0, gt=0, description="How often reservations past their hold are released."
+    )
     reconcile_interval_seconds: float = Field(
         1.0, gt=0, description="How often held leases are checked against the invocation log."
     )

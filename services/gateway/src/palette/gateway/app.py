@@ -37,6 +37,7 @@ from palette.gateway.controllers import (
     SeedUploadController,
     TemplateController,
     TemplateToolsController,
+    UsageController,
 )
 from palette.gateway.limits import RateLimiter, RateLimitMiddleware
 from palette.gateway.messaging import BrokerPublisher
@@ -134,6 +135,7 @@ def create_app(
             JobController,
             JobDataController,
             SeedDataController,
+            UsageController,
             seed_router,
         ],
         lifespan=[lifespan],

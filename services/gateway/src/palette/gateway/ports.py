@@ -17,6 +17,7 @@ from palette.common.seeds import SeedFormat
 from palette.gateway.limits import OwnerLocks
 from palette.gateway.rates import RateTracker
 from palette.gateway.settings import GatewaySettings
+from palette.gateway.usage import UsageRecords
 
 Document = dict[str, Any]
 ReplyT = TypeVar("ReplyT", bound=Message)
@@ -73,6 +74,9 @@ class Repository(Protocol):
 
     async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
         """The live ledgers of several jobs (job id -> budget)."""
+
+    async def usage(self, owner: str, start: datetime, end: datetime) -> UsageRecords:
+        """The owner's leases granted and previews reserved in ``[start, end)``."""
 
     async def mark_submitted(self, job_id: str) -> None:
         """Record that the job's SubmitJob was published."""

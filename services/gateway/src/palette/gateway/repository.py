@@ -1,6 +1,7 @@
 """MongoDB access of the gateway.
 
-It writes templates and idempotency keys, inserts jobs and reads ledgers.
+It writes templates and idempotency keys, inserts jobs and reads ledgers (and,
+for ``GET /usage``, accounting's leases and previews).
 Documents follow ``docs/internals.md``. Every query of a user's resource
 filters on ``owner`` (or ``public`` for templates), so another user's resource
 looks exactly like a missing one. With ``cache_seconds``, reads of a job, of a
@@ -24,6 +25,7 @@ from palette.common.ledger_view import LedgerView, read_ledger, read_ledgers
 from palette.common.messages import JobStatus
 from palette.gateway.ports import Document
 from palette.gateway.readcache import ReadCache
+from palette.gateway.usage import UsageRecords
 
 log = structlog.get_logger("palette.gateway")
 T = TypeVar("T")
@@ -31,6 +33,8 @@ T = TypeVar("T")
 TEMPLATES = "templates"
 JOBS = "jobs"
 IDEMPOTENCY = "idempotency_keys"
+LEASES = "leases"  # accounting's, read only
+PREVIEWS = "previews"  # accounting's, read only
 ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
 
 
@@ -224,6 +228,31 @@ class MongoRepository:
         """
         key = ("ledgers", tuple(sorted(budgets.items())))
         return dict(await self._shared(key, lambda: read_ledgers(self._db, budgets)))
+
+    async def usage(self, owner: str, start: datetime, end: datetime) -> UsageRecords:
+        """The owner's leases granted and previews reserved in ``[start, end)`` (whole days)."""
+        templates = {
+            str(doc["_id"]): doc.get("template_id")
+            async for doc in self._jobs.find(
+                {"owner": owner, "created_at": {"$lt": end}}, {"template_id": 1}
+            )
+        }
+        leases = self._db[LEASES].find(
+            {"job_id": {"$in": list(templates)}, "created_at": {"$gte": start, "$lt": end}},
+            {"job_id": 1, "created_at": 1, "usage": 1, "settled": 1},
+        )
+        previews = self._db[PREVIEWS].find(
+            {
+                "owner": owner,
+                "day": {"$gte": start.date().isoformat(), "$lt": end.date().isoformat()},
+            },
+            {"day": 1, "template_id": 1, "state": 1, "amount": 1, "usage": 1, "unreconciled": 1},
+        )
+        return UsageRecords(
+            templates,
+            [doc async for doc in leases] if templates else [],
+            [doc async for doc in previews],
+        )
 
     async def mark_submitted(self, job_id: str) -> None:
         """Set the outbox flag once SubmitJob is published."""

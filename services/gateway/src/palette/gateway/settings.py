@@ -138,6 +138,16 @@ class GatewaySettings(CommonSettings):
         gt=0,
         description="Largest worst-case cost of one previewed record run through the model.",
     )
+    preview_budget_usd: Decimal = Field(
+        Decimal("5"),
+        gt=0,
+        description="What one user's `preview?run=true` may spend per UTC day, in USD. Each "
+        "record's worst case is reserved from it (accounting keeps the ledger, `GET /usage` "
+        "shows it) before the model is called; a preview that does not fit is refused (429).",
+    )
+    preview_budget_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long a preview waits for accounting's budget reservation."
+    )
     read_cache_seconds: float = Field(
         0.25,
         ge=0,

@@ -1,21 +1,33 @@
 """Template preview with ``run``: one record through the model, answered by request/reply.
 
-The gateway sends ``PreviewRecord`` with a reply-to address and waits; the
-reply is the return value (FastStream publishes it to the caller's reply
-queue). A request never raises once parsed: any failure is in the reply's
-``error``, so the broker never redelivers it and the model is not called twice.
+The gateway reserves the record's worst case from the owner's preview budget
+(accounting), then sends ``PreviewRecord`` with a reply-to address and waits;
+the reply is the return value (FastStream publishes it to the caller's reply
+queue). A request never fails once parsed, but for a report of its spend the
+broker did not take: any other failure is in the reply's ``error``, so the
+broker does not redeliver it and the model is not called twice.
 Each call's worst case must fit in what is left of ``max_cost`` before it is made,
 and a request read after its deadline (the caller gave up) calls nothing.
+
+Every request read ends with ``PreviewCompleted``: what the calls cost (a call
+whose outcome is unknown at its worst case), which settles the reservation. A
+request delivered again (its first delivery's process died, or its channel
+closed, while it ran) is not run again: the first delivery may have called the
+model, so it is settled at its whole ``max_cost`` unless the first delivery's
+report came first.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import structlog
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.message import RabbitMessage
 
 from palette.common import messages as m
-from palette.common.broker import Context
+from palette.common.broker import Context, publish
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, render, step_context
@@ -30,8 +42,26 @@ class PreviewStop(Exception):
     """The preview cannot go on; the message says why."""
 
 
-async def run_preview(msg: m.PreviewRecord, rt: Runtime) -> m.PreviewResult:
-    """Render and call each step in order; stop at the first problem."""
+@dataclass
+class Spend:
+    """What a preview's calls used so far, and the worst case of calls of unknown outcome."""
+
+    usage: list[m.StepUsage] = field(default_factory=list)
+    unknown_worst: int = 0
+
+    def completed(self, msg: m.PreviewRecord) -> m.PreviewCompleted:
+        """The report that settles the preview's reservation."""
+        return m.PreviewCompleted(
+            message_id=m.preview_completed_id(msg.message_id),
+            preview_id=msg.message_id,
+            owner=msg.owner,
+            usage=tuple(self.usage),
+            unknown_worst=self.unknown_worst,
+        )
+
+
+async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.PreviewResult:
+    """Render and call each step in order; stop at the first problem. Usage goes to ``spend``."""
     steps: list[m.StepPreview] = []
     outputs: dict[str, str] = {}
     spent = 0
@@ -61,7 +91,23 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime) -> m.PreviewResult:
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
             )
             async with rt.call_slots.hold(PREVIEW):
-                result = await rt.models.converse(request)
+                try:
+                    result = await rt.models.converse(request)
+                except ModelCallError as exc:
+                    spend.unknown_worst += worst if exc.maybe_billed else 0
+                    raise
+                except BaseException:
+                    spend.unknown_worst += worst  # cut short: it may have run
+                    raise
+            spend.usage.append(
+                m.StepUsage(
+                    step_id=step.id,
+                    model_id=step.model,
+                    calls=1,
+                    input_tokens=result.input_tokens,
+                    output_tokens=result.output_tokens,
+                )
+            )
             cost = price.cost(result.input_tokens, result.output_tokens)
             spent += cost
             outputs[step.id] = result.text
@@ -86,17 +132,40 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime) -> m.PreviewResult:
 
 
 async def preview_record(
-    msg: m.PreviewRecord, rt: Annotated[Runtime, Context(CONTEXT_KEY)]
+    msg: m.PreviewRecord,
+    rt: Annotated[Runtime, Context(CONTEXT_KEY)],
+    broker: Annotated[RabbitBroker, Context("broker")],
+    message: Annotated[RabbitMessage, Context("message")],
 ) -> m.PreviewResult:
     """Answer one preview request (the reply goes to the request's reply-to)."""
+    # What it spent is published before the reply; a failed publish fails the
+    # handler and the request comes back as a redelivery, settled at its worst.
     with structlog.contextvars.bound_contextvars(message_id=msg.message_id, owner=msg.owner):
-        if m.utcnow() >= msg.deadline:
-            log.warning("preview_expired", deadline=msg.deadline.isoformat())
-            return m.PreviewResult(error="the preview request expired before it was read")
-        try:
-            result = await run_preview(msg, rt)
-        except Exception as exc:  # never redeliver a preview: the model may have run
-            log.exception("preview_failed")
-            return m.PreviewResult(error=f"preview failed: {type(exc).__name__}: {exc}"[:2000])
-        log.info("preview_done", steps=len(result.steps), cost=result.cost, error=result.error)
+        spend = Spend()
+        result = await _answer(msg, rt, spend, redelivered=bool(message.raw_message.redelivered))
+        await publish(broker, spend.completed(msg))
+        log.info(
+            "preview_done",
+            steps=len(result.steps),
+            cost=result.cost,
+            unknown_worst=spend.unknown_worst,
+            error=result.error,
+        )
         return result
+
+
+async def _answer(
+    msg: m.PreviewRecord, rt: Runtime, spend: Spend, *, redelivered: bool
+) -> m.PreviewResult:
+    if redelivered:
+        log.warning("preview_redelivered", max_cost=msg.max_cost)
+        spend.unknown_worst = msg.max_cost
+        return m.PreviewResult(error="the preview was interrupted; run it again")
+    if m.utcnow() >= msg.deadline:
+        log.warning("preview_expired", deadline=msg.deadline.isoformat())
+        return m.PreviewResult(error="the preview request expired before it was read")
+    try:
+        return await run_preview(msg, rt, spend)
+    except Exception as exc:  # never redeliver a preview: the model may have run
+        log.exception("preview_failed")
+        return m.PreviewResult(error=f"preview failed: {type(exc).__name__}: {exc}"[:2000])

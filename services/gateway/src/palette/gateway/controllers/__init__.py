@@ -6,6 +6,7 @@ from palette.gateway.controllers.jobs import JobController
 from palette.gateway.controllers.seeds import SeedDataController, SeedUploadController
 from palette.gateway.controllers.template_tools import TemplateToolsController
 from palette.gateway.controllers.templates import TemplateController
+from palette.gateway.controllers.usage import UsageController
 
 __all__ = [
     "HealthController",
@@ -15,4 +16,5 @@ __all__ = [
     "SeedUploadController",
     "TemplateController",
     "TemplateToolsController",
+    "UsageController",
 ]

@@ -22,6 +22,7 @@ from palette.gateway.controllers.templates import Version, store_new, visible_te
 from palette.gateway.estimating import SampleRun, job_estimate
 from palette.gateway.openapi import problems
 from palette.gateway.ports import Runtime
+from palette.gateway.preview_budget import reserve_preview
 from palette.gateway.previewing import preview_steps
 from palette.gateway.problems import Problem, field_error, invalid
 from palette.gateway.schemas import PreviewRequest, PreviewView, StepPreviewView, TemplateView
@@ -76,18 +77,24 @@ def _within_cap(settings: GatewaySettings, worst: int) -> int:
 
 
 async def _run(
-    runtime: Runtime, owner: str, spec: TemplateSpec, seed: dict[str, Any], worst: int
+    runtime: Runtime,
+    owner: str,
+    template_id: str,
+    spec: TemplateSpec,
+    seed: dict[str, Any],
+    worst: int,
 ) -> PreviewResult:
     settings = runtime.settings
-    cap = _within_cap(settings, worst)
+    _within_cap(settings, worst)
     timeout = settings.preview_timeout_seconds
+    deadline = utcnow() + timedelta(seconds=timeout)
     request = PreviewRecord(
-        message_id=uuid.uuid4().hex,
+        message_id=await reserve_preview(runtime, owner, template_id, worst, deadline),
         owner=owner,
         template=spec,
         seed=seed,
-        max_cost=cap,
-        deadline=utcnow() + timedelta(seconds=timeout),
+        max_cost=worst,
+        deadline=deadline,
     )
     try:
         return await runtime.publisher.request(request, PreviewResult, timeout)
@@ -131,8 +138,10 @@ class TemplateToolsController(Controller):
         record of ``seed``, then one of each of ``more_seeds``, one after
         another (each record's worst case must fit in
         ``PALETTE_GATEWAY_PREVIEW_MAX_USD``), and the real usage and cost come
-        back. ``estimate`` scales the records run and the worst case to a job
-        of ``num_records`` records (see ``palette.gateway.estimating``).
+        back. Each record's worst case is first reserved from the user's preview
+        budget of the day (``PALETTE_GATEWAY_PREVIEW_BUDGET_USD``; 429 when it
+        does not fit). ``estimate`` scales the records run and the worst case to a
+        job of ``num_records`` records (see ``palette.gateway.estimating``).
         """
         doc = await visible_template(runtime, owner, template_id, version)
         seeds = _seeds(data)
@@ -160,7 +169,7 @@ class TemplateToolsController(Controller):
             return view
         _within_cap(runtime.settings, max(worsts))  # refused before any record is billed
         results = [
-            await _run(runtime, owner, spec, seed, seed_worst)
+            await _run(runtime, owner, template_id, spec, seed, seed_worst)
             for (_, seed), seed_worst in zip(seeds, worsts, strict=True)
         ]
         sample = SampleRun()

@@ -52,6 +52,7 @@ from palette.gateway.schemas.templates import (
     TemplateVersionView,
     TemplateView,
 )
+from palette.gateway.schemas.usage import UsageGroupBy, UsageKind, UsageRow, UsageView
 
 __all__ = [
     "BudgetPanel",
@@ -92,5 +93,9 @@ __all__ = [
     "TokensPanel",
     "UploadRequest",
     "UploadTicket",
+    "UsageGroupBy",
+    "UsageKind",
+    "UsageRow",
+    "UsageView",
     "ValidateSeeds",
 ]
