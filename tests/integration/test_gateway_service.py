@@ -91,7 +91,7 @@ class TestHealthAndDocs:
             for method, op in path.items()
             if method in {"get", "post", "put", "delete", "patch"}
         ]
-        assert len(operations) == 23
+        assert len(operations) == 24
         ids = [op.get("operationId") for op in operations]
         assert all(ids)
         assert "getUsage" in ids
