@@ -97,6 +97,14 @@ class TestJsonOutput:
         )
         assert report["valid"] is True
         assert report["records_checked"] == 60
+        direct = json.loads(
+            cli("seeds", "upload", SEEDS, "--name", "direct.jsonl", "--presigned", "--json").stdout
+        )
+        assert direct["presigned"] is True
+        report = json.loads(
+            cli("seeds", "validate", direct["key"], "-t", created["id"], "--json").stdout
+        )
+        assert (report["valid"], report["records_checked"]) == (True, 60)
         exported = tmp_path / "t.yaml"
         cli("templates", "export", created["id"], "-o", str(exported))
         imported = json.loads(cli("templates", "import", str(exported), "--json").stdout)

@@ -97,8 +97,7 @@ def down(ctx: typer.Context, state_dir: StateOption = None, as_json: JsonFlag = 
 def status(ctx: typer.Context, state_dir: StateOption = None, as_json: JsonFlag = False) -> None:
     """Each process, its health, and the broker's queue depths."""
     state = _state(ctx, state_dir)
-    local.clean_leftovers(state)
-    record = state.read_run()
+    record = state.read_run()  # after a crash, what it left (and `up` cleans up)
     if record is None:
         emit(
             {"state_dir": str(state.path), "running": False},

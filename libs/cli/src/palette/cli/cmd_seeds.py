@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from palette.cli.context import api_of
-from palette.cli.output import JsonFlag, console, emit, fields, table
-from palette.cli.transfer import upload_seeds
+from palette.cli.output import JsonFlag, console, emit, errors, fields, table
+from palette.cli.transfer import PRESIGN_BYTES, upload_seeds
 
 app = typer.Typer(help="Seed files: upload, validate.")
 
@@ -19,13 +19,20 @@ def upload(
     ctx: typer.Context,
     file: Path,
     name: Annotated[str | None, typer.Option(help="Name to store it under.")] = None,
+    presigned: Annotated[
+        bool,
+        typer.Option(help="Send it straight to S3 with a presigned PUT (the default above 8 MiB)."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Upload a JSON array, JSONL or CSV seed file (big files: a presigned upload)."""
     if not file.is_file():
         raise typer.BadParameter(f"no file {file}", param_hint="FILE")
     with api_of(ctx) as api:
-        answer = upload_seeds(api, file, console, name=name)
+        limit = 0 if presigned else PRESIGN_BYTES
+        answer = upload_seeds(
+            api, file, errors if as_json else console, name=name, presign_bytes=limit
+        )
     emit(answer, as_json, lambda: fields(answer))
 
 

@@ -29,7 +29,7 @@ from palette.devstack.queues import queue_depths
 from palette.devstack.stack import DEFAULT_RABBITMQ_URL
 
 DEFAULT_PORT = 8000
-UP_TIMEOUT = 300.0
+UP_TIMEOUT = 600.0
 DOWN_TIMEOUT = 120.0
 
 
@@ -99,6 +99,8 @@ def up(
     record = state.read_run()
     if record is not None and record.supervisor.alive():
         return UpResult(record, already_running=True)
+    if record is None and state.locked():  # another `up` is starting it right now
+        return UpResult(_wait_for_other(state, timeout), already_running=True)
     if generators < 1:
         raise LocalError("--generators must be at least 1")
     clean_leftovers(state)
@@ -138,6 +140,17 @@ def _wait_started(state: StateDir, proc: subprocess.Popen[bytes], timeout: float
             proc.send_signal(signal.SIGTERM)
             raise LocalError(f"the system was not up after {timeout:.0f} s; see {state.log_dir}")
         time.sleep(0.2)
+
+
+def _wait_for_other(state: StateDir, timeout: float) -> RunRecord:
+    deadline = time.monotonic() + timeout
+    while (record := state.read_run()) is None:
+        if not state.locked():
+            raise LocalError(f"the other start failed; see {state.log_dir}")
+        if time.monotonic() > deadline:
+            raise LocalError(f"the system was not up after {timeout:.0f} s; see {state.log_dir}")
+        time.sleep(0.2)
+    return record
 
 
 def down(state: StateDir, timeout: float = DOWN_TIMEOUT) -> bool:

@@ -14,6 +14,7 @@ The state dir (``--state-dir``, else ``PALETTE_STATE_DIR``, else
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -100,6 +101,7 @@ class StateDir:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path).expanduser().resolve() if path else default_state_dir().resolve()
+        self._lock_fd: int | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -120,6 +122,31 @@ class StateDir:
     def supervisor_log(self) -> Path:
         """The supervisor's own log."""
         return self.log_dir / "supervisor.log"
+
+    def lock(self) -> bool:
+        """Take the supervisor's lock for the life of this process; False if another holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd  # kept open: the lock goes when the process exits
+        return True
+
+    def locked(self) -> bool:
+        """Whether a supervisor holds the lock now (it is starting or running)."""
+        if not (self.path / "supervisor.lock").exists():
+            return False
+        fd = os.open(self.path / "supervisor.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def read_run(self) -> RunRecord | None:
         """The run record, if the supervisor wrote one."""

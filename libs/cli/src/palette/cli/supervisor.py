@@ -5,9 +5,10 @@ emulator) with its data in the state dir, then the four services, each its own
 process, writes ``run.json`` once all of them answer, restarts a service that
 dies, and on SIGTERM or SIGINT stops the services and then the stack
 (SIGTERM, then SIGKILL for what is left after a wait) and removes ``run.json``.
+It holds an exclusive lock on ``<state dir>/supervisor.lock`` while it runs, so
+a second one for the same state dir refuses to start.
 
-Run as ``python -m palette.cli.supervisor`` by ``palette up``; ``--foreground``
-of ``palette up`` runs it in the terminal.
+Run as ``python -m palette.cli.supervisor`` by ``palette up``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from palette.devstack.stack import DevStack
 
 log = structlog.get_logger("palette.cli.supervisor")
 CHECK_SECONDS = 1.0
+BROKER_ATTEMPTS = 4
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,10 +86,31 @@ def run_record(
     )
 
 
+def wait_for_broker(url: str, attempts: int = BROKER_ATTEMPTS) -> None:
+    """Log in to the broker, trying again while it does not answer (a busy one can take a while).
+
+    Raises:
+        ConnectionError: it never answered (the last attempt's reason).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            readiness.check_rabbitmq(url, timeout=60.0)
+            return
+        except ConnectionError as exc:
+            if attempt == attempts:
+                raise
+            log.warning("broker_not_answering", attempt=attempt, error=str(exc))
+
+
 def supervise(args: argparse.Namespace, stop: threading.Event) -> int:
     """Start everything, keep the services running until ``stop``, then stop everything."""
     state = StateDir(args.state_dir)
     state.failure_file.unlink(missing_ok=True)
+    if not state.lock():
+        state.failure_file.write_text(
+            f"another palette up already runs from {state.path}", encoding="utf-8"
+        )
+        return 1
     stack = DevStack(
         state.path,
         rabbitmq_url=args.rabbitmq_url,
@@ -98,7 +121,7 @@ def supervise(args: argparse.Namespace, stop: threading.Event) -> int:
     )
     services: ServiceGroup | None = None
     try:
-        readiness.check_rabbitmq(args.rabbitmq_url, timeout=60.0)
+        wait_for_broker(args.rabbitmq_url)
         stack.start()
         log.info("stack_started", mongo=stack.mongo_url, s3=stack.s3_endpoint_url)
         env = stack.env() | {
