@@ -15,7 +15,7 @@ install: uv ## Install the workspace and its test and lint tools (from uv.lock)
 	@$(UV) sync --frozen --quiet
 
 demo: install ## Run a real two-step job end to end on the one-machine stack
-	@$(UV) run python -m palette.devstack.demo
+	@$(UV) run python -m palette.cli.demo
 
 test: install ## Lint, type-check, then the unit, integration, e2e and deploy tests and the quick fault cases
 	@$(UV) run ruff check .
