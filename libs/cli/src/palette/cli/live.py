@@ -132,6 +132,7 @@ def _follow(
     live: Live | None,
     on_dashboard: Callable[[dict[str, Any]], None] | None,
 ) -> dict[str, Any]:
+    printed = ""
     for attempt in range(RECONNECTS + 1):
         try:
             for event, data in api.events(job_id):
@@ -140,8 +141,9 @@ def _follow(
                         on_dashboard(data)
                     if live is not None:
                         live.update(render(data))
-                    else:
-                        console.print(line(data), soft_wrap=True)
+                    elif (text := line(data)) != printed:  # a change the line does not show
+                        console.print(text, soft_wrap=True)
+                        printed = text
                 elif event == "end":
                     if data.get("status") == "DELETED":
                         raise ApiError(404, {"detail": f"job {job_id} was deleted"})
