@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.e2e.conftest import EXAMPLES, Palette
+from tests.e2e.conftest import EXAMPLES, Palette, start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -151,6 +151,32 @@ class TestJsonOutput:
         usage = json.loads(cli("usage", "--group-by", "template", "--json").stdout)
         assert [g["group"] for g in usage["groups"]] == [created["id"]]
         assert usage["total_usd"] == final["cost_usd"]
+
+
+class TestUpStatusLogs:
+    def test_up_again_is_harmless_and_status_shows_processes_and_queues(
+        self, cli_stack: Palette
+    ) -> None:
+        pids = [p.pid for p in cli_stack.record().processes]
+        again = start(cli_stack)
+        assert again["already_running"] is True
+        assert again["api"] == cli_stack.record().gateway_url
+        assert [p.pid for p in cli_stack.record().processes] == pids
+        status = json.loads(cli_stack("status", "--json").stdout)
+        assert all(p["running"] for p in status["processes"])
+        assert {p["name"] for p in status["processes"]} == {
+            "supervisor",
+            "secantus",
+            "seaweedfs-s3",
+            "bedrock-emulator",
+            "gateway",
+            "scheduler",
+            "accounting",
+            "generator-0",
+            "generator-1",
+        }
+        assert status["queues"]["scheduler.submit-job"] == 0
+        assert "service_started" in cli_stack("logs", "scheduler", "-n", "1000").stdout
 
 
 class TestApiErrors:

@@ -109,24 +109,3 @@ class TestOneMachineModeKeepsItsData:
             "-o",
             str(tmp_path / "new"),
         )
-
-    def test_up_twice_is_harmless(self, own_stack: Palette) -> None:
-        first = start(own_stack, "--generators", "1")
-        pids = all_pids(own_stack)
-        second = start(own_stack, "--generators", "1")
-        assert second["already_running"] is True
-        assert second["api"] == first["api"]
-        assert all_pids(own_stack) == pids
-        status = json.loads(own_stack("status", "--json").stdout)
-        assert all(p["running"] for p in status["processes"])
-        assert {p["name"] for p in status["processes"]} >= {
-            "supervisor",
-            "secantus",
-            "seaweedfs-s3",
-            "bedrock-emulator",
-            "gateway",
-            "scheduler",
-            "accounting",
-            "generator-0",
-        }
-        assert status["queues"]["scheduler.submit-job"] == 0
