@@ -18,12 +18,12 @@ install: uv ## Install the workspace and its test and lint tools (from uv.lock)
 	@$(UV) sync --frozen --quiet
 
 demo: install ## Run a real two-step job end to end on the one-machine stack
-	@$(UV) run python -m palette.devstack.demo
+	@$(UV) run python -m palette.cli.demo
 
 test: install ## Lint, type-check, then the unit, integration and deploy tests and the quick fault cases
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
-	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
+	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
 	@$(UV) run pytest -m "not faults or quick" $(PYTEST_ARGS)
 
 bench: install ## Issue 5's benchmarks (~6.5 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
@@ -40,7 +40,7 @@ test-faults: install ## The full fault suite
 
 lint: install ## Ruff and mypy
 	@$(UV) run ruff check .
-	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
+	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
 
 test-deploy: install ## Offline checks of the Dockerfile, compose file and Kubernetes manifests
 	@$(UV) run pytest tests/deploy -m deploy $(PYTEST_ARGS)
