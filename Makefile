@@ -18,13 +18,13 @@ install: uv ## Install the workspace and its test and lint tools (from uv.lock)
 	@$(UV) sync --frozen --quiet
 
 demo: install ## Run a real two-step job end to end on the one-machine stack
-	@$(UV) run python -m palette.devstack.demo
+	@$(UV) run python -m palette.cli.demo
 
 test: install ## Lint, type-check, then the unit, integration and deploy tests and the quick fault cases
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
-	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
-	@$(UV) run pytest -m "not faults or quick" $(PYTEST_ARGS)
+	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
+	@$(UV) run pytest -m "(not faults or quick) and not e2e" $(PYTEST_ARGS)
 
 bench: install ## Issue 5's benchmarks (~6.5 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
 	@$(UV) run --group bench python -m bench $(ARGS)
@@ -35,12 +35,15 @@ bench-quick: install ## The quick benchmark run (~2 min; indicative sizes)
 test-unit: install ## Unit tests only (no I/O)
 	@$(UV) run pytest tests/unit -m unit $(PYTEST_ARGS)
 
+test-e2e: install ## The palette command end to end: run, Ctrl-C, --json, errors, the live view on a pty, data kept across down/up and kill -9, make demo (~10 min)
+	@$(UV) run pytest tests/e2e -m e2e $(PYTEST_ARGS)
+
 test-faults: install ## The full fault suite
 	@$(UV) run pytest tests/faults -m faults $(PYTEST_ARGS)
 
 lint: install ## Ruff and mypy
 	@$(UV) run ruff check .
-	@$(UV) run mypy libs/common/src libs/devstack/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
+	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
 
 test-deploy: install ## Offline checks of the Dockerfile, compose file and Kubernetes manifests
 	@$(UV) run pytest tests/deploy -m deploy $(PYTEST_ARGS)
@@ -59,4 +62,4 @@ format: install ## Format the code
 	@$(UV) run ruff format .
 	@$(UV) run ruff check --fix .
 
-.PHONY: help uv install demo test bench bench-quick test-unit test-faults test-deploy test-image docs env-example lint format
+.PHONY: help uv install demo test bench bench-quick test-unit test-e2e test-faults test-deploy test-image docs env-example lint format

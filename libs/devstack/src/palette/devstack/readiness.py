@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from pymongo import MongoClient
 
 _QUICK = Config(
@@ -47,8 +48,13 @@ def s3_create_bucket(endpoint_url: str, bucket: str) -> bool:
         config=_QUICK,
     )
     try:
-        names = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        if bucket not in names:
+        # HEAD, not a listing: SeaweedFS lists only the buckets its caller made,
+        # and its anonymous caller of a later start is not the one that made it.
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket"}:
+                raise
             s3.create_bucket(Bucket=bucket)
         return True
     finally:

@@ -1,4 +1,4 @@
-"""The one-machine dev stack: SecantusDB, moto's S3 server and the Bedrock emulator.
+"""The one-machine dev stack: SecantusDB, an S3 server and the Bedrock emulator.
 
 Each runs as a child process on a free local port; RabbitMQ is expected to be
 running already (it is checked, not started). ``env()`` gives the environment
@@ -27,6 +27,14 @@ from typing import Any
 
 from palette.devstack import readiness
 from palette.devstack.emulator_client import EmulatorControl
+from palette.devstack.objectstore import (
+    MOTO,
+    OBJECT_STORES,
+    SEAWEEDFS,
+    clear_master_state,
+    seaweedfs_command,
+    seaweedfs_env,
+)
 from palette.devstack.processes import ChildProcess, ProcessFailedError, free_port
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -63,6 +71,10 @@ class DevStack:
             invocation logs (None: no invocation log, and accounting settles calls
             whose answer never came at their worst case).
         invocation_log_flush_ms: how often the emulator delivers them.
+        object_store: ``"moto"`` (objects in memory, gone when it stops: enough
+            for tests) or ``"seaweedfs"`` (objects in ``<state_dir>/s3``, kept
+            across restarts and crashes: ``palette up``). See
+            ``palette.devstack.objectstore``.
     """
 
     def __init__(
@@ -80,7 +92,12 @@ class DevStack:
         db_sync_on_commit: bool = True,
         invocation_log_prefix: str | None = INVOCATION_LOG_PREFIX,
         invocation_log_flush_ms: float = 250.0,
+        object_store: str = MOTO,
     ) -> None:
+        if object_store not in OBJECT_STORES:
+            raise ValueError(
+                f"unknown object store {object_store!r}; expected one of {OBJECT_STORES}"
+            )
         self._temporary = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="palette-devstack-")).resolve()
         self.bucket = bucket
@@ -94,6 +111,7 @@ class DevStack:
         self.db_sync_on_commit = db_sync_on_commit
         self.invocation_log_prefix = invocation_log_prefix
         self.invocation_log_flush_ms = invocation_log_flush_ms
+        self.object_store = object_store
         self.mongo_port = 0
         self.s3_port = 0
         self.emulator_port = 0
@@ -115,7 +133,7 @@ class DevStack:
 
     @property
     def s3_endpoint_url(self) -> str:
-        """S3 endpoint of moto's server."""
+        """S3 endpoint of the S3 server."""
         return f"http://{self.host}:{self.s3_port}"
 
     @property
@@ -267,8 +285,23 @@ class DevStack:
     def _start_s3(self) -> None:
         def once() -> None:
             self.s3_port = free_port(self.host)
-            argv = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.s3_port)]
-            self.s3 = ChildProcess("moto-s3", argv, self.log_dir / "s3.log", cwd=self.state_dir)
+            if self.object_store == SEAWEEDFS:
+                data = self.state_dir / "s3"
+                data.mkdir(parents=True, exist_ok=True)
+                clear_master_state(data)
+                argv = seaweedfs_command(data, self.host, self.s3_port)
+                env = seaweedfs_env()
+            else:
+                argv = [sys.executable, "-m", "moto.server", "-H", self.host]
+                argv += ["-p", str(self.s3_port)]
+                env = None
+            self.s3 = ChildProcess(
+                f"{self.object_store}-s3",
+                argv,
+                self.log_dir / "s3.log",
+                env=env,
+                cwd=self.state_dir,
+            )
             self.s3.start()
             self.s3.wait_until(
                 lambda: readiness.s3_create_bucket(self.s3_endpoint_url, self.bucket),

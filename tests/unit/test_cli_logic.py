@@ -1,0 +1,143 @@
+"""The palette command's pure logic: colours, estimates, problem text, the dataset card."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from palette.cli.api import ApiError
+from palette.cli.api_pending import _route_missing, estimate
+from palette.cli.dataset import DatasetSummary, card_text, size_category
+from palette.cli.live import cost_style, line
+from palette.cli.runjob import _same_steps
+
+pytestmark = pytest.mark.unit
+
+
+class TestCostBarColour:
+    @pytest.mark.parametrize(
+        ("percent", "style"),
+        [
+            (0.0, "green"),
+            (74.99, "green"),
+            (75.0, "yellow"),
+            (89.9, "yellow"),
+            (90.0, "dark_orange"),
+            (100.0, "dark_orange"),
+        ],
+    )
+    def test_turns_yellow_at_75_and_orange_at_90_percent(self, percent: float, style: str) -> None:
+        assert cost_style(percent) == style
+
+
+class TestEstimate:
+    def test_without_a_job_level_estimate_is_the_worst_case_times_records(self) -> None:
+        guess = estimate({"worst_case_usd": "0.002154700"}, 500)
+        assert guess.worst_case_usd == Decimal("1.077350000")
+        assert guess.expected_usd is None
+
+    def test_uses_the_previews_job_level_estimate_when_there_is_one(self) -> None:
+        guess = estimate(
+            {"worst_case_usd": "0.01", "estimate": {"worst_case_usd": "3.5", "mean_usd": "1.25"}},
+            500,
+        )
+        assert (guess.worst_case_usd, guess.expected_usd) == (Decimal("3.5"), Decimal("1.25"))
+
+
+class TestProblemText:
+    def test_shows_status_title_detail_and_each_field_error(self) -> None:
+        error = ApiError(
+            422,
+            {
+                "title": "Unprocessable Entity",
+                "detail": "bad template",
+                "errors": [{"field": "steps.0.model", "problem": "unknown model", "line": 3}],
+            },
+        )
+        assert error.text() == (
+            "HTTP 422 Unprocessable Entity: bad template\n"
+            '  steps.0.model: unknown model {"line": 3}'
+        )
+
+    def test_a_missing_route_is_told_from_a_missing_job(self) -> None:
+        assert _route_missing(ApiError(404, {"title": "Not Found"}))
+        assert _route_missing(ApiError(405, {"title": "Method Not Allowed"}))
+        job = ApiError(404, {"errors": [{"field": "job_id", "problem": "no job 'x'"}]})
+        assert not _route_missing(job)
+
+
+class TestTemplateReuse:
+    def test_same_steps_compares_the_fields_the_file_gives(self) -> None:
+        stored = [{"id": "a", "model": "m", "prompt": "p", "max_tokens": 10, "system": None}]
+        assert _same_steps([{"id": "a", "model": "m", "prompt": "p", "max_tokens": 10}], stored)
+        assert not _same_steps([{"id": "a", "model": "m", "prompt": "q", "max_tokens": 10}], stored)
+        assert not _same_steps([], stored)
+
+
+class TestDatasetCard:
+    def test_header_is_a_hugging_face_card_and_body_says_how_it_was_made(self) -> None:
+        summary = DatasetSummary(
+            Path("out/dataset.parquet"), 500, 1234, [("id", "string"), ("index", "int64")]
+        )
+        job = {
+            "id": "j1",
+            "status": "COMPLETED",
+            "template_id": "t1",
+            "template_version": 2,
+            "seed_key": "seed-data/u/seeds.jsonl",
+            "seed_count": 60,
+            "records_done": 500,
+            "num_records": 500,
+            "cost_usd": "0.42",
+            "budget_usd": "1",
+            "created_at": "2026-01-01T00:00:00Z",
+            "started_at": None,
+            "finished_at": None,
+        }
+        template = {
+            "name": "dialogues",
+            "steps": [{"id": "q", "model": "amazon.nova-micro-v1:0", "prompt": "Ask {{ x }}"}],
+        }
+        text = card_text(summary, job, template, "seeds.jsonl")
+        header = yaml.safe_load(text.split("---\n")[1])
+        assert header["license"] == "other"
+        assert header["size_categories"] == ["n<1K"]
+        assert header["dataset_info"]["features"] == [
+            {"name": "id", "dtype": "string"},
+            {"name": "index", "dtype": "int64"},
+        ]
+        assert header["dataset_info"]["splits"] == [
+            {"name": "train", "num_bytes": 1234, "num_examples": 500}
+        ]
+        assert header["configs"][0]["data_files"][0]["path"] == "dataset.parquet"
+        for expected in (
+            "amazon.nova-micro-v1:0",
+            "`seeds.jsonl` (60 records)",
+            "$0.42 of a $1",
+            "Ask {{ x }}",
+            "version 2",
+        ):
+            assert expected in text
+
+    @pytest.mark.parametrize(
+        ("records", "category"),
+        [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (10**6, "1M<n<10M")],
+    )
+    def test_size_categories(self, records: int, category: str) -> None:
+        assert size_category(records) == category
+
+
+class TestPlainProgressLine:
+    def test_names_status_records_cost_rate_and_eta(self) -> None:
+        dash = {
+            "status": "RUNNING",
+            "progress": {"done": 10, "target": 500, "records_per_second": 2.5},
+            "budget": {"spent_usd": "0.01", "limit_usd": "1", "percent_spent": 1.0},
+            "timing": {"eta_seconds": 196},
+        }
+        assert (
+            line(dash) == "RUNNING records 10/500 cost $0.01 of $1 (1.0 %) rate 2.5/s eta 0:03:16"
+        )
