@@ -142,15 +142,17 @@ class Api:
         *,
         run: bool = False,
         version: int | None = None,
+        num_records: int | None = None,
     ) -> dict[str, Any]:
-        """``POST /templates/{id}/preview``."""
+        """``POST /templates/{id}/preview`` (its estimate is for a job of ``num_records``)."""
         params: dict[str, Any] = {"run": str(run).lower()}
         if version:
             params["version"] = version
+        body: dict[str, Any] = {"seed": seed}
+        if num_records is not None:
+            body["num_records"] = num_records
         return dict(
-            self.json(
-                "POST", f"/templates/{template_id}/preview", params=params, json={"seed": seed}
-            )
+            self.json("POST", f"/templates/{template_id}/preview", params=params, json=body)
         )
 
     def export_template(self, template_id: str, version: int | None = None) -> str:

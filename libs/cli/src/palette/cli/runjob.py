@@ -192,7 +192,9 @@ def run(api: Api, req: RunRequest, console: Console) -> int:
             f"{report['records_missing_fields']} of {report['records_checked']} seed records lack "
             f"fields the template needs, e.g. {example.get('missing')}"
         )
-    preview = api.preview(template["id"], seed_record, version=template["version"])
+    preview = api.preview(
+        template["id"], seed_record, version=template["version"], num_records=req.records
+    )
     if not confirm_launch(req, preview, console):
         console.print("Not launched.")
         return EXIT_OK
