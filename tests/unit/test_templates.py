@@ -1,10 +1,14 @@
+import contextlib
 import signal
+import time
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
 
 from palette.common.templates import (
     RenderLimitError,
+    RenderTimeoutError,
     Step,
     TemplateError,
     TemplateSpec,
@@ -90,8 +94,26 @@ class TestRendering:
 
     def test_slow_render_hits_the_time_limit(self) -> None:
         slow = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
-        with pytest.raises(RenderLimitError, match=r"longer than 0\.2s"):
-            render(slow, {}, seconds=0.2)
+        with pytest.raises(RenderTimeoutError, match=r"^steps\[1\]\.prompt: .* longer than 0\.2s"):
+            render(slow, {}, field="steps[1].prompt", seconds=0.2)
+
+    @pytest.mark.parametrize("caught", [Exception, BaseException], ids=["error", "anything"])
+    def test_an_alarm_caught_inside_the_render_does_not_lift_the_time_limit(
+        self, caught: type[BaseException]
+    ) -> None:
+        # A filter that catches errors, or Python dropping an exception raised
+        # in a weakref callback: the first alarm lands there; the render (about
+        # 2 s of loops) is cut short all the same.
+        def catching() -> str:
+            with contextlib.suppress(caught):
+                time.sleep(0.5)
+            return ""
+
+        loops = "{% for i in range(10000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}"
+        context: dict[str, Callable[[], str]] = {"catching": catching}
+        with pytest.raises(RenderTimeoutError, match=r"longer than 0\.1s"):
+            render("{{ catching() }}" + loops, context, seconds=0.1)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
     def test_the_alarm_handler_stays_between_renders_and_ignores_a_late_alarm(self) -> None:
         previous = signal.signal(signal.SIGALRM, signal.SIG_DFL)

@@ -46,6 +46,10 @@ class RenderLimitError(TemplateError):
     """A render exceeded its time or size limit."""
 
 
+class RenderTimeoutError(RenderLimitError):
+    """A render exceeded its wall-clock limit."""
+
+
 def _limit(problem: str) -> RenderLimitError:
     return RenderLimitError("template", problem)
 

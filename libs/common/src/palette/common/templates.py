@@ -26,6 +26,7 @@ from palette.common.sandbox import (
     MAX_RENDER_CHARS,
     LimitedSandbox,
     RenderLimitError,
+    RenderTimeoutError,
     TemplateError,
     build_budget,
 )
@@ -33,6 +34,7 @@ from palette.common.sandbox import (
 __all__ = [
     "MAX_RENDER_CHARS",
     "RenderLimitError",
+    "RenderTimeoutError",
     "SandboxError",
     "Step",
     "TemplateError",
@@ -250,18 +252,31 @@ class _Alarm:
     seconds: float | None = None
 
 
+class _Expired(BaseException):
+    """The alarm of the render in progress went off.
+
+    Not an ``Exception``: code in the render that catches errors (a filter's
+    ``except ValueError``) does not swallow it.
+    """
+
+
 def _expire(_signum: int, _frame: object) -> None:
-    if _Alarm.seconds is not None:  # else a late alarm after the render ended
-        raise RenderLimitError("template", f"render took longer than {_Alarm.seconds:.3g}s")
+    if _Alarm.seconds is None:  # a late alarm after the render ended: stop ticking
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return
+    raise _Expired
 
 
 @contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise RenderLimitError if the block runs longer than ``seconds``.
+    """Raise ``_Expired`` if the block runs longer than ``seconds``.
 
     Uses an interval timer, which only the main thread can arm; elsewhere the
-    size limits still apply. Where nobody else handles SIGALRM, the handler is
-    installed once and stays; another handler is put back after each render.
+    size limits still apply. The timer ticks again every ``seconds`` until the
+    block ends, so an alarm that lands where Python drops exceptions (a
+    weakref callback, ``__del__``) is followed by another. Where nobody else
+    handles SIGALRM, the handler is installed once and stays; another handler
+    is put back after each render.
     """
     if threading.current_thread() is not threading.main_thread() or seconds <= 0:
         yield
@@ -270,13 +285,18 @@ def _time_limit(seconds: float) -> Iterator[None]:
     previous = None if current in (_expire, signal.SIG_DFL) else current
     if current is not _expire:
         signal.signal(signal.SIGALRM, _expire)
-    _Alarm.seconds = seconds
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
+        _Alarm.seconds = seconds
+        signal.setitimer(signal.ITIMER_REAL, seconds, seconds)
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _Alarm.seconds = None
+        while True:  # a tick that lands here ends no later than the next try
+            try:
+                _Alarm.seconds = None
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                break
+            except _Expired:
+                continue
         if previous is not None:
             signal.signal(signal.SIGALRM, previous)
 
@@ -308,8 +328,10 @@ def render(
     """Render one prompt in the sandbox within the time and size limits."""
     template = _compiled(source, field)
     try:
-        with _time_limit(seconds), build_budget():
+        with build_budget(), _time_limit(seconds):
             text = template.render(context)
+    except _Expired:
+        raise RenderTimeoutError(field, f"render took longer than {seconds:.3g}s") from None
     except RenderLimitError as exc:
         raise RenderLimitError(field, exc.problem) from None
     except UndefinedError as exc:
