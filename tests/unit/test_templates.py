@@ -1,4 +1,6 @@
 import contextlib
+import pickle
+import random
 import signal
 import time
 from collections.abc import Callable
@@ -154,6 +156,53 @@ class TestRendering:
             "author.age",
             "z",
         ]
+
+
+class TestRandomDraws:
+    PICK = "{{ xs | random }} {{ xs | random }}"
+    XS = {"xs": list(range(1000))}
+
+    def test_a_render_with_a_draws_key_picks_the_same_each_time(self) -> None:
+        for record in range(20):
+            first = render(self.PICK, self.XS, draws=f"job/{record}")
+            assert render(self.PICK, self.XS, draws=f"job/{record}") == first
+
+    def test_other_keys_and_other_fields_pick_otherwise(self) -> None:
+        picks = {render(self.PICK, self.XS, draws=f"job/{record}") for record in range(20)}
+        assert len(picks) > 10
+        prompt = [render(self.PICK, self.XS, field="p", draws=f"job/{i}") for i in range(10)]
+        system = [render(self.PICK, self.XS, field="s", draws=f"job/{i}") for i in range(10)]
+        assert prompt != system
+
+    def test_without_a_key_the_process_generator_picks(self) -> None:
+        state = random.getstate()
+        try:
+            random.seed(7)
+            first = render(self.PICK, self.XS)
+            random.seed(7)
+            assert render(self.PICK, self.XS) == first
+        finally:
+            random.setstate(state)
+
+    def test_a_keyed_render_leaves_the_process_generator_alone(self) -> None:
+        state = random.getstate()
+        render(self.PICK, self.XS, draws="job/1")
+        assert random.getstate() == state
+
+    def test_an_empty_sequence_is_an_undefined_value(self) -> None:
+        with pytest.raises(TemplateError, match="No random item, sequence was empty"):
+            render("{{ ([] | random) ~ 'x' }}", {}, draws="job/1")
+
+
+class TestErrorsCrossProcesses:
+    @pytest.mark.parametrize("kind", [TemplateError, RenderLimitError, RenderTimeoutError])
+    def test_an_error_keeps_its_kind_field_and_problem_when_pickled(
+        self, kind: type[TemplateError]
+    ) -> None:
+        copy = pickle.loads(pickle.dumps(kind("steps[1].prompt", "render took longer than 1s")))
+        assert type(copy) is kind
+        assert (copy.field, copy.problem) == ("steps[1].prompt", "render took longer than 1s")
+        assert str(copy) == "steps[1].prompt: render took longer than 1s"
 
 
 class TestRequirementsIgnoreBuiltins:

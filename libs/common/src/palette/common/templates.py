@@ -5,7 +5,8 @@ outputs of earlier steps as ``steps.<id>.output``. Rendering runs in an
 immutable sandbox with strict undefined variables, limits on the size of
 everything a template builds (``palette.common.sandbox``), and a wall-clock
 limit per render. Dunder attributes (``__class__``, ``__globals__``) are refused
-when a template is parsed.
+when a template is parsed. A render given a ``draws`` key (a record's) makes the
+same picks of the ``random`` filter each time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from palette.common.sandbox import (
     RenderTimeoutError,
     TemplateError,
     build_budget,
+    seeded_draws,
 )
 
 __all__ = [
@@ -216,7 +218,7 @@ def analyse(template: TemplateSpec) -> list[str]:
 
 
 _CHANCE_FILTERS = frozenset({"random"})
-"""Filters whose result differs from one render to the next."""
+"""Filters whose result differs from one render to the next (unless their draws are keyed)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -224,7 +226,7 @@ def renders_the_same(source: str) -> bool:
     """Whether two renders of ``source`` with the same variables give the same text.
 
     False when the template draws by chance (the ``random`` filter); then each
-    record renders its own.
+    record renders its own (with its own ``draws`` key).
     """
     for node in _parse(source, "template").find_all(nodes.Filter):
         if node.name in _CHANCE_FILTERS:
@@ -324,11 +326,16 @@ def render(
     *,
     field: str = "prompt",
     seconds: float = DEFAULT_RENDER_SECONDS,
+    draws: str | None = None,
 ) -> str:
-    """Render one prompt in the sandbox within the time and size limits."""
+    """Render one prompt in the sandbox within the time and size limits.
+
+    ``draws``: the key the ``random`` filter's picks are seeded with (with the
+    field), so a render with the same key picks the same; None picks anew.
+    """
     template = _compiled(source, field)
     try:
-        with build_budget(), _time_limit(seconds):
+        with build_budget(), seeded_draws(_draws_key(draws, field)), _time_limit(seconds):
             text = template.render(context)
     except _Expired:
         raise RenderTimeoutError(field, f"render took longer than {seconds:.3g}s") from None
@@ -346,6 +353,10 @@ def render(
     if len(text) > MAX_RENDER_CHARS:
         raise RenderLimitError(field, f"rendered text longer than {MAX_RENDER_CHARS} characters")
     return str(text)
+
+
+def _draws_key(draws: str | None, field: str) -> str | None:
+    return None if draws is None else f"{draws}/{field}"
 
 
 def step_context(seed: Mapping[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:
