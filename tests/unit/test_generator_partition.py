@@ -12,12 +12,13 @@ from palette.common import keys
 from palette.common import messages as m
 from palette.common.pricing import load_pricing
 from palette.common.seeds import pick_seeds, seed_index
-from palette.common.templates import TemplateSpec, render
-from palette.generator import generation, partition
+from palette.common.templates import TemplateSpec
+from palette.generator import partition
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.claims import ClaimHandle
 from palette.generator.partition import end_message_id, run_partition
 from palette.generator.records import PartMeta, decode_line
+from palette.generator.rendering import Renderer
 from palette.generator.runtime import Runtime
 from palette.generator.settings import GeneratorSettings
 from palette.generator.slots import CallSlots
@@ -125,6 +126,9 @@ def runtime(
         pricing=PRICING,
         call_slots=CallSlots(concurrency),
         claims=None,  # type: ignore[arg-type]  # run_partition does not claim; the handler does
+        # Every render on the loop: these tests start no render process however loaded
+        # the machine (tests/integration/test_generator_rendering.py covers those).
+        renderer=Renderer(settings.render_seconds, settings.render_seconds, 1),
     )
 
 
@@ -497,16 +501,18 @@ class TestGeneratePartition:
     ) -> None:
         monkeypatch.setattr(partition, "FIRST_STEP_CHARS_KEPT", kept_chars)
         rendered: list[str] = []
+        models, msg = FakeModels(), command(end=30)
+        rt = runtime(FakeStorage(), models)
+        real = rt.renderer.render
 
-        def counting(source: str, context: Any, **kwargs: Any) -> str:
-            text = render(source, context, **kwargs)
+        async def counting(source: str, context: Any, **kwargs: Any) -> str:
+            text = await real(source, context, **kwargs)
             if kwargs.get("field") == "steps[0].prompt":
                 rendered.append(text)
             return text
 
-        monkeypatch.setattr(generation, "render", counting)
-        models, msg = FakeModels(), command(end=30)
-        await run(msg, runtime(FakeStorage(), models))
+        monkeypatch.setattr(rt.renderer, "render", counting)
+        await run(msg, rt)
         distinct_seeds = {seed_index(msg.job_id, i, len(SEEDS)) for i in range(30)}
         assert len(rendered) == len(distinct_seeds) + record_renders
         for request in (r for r in models.requests if r.metadata["step"] == "a"):
