@@ -11,15 +11,12 @@ render may build at most ``MAX_BUILT_CHARS`` characters in all (a budget that
 also bounds the work a loop can do). ``RenderLimitError`` reports a breach;
 the caller adds a wall-clock limit (``palette.common.templates.render``).
 
-The ``random`` filter draws from a generator seeded with a key the caller
-gives (``seeded_draws``), so one record renders the same wherever and however
-often it is rendered; without a key it draws from the process's generator.
+The ``random`` filter picks as ``palette.common.draws`` says.
 """
 
 from __future__ import annotations
 
 import functools
-import random
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -28,9 +25,10 @@ from typing import Any
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import Namespace, pass_context
+from jinja2.utils import Namespace
+
+from palette.common.draws import random_filter
 
 MAX_RENDER_CHARS = 200_000
 MAX_BUILT_CHARS = 8 * MAX_RENDER_CHARS
@@ -259,51 +257,6 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
     return bounded
 
 
-class _Draws:
-    """The ``random`` filter's generator in one render, seeded with ``key`` when first used."""
-
-    __slots__ = ("_generator", "key")
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self._generator: random.Random | None = None
-
-    def generator(self) -> random.Random:
-        if self._generator is None:
-            self._generator = random.Random(self.key)  # noqa: S311 (a prompt's pick, not crypto)
-        return self._generator
-
-
-_DRAWS: ContextVar[_Draws | None] = ContextVar("palette_render_draws", default=None)
-
-
-@contextmanager
-def seeded_draws(key: str | None) -> Iterator[None]:
-    """Within the block, the ``random`` filter draws from a generator seeded with ``key``.
-
-    None: from the process's own generator (a different pick each time).
-    """
-    if key is None:
-        yield
-        return
-    token = _DRAWS.set(_Draws(key))
-    try:
-        yield
-    finally:
-        _DRAWS.reset(token)
-
-
-@pass_context
-def _random(context: Context, seq: Any) -> Any:
-    """Jinja2's ``random`` filter, drawing from the render's seeded generator when it has one."""
-    draws = _DRAWS.get()
-    chooser = random if draws is None else draws.generator()
-    try:
-        return chooser.choice(seq)
-    except IndexError:
-        return context.environment.undefined("No random item, sequence was empty.")
-
-
 class _Generator(CodeGenerator):
     """Compiles ``a ~ b`` to a size-checked join (Jinja2 calls ``str_join`` directly)."""
 
@@ -324,7 +277,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=self._printed, **options)
         self.globals.pop("lipsum", None)  # paragraphs of filler on demand: nothing a prompt needs
-        self.filters["random"] = _random
+        self.filters["random"] = random_filter
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
 
     @staticmethod

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import functools
 import re
-import signal
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from palette.common.draws import seeded_draws
 from palette.common.sandbox import (
     MAX_RENDER_CHARS,
     LimitedSandbox,
@@ -30,8 +28,8 @@ from palette.common.sandbox import (
     RenderTimeoutError,
     TemplateError,
     build_budget,
-    seeded_draws,
 )
+from palette.common.time_limit import Expired, time_limit
 
 __all__ = [
     "MAX_RENDER_CHARS",
@@ -248,61 +246,6 @@ def missing_fields(record: Mapping[str, Any], requirements: list[str]) -> list[s
     return missing
 
 
-class _Alarm:
-    """The limit of the render in progress on the main thread (None: no render)."""
-
-    seconds: float | None = None
-
-
-class _Expired(BaseException):
-    """The alarm of the render in progress went off.
-
-    Not an ``Exception``: code in the render that catches errors (a filter's
-    ``except ValueError``) does not swallow it.
-    """
-
-
-def _expire(_signum: int, _frame: object) -> None:
-    if _Alarm.seconds is None:  # a late alarm after the render ended: stop ticking
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        return
-    raise _Expired
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise ``_Expired`` if the block runs longer than ``seconds``.
-
-    Uses an interval timer, which only the main thread can arm; elsewhere the
-    size limits still apply. The timer ticks again every ``seconds`` until the
-    block ends, so an alarm that lands where Python drops exceptions (a
-    weakref callback, ``__del__``) is followed by another. Where nobody else
-    handles SIGALRM, the handler is installed once and stays; another handler
-    is put back after each render.
-    """
-    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
-        yield
-        return
-    current = signal.getsignal(signal.SIGALRM)
-    previous = None if current in (_expire, signal.SIG_DFL) else current
-    if current is not _expire:
-        signal.signal(signal.SIGALRM, _expire)
-    try:
-        _Alarm.seconds = seconds
-        signal.setitimer(signal.ITIMER_REAL, seconds, seconds)
-        yield
-    finally:
-        while True:  # a tick that lands here ends no later than the next try
-            try:
-                _Alarm.seconds = None
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                break
-            except _Expired:
-                continue
-        if previous is not None:
-            signal.signal(signal.SIGALRM, previous)
-
-
 _COMPILED: dict[str, Any] = {}
 
 
@@ -335,9 +278,9 @@ def render(
     """
     template = _compiled(source, field)
     try:
-        with build_budget(), seeded_draws(_draws_key(draws, field)), _time_limit(seconds):
+        with build_budget(), seeded_draws(_draws_key(draws, field)), time_limit(seconds):
             text = template.render(context)
-    except _Expired:
+    except Expired:
         raise RenderTimeoutError(field, f"render took longer than {seconds:.3g}s") from None
     except RenderLimitError as exc:
         raise RenderLimitError(field, exc.problem) from None
