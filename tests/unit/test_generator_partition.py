@@ -44,6 +44,14 @@ def template(prompt_b: str = "More on {{ steps.a.output }}", model: str = MODEL)
     )
 
 
+def chance_template() -> TemplateSpec:
+    """One step whose prompt draws by chance."""
+    prompt = "{{ topic }} #{{ range(90000) | random }}-{{ range(90000) | random }}"
+    return TemplateSpec.model_validate(
+        {"steps": [{"id": "a", "model": MODEL, "prompt": prompt, "max_tokens": 20}]}
+    )
+
+
 class FakeStorage:
     def __init__(self) -> None:
         self.parts: dict[str, tuple[bytes, PartMeta]] = {}
@@ -472,20 +480,7 @@ class TestGeneratePartition:
             assert request.prompt == f"About {SEEDS[seed]['topic']}"
 
     async def test_a_first_step_that_draws_by_chance_renders_for_each_record(self) -> None:
-        chance = TemplateSpec.model_validate(
-            {
-                "steps": [
-                    {
-                        "id": "a",
-                        "model": MODEL,
-                        "prompt": "{{ topic }} #{{ range(90000) | random }}"
-                        "-{{ range(90000) | random }}",
-                        "max_tokens": 20,
-                    }
-                ]
-            }
-        )
-        models, msg = FakeModels(), command(end=30, template=chance)
+        models, msg = FakeModels(), command(end=30, template=chance_template())
         await run(msg, runtime(FakeStorage(), models))
         by_seed: dict[int, set[str]] = {}
         for request in models.requests:
@@ -494,6 +489,15 @@ class TestGeneratePartition:
         shared = [prompts for prompts in by_seed.values() if len(prompts) > 1]
         assert shared, "records that share a seed drew the same prompt"
         assert sum(len(p) for p in by_seed.values()) == 30
+
+    async def test_a_record_that_draws_by_chance_draws_the_same_when_run_again(self) -> None:
+        runs = []
+        for _ in range(2):
+            models = FakeModels()
+            await run(command(end=30, template=chance_template()), runtime(FakeStorage(), models))
+            runs.append({r.metadata["record"]: r.prompt for r in models.requests})
+        assert len(runs[0]) == 30
+        assert runs[0] == runs[1]
 
     @pytest.mark.parametrize(("kept_chars", "record_renders"), [(4_000_000, 0), (0, 30)])
     async def test_first_steps_kept_within_their_size_limit(
