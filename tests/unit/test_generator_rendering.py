@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from palette.common.templates import RenderTimeoutError, TemplateError
@@ -45,6 +47,16 @@ class TestRendererOnTheLoop:
         renderer = Renderer(1.0, 0.5, 1)
         text = await renderer.render("{{ a }}-{{ xs | random }}", {"a": 1, "xs": [7]}, field="f")
         assert text == "1-7"
+        assert not renderer.started
+
+    async def test_a_render_paused_without_using_cpu_stays_on_the_loop(self) -> None:
+        # As when the machine's scheduler runs other programs: wall time, no CPU.
+        def paused() -> str:
+            time.sleep(0.05)
+            return "back"
+
+        renderer = Renderer(1.0, 0.005, 1)
+        assert await renderer.render("{{ paused() }}", {"paused": paused}, field="f") == "back"
         assert not renderer.started
 
     async def test_an_error_on_the_loop_names_the_field(self) -> None:

@@ -117,6 +117,19 @@ class TestRendering:
             render("{{ catching() }}" + loops, context, seconds=0.1)
         assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
+    def test_a_limit_of_cpu_time_counts_no_pause(self) -> None:
+        def paused() -> str:
+            time.sleep(0.3)
+            return "back"
+
+        assert render("{{ paused() }}", {"paused": paused}, seconds=0.1, cpu=True) == "back"
+        with pytest.raises(RenderTimeoutError, match=r"longer than 0\.1s$"):
+            render("{{ paused() }}", {"paused": paused}, seconds=0.1)
+        loops = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+        with pytest.raises(RenderTimeoutError, match=r"longer than 0\.1s of CPU time"):
+            render(loops, {}, seconds=0.1, cpu=True)
+        assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+
     def test_the_alarm_handler_stays_between_renders_and_ignores_a_late_alarm(self) -> None:
         previous = signal.signal(signal.SIGALRM, signal.SIG_DFL)
         try:

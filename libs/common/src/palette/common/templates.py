@@ -270,18 +270,23 @@ def render(
     field: str = "prompt",
     seconds: float = DEFAULT_RENDER_SECONDS,
     draws: str | None = None,
+    cpu: bool = False,
 ) -> str:
     """Render one prompt in the sandbox within the time and size limits.
 
     ``draws``: the key the ``random`` filter's picks are seeded with (with the
     field), so a render with the same key picks the same; None picks anew.
+    ``cpu``: ``seconds`` is of the process's CPU time, not wall-clock time.
     """
     template = _compiled(source, field)
+    limit = time_limit(seconds, cpu=cpu)
     try:
-        with build_budget(), seeded_draws(_draws_key(draws, field)), time_limit(seconds):
+        with build_budget(), seeded_draws(_draws_key(draws, field)), limit:
             text = template.render(context)
     except Expired:
-        raise RenderTimeoutError(field, f"render took longer than {seconds:.3g}s") from None
+        kind = " of CPU time" if cpu else ""
+        problem = f"render took longer than {seconds:.3g}s{kind}"
+        raise RenderTimeoutError(field, problem) from None
     except RenderLimitError as exc:
         raise RenderLimitError(field, exc.problem) from None
     except UndefinedError as exc:

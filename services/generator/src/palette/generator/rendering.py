@@ -2,17 +2,19 @@
 
 Every claim renewal, stop broadcast, model call and partition of a generator
 process shares one event loop, so a render must never hold it for long. A
-render starts on the loop with a short wall-clock limit
+render starts on the loop with a short limit of CPU time
 (``render_loop_seconds``, a few milliseconds: nearly every prompt takes
-microseconds). One that overruns it is abandoned and made again in a render
-process with the full limit (``render_seconds``), while the loop goes on; its
-template is then remembered as slow (``Routes``) and its later renders go
-straight to a render process until one of them finishes within the loop's
-limit there. A render process times a render with its own alarm; one that does
-not answer ``KILL_GRACE_SECONDS`` after the limit (stuck in C code) is killed
-and replaced (pebble). The processes start on the first slow render, from a
-fresh interpreter (spawn: no copy of the loop's threads and locks), and are
-sent the template's text and variables, never compiled objects.
+microseconds; CPU time, so that a render the machine merely paused is not
+taken for a slow one). One that overruns it is abandoned and made again in a
+render process with the full limit (``render_seconds``, wall-clock), while the
+loop goes on; its template is then remembered as slow (``Routes``) and its
+later renders go straight to a render process until one of them takes less
+CPU time than the loop's limit there. A render process times a render with its
+own alarm; one that does not answer ``KILL_GRACE_SECONDS`` after the limit
+(stuck in C code) is killed and replaced (pebble). The processes start on the
+first slow render, from a fresh interpreter (spawn: no copy of the loop's
+threads and locks), and are sent the template's text and variables, never
+compiled objects.
 
 A render gives the same text wherever it runs: the ``random`` filter's picks
 are seeded with the render's ``draws`` key (``palette.common.templates``).
@@ -47,8 +49,8 @@ SLOW_TEMPLATES_KEPT = 256
 class Routes:
     """Where each template renders: on the loop, or in a render process. Pure logic.
 
-    A template renders on the loop unless its last render took longer than
-    the loop's limit; on a thread other than the main one there is no alarm to
+    A template renders on the loop unless its last render took more CPU time
+    than the loop's limit; on a thread other than the main one there is no alarm to
     cut a render short, so everything renders in a render process.
     """
 
@@ -62,7 +64,7 @@ class Routes:
         return main_thread and self.loop_seconds > 0 and source not in self._slow
 
     def took(self, source: str, seconds: float) -> None:
-        """A render of ``source`` took ``seconds`` (infinity: cut short on the loop)."""
+        """A render of ``source`` took ``seconds`` of CPU (infinity: cut short on the loop)."""
         if seconds <= self.loop_seconds:
             self._slow.pop(source, None)
             return
@@ -75,10 +77,10 @@ class Routes:
 def render_timed(
     source: str, context: dict[str, Any], field: str, seconds: float, draws: str | None
 ) -> tuple[str, float]:
-    """In a render process: the rendered text and the seconds it took."""
-    started = time.perf_counter()
+    """In a render process: the rendered text and the CPU seconds it took."""
+    started = time.thread_time()
     text = render(source, context, field=field, seconds=seconds, draws=draws)
-    return text, time.perf_counter() - started
+    return text, time.thread_time() - started
 
 
 class Renderer:
@@ -108,12 +110,15 @@ class Renderer:
     ) -> str:
         """Render one prompt within the limits (``palette.common.templates.render``)."""
         loop_seconds = self.routes.loop_seconds
+        whole = loop_seconds >= self.seconds  # the full (wall-clock) limit on the loop
         main = threading.current_thread() is threading.main_thread()
         if self.routes.on_loop(source, main_thread=main):
             try:
-                return render(source, context, field=field, seconds=loop_seconds, draws=draws)
+                return render(
+                    source, context, field=field, seconds=loop_seconds, draws=draws, cpu=not whole
+                )
             except RenderTimeoutError:
-                if loop_seconds >= self.seconds:
+                if whole:
                     raise
                 self.routes.took(source, float("inf"))
         text, took = await self._in_process(source, context, field, draws)

@@ -47,9 +47,9 @@ class GeneratorSettings(CommonSettings):
     render_loop_seconds: float = Field(
         0.005,
         ge=0,
-        description="A render that takes longer than this on the event loop is cut short "
-        "and made again in a render process, and its template renders there until it is "
-        "fast again (0: every render in a render process).",
+        description="A render that takes more CPU time than this on the event loop is cut "
+        "short and made again in a render process, and its template renders there until it "
+        "is fast again (0: every render in a render process).",
     )
     render_processes: int = Field(
         2, ge=1, le=64, description="Render processes for slow templates (started on first use)."
