@@ -12,12 +12,13 @@ from palette.common import keys
 from palette.common import messages as m
 from palette.common.pricing import load_pricing
 from palette.common.seeds import pick_seeds, seed_index
-from palette.common.templates import TemplateSpec, render
-from palette.generator import generation, partition
+from palette.common.templates import TemplateSpec
+from palette.generator import partition
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.claims import ClaimHandle
 from palette.generator.partition import end_message_id, run_partition
 from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
+from palette.generator.rendering import Renderer
 from palette.generator.runtime import Runtime
 from palette.generator.settings import GeneratorSettings
 from palette.generator.slots import CallSlots
@@ -40,6 +41,14 @@ def template(prompt_b: str = "More on {{ steps.a.output }}", model: str = MODEL)
                 {"id": "b", "model": model, "prompt": prompt_b, "max_tokens": 30},
             ]
         }
+    )
+
+
+def chance_template() -> TemplateSpec:
+    """One step whose prompt draws by chance."""
+    prompt = "{{ topic }} #{{ range(90000) | random }}-{{ range(90000) | random }}"
+    return TemplateSpec.model_validate(
+        {"steps": [{"id": "a", "model": MODEL, "prompt": prompt, "max_tokens": 20}]}
     )
 
 
@@ -138,6 +147,9 @@ def runtime(
         pricing=PRICING,
         call_slots=CallSlots(concurrency),
         claims=None,  # type: ignore[arg-type]  # run_partition does not claim; the handler does
+        # Every render on the loop: these tests start no render process however loaded
+        # the machine (tests/integration/test_generator_rendering.py covers those).
+        renderer=Renderer(settings.render_seconds, settings.render_seconds, 1),
     )
 
 
@@ -482,20 +494,7 @@ class TestGeneratePartition:
             assert request.prompt == f"About {SEEDS[seed]['topic']}"
 
     async def test_a_first_step_that_draws_by_chance_renders_for_each_record(self) -> None:
-        chance = TemplateSpec.model_validate(
-            {
-                "steps": [
-                    {
-                        "id": "a",
-                        "model": MODEL,
-                        "prompt": "{{ topic }} #{{ range(90000) | random }}"
-                        "-{{ range(90000) | random }}",
-                        "max_tokens": 20,
-                    }
-                ]
-            }
-        )
-        models, msg = FakeModels(), command(end=30, template=chance)
+        models, msg = FakeModels(), command(end=30, template=chance_template())
         await run(msg, runtime(FakeStorage(), models))
         by_seed: dict[int, set[str]] = {}
         for request in models.requests:
@@ -505,22 +504,33 @@ class TestGeneratePartition:
         assert shared, "records that share a seed drew the same prompt"
         assert sum(len(p) for p in by_seed.values()) == 30
 
+    async def test_a_record_that_draws_by_chance_draws_the_same_when_run_again(self) -> None:
+        runs = []
+        for _ in range(2):
+            models = FakeModels()
+            await run(command(end=30, template=chance_template()), runtime(FakeStorage(), models))
+            runs.append({r.metadata["record"]: r.prompt for r in models.requests})
+        assert len(runs[0]) == 30
+        assert runs[0] == runs[1]
+
     @pytest.mark.parametrize(("kept_chars", "record_renders"), [(4_000_000, 0), (0, 30)])
     async def test_first_steps_kept_within_their_size_limit(
         self, monkeypatch: pytest.MonkeyPatch, kept_chars: int, record_renders: int
     ) -> None:
         monkeypatch.setattr(partition, "FIRST_STEP_CHARS_KEPT", kept_chars)
         rendered: list[str] = []
+        models, msg = FakeModels(), command(end=30)
+        rt = runtime(FakeStorage(), models)
+        real = rt.renderer.render
 
-        def counting(source: str, context: Any, **kwargs: Any) -> str:
-            text = render(source, context, **kwargs)
+        async def counting(source: str, context: Any, **kwargs: Any) -> str:
+            text = await real(source, context, **kwargs)
             if kwargs.get("field") == "steps[0].prompt":
                 rendered.append(text)
             return text
 
-        monkeypatch.setattr(generation, "render", counting)
-        models, msg = FakeModels(), command(end=30)
-        await run(msg, runtime(FakeStorage(), models))
+        monkeypatch.setattr(rt.renderer, "render", counting)
+        await run(msg, rt)
         distinct_seeds = {seed_index(msg.job_id, i, len(SEEDS)) for i in range(30)}
         assert len(rendered) == len(distinct_seeds) + record_renders
         for request in (r for r in models.requests if r.metadata["step"] == "a"):

@@ -1,10 +1,16 @@
+import contextlib
+import pickle
+import random
 import signal
+import time
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
 
 from palette.common.templates import (
     RenderLimitError,
+    RenderTimeoutError,
     Step,
     TemplateError,
     TemplateSpec,
@@ -90,8 +96,39 @@ class TestRendering:
 
     def test_slow_render_hits_the_time_limit(self) -> None:
         slow = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
-        with pytest.raises(RenderLimitError, match=r"longer than 0\.2s"):
-            render(slow, {}, seconds=0.2)
+        with pytest.raises(RenderTimeoutError, match=r"^steps\[1\]\.prompt: .* longer than 0\.2s"):
+            render(slow, {}, field="steps[1].prompt", seconds=0.2)
+
+    @pytest.mark.parametrize("caught", [Exception, BaseException], ids=["error", "anything"])
+    def test_an_alarm_caught_inside_the_render_does_not_lift_the_time_limit(
+        self, caught: type[BaseException]
+    ) -> None:
+        # A filter that catches errors, or Python dropping an exception raised
+        # in a weakref callback: the first alarm lands there; the render (about
+        # 2 s of loops) is cut short all the same.
+        def catching() -> str:
+            with contextlib.suppress(caught):
+                time.sleep(0.5)
+            return ""
+
+        loops = "{% for i in range(10000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}"
+        context: dict[str, Callable[[], str]] = {"catching": catching}
+        with pytest.raises(RenderTimeoutError, match=r"longer than 0\.1s"):
+            render("{{ catching() }}" + loops, context, seconds=0.1)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+    def test_a_limit_of_cpu_time_counts_no_pause(self) -> None:
+        def paused() -> str:
+            time.sleep(0.3)
+            return "back"
+
+        assert render("{{ paused() }}", {"paused": paused}, seconds=0.1, cpu=True) == "back"
+        with pytest.raises(RenderTimeoutError, match=r"longer than 0\.1s$"):
+            render("{{ paused() }}", {"paused": paused}, seconds=0.1)
+        loops = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+        with pytest.raises(RenderTimeoutError, match=r"longer than 0\.1s of CPU time"):
+            render(loops, {}, seconds=0.1, cpu=True)
+        assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
 
     def test_the_alarm_handler_stays_between_renders_and_ignores_a_late_alarm(self) -> None:
         previous = signal.signal(signal.SIGALRM, signal.SIG_DFL)
@@ -132,6 +169,53 @@ class TestRendering:
             "author.age",
             "z",
         ]
+
+
+class TestRandomDraws:
+    PICK = "{{ xs | random }} {{ xs | random }}"
+    XS = {"xs": list(range(1000))}
+
+    def test_a_render_with_a_draws_key_picks_the_same_each_time(self) -> None:
+        for record in range(20):
+            first = render(self.PICK, self.XS, draws=f"job/{record}")
+            assert render(self.PICK, self.XS, draws=f"job/{record}") == first
+
+    def test_other_keys_and_other_fields_pick_otherwise(self) -> None:
+        picks = {render(self.PICK, self.XS, draws=f"job/{record}") for record in range(20)}
+        assert len(picks) > 10
+        prompt = [render(self.PICK, self.XS, field="p", draws=f"job/{i}") for i in range(10)]
+        system = [render(self.PICK, self.XS, field="s", draws=f"job/{i}") for i in range(10)]
+        assert prompt != system
+
+    def test_without_a_key_the_process_generator_picks(self) -> None:
+        state = random.getstate()
+        try:
+            random.seed(7)
+            first = render(self.PICK, self.XS)
+            random.seed(7)
+            assert render(self.PICK, self.XS) == first
+        finally:
+            random.setstate(state)
+
+    def test_a_keyed_render_leaves_the_process_generator_alone(self) -> None:
+        state = random.getstate()
+        render(self.PICK, self.XS, draws="job/1")
+        assert random.getstate() == state
+
+    def test_an_empty_sequence_is_an_undefined_value(self) -> None:
+        with pytest.raises(TemplateError, match="No random item, sequence was empty"):
+            render("{{ ([] | random) ~ 'x' }}", {}, draws="job/1")
+
+
+class TestErrorsCrossProcesses:
+    @pytest.mark.parametrize("kind", [TemplateError, RenderLimitError, RenderTimeoutError])
+    def test_an_error_keeps_its_kind_field_and_problem_when_pickled(
+        self, kind: type[TemplateError]
+    ) -> None:
+        copy = pickle.loads(pickle.dumps(kind("steps[1].prompt", "render took longer than 1s")))
+        assert type(copy) is kind
+        assert (copy.field, copy.problem) == ("steps[1].prompt", "render took longer than 1s")
+        assert str(copy) == "steps[1].prompt: render took longer than 1s"
 
 
 class TestRequirementsIgnoreBuiltins:

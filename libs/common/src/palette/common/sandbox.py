@@ -10,6 +10,8 @@ prints, and the text a render joins. No single value may exceed
 render may build at most ``MAX_BUILT_CHARS`` characters in all (a budget that
 also bounds the work a loop can do). ``RenderLimitError`` reports a breach;
 the caller adds a wall-clock limit (``palette.common.templates.render``).
+
+The ``random`` filter picks as ``palette.common.draws`` says.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
+from palette.common.draws import random_filter
+
 MAX_RENDER_CHARS = 200_000
 MAX_BUILT_CHARS = 8 * MAX_RENDER_CHARS
 MAX_INT_BITS = 8_192
@@ -41,9 +45,17 @@ class TemplateError(ValueError):
         self.field = field
         self.problem = problem
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its field and problem (it crosses from a render process)."""
+        return (type(self), (self.field, self.problem))
+
 
 class RenderLimitError(TemplateError):
     """A render exceeded its time or size limit."""
+
+
+class RenderTimeoutError(RenderLimitError):
+    """A render exceeded its wall-clock limit."""
 
 
 def _limit(problem: str) -> RenderLimitError:
@@ -265,6 +277,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=self._printed, **options)
         self.globals.pop("lipsum", None)  # paragraphs of filler on demand: nothing a prompt needs
+        self.filters["random"] = random_filter
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
 
     @staticmethod

@@ -5,34 +5,36 @@ outputs of earlier steps as ``steps.<id>.output``. Rendering runs in an
 immutable sandbox with strict undefined variables, limits on the size of
 everything a template builds (``palette.common.sandbox``), and a wall-clock
 limit per render. Dunder attributes (``__class__``, ``__globals__``) are refused
-when a template is parsed.
+when a template is parsed. A render given a ``draws`` key (a record's) makes the
+same picks of the ``random`` filter each time.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import signal
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from palette.common.draws import seeded_draws
 from palette.common.sandbox import (
     MAX_RENDER_CHARS,
     LimitedSandbox,
     RenderLimitError,
+    RenderTimeoutError,
     TemplateError,
     build_budget,
 )
+from palette.common.time_limit import Expired, time_limit
 
 __all__ = [
     "MAX_RENDER_CHARS",
     "RenderLimitError",
+    "RenderTimeoutError",
     "SandboxError",
     "Step",
     "TemplateError",
@@ -214,7 +216,7 @@ def analyse(template: TemplateSpec) -> list[str]:
 
 
 _CHANCE_FILTERS = frozenset({"random"})
-"""Filters whose result differs from one render to the next."""
+"""Filters whose result differs from one render to the next (unless their draws are keyed)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -222,7 +224,7 @@ def renders_the_same(source: str) -> bool:
     """Whether two renders of ``source`` with the same variables give the same text.
 
     False when the template draws by chance (the ``random`` filter); then each
-    record renders its own.
+    record renders its own (with its own ``draws`` key).
     """
     for node in _parse(source, "template").find_all(nodes.Filter):
         if node.name in _CHANCE_FILTERS:
@@ -242,43 +244,6 @@ def missing_fields(record: Mapping[str, Any], requirements: list[str]) -> list[s
                 missing.append(path)
                 break
     return missing
-
-
-class _Alarm:
-    """The limit of the render in progress on the main thread (None: no render)."""
-
-    seconds: float | None = None
-
-
-def _expire(_signum: int, _frame: object) -> None:
-    if _Alarm.seconds is not None:  # else a late alarm after the render ended
-        raise RenderLimitError("template", f"render took longer than {_Alarm.seconds:.3g}s")
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise RenderLimitError if the block runs longer than ``seconds``.
-
-    Uses an interval timer, which only the main thread can arm; elsewhere the
-    size limits still apply. Where nobody else handles SIGALRM, the handler is
-    installed once and stays; another handler is put back after each render.
-    """
-    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
-        yield
-        return
-    current = signal.getsignal(signal.SIGALRM)
-    previous = None if current in (_expire, signal.SIG_DFL) else current
-    if current is not _expire:
-        signal.signal(signal.SIGALRM, _expire)
-    _Alarm.seconds = seconds
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _Alarm.seconds = None
-        if previous is not None:
-            signal.signal(signal.SIGALRM, previous)
 
 
 _COMPILED: dict[str, Any] = {}
@@ -304,12 +269,24 @@ def render(
     *,
     field: str = "prompt",
     seconds: float = DEFAULT_RENDER_SECONDS,
+    draws: str | None = None,
+    cpu: bool = False,
 ) -> str:
-    """Render one prompt in the sandbox within the time and size limits."""
+    """Render one prompt in the sandbox within the time and size limits.
+
+    ``draws``: the key the ``random`` filter's picks are seeded with (with the
+    field), so a render with the same key picks the same; None picks anew.
+    ``cpu``: ``seconds`` is of the process's CPU time, not wall-clock time.
+    """
     template = _compiled(source, field)
+    limit = time_limit(seconds, cpu=cpu)
     try:
-        with _time_limit(seconds), build_budget():
+        with build_budget(), seeded_draws(_draws_key(draws, field)), limit:
             text = template.render(context)
+    except Expired:
+        kind = " of CPU time" if cpu else ""
+        problem = f"render took longer than {seconds:.3g}s{kind}"
+        raise RenderTimeoutError(field, problem) from None
     except RenderLimitError as exc:
         raise RenderLimitError(field, exc.problem) from None
     except UndefinedError as exc:
@@ -324,6 +301,10 @@ def render(
     if len(text) > MAX_RENDER_CHARS:
         raise RenderLimitError(field, f"rendered text longer than {MAX_RENDER_CHARS} characters")
     return str(text)
+
+
+def _draws_key(draws: str | None, field: str) -> str | None:
+    return None if draws is None else f"{draws}/{field}"
 
 
 def step_context(seed: Mapping[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:

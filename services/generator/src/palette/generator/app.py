@@ -17,6 +17,7 @@ from palette.common.topology import BROADCAST, Queues
 from palette.generator import handlers, preview, purge, snapshot
 from palette.generator.bedrock import open_bedrock
 from palette.generator.claims import Claims
+from palette.generator.rendering import Renderer
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.settings import GeneratorSettings
@@ -75,6 +76,9 @@ async def open_runtime(settings: GeneratorSettings) -> AsyncIterator[Runtime]:
     mongo = mongo_client(settings)
     db = mongo[settings.mongo_db]
     claims = Claims(db, settings.claim_ttl_seconds, settings.claim_retention_seconds)
+    renderer = Renderer(
+        settings.render_seconds, settings.render_loop_seconds, settings.render_processes
+    )
     try:
         await claims.create_indexes()
         async with open_bedrock(settings) as models:
@@ -88,8 +92,10 @@ async def open_runtime(settings: GeneratorSettings) -> AsyncIterator[Runtime]:
                 pricing=pricing,
                 call_slots=CallSlots(settings.concurrency),
                 claims=claims,
+                renderer=renderer,
             )
     finally:
+        await renderer.close()
         await mongo.close()
 
 

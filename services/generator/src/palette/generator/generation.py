@@ -24,11 +24,12 @@ import structlog
 
 from palette.common import seeds
 from palette.common.estimates import record_worst_case, rendered_call_worst_case, seed_bytes
-from palette.common.templates import Step, TemplateError, render, step_context
+from palette.common.templates import Step, TemplateError, step_context
 from palette.generator.bedrock import ModelCallError
 from palette.generator.budget import PledgeBook
 from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
 from palette.generator.records import FinishedRecord, RunAssembler
+from palette.generator.rendering import Renderer
 from palette.generator.state import AttemptState
 
 log = structlog.get_logger("palette.generator.partition")
@@ -50,19 +51,29 @@ FirstStep = tuple[str, str | None]
 """The first step's rendered prompt and system text of one seed."""
 
 
-def render_step(step: Step, k: int, context: dict[str, Any], seconds: float) -> FirstStep:
-    """Step ``k``'s prompt and system text (None without one) for one record."""
-    prompt = render(step.prompt, context, field=f"steps[{k}].prompt", seconds=seconds)
+async def render_step(
+    renderer: Renderer, step: Step, k: int, context: dict[str, Any], draws: str | None = None
+) -> FirstStep:
+    """Step ``k``'s prompt and system text (None without one) for one record.
+
+    ``draws``: the record's key for the ``random`` filter (``record_draws``).
+    """
+    prompt = await renderer.render(step.prompt, context, field=f"steps[{k}].prompt", draws=draws)
     system = (
-        render(step.system, context, field=f"steps[{k}].system", seconds=seconds)
+        await renderer.render(step.system, context, field=f"steps[{k}].system", draws=draws)
         if step.system
         else None
     )
     return prompt, system
 
 
-def seed_problem(
-    steps: Sequence[Step], seed: dict[str, Any], seconds: float
+def record_draws(job_id: str, index: int) -> str:
+    """The key of a record's ``random`` picks: the same record picks the same, wherever."""
+    return f"{job_id}/{index}"
+
+
+async def seed_problem(
+    renderer: Renderer, steps: Sequence[Step], seed: dict[str, Any]
 ) -> tuple[str | None, FirstStep | None]:
     """Why rendering would fail for this seed, found before any call (None if fine).
 
@@ -72,7 +83,7 @@ def seed_problem(
     errors may depend on what the model answers).
     """
     try:
-        first = render_step(steps[0], 0, step_context(seed, {}), seconds)
+        first = await render_step(renderer, steps[0], 0, step_context(seed, {}))
     except TemplateError as exc:
         return str(exc), None
     outputs = {steps[0].id: ""}
@@ -82,7 +93,7 @@ def seed_problem(
             if not source:
                 continue
             try:
-                render(source, context, field=f"steps[{k}].{name}", seconds=seconds)
+                await renderer.render(source, context, field=f"steps[{k}].{name}")
             except TemplateError as exc:
                 if _UNDEFINED_NAME.search(exc.problem):
                     return str(exc), None
@@ -230,7 +241,7 @@ async def run_record(
     record = prior.resumed() if prior else FinishedRecord(index=index, seed_index=seed_pos)
     known: dict[str, int] = {}
     calls = ModelCalls(state, index)
-    seconds = state.rt.settings.render_seconds
+    draws = record_draws(state.msg.job_id, index)
     first = state.first_steps.get(seed_pos)
     try:
         for k, step in enumerate(steps):
@@ -240,7 +251,7 @@ async def run_record(
                 prompt, system = first  # rendered when the seed was checked
             else:
                 context = step_context(seed, record.outputs)
-                prompt, system = render_step(step, k, context, seconds)
+                prompt, system = await render_step(state.rt.renderer, step, k, context, draws)
             worst = rendered_call_worst_case(
                 state.prices[step.model], prompt, system, step.max_tokens
             )

@@ -180,12 +180,12 @@ async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[
     except (ClientError, BotoCoreError) as exc:
         state.fail(f"reading the seed file {msg.seed_key} failed: {exc}", retryable=True)
         return None
-    seconds = state.rt.settings.render_seconds
     first_step = msg.template.steps[0]
     reuse = all(renders_the_same(text) for text in (first_step.prompt, first_step.system) if text)
     kept = 0
     for position in sorted(chosen):
-        problem, first = seed_problem(msg.template.steps, chosen[position], seconds)
+        await asyncio.sleep(0)  # many fast renders in a row: let the loop run between seeds
+        problem, first = await seed_problem(state.rt.renderer, msg.template.steps, chosen[position])
         if problem is not None:
             state.fail(f"seed record {position}: {problem}", retryable=False)
             return None

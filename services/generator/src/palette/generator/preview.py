@@ -30,8 +30,9 @@ from palette.common import messages as m
 from palette.common.broker import Context, publish
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.pricing import UnknownModelError
-from palette.common.templates import TemplateError, render, step_context
+from palette.common.templates import TemplateError, step_context
 from palette.generator.bedrock import ModelCallError, ModelRequest
+from palette.generator.generation import render_step
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.slots import PREVIEW
 
@@ -65,16 +66,10 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.Prev
     steps: list[m.StepPreview] = []
     outputs: dict[str, str] = {}
     spent = 0
-    seconds = rt.settings.render_seconds
     try:
         for k, step in enumerate(msg.template.steps):
             context = step_context(msg.seed, outputs)
-            prompt = render(step.prompt, context, field=f"steps[{k}].prompt", seconds=seconds)
-            system = (
-                render(step.system, context, field=f"steps[{k}].system", seconds=seconds)
-                if step.system
-                else None
-            )
+            prompt, system = await render_step(rt.renderer, step, k, context)
             price = rt.pricing.price(step.model)
             worst = rendered_call_worst_case(price, prompt, system, step.max_tokens)
             if spent + worst > msg.max_cost:

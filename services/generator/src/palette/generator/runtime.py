@@ -10,6 +10,7 @@ from palette.common.messages import Message
 from palette.common.pricing import PricingTable
 from palette.generator.bedrock import ModelCaller
 from palette.generator.claims import Claims
+from palette.generator.rendering import Renderer
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.settings import GeneratorSettings
 from palette.generator.slots import CallSlots
@@ -38,6 +39,8 @@ class Runtime:
     """Process-wide bound on concurrent model calls (oldest attempt first)."""
     claims: Claims
     """Exclusive claims on leases (one generator spends a lease at a time)."""
+    renderer: Renderer
+    """Renders prompts on the loop when fast, else in a render process."""
     draining: bool = False
     """Set at shutdown: attempts start no new record and end as soon as they can."""
 

@@ -50,6 +50,16 @@ class GeneratorSettings(CommonSettings):
         description="Most records per part object (a shorter part is written when a "
         "finished record has waited PALETTE_GENERATOR_PART_FLUSH_SECONDS).",
     )
+    render_loop_seconds: float = Field(
+        0.005,
+        ge=0,
+        description="A render that takes more CPU time than this on the event loop is cut "
+        "short and made again in a render process, and its template renders there until it "
+        "is fast again (0: every render in a render process).",
+    )
+    render_processes: int = Field(
+        2, ge=1, le=64, description="Render processes for slow templates (started on first use)."
+    )
     part_flush_seconds: float = Field(
         2.0,
         gt=0,
