@@ -263,7 +263,7 @@ class TestSlowRenderInAGenerator:
             await broker.start()
             task = await probing(probe)
             try:
-                async with rt.claims.claim(msg.lease_id) as claim:
+                async with rt.claims.claim(msg.lease_id, msg.job_id) as claim:
                     assert claim is not None
                     await run_partition(msg, rt, publish, claim)
             finally:
