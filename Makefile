@@ -24,7 +24,7 @@ test: install ## Lint, type-check, then the unit, integration and deploy tests a
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
 	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
-	@$(UV) run pytest -m "(not faults or quick) and not e2e" $(PYTEST_ARGS)
+	@$(UV) run pytest -m "(not faults or quick) and not e2e" --durations=25 $(PYTEST_ARGS)
 
 bench: install ## Issue 5's benchmarks (~6.5 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
 	@$(UV) run --group bench python -m bench $(ARGS)
@@ -36,7 +36,7 @@ test-unit: install ## Unit tests only (no I/O)
 	@$(UV) run pytest tests/unit -m unit $(PYTEST_ARGS)
 
 test-e2e: install ## The palette command end to end: run, Ctrl-C, --json, errors, the live view on a pty, data kept across down/up and kill -9, make demo (~10 min)
-	@$(UV) run pytest tests/e2e -m e2e $(PYTEST_ARGS)
+	@$(UV) run pytest -m e2e $(PYTEST_ARGS)
 
 test-faults: install ## The full fault suite
 	@$(UV) run pytest tests/faults -m faults $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ import pytest
 
 from palette.devstack.stack import DevStack
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
 def client(stack: DevStack) -> Any:
