@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from palette.common.pricing import PricingTable
+from palette.devstack import readiness
 from palette.devstack.client import GatewayClient
 from palette.devstack.services import ServiceGroup, ServiceProcess
 from palette.devstack.stack import DevStack
@@ -176,6 +177,10 @@ def budget_gateway(
     with gateway_process(
         "gateway-budget", env, tmp_path_factory.mktemp("budget-gateway")
     ) as gateway:
+        # Its previews need the broker: wait until /ready says it is connected, not
+        # only for /health (a preview through a gateway not yet connected answers 503).
+        ready = f"{gateway.url}/ready"
+        gateway.process.wait_until(lambda: readiness.http_ok(ready), 60.0, "ready")
         yield gateway
 
 
