@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "parquet":
         console.print("\nOpen it with pyarrow:", soft_wrap=True)
         console.print(
-            f'uv run python -c "import pyarrow.parquet as pq; '
+            f'.venv/bin/python -c "import pyarrow.parquet as pq; '
             f"print(pq.read_table('{dataset}').slice(0, 3).to_pylist())\"",
             soft_wrap=True,
             markup=False,
