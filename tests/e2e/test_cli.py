@@ -132,6 +132,10 @@ class TestJsonOutput:
         assert final["status"] == "COMPLETED"
         lines = (tmp_path / "w" / "dataset.jsonl").read_text(encoding="utf-8").splitlines()
         assert len(lines) == 10
+        # A cancel of a finished job changes nothing and says so.
+        cancelled = json.loads(cli("jobs", "cancel", job["id"], "--json").stdout)
+        assert cancelled["outcome"] == "ALREADY_ENDED"
+        assert cancelled["job"]["status"] == "COMPLETED"
         listed = json.loads(cli("jobs", "list", "--json").stdout)
         assert [j["id"] for j in listed] == [job["id"]]
         downloaded = json.loads(
@@ -149,8 +153,9 @@ class TestJsonOutput:
         assert downloaded["records"] == 10
         assert Path(downloaded["card"]).exists()
         usage = json.loads(cli("usage", "--group-by", "template", "--json").stdout)
-        assert [g["group"] for g in usage["groups"]] == [created["id"]]
-        assert usage["total_usd"] == final["cost_usd"]
+        jobs = [row for row in usage["rows"] if row["kind"] == "job"]
+        assert [row["key"] for row in jobs] == [created["id"]]
+        assert usage["job_usd"] == jobs[0]["cost_usd"] == final["cost_usd"]
 
 
 class TestUpStatusLogs:

@@ -9,6 +9,7 @@ import pexpect
 import pyte
 import pytest
 
+from palette.devstack.emulator_client import EmulatorControl
 from tests.e2e.conftest import EXAMPLES, PALETTE, Palette
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -18,9 +19,14 @@ PANEL = re.compile(r"Job [0-9a-f]{32}  ([A-Z_]+)\s*\n\s*Records .*\n\s*Cost ", r
 
 
 class TestLiveViewOnATerminal:
-    def test_screen_shows_records_cost_and_status_and_ends_completed(
+    def test_screen_shows_records_cost_retries_and_status_and_ends_completed(
         self, cli: Palette, tmp_path: Path
     ) -> None:
+        # Three failed attempts, none a call's last: 2 throttled, 3 made again.
+        emulator = EmulatorControl(cli.record().emulator_control_url)
+        emulator.configure(
+            script=["ThrottlingException", "ServiceUnavailableException", "ThrottlingException"]
+        )
         screen = pyte.Screen(COLUMNS, ROWS)
         stream = pyte.ByteStream(screen)
         env = cli.env(TERM="xterm-256color", COLUMNS=str(COLUMNS), LINES=str(ROWS))
@@ -44,14 +50,19 @@ class TestLiveViewOnATerminal:
             timeout=300,
         )
         frames: list[str] = []
-        while True:
-            try:
-                chunk = child.read_nonblocking(65536, timeout=300)
-            except pexpect.EOF:
-                break
-            stream.feed(chunk)
-            frames.append("\n".join(screen.display))
-        child.close()
+        try:
+            while True:
+                try:
+                    chunk = child.read_nonblocking(65536, timeout=300)
+                except pexpect.EOF:
+                    break
+                stream.feed(chunk)
+                frames.append("\n".join(screen.display))
+        finally:
+            child.close()
+            left = emulator.config()["script"]
+            emulator.reset()
+        assert left == []
         assert child.exitstatus == 0, frames[-1]
         # A frame of the live view: the job's line with its status above the bars.
         panels = [(m.group(1), f) for f in frames if (m := PANEL.search(f))]
@@ -62,4 +73,5 @@ class TestLiveViewOnATerminal:
         assert last_status == "COMPLETED"
         assert "150 / 150" in last_panel
         assert "of $1" in last_panel
+        assert re.search(r"Retries\s+2 throttled, 3 retried", last_panel), last_panel
         assert (tmp_path / "out" / "dataset.parquet").exists()

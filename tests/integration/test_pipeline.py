@@ -280,6 +280,7 @@ class TestRetries:
         emulator.configure(
             throttle_rate=0.3, unavailable_rate=0.05, fault_models=[MISTRAL], seed=11
         )
+        emulator.reset_stats()  # counts of this test's calls only
         try:
             steps = [{"id": "a", "model": MISTRAL, "prompt": "{{ product }}", "max_tokens": 40}]
             template = api.create_template({"name": "m", "steps": steps})
@@ -300,6 +301,43 @@ class TestRetries:
         rows = export_rows(s3, devstack.bucket, final["export"]["key"])
         assert assert_ids(rows, job["id"], 100) == set(range(100))
         assert assert_ledger_matches_billing(devstack, mongo, job["id"])["calls"] == 100
+        # Every throttled attempt the emulator answered is in the job's counts.
+        tokens = api.dashboard(job["id"])["tokens"]
+        assert tokens["throttled"] == faults["ThrottlingException"]
+        failed = faults["ThrottlingException"] + faults.get("ServiceUnavailableException", 0)
+        assert 0 < tokens["retried"] <= failed
+
+    def test_the_job_counts_each_throttled_and_each_retried_attempt(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, examples: Any
+    ) -> None:
+        # Three failed attempts, whichever calls they fall on: none is a call's
+        # fourth, so each is followed by exactly one attempt made again.
+        emulator = devstack.emulator_control()
+        emulator.configure(
+            script=["ThrottlingException", "ServiceUnavailableException", "ThrottlingException"],
+            fault_models=[MISTRAL],
+        )
+        try:
+            steps = [{"id": "a", "model": MISTRAL, "prompt": "{{ product }}", "max_tokens": 40}]
+            template = api.create_template({"name": "m", "steps": steps})
+            seeds = api.upload_seeds(examples / "seeds.jsonl")
+            job = api.submit_job(
+                template_id=template["id"],
+                seed_key=seeds["key"],
+                num_records=30,
+                budget_usd="1",
+                output_format="jsonl",
+            )
+            final = api.wait(job["id"], timeout=120)
+            left = emulator.config()["script"]
+        finally:
+            emulator.reset()
+        assert final["status"] == "COMPLETED", final
+        assert left == []
+        tokens = api.dashboard(job["id"])["tokens"]
+        assert (tokens["throttled"], tokens["retried"], tokens["calls"]) == (2, 3, 30)
+        doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        assert (doc["throttled_calls"], doc["retried_calls"]) == (2, 3)
 
 
 class TestFairness:

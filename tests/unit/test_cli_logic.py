@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from palette.cli.api import ApiError
-from palette.cli.api_pending import _route_missing, estimate
 from palette.cli.dataset import DatasetSummary, card_text, size_category
-from palette.cli.live import cost_style, line
-from palette.cli.runjob import _same_steps
+from palette.cli.live import cost_style, line, render
+from palette.cli.runjob import _same_steps, estimate
 
 pytestmark = pytest.mark.unit
 
@@ -34,17 +35,17 @@ class TestCostBarColour:
 
 
 class TestEstimate:
-    def test_without_a_job_level_estimate_is_the_worst_case_times_records(self) -> None:
-        guess = estimate({"worst_case_usd": "0.002154700"}, 500)
-        assert guess.worst_case_usd == Decimal("1.077350000")
-        assert guess.expected_usd is None
-
-    def test_uses_the_previews_job_level_estimate_when_there_is_one(self) -> None:
+    def test_is_the_previews_job_level_estimate(self) -> None:
         guess = estimate(
             {"worst_case_usd": "0.01", "estimate": {"worst_case_usd": "3.5", "mean_usd": "1.25"}},
             500,
         )
         assert (guess.worst_case_usd, guess.expected_usd) == (Decimal("3.5"), Decimal("1.25"))
+
+    def test_without_records_run_there_is_no_expected_cost(self) -> None:
+        guess = estimate({"estimate": {"worst_case_usd": "1.077350000", "mean_usd": None}}, 500)
+        assert guess.worst_case_usd == Decimal("1.077350000")
+        assert guess.expected_usd is None
 
 
 class TestProblemText:
@@ -61,12 +62,6 @@ class TestProblemText:
             "HTTP 422 Unprocessable Entity: bad template\n"
             '  steps.0.model: unknown model {"line": 3}'
         )
-
-    def test_a_missing_route_is_told_from_a_missing_job(self) -> None:
-        assert _route_missing(ApiError(404, {"title": "Not Found"}))
-        assert _route_missing(ApiError(405, {"title": "Method Not Allowed"}))
-        job = ApiError(404, {"errors": [{"field": "job_id", "problem": "no job 'x'"}]})
-        assert not _route_missing(job)
 
 
 class TestTemplateReuse:
@@ -137,7 +132,30 @@ class TestPlainProgressLine:
             "progress": {"done": 10, "target": 500, "records_per_second": 2.5},
             "budget": {"spent_usd": "0.01", "limit_usd": "1", "percent_spent": 1.0},
             "timing": {"eta_seconds": 196},
+            "tokens": {"calls": 30, "input": 1, "output": 2, "throttled": 3, "retried": 4},
         }
-        assert (
-            line(dash) == "RUNNING records 10/500 cost $0.01 of $1 (1.0 %) rate 2.5/s eta 0:03:16"
+        assert line(dash) == (
+            "RUNNING records 10/500 cost $0.01 of $1 (1.0 %) rate 2.5/s eta 0:03:16 "
+            "throttled 3 retried 4"
         )
+
+    def test_the_panel_shows_throttled_and_retried_attempts(self) -> None:
+        dash = {
+            "job_id": "job-1",
+            "status": "RUNNING",
+            "progress": {
+                "done": 10,
+                "target": 500,
+                "percent": 2.0,
+                "records_per_second": 2.5,
+                "partitions_in_flight": 1,
+            },
+            "budget": {"spent_usd": "0.01", "limit_usd": "1", "percent_spent": 1.0},
+            "timing": {"eta_seconds": 196},
+            "tokens": {"calls": 30, "input": 1, "output": 2, "throttled": 3, "retried": 4},
+        }
+        console = Console(width=120, record=True, file=io.StringIO())
+        console.print(render(dash))
+        text = console.export_text()
+        assert "Retries" in text
+        assert "3 throttled, 4 retried" in text

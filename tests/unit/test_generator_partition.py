@@ -328,6 +328,26 @@ class TestGeneratePartition:
         end = events[-1]
         assert isinstance(end, m.PartitionFailed)
         assert end.retryable
+        # Errors without a throttling code: three attempts, two of them made again.
+        assert end.retries == m.RetryCounts(throttled=0, retried=2)
+
+    async def test_throttled_and_retried_attempts_go_with_the_part_and_the_end(self) -> None:
+        throttled = ModelCallError("429", retryable=True, code="ThrottlingException")
+        unavailable = ModelCallError("503", retryable=True, code="ServiceUnavailableException")
+        # Step a: throttled, unavailable, answered; step b: throttled, answered.
+        models = FakeModels([throttled, unavailable, None, throttled])
+        storage = FakeStorage()
+        events = await run(command(end=1), runtime(storage, models))
+        parts = [e for e in events if isinstance(e, m.RecordsGenerated)]
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted)
+        assert [p.retries for p in parts] == [m.RetryCounts(throttled=2, retried=3)]
+        assert end.retries == m.RetryCounts(throttled=2, retried=3)
+        # The part keeps its counts, so a redelivery re-announces them.
+        again = await run(command(end=1), runtime(storage, FakeModels()))
+        reannounced = [e for e in again if isinstance(e, m.RecordsGenerated)]
+        assert [p.retries for p in reannounced] == [m.RetryCounts(throttled=2, retried=3)]
+        assert again[-1].retries == m.RetryCounts(throttled=2, retried=3)
 
     async def test_a_call_that_may_be_billed_keeps_its_reservation(self) -> None:
         worst_a = (len(b"About topic 0") + 32) * PRICE.input_picos + 20 * PRICE.output_picos

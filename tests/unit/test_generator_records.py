@@ -16,7 +16,7 @@ from palette.generator.records import (
     decode_line,
     encode_part,
 )
-from palette.generator.usage import UsageTally
+from palette.generator.usage import RetryTally, UsageTally
 from tests.unit.gateway_fakes import ManualClock
 
 pytestmark = pytest.mark.unit
@@ -319,6 +319,22 @@ class TestPartMetadata:
         ]
         assert all(value.isascii() for value in encoded.values())
         assert PartMeta.from_metadata(encoded) == meta
+
+    def test_retry_counts_round_trip_and_a_part_without_them_has_none(self) -> None:
+        meta = PartMeta(
+            records=1, lease="l", message="m", usage=UsageTally(), retries=RetryTally(4, 3)
+        )
+        encoded = meta.to_metadata()
+        assert encoded["retries"] == "4,3"
+        assert PartMeta.from_metadata(encoded).retries == RetryTally(4, 3)
+        del encoded["retries"]
+        assert PartMeta.from_metadata(encoded).retries == RetryTally(0, 0)
+
+    @pytest.mark.parametrize("text", ["", "1", "1,2,3", "-1,0", "a,b", "1, 2"])
+    def test_bad_retry_counts_are_refused(self, text: str) -> None:
+        metadata = {"records": "1", "lease": "l", "message": "m", "usage": "[]", "retries": text}
+        with pytest.raises(ValueError, match="retry counts"):
+            PartMeta.from_metadata(metadata)
 
     @pytest.mark.parametrize(
         "metadata",

@@ -1,7 +1,7 @@
 import pytest
 
 from palette.accounting import ledger
-from palette.common.messages import StepUsage
+from palette.common.messages import RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
 
 pytestmark = pytest.mark.unit
@@ -67,3 +67,20 @@ class TestUsageMaps:
         assert inc["calls"] == 1
         assert inc["by_model.amazon%2Enova-lite-v1:0.cost"] == pricing.cost(MODEL, 10, 20)
         assert "cost" not in inc  # the ledger's spent is moved separately
+
+
+class TestRetryCounts:
+    def test_a_lease_counts_only_what_happened(self) -> None:
+        assert ledger.retry_fields(RetryCounts()) == {}
+        assert ledger.retry_fields(RetryCounts(throttled=2, retried=0)) == {"retries.throttled": 2}
+        assert ledger.retry_fields(RetryCounts(throttled=2, retried=3)) == {
+            "retries.throttled": 2,
+            "retries.retried": 3,
+        }
+
+    def test_a_closed_lease_adds_its_counters_to_the_ledger_totals(self) -> None:
+        assert ledger.retry_totals({"throttled": 2, "retried": 3}) == {
+            "throttled_calls": 2,
+            "retried_calls": 3,
+        }
+        assert ledger.retry_totals({}) == {}

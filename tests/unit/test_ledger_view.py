@@ -50,3 +50,21 @@ class TestBuildView:
         assert view.spent == 1_000
         assert view.open_leases == 0
         assert view.calls == 4
+
+
+class TestRetryCounts:
+    def test_closed_totals_and_open_leases_counters_add_up(self) -> None:
+        doc = ledger(throttled_calls=5, retried_calls=7)
+        open_lease = {
+            "_id": "lease-a",
+            "settled": 0,
+            "usage": {},
+            "retries": {"throttled": 2, "retried": 1},
+        }
+        closed = {"_id": "lease-c", "settled": 0, "retries": {"throttled": 100, "retried": 100}}
+        view = build_view(doc, 10_000, [open_lease, closed])
+        assert (view.throttled_calls, view.retried_calls) == (7, 8)
+
+    def test_a_ledger_without_counters_has_none(self) -> None:
+        view = build_view(ledger(), 10_000, [])
+        assert (view.throttled_calls, view.retried_calls) == (0, 0)

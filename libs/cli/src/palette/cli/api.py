@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +20,10 @@ from palette.cli.config import Connection
 
 FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "BUDGET_EXCEEDED"})
 ACTIVE = frozenset({"QUEUED", "RUNNING"})
+USAGE_GROUPS = ("day", "model", "kind", "template")
+"""What ``GET /usage`` groups by."""
+CANCEL_REQUESTED = "CANCEL_REQUESTED"
+"""``POST /jobs/{id}/cancel``'s outcome when the job was queued or running."""
 
 
 class ApiError(RuntimeError):
@@ -203,6 +208,18 @@ class Api:
     def dashboard(self, job_id: str) -> dict[str, Any]:
         """``GET /jobs/{id}/dashboard``."""
         return dict(self.json("GET", f"/jobs/{job_id}/dashboard"))
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """``POST /jobs/{id}/cancel``: ``outcome`` (CANCEL_REQUESTED or ALREADY_ENDED), ``job``.
+
+        Never deletes anything; a job that has ended is left as it is.
+        """
+        return dict(self.json("POST", f"/jobs/{job_id}/cancel"))
+
+    def usage(self, start: date, end: date, group_by: str) -> dict[str, Any]:
+        """``GET /usage``: the caller's spend on jobs and previews from ``start`` to ``end``."""
+        params = {"from": start.isoformat(), "to": end.isoformat(), "group_by": group_by}
+        return dict(self.json("GET", "/usage", params=params))
 
     def delete_job(self, job_id: str) -> dict[str, Any]:
         """``DELETE /jobs/{id}``: cancels a running job, deletes a finished one."""

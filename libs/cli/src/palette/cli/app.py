@@ -17,8 +17,7 @@ from typing import Annotated
 import typer
 
 from palette.cli import cmd_jobs, cmd_local, cmd_seeds, cmd_templates
-from palette.cli.api import ApiError
-from palette.cli.api_pending import GROUPS, usage
+from palette.cli.api import USAGE_GROUPS, ApiError
 from palette.cli.config import ConfigError
 from palette.cli.context import Options, api_of
 from palette.cli.local import LocalError
@@ -94,7 +93,7 @@ def usage_command(
         str | None, typer.Option("--from", help="First day (YYYY-MM-DD; default: 30 days ago).")
     ] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day (default: today).")] = None,
-    group_by: Annotated[str, typer.Option(help=f"One of {', '.join(GROUPS)}.")] = "day",
+    group_by: Annotated[str, typer.Option(help=f"One of {', '.join(USAGE_GROUPS)}.")] = "day",
     as_json: JsonFlag = False,
 ) -> None:
     """Spend per day, model or template."""
@@ -103,17 +102,33 @@ def usage_command(
         first = date.fromisoformat(start) if start else last - timedelta(days=30)
     except ValueError as exc:
         raise typer.BadParameter(f"dates are YYYY-MM-DD: {exc}") from None
-    if group_by not in GROUPS:
-        raise typer.BadParameter(f"one of {', '.join(GROUPS)}", param_hint="--group-by")
+    if group_by not in USAGE_GROUPS:
+        raise typer.BadParameter(f"one of {', '.join(USAGE_GROUPS)}", param_hint="--group-by")
     with api_of(ctx) as api:
-        answer = usage(api, first, last, group_by)
+        answer = api.usage(first, last, group_by)
 
     def show() -> None:
         table(
-            answer.get("groups", []),
-            [(group_by, "group"), ("cost (USD)", "cost_usd"), ("jobs", "jobs")],
+            answer["rows"],
+            [
+                (group_by, "key"),
+                ("kind", "kind"),
+                ("cost (USD)", "cost_usd"),
+                ("calls", "calls"),
+                ("jobs/previews", "items"),
+            ],
         )
-        fields(answer, ["from", "to", "total_usd", "source"])
+        fields(
+            answer,
+            [
+                "first_day",
+                "last_day",
+                "total_usd",
+                "job_usd",
+                "preview_usd",
+                "preview_reserved_usd",
+            ],
+        )
 
     emit(answer, as_json, show)
 

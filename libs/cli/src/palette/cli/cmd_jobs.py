@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.prompt import Confirm
 
-from palette.cli.api_pending import cancel as cancel_job
+from palette.cli.api import CANCEL_REQUESTED
 from palette.cli.context import api_of
 from palette.cli.output import JsonFlag, console, emit, errors, fields, print_json, table
 from palette.cli.runjob import EXIT_DETACHED, fetch_dataset, watch_with_cancel
@@ -118,14 +118,14 @@ def show(ctx: typer.Context, job_id: str, as_json: JsonFlag = False) -> None:
 def cancel(ctx: typer.Context, job_id: str, as_json: JsonFlag = False) -> None:
     """Cancel a queued or running job (it exports what it made); never deletes anything."""
     with api_of(ctx) as api:
-        outcome = cancel_job(api, job_id)
+        answer = api.cancel(job_id)
     if as_json:
-        print_json({"job": outcome.job, "cancel_sent": outcome.sent})
-    elif outcome.sent:
-        console.print(f"Cancelling job {job_id} (was {outcome.job['status']}).")
+        print_json(answer)
+    elif answer["outcome"] == CANCEL_REQUESTED:
+        console.print(f"Cancelling job {job_id} (was {answer['job']['status']}).")
     else:
         console.print(
-            f"Job {job_id} has already ended ({outcome.job['status']}); nothing to cancel."
+            f"Job {job_id} has already ended ({answer['job']['status']}); nothing to cancel."
         )
 
 

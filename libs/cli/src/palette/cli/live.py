@@ -2,7 +2,8 @@
 
 On a terminal it is one Rich ``Live`` panel: records done of total as a bar,
 cost against budget as a bar that turns yellow at 75 % and orange at 90 %,
-records/s, ETA, model calls and tokens, partitions in flight and the status.
+records/s, ETA, model calls and tokens, throttled and retried call attempts,
+partitions in flight and the status.
 Elsewhere (a pipe, a log) it prints one line per progress event. The stream
 is opened again if it drops before its ``end`` event (a gateway restart).
 """
@@ -85,6 +86,11 @@ def render(dash: dict[str, Any]) -> RenderableType:
         f"{tokens['calls']} ({tokens['input']} in / {tokens['output']} out tokens); "
         f"partitions in flight {progress['partitions_in_flight']}",
     )
+    grid.add_row(
+        "Retries",
+        "",
+        f"{tokens.get('throttled', 0)} throttled, {tokens.get('retried', 0)} retried",
+    )
     line = Text.assemble(
         ("Job ", "bold"), dash["job_id"], "  ", (status, STATUS_STYLES.get(status, "bold"))
     )
@@ -93,11 +99,12 @@ def render(dash: dict[str, Any]) -> RenderableType:
 
 def line(dash: dict[str, Any]) -> str:
     """One plain line of a dashboard (when the output is not a terminal)."""
-    progress, budget = dash["progress"], dash["budget"]
+    progress, budget, tokens = dash["progress"], dash["budget"], dash["tokens"]
     return (
         f"{dash['status']} records {progress['done']}/{progress['target']} "
         f"cost ${budget['spent_usd']} of ${budget['limit_usd']} ({budget['percent_spent']:.1f} %) "
-        f"rate {_rate(dash)} eta {_eta(dash['timing'].get('eta_seconds'))}"
+        f"rate {_rate(dash)} eta {_eta(dash['timing'].get('eta_seconds'))} "
+        f"throttled {tokens.get('throttled', 0)} retried {tokens.get('retried', 0)}"
     )
 
 

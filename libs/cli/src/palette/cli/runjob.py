@@ -20,8 +20,7 @@ import yaml
 from rich.console import Console
 from rich.prompt import Confirm
 
-from palette.cli.api import Api, ApiError
-from palette.cli.api_pending import cancel, estimate
+from palette.cli.api import CANCEL_REQUESTED, Api, ApiError
 from palette.cli.dataset import DatasetSummary, summarize, write_card
 from palette.cli.live import watch
 from palette.cli.transfer import download, upload_seeds
@@ -112,6 +111,26 @@ def first_seed(path: Path) -> dict[str, Any]:
     raise RunError(f"the seed file {path} has no records")
 
 
+@dataclass
+class Estimate:
+    """What a job of ``records`` records may cost, from a template preview."""
+
+    records: int
+    worst_case_usd: Decimal
+    expected_usd: Decimal | None = None
+
+
+def estimate(preview: dict[str, Any], records: int) -> Estimate:
+    """The preview's job-level estimate (``estimate``; its mean only when records were run)."""
+    job_level = preview["estimate"]
+    mean = job_level.get("mean_usd")
+    return Estimate(
+        records,
+        Decimal(str(job_level["worst_case_usd"])),
+        Decimal(str(mean)) if mean is not None else None,
+    )
+
+
 def confirm_launch(req: RunRequest, preview: dict[str, Any], console: Console) -> bool:
     """Show the estimate; ask unless ``--yes``."""
     guess = estimate(preview, req.records)
@@ -143,11 +162,11 @@ def watch_with_cancel(api: Api, job_id: str, console: Console) -> dict[str, Any]
                     f"Job {job_id} goes on; `palette jobs watch {job_id}` shows it again."
                 )
                 return None
-            outcome = cancel(api, job_id)
+            cancelled = api.cancel(job_id)
             console.print(
                 f"Cancelling job {job_id} ..."
-                if outcome.sent
-                else f"Job {job_id} had already ended ({outcome.job['status']})."
+                if cancelled["outcome"] == CANCEL_REQUESTED
+                else f"Job {job_id} had already ended ({cancelled['job']['status']})."
             )
 
 

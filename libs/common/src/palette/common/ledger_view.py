@@ -50,6 +50,10 @@ class LedgerView:
     by_step: dict[str, Totals] = field(default_factory=dict)
     exceeded: bool = False
     open_leases: int = 0
+    throttled_calls: int = 0
+    """Model-call attempts refused for the provider's quota (not billed)."""
+    retried_calls: int = 0
+    """Model-call attempts made again after a retryable failure."""
 
     @classmethod
     def empty(cls, budget: int) -> LedgerView:
@@ -90,6 +94,8 @@ def build_view(doc: dict[str, Any] | None, budget: int, leases: list[dict[str, A
         input_tokens=int(doc.get("input_tokens", 0)),
         output_tokens=int(doc.get("output_tokens", 0)),
         exceeded=bool(doc.get("exceeded", False)),
+        throttled_calls=int(doc.get("throttled_calls", 0)),
+        retried_calls=int(doc.get("retried_calls", 0)),
     )
     _merge(view.by_model, doc.get("by_model", {}), key_is_model=True)
     _merge(view.by_step, doc.get("by_step", {}), key_is_model=False)
@@ -103,6 +109,9 @@ def build_view(doc: dict[str, Any] | None, budget: int, leases: list[dict[str, A
         settled = int(lease.get("settled", 0))
         view.spent += settled
         view.reserved -= settled
+        retries = lease.get("retries") or {}
+        view.throttled_calls += int(retries.get("throttled", 0))
+        view.retried_calls += int(retries.get("retried", 0))
         usage = lease.get("usage") or {}
         for entry in usage.values():
             view.calls += int(entry.get("calls", 0))

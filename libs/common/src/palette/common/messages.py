@@ -81,6 +81,20 @@ class StepUsage(BaseModel):
     output_tokens: NonNegInt = 0
 
 
+class RetryCounts(BaseModel):
+    """Model-call attempts that brought no answer and were made again (never billed as calls).
+
+    ``throttled``: attempts the provider refused for its quota (``ThrottlingException``
+    and the like). ``retried``: attempts made again after a retryable failure (a
+    throttle, a 5xx, a timeout). A throttled attempt that was retried counts in both.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    throttled: NonNegInt = 0
+    retried: NonNegInt = 0
+
+
 # ----------------------------------------------------------------- commands
 
 
@@ -183,6 +197,8 @@ class RecordsGenerated(Message):
     part_key: str
     records: NonNegInt
     usage: tuple[StepUsage, ...] = ()
+    retries: RetryCounts = RetryCounts()
+    """Attempts throttled and retried since the attempt's previous part."""
 
 
 class PartitionOutcome(StrEnum):
@@ -215,6 +231,8 @@ class PartitionCompleted(Message):
     usage: tuple[StepUsage, ...] = ()
     unknown_calls: tuple[Identifier, ...] = ()
     unknown_worst: NonNegInt = 0
+    retries: RetryCounts = RetryCounts()
+    """The whole attempt's throttled and retried attempts (re-announced parts too)."""
 
 
 class PartitionFailed(Message):
@@ -240,6 +258,8 @@ class PartitionFailed(Message):
     usage: tuple[StepUsage, ...] = ()
     unknown_calls: tuple[Identifier, ...] = ()
     unknown_worst: NonNegInt = 0
+    retries: RetryCounts = RetryCounts()
+    """The whole attempt's throttled and retried attempts (re-announced parts too)."""
     lost_holder: Identifier | None = None
 
 

@@ -45,6 +45,10 @@ class GatewayClient:
         """``GET /jobs/{id}``."""
         return self._ok(self.http.get(f"/jobs/{job_id}"))
 
+    def dashboard(self, job_id: str) -> dict[str, Any]:
+        """``GET /jobs/{id}/dashboard``: progress, money, tokens and retries, timing."""
+        return self._ok(self.http.get(f"/jobs/{job_id}/dashboard"))
+
     def cancel(self, job_id: str) -> dict[str, Any]:
         """``POST /jobs/{id}/cancel``: stop a queued or running job; never deletes anything."""
         return self._ok(self.http.post(f"/jobs/{job_id}/cancel"))

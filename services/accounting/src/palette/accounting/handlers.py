@@ -101,7 +101,7 @@ async def records_generated(
     """Settle the exact cost of a written part against its lease."""
     usage = _priced(msg.usage, pricing)
     try:
-        applied = await repo.settle(msg.message_id, msg.lease_id, usage)
+        applied = await repo.settle(msg.message_id, msg.lease_id, usage, msg.retries)
         failpoints.hit("accounting.after_write")
     except UnknownJobError as exc:
         raise PermanentError(str(exc)) from exc
@@ -164,6 +164,7 @@ async def _end(
                 unknown_calls=msg.unknown_calls,
                 unknown_worst=msg.unknown_worst,
                 lost_holder=lost_holder,
+                retries=msg.retries,
             )
             closing = None
         else:
@@ -172,6 +173,7 @@ async def _end(
                 usage,
                 unknown_worst=msg.unknown_worst,
                 whole=lost_holder is not None,
+                retries=msg.retries,
             )
         failpoints.hit("accounting.after_write")
     except UnknownJobError as exc:

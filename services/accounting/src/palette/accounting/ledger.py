@@ -11,7 +11,7 @@ from typing import Any
 
 from palette.accounting.invocations import LoggedCall, unique
 from palette.common.keys import mongo_field
-from palette.common.messages import StepUsage
+from palette.common.messages import RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
 
 UsageMap = dict[str, dict[str, Any]]
@@ -87,6 +87,22 @@ def aggregate_increments(usage: UsageMap) -> dict[str, int]:
                 key = f"{scope}.{field}"
                 inc[key] = inc.get(key, 0) + value
     return inc
+
+
+RETRY_FIELDS = {"throttled": "throttled_calls", "retried": "retried_calls"}
+"""A lease's ``retries.<name>`` counter -> the ledger's total of it."""
+
+
+def retry_fields(retries: RetryCounts) -> dict[str, int]:
+    """A lease's ``retries.*`` fields for counts (the non-zero ones)."""
+    counts = {"throttled": retries.throttled, "retried": retries.retried}
+    return {f"retries.{name}": n for name, n in counts.items() if n}
+
+
+def retry_totals(lease_retries: dict[str, Any]) -> dict[str, int]:
+    """``$inc`` fields for the ledger's retry totals from a closed lease's counters."""
+    totals = {total: int(lease_retries.get(name, 0)) for name, total in RETRY_FIELDS.items()}
+    return {total: n for total, n in totals.items() if n}
 
 
 @dataclass(frozen=True, slots=True)

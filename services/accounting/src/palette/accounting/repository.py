@@ -38,10 +38,19 @@ from pymongo.errors import DuplicateKeyError
 
 from palette.accounting import ledger, metrics
 from palette.common.keys import mongo_field
-from palette.common.messages import utcnow
+from palette.common.messages import RetryCounts, utcnow
 from palette.common.metrics import usd
 
 Doc = dict[str, Any]
+
+
+NO_RETRIES = RetryCounts()
+
+
+def _at_least(retries: RetryCounts) -> Doc:
+    """``$max`` of a lease's retry counts with an ended attempt's totals (parts counted them)."""
+    fields = ledger.retry_fields(retries)
+    return {"$max": fields} if fields else {}
 
 
 class UnknownJobError(LookupError):
@@ -155,13 +164,19 @@ class LedgerRepository:
         reserved = sum(int(v) for v in (current.get("pending") or {}).values())
         return Reservation(granted, int(current["available"]), reserved)
 
-    async def settle(self, message_id: str, lease_id: str, usage: ledger.UsageMap) -> int | None:
-        """Add a part's usage to its lease once; None if applied before or lease closed."""
+    async def settle(
+        self,
+        message_id: str,
+        lease_id: str,
+        usage: ledger.UsageMap,
+        retries: RetryCounts = NO_RETRIES,
+    ) -> int | None:
+        """Add a part's usage and retry counts to its lease once; None if applied before."""
         lease = await self.leases.find_one({"_id": lease_id}, {"job_id": 1})
         if lease is None:
             raise UnknownJobError(f"lease {lease_id}")
         cost = sum(int(e["cost"]) for e in usage.values())
-        inc: dict[str, int] = {"settled": cost}
+        inc: dict[str, int] = {"settled": cost} | ledger.retry_fields(retries)
         model_ids: dict[str, str] = {}
         for step, entry in usage.items():
             key = mongo_field(step)
@@ -198,7 +213,13 @@ class LedgerRepository:
         return ledger.merge(seen, extra), cost
 
     async def close(
-        self, lease_id: str, total: ledger.UsageMap, *, unknown_worst: int = 0, whole: bool = False
+        self,
+        lease_id: str,
+        total: ledger.UsageMap,
+        *,
+        unknown_worst: int = 0,
+        whole: bool = False,
+        retries: RetryCounts = NO_RETRIES,
     ) -> tuple[ledger.Closing | None, Doc]:
         """Close a lease at its attempt's total usage: (closing, or None if not now; lease).
 
@@ -226,7 +247,8 @@ class LedgerRepository:
                         "settled": known + charge,
                         "unreconciled": charge,
                         "closed_at": utcnow(),
-                    }
+                    },
+                    **_at_least(retries),
                 },
                 return_document=ReturnDocument.AFTER,
             )
@@ -244,6 +266,7 @@ class LedgerRepository:
         unknown_calls: Sequence[str] = (),
         unknown_worst: int = 0,
         lost_holder: str | None = None,
+        retries: RetryCounts = NO_RETRIES,
     ) -> Doc:
         """Hold a lease until the invocation log is complete for it (at ``due``); the lease.
 
@@ -266,7 +289,7 @@ class LedgerRepository:
             fields |= {"due": due, "state": "waiting", "held_at": utcnow()}
             updated = await self.leases.find_one_and_update(
                 {"_id": lease_id, "closed": False, "reconcile": {"$exists": False}},
-                {"$set": {**update, "reconcile": fields}},
+                {"$set": {**update, "reconcile": fields}, **_at_least(retries)},
                 return_document=ReturnDocument.AFTER,
             )
             lease = updated or await self._lease(lease_id)
@@ -332,6 +355,7 @@ class LedgerRepository:
         reserved = int(lease.get("reserved", int(lease["amount"])))
         inc = ledger.aggregate_increments(lease.get("usage") or {})
         inc.update({"available": reserved - spent, "spent": spent})
+        inc.update(ledger.retry_totals(lease.get("retries") or {}))
         unreconciled = int(lease.get("unreconciled") or 0)
         if unreconciled:
             inc["unreconciled"] = unreconciled

@@ -90,7 +90,11 @@ def build_dashboard(
             exceeded=ledger.exceeded,
         ),
         tokens=TokensPanel(
-            input=ledger.input_tokens, output=ledger.output_tokens, calls=ledger.calls
+            input=ledger.input_tokens,
+            output=ledger.output_tokens,
+            calls=ledger.calls,
+            throttled=ledger.throttled_calls,
+            retried=ledger.retried_calls,
         ),
         timing=TimingPanel(
             created_at=job["created_at"],

@@ -6,6 +6,7 @@ import structlog
 
 from palette.common.templates import Step
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
+from palette.generator.metrics import THROTTLE_CODES
 from palette.generator.state import AttemptState
 
 log = structlog.get_logger("palette.generator.calls")
@@ -72,55 +73,62 @@ class ModelCalls:
             ClaimLapsedError: the claim on the lease may have passed to another generator.
             ModelCallError: non-retryable, or retryable after the last attempt.
         """
-        state = self._state
-        rt, msg, guard = state.rt, state.msg, state.guard
-        price = rt.pricing.price(step.model)
+        rt, msg = self._state.rt, self._state.msg
         attempts = rt.settings.max_call_attempts
         for attempt in range(1, attempts + 1):
-            request = self._request(step, prompt, system, attempt)
-            async with rt.call_slots.hold(self._priority):
-                if rt.stops.is_stopped(msg.job_id):
-                    raise Stopped
-                if not state.claim.valid():
-                    raise ClaimLapsedError
-                reservation = guard.try_reserve(worst)
-                if reservation is None:
-                    raise Exhausted
-                try:
-                    result = await rt.models.converse(request)
-                except ModelCallError as exc:
-                    if exc.maybe_billed:
-                        guard.hold(reservation, request.metadata["call_id"])
-                    else:
-                        guard.release(reservation)
-                    error = exc
-                except BaseException:  # cancelled or a bug: the request may have gone out
-                    guard.hold(reservation, request.metadata["call_id"])
-                    raise
-                else:
-                    cost = price.cost(result.input_tokens, result.output_tokens)
-                    overrun = guard.settle(reservation, cost)
-                    state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
-                    if overrun:
-                        log.error(
-                            "worst_case_exceeded",
-                            record=self._record,
-                            step=step.id,
-                            worst=worst,
-                            cost=cost,
-                        )
-                    return result
-            if not error.retryable or attempt == attempts:
-                raise error
+            outcome = await self._attempt(step, prompt, system, worst, attempt)
+            if isinstance(outcome, ModelResult):
+                return outcome
+            if outcome.code in THROTTLE_CODES:
+                self._state.count_retries(throttled=1)
+            if not outcome.retryable or attempt == attempts:
+                raise outcome
             delay = rt.backoff(attempt)
             log.info(
                 "model_call_retry",
                 record=self._record,
                 step=step.id,
                 attempt=attempt,
-                error=str(error),
+                error=str(outcome),
                 delay=round(delay, 3),
             )
             if await rt.stops.sleep(msg.job_id, delay):
                 raise Stopped
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self, step: Step, prompt: str, system: str | None, worst: int, attempt: int
+    ) -> ModelResult | ModelCallError:
+        """One attempt of a call under a slot: its result, or the error that ended it."""
+        state = self._state
+        rt, guard = state.rt, state.guard
+        request = self._request(step, prompt, system, attempt)
+        async with rt.call_slots.hold(self._priority):
+            if rt.stops.is_stopped(state.msg.job_id):
+                raise Stopped
+            if not state.claim.valid():
+                raise ClaimLapsedError
+            reservation = guard.try_reserve(worst)
+            if reservation is None:
+                raise Exhausted
+            if attempt > 1:
+                state.count_retries(retried=1)
+            try:
+                result = await rt.models.converse(request)
+            except ModelCallError as exc:
+                if exc.maybe_billed:
+                    guard.hold(reservation, request.metadata["call_id"])
+                else:
+                    guard.release(reservation)
+                return exc
+            except BaseException:  # cancelled or a bug: the request may have gone out
+                guard.hold(reservation, request.metadata["call_id"])
+                raise
+            cost = rt.pricing.price(step.model).cost(result.input_tokens, result.output_tokens)
+            overrun = guard.settle(reservation, cost)
+            state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
+            if overrun:
+                log.error(
+                    "worst_case_exceeded", record=self._record, step=step.id, worst=worst, cost=cost
+                )
+            return result

@@ -97,6 +97,7 @@ async def attempt(state: AttemptState) -> None:
         if part.meta.lease == msg.lease_id:
             await announce(state, part.key, part.meta)
             state.usage.merge(part.meta.usage)
+            state.retries.merge(part.meta.retries)
     state.covered = len(covered)
     missing = [i for i in range(msg.start, msg.end) if i not in covered]
     log.info("partition_started", missing=len(missing), reannounced_calls=state.usage.calls)
@@ -203,7 +204,7 @@ async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
     for record in run:
         usage.merge(record.tally())
     usage.merge(state.orphan.take())
-    meta = PartMeta(len(run), msg.lease_id, m.new_message_id(), usage)
+    meta = PartMeta(len(run), msg.lease_id, m.new_message_id(), usage, state.unannounced.take())
     key = keys.part_key(msg.job_id, run[0].index)
     body = encode_part(msg.job_id, run)
     try:
@@ -212,11 +213,13 @@ async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
     except Exception as exc:
         log.exception("part_write_failed", key=key)
         state.orphan.merge(usage)
+        state.unannounced.merge(meta.retries)
         state.fail(f"writing part {key} failed: {type(exc).__name__}: {exc}", retryable=True)
         return
     if not written:
         log.warning("part_key_taken", key=key)
         state.orphan.merge(usage)
+        state.unannounced.merge(meta.retries)
         return
     state.written += len(run)
     metrics.RECORDS_GENERATED.inc(len(run))
@@ -239,6 +242,7 @@ async def announce(state: AttemptState, key: str, meta: PartMeta) -> None:
             part_key=key,
             records=meta.records,
             usage=meta.usage.to_step_usages(),
+            retries=meta.retries.to_counts(),
         )
     )
     log.info("records_generated", key=key, records=meta.records, part_message_id=meta.message)
@@ -257,6 +261,7 @@ async def finish(state: AttemptState) -> None:
         "attempt": msg.attempt,
         "lease_id": msg.lease_id,
         "usage": state.usage.to_step_usages(),
+        "retries": state.retries.to_counts(),
         "unknown_calls": tuple(unknown),
         "unknown_worst": sum(unknown.values()),
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from palette.common.keys import record_id
-from palette.generator.usage import UsageTally
+from palette.generator.usage import RetryTally, UsageTally
 
 
 @dataclass(slots=True)
@@ -125,6 +125,8 @@ class PartMeta:
     lease: str
     message: str
     usage: UsageTally
+    retries: RetryTally = field(default_factory=RetryTally)
+    """Attempts throttled and retried since the attempt's previous part (announced with it)."""
 
     def to_metadata(self) -> dict[str, str]:
         """As S3 user metadata (ASCII strings)."""
@@ -133,6 +135,7 @@ class PartMeta:
             "lease": self.lease,
             "message": self.message,
             "usage": self.usage.encode(),
+            "retries": self.retries.encode(),
         }
 
     @classmethod
@@ -144,9 +147,11 @@ class PartMeta:
             usage = UsageTally.decode(metadata["usage"])
         except KeyError as exc:
             raise ValueError(f"part metadata lacks {exc}") from None
+        # Parts written before retry counts were kept have none: zero.
+        retries = RetryTally.decode(metadata.get("retries", "0,0"))
         if records < 1 or not lease or not message:
             raise ValueError("part metadata has a bad records, lease or message")
-        return cls(records=records, lease=lease, message=message, usage=usage)
+        return cls(records=records, lease=lease, message=message, usage=usage, retries=retries)
 
 
 def contiguous_runs(indices: Iterable[int], part_size: int) -> list[tuple[int, int]]:

@@ -12,7 +12,7 @@ from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
 from palette.generator.records import FinishedRecord
 from palette.generator.runtime import Publish, Runtime
-from palette.generator.usage import UsageTally
+from palette.generator.usage import RetryTally, UsageTally
 
 log = structlog.get_logger("palette.generator.partition")
 
@@ -36,6 +36,10 @@ class AttemptState:
     """Everything billed under the lease in this attempt (re-announced parts too)."""
     orphan: UsageTally = field(default_factory=UsageTally)
     """Billed calls of records in no part yet."""
+    retries: RetryTally = field(default_factory=RetryTally)
+    """Throttled and retried call attempts under the lease in this attempt (re-announced too)."""
+    unannounced: RetryTally = field(default_factory=RetryTally)
+    """Throttled and retried call attempts in no part yet (the next part announces them)."""
     covered: int = 0
     """Records of the range already in parts when the attempt started."""
     written: int = 0
@@ -53,6 +57,12 @@ class AttemptState:
     """Seed position -> its first step's rendered prompt and system text."""
     partial: dict[int, FinishedRecord] = field(default_factory=dict)
     """Incomplete records of the range an earlier attempt paid for: resumed, not redone."""
+
+    def count_retries(self, *, throttled: int = 0, retried: int = 0) -> None:
+        """Count call attempts refused for quota, and attempts made again."""
+        for tally in (self.retries, self.unannounced):
+            tally.throttled += throttled
+            tally.retried += retried
 
     async def emit(self, message: m.Message) -> None:
         """Publish, marking a failure as one that only a redelivery can repair."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from palette.common.messages import StepUsage
+from palette.common.messages import RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
 
 
@@ -90,3 +90,53 @@ class UsageTally:
 
     def __repr__(self) -> str:
         return f"UsageTally({self.encode()})"
+
+
+class RetryTally:
+    """Throttled and retried model-call attempts (``RetryCounts``), counted as they happen."""
+
+    __slots__ = ("retried", "throttled")
+
+    def __init__(self, throttled: int = 0, retried: int = 0) -> None:
+        self.throttled = throttled
+        self.retried = retried
+
+    def merge(self, other: RetryTally) -> None:
+        """Add another tally to this one."""
+        self.throttled += other.throttled
+        self.retried += other.retried
+
+    def take(self) -> RetryTally:
+        """Move the counts into a new tally, leaving this one at zero."""
+        moved = RetryTally(self.throttled, self.retried)
+        self.throttled = self.retried = 0
+        return moved
+
+    def to_counts(self) -> RetryCounts:
+        """As a message field."""
+        return RetryCounts(throttled=self.throttled, retried=self.retried)
+
+    def encode(self) -> str:
+        """``throttled,retried`` (S3 user metadata)."""
+        return f"{self.throttled},{self.retried}"
+
+    @classmethod
+    def decode(cls, text: str) -> RetryTally:
+        """Parse ``encode``'s output; ValueError when it is not two counts."""
+        fields = text.split(",")
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            raise ValueError(f"bad retry counts {text!r}")
+        return cls(int(fields[0]), int(fields[1]))
+
+    def __bool__(self) -> bool:
+        return bool(self.throttled or self.retried)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RetryTally):
+            return NotImplemented
+        return (self.throttled, self.retried) == (other.throttled, other.retried)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RetryTally(throttled={self.throttled}, retried={self.retried})"

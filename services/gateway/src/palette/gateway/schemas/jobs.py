@@ -154,11 +154,17 @@ class BudgetPanel(Reply):
 
 
 class TokensPanel(Reply):
-    """Token totals."""
+    """Token totals, and the model-call attempts that brought no answer."""
 
     input: int
     output: int
     calls: int
+    throttled: int = Field(
+        0, description="Call attempts the provider refused for its quota (never billed)."
+    )
+    retried: int = Field(
+        0, description="Call attempts made again after a throttle, a 5xx or a timeout."
+    )
 
 
 class TimingPanel(Reply):
