@@ -45,7 +45,7 @@ class TestPaletteRun:
         header = card_header(out)
         assert header["dataset_info"]["splits"][0]["num_examples"] == 120
         names = [f["name"] for f in header["dataset_info"]["features"]]
-        assert names[:5] == ["id", "index", "seed_index", "question", "answer"]
+        assert names[:6] == ["id", "index", "seed_index", "complete", "question", "answer"]
         assert header["configs"][0]["data_files"][0]["path"] == "dataset.parquet"
         body = (out / "README.md").read_text(encoding="utf-8")
         assert job_id in body
@@ -180,6 +180,7 @@ class TestUpStatusLogs:
             "generator-0",
             "generator-1",
         }
+        assert isinstance(status["queues"], dict), status["queues"]
         assert status["queues"]["scheduler.submit-job"] == 0
         assert "service_started" in cli_stack("logs", "scheduler", "-n", "1000").stdout
 

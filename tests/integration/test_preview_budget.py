@@ -20,7 +20,7 @@ from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
 from tests.integration.gateway_fixtures import BUDGET_STEP, PREVIEW_BUDGET_USD, MakeApi
 from tests.integration.gateway_helpers import problem, wait_until
-from tests.integration.test_gateway_usage import cost, picos, settled
+from tests.integration.test_gateway_usage import cost, picos, settled, usage
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -87,3 +87,31 @@ class TestPreviewBudgetCap:
         for (_, ended), (began, _) in itertools.pairwise(spans):
             assert ended <= began, "two previews ran at once within a budget for one"
         assert picos(spent["preview_usd"]) == cost(billed) <= picos(PREVIEW_BUDGET_USD)
+
+
+class TestAllRecordsReservedFirst:
+    def test_a_preview_whose_records_do_not_all_fit_is_refused_before_any_runs(
+        self, make_budget_api: MakeApi, devstack: DevStack
+    ) -> None:
+        user, api = make_budget_api()
+        template = api.create_template(BUDGET_STEP)
+        two = api.http.post(
+            f"/templates/{template['id']}/preview",
+            params={"run": "true"},
+            json={"seed": SEED, "more_seeds": [SEED]},
+        )
+        refused = problem(two, 429)
+        worst = Decimal(refused["needed_usd"]) / 2
+        assert (Decimal(refused["available_usd"]), refused["reserved_usd"]) == (BUDGET, "0")
+        assert worst <= BUDGET < 2 * worst
+        # The first record's reservation, granted before the second was refused, is
+        # given back at once (not when it would expire): nothing is held any more ...
+        wait_until(lambda: usage(api, group_by="kind")["preview_reserved_usd"] == "0", timeout=30)
+        assert devstack.emulator_control().billing(owner=user) == []
+        # ... so a preview of one record runs at once, within the same budget.
+        one = run(api, template["id"])
+        assert one.status_code == 200, one.text
+        spent = wait_until(lambda: settled(api, 1), timeout=60)
+        billed = devstack.emulator_control().billing(owner=user)
+        assert len(billed) == 1
+        assert picos(spent["preview_usd"]) == cost(billed) == picos(one.json()["cost_usd"])

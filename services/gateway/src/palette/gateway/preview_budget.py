@@ -1,4 +1,4 @@
-"""A user's preview budget: each previewed record's worst case is reserved before the model runs.
+"""A user's preview budget: every previewed record's worst case is reserved before any runs.
 
 Accounting owns the ledger; the gateway asks it (``ReservePreviewBudget``,
 request/reply) to reserve the record's worst case from what the owner may
@@ -13,10 +13,20 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, time, timedelta
 
-from palette.common.messages import PreviewBudgetResult, ReservePreviewBudget, utcnow
+import structlog
+
+from palette.common.messages import (
+    PreviewBudgetResult,
+    PreviewCompleted,
+    ReservePreviewBudget,
+    preview_completed_id,
+    utcnow,
+)
 from palette.common.money import usd_string, usd_to_picos
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import Problem, field_error
+
+log = structlog.get_logger("palette.gateway.preview_budget")
 
 RETRY_SECONDS = 5
 """Retry-After when previews still running hold the budget a new one needs."""
@@ -59,14 +69,10 @@ def refusal(answer: PreviewBudgetResult, worst: int, now: datetime) -> Problem:
     )
 
 
-async def reserve_preview(
+async def _reserve(
     runtime: Runtime, owner: str, template_id: str, worst: int, deadline: datetime
-) -> str:
-    """Reserve ``worst`` for a new preview; its id (the ``PreviewRecord``'s message id).
-
-    Raises:
-        Problem: 429 when it does not fit in the budget, 503 when accounting does not answer.
-    """
+) -> PreviewBudgetResult:
+    """Ask accounting to reserve ``worst`` for a new preview (503 when it does not answer)."""
     settings = runtime.settings
     preview_id = uuid.uuid4().hex
     request = ReservePreviewBudget(
@@ -80,13 +86,59 @@ async def reserve_preview(
     )
     wait = settings.preview_budget_timeout_seconds
     try:
-        answer = await runtime.publisher.request(request, PreviewBudgetResult, wait)
+        return await runtime.publisher.request(request, PreviewBudgetResult, wait)
     except TimeoutError:
         raise Problem(
             503,
             f"accounting did not reserve the preview's budget within {wait:g} s; try again shortly",
             headers={"Retry-After": str(RETRY_SECONDS)},
         ) from None
-    if not answer.granted:
-        raise refusal(answer, worst, utcnow())
-    return preview_id
+
+
+async def release(runtime: Runtime, owner: str, preview_ids: list[str]) -> None:
+    """Settle reservations whose records will not run at zero (no model was called).
+
+    If the broker cannot take that now, the reservations are released when they
+    expire, as for a gateway that stopped half way.
+    """
+    for preview_id in preview_ids:
+        message = PreviewCompleted(
+            message_id=preview_completed_id(preview_id), preview_id=preview_id, owner=owner
+        )
+        try:
+            await runtime.publisher.publish(message)
+        except Exception:
+            log.warning("preview_release_failed", preview_id=preview_id, exc_info=True)
+
+
+async def reserve_previews(
+    runtime: Runtime, owner: str, template_id: str, worsts: list[int], deadlines: list[datetime]
+) -> list[str]:
+    """Reserve every record's worst case before any record runs: all of them, or none.
+
+    Returns the preview ids (each record's ``PreviewRecord`` message id), in order.
+    When one does not fit, those already granted are released at once and the
+    429 names the whole preview's worst case, so a preview is refused before
+    any of its records is billed, never half way.
+
+    Raises:
+        Problem: 429 when the sum does not fit in the budget, 503 when accounting does not answer.
+    """
+    granted: list[str] = []
+    try:
+        for worst, deadline in zip(worsts, deadlines, strict=True):
+            answer = await _reserve(runtime, owner, template_id, worst, deadline)
+            if not answer.granted:
+                held = sum(worsts[: len(granted)])
+                before = answer.model_copy(
+                    update={
+                        "available": answer.available + held,
+                        "reserved": max(answer.reserved - held, 0),
+                    }
+                )
+                raise refusal(before, sum(worsts), utcnow())
+            granted.append(answer.preview_id)
+    except BaseException:
+        await release(runtime, owner, granted)
+        raise
+    return granted

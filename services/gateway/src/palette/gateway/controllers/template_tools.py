@@ -22,7 +22,7 @@ from palette.gateway.controllers.templates import Version, store_new, visible_te
 from palette.gateway.estimating import SampleRun, job_estimate
 from palette.gateway.openapi import problems
 from palette.gateway.ports import Runtime
-from palette.gateway.preview_budget import reserve_preview
+from palette.gateway.preview_budget import release, reserve_previews
 from palette.gateway.previewing import preview_steps
 from palette.gateway.problems import Problem, field_error, invalid
 from palette.gateway.schemas import PreviewRequest, PreviewView, StepPreviewView, TemplateView
@@ -81,29 +81,37 @@ async def _run(
     owner: str,
     template_id: str,
     spec: TemplateSpec,
-    seed: dict[str, Any],
-    worst: int,
-) -> PreviewResult:
+    seeds: list[dict[str, Any]],
+    worsts: list[int],
+) -> list[PreviewResult]:
+    """Run the records one after another, every worst case reserved before the first runs."""
     settings = runtime.settings
-    _within_cap(settings, worst)
     timeout = settings.preview_timeout_seconds
-    deadline = utcnow() + timedelta(seconds=timeout)
-    request = PreviewRecord(
-        message_id=await reserve_preview(runtime, owner, template_id, worst, deadline),
-        owner=owner,
-        template=spec,
-        seed=seed,
-        max_cost=worst,
-        deadline=deadline,
-    )
-    try:
-        return await runtime.publisher.request(request, PreviewResult, timeout)
-    except TimeoutError:
-        raise Problem(
-            503,
-            f"no generator answered the preview within {timeout:g} s; try again shortly",
-            headers={"Retry-After": "5"},
-        ) from None
+    start = utcnow()
+    # Record k starts after at most k answers, each waited for at most ``timeout``.
+    deadlines = [start + timedelta(seconds=timeout * (k + 1)) for k in range(len(seeds))]
+    preview_ids = await reserve_previews(runtime, owner, template_id, worsts, deadlines)
+    results: list[PreviewResult] = []
+    for k, (seed, worst) in enumerate(zip(seeds, worsts, strict=True)):
+        request = PreviewRecord(
+            message_id=preview_ids[k],
+            owner=owner,
+            template=spec,
+            seed=seed,
+            max_cost=worst,
+            deadline=min(utcnow() + timedelta(seconds=timeout), deadlines[k]),
+        )
+        try:
+            results.append(await runtime.publisher.request(request, PreviewResult, timeout))
+        except TimeoutError:
+            # The records not sent never run: their reservations go back now.
+            await release(runtime, owner, preview_ids[k + 1 :])
+            raise Problem(
+                503,
+                f"no generator answered the preview within {timeout:g} s; try again shortly",
+                headers={"Retry-After": "5"},
+            ) from None
+    return results
 
 
 class TemplateToolsController(Controller):
@@ -138,9 +146,10 @@ class TemplateToolsController(Controller):
         record of ``seed``, then one of each of ``more_seeds``, one after
         another (each record's worst case must fit in
         ``PALETTE_GATEWAY_PREVIEW_MAX_USD``), and the real usage and cost come
-        back. Each record's worst case is first reserved from the user's preview
-        budget of the day (``PALETTE_GATEWAY_PREVIEW_BUDGET_USD``; 429 when it
-        does not fit). ``estimate`` scales the records run and the worst case to a
+        back. Before the first record runs, the worst cases of all of them are
+        reserved from the user's preview budget of the day
+        (``PALETTE_GATEWAY_PREVIEW_BUDGET_USD``; 429, with nothing billed, when
+        their sum does not fit). ``estimate`` scales the records run and the worst case to a
         job of ``num_records`` records (see ``palette.gateway.estimating``).
         """
         doc = await visible_template(runtime, owner, template_id, version)
@@ -168,10 +177,7 @@ class TemplateToolsController(Controller):
         if not run:
             return view
         _within_cap(runtime.settings, max(worsts))  # refused before any record is billed
-        results = [
-            await _run(runtime, owner, template_id, spec, seed, seed_worst)
-            for (_, seed), seed_worst in zip(seeds, worsts, strict=True)
-        ]
+        results = await _run(runtime, owner, template_id, spec, [s for _, s in seeds], worsts)
         sample = SampleRun()
         for (name, _), record in zip(seeds, results, strict=True):
             sample = sample.add(name, record.cost, record.error)
