@@ -14,6 +14,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from palette.common.keys import from_mongo_field
+from palette.common.lease_view import LEASES
 
 TOTAL_FIELDS = ("cost", "calls", "input_tokens", "output_tokens")
 
@@ -129,7 +130,7 @@ async def _pending_leases(
     pending = [lease for doc in docs for lease in (doc.get("pending") or {})]
     leases: dict[str, list[dict[str, Any]]] = {}
     if pending:
-        async for lease in db["leases"].find({"_id": {"$in": pending}}):
+        async for lease in db[LEASES].find({"_id": {"$in": pending}}):
             leases.setdefault(str(lease.get("job_id")), []).append(lease)
     return leases
 

@@ -26,6 +26,11 @@ def usd_to_picos(usd: Decimal | str | int) -> int:
     return int(value)
 
 
+def decimal_string(amount: Decimal) -> str:
+    """A Decimal in plain positional form without trailing zeros (``"40"``, ``"0.125"``)."""
+    return format(amount.normalize(), "f")
+
+
 def picos_to_usd(picos: int) -> Decimal:
     """Convert picodollars to an exact USD Decimal (trailing zeros removed)."""
     result = (Decimal(picos) / _PICOS).normalize()

@@ -11,9 +11,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from palette.common.job_document import ExportStatus, export_status, job_document
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat, SubmitJob, utcnow
-from palette.common.money import usd_string, usd_to_picos
+from palette.common.money import decimal_string, usd_string, usd_to_picos
 from palette.common.templates import TemplateSpec
 from palette.gateway.removal import job_etag
 from palette.gateway.schemas import CreateJob, ExportView, JobView
@@ -41,10 +42,15 @@ def now_ms() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def decimal_string(amount: Decimal) -> str:
-    """A Decimal in plain positional form without trailing zeros."""
-    normalized = amount.normalize()
-    return format(normalized, "f")
+_SUBMITTED = {
+    "seed_key",
+    "num_records",
+    "budget_usd",
+    "output_format",
+    "partition_size",
+    "priority",
+}
+"""Fields of ``POST /jobs`` that its ``SubmitJob`` carries as they are."""
 
 
 def submit_message_id(job_id: str) -> str:
@@ -62,37 +68,27 @@ def new_job_document(
 ) -> Document:
     """The job document the gateway inserts (status QUEUED, outbox flag unset).
 
-    Its ``partition_size`` is the one the request names, or null: the scheduler
-    decides it then (``PALETTE_SCHEDULER_PARTITION_SIZE``) and writes it when
-    the job starts.
+    Built by the one factory (``palette.common.job_document``) from the
+    ``SubmitJob`` it will publish, the template version's steps and seed field
+    requirements. Its ``partition_size`` is the one the request names, or null:
+    the scheduler decides it then (``PALETTE_SCHEDULER_PARTITION_SIZE``) and
+    writes it when the job starts.
+
+    Raises:
+        pydantic.ValidationError: the request and template make no valid ``SubmitJob``.
     """
-    return {
-        "_id": job_id,
-        "owner": owner,
-        "template": {"steps": list(template["steps"])},
-        "template_id": template["template_id"],
-        "template_version": template["version"],
-        "schema_requirements": list(template.get("schema_requirements", [])),
-        "seed_key": request.seed_key,
-        "num_records": request.num_records,
-        "budget_usd": decimal_string(request.budget_usd),
-        "budget_picos": usd_to_picos(request.budget_usd),
-        "output_format": request.output_format.value,
-        "partition_size": request.partition_size,
-        "priority": request.priority,
-        "status": JobStatus.QUEUED.value,
-        "created_at": now,
-        "updated_at": now,
-        "started_at": None,
-        "finished_at": None,
-        "error": None,
-        "records_done": 0,
-        "seed_count": None,
-        "partitions_total": None,
-        "in_flight": 0,
-        "export": None,
-        "submit_published": False,
-    }
+    submit = SubmitJob(
+        message_id=submit_message_id(job_id),
+        occurred_at=now,
+        job_id=job_id,
+        owner=owner,
+        template=TemplateSpec.model_validate({"steps": template["steps"]}),
+        template_id=template["template_id"],
+        template_version=template["version"],
+        **request.model_dump(include=_SUBMITTED),
+    )
+    requirements = list(template.get("schema_requirements", []))
+    return job_document(submit, schema_requirements=requirements, now=now, submit_published=False)
 
 
 def submit_message(job: Document) -> SubmitJob:
@@ -130,10 +126,9 @@ def _export(job: Document) -> ExportView | None:
 
 def records_incomplete(job: Document) -> int | None:
     """Incomplete records of the job's export, once it is written (None before)."""
-    export = job.get("export")
-    if not isinstance(export, dict) or export.get("status") != "DONE":
+    if export_status(job) is not ExportStatus.DONE:
         return None
-    return int(export.get("incomplete") or 0)
+    return int(job["export"].get("incomplete") or 0)
 
 
 def in_flight(job: Document) -> int:

@@ -14,6 +14,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
+from palette.common.job_document import export_settled
 from palette.common.messages import JobStatus
 from palette.gateway.schemas import CancelOutcome
 
@@ -34,11 +35,8 @@ class Removal(StrEnum):
 
 
 def export_pending(job: dict[str, Any]) -> bool:
-    """Whether a finished job's export is still to be written."""
-    export = job.get("export")
-    if isinstance(export, dict):
-        return export.get("status") == "PENDING"
-    return bool(job.get("partitions_total"))
+    """Whether a finished job's export is still to be written (it is not settled)."""
+    return not export_settled(job)
 
 
 def job_etag(job: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from palette.common.lease_view import leases_granted
 from palette.common.ledger_view import LedgerView, read_ledger, read_ledgers
 from palette.common.messages import JobStatus
 from palette.gateway.ports import Document
@@ -33,7 +34,6 @@ T = TypeVar("T")
 TEMPLATES = "templates"
 JOBS = "jobs"
 IDEMPOTENCY = "idempotency_keys"
-LEASES = "leases"  # accounting's, read only
 PREVIEWS = "previews"  # accounting's, read only
 ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
 
@@ -237,10 +237,6 @@ class MongoRepository:
                 {"owner": owner, "created_at": {"$lt": end}}, {"template_id": 1}
             )
         }
-        leases = self._db[LEASES].find(
-            {"job_id": {"$in": list(templates)}, "created_at": {"$gte": start, "$lt": end}},
-            {"job_id": 1, "created_at": 1, "usage": 1, "settled": 1},
-        )
         previews = self._db[PREVIEWS].find(
             {
                 "owner": owner,
@@ -250,7 +246,7 @@ class MongoRepository:
         )
         return UsageRecords(
             templates,
-            [doc async for doc in leases] if templates else [],
+            await leases_granted(self._db, templates, start, end) if templates else [],
             [doc async for doc in previews],
         )
 

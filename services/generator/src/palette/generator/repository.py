@@ -1,4 +1,4 @@
-"""Reads of the ``jobs`` collection (the generator never writes MongoDB)."""
+"""Reads of ``jobs`` and ``leases`` (the generator writes only its ``claims``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from palette.common.lease_view import lease_closed
 from palette.common.messages import JobStatus
 from palette.common.templates import TemplateSpec
 
@@ -47,13 +48,11 @@ class LeasesRepository:
     """Reads of the ``leases`` collection (written by accounting)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._leases = db["leases"]
+        self._db = db
 
     async def is_closed(self, lease_id: str) -> bool:
         """Whether the lease can no longer be spent: accounting closed it, or it is gone.
 
-        Accounting writes a lease before it is granted, so a lease that is not
-        there was purged with its deleted job (whose claims are gone too).
+        A lease purged with its deleted job has its claims gone too.
         """
-        doc = await self._leases.find_one({"_id": lease_id}, {"closed": 1})
-        return doc is None or bool(doc.get("closed"))
+        return await lease_closed(self._db, lease_id)

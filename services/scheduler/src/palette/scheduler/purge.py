@@ -17,6 +17,7 @@ import structlog
 
 from palette.common import messages as m
 from palette.common.broker import Context, publish
+from palette.common.job_document import job_settled
 from palette.scheduler.lifecycle import Scheduler
 
 log = structlog.get_logger("palette.scheduler.purge")
@@ -24,12 +25,7 @@ log = structlog.get_logger("palette.scheduler.purge")
 
 def deletable(job: dict[str, Any]) -> bool:
     """Whether a job has ended and nothing more will be written for it."""
-    if not m.JobStatus(job["status"]).is_final:
-        return False
-    export = job.get("export")
-    if isinstance(export, dict):
-        return export.get("status") != "PENDING"
-    return not job.get("partitions_total")  # never started: no export will come
+    return job_settled(job)
 
 
 async def delete_job(msg: m.DeleteJob, scheduler: Scheduler = Context("scheduler")) -> None:

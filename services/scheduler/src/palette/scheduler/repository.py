@@ -8,27 +8,43 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from palette.common.job_document import ExportStatus
+from palette.common.lease_view import open_leases
 from palette.common.messages import JobStatus, utcnow
+from palette.scheduler.states import (
+    ACTIVE,
+    EXPORT_MOVES,
+    IN_FLIGHT,
+    JOB_MOVES,
+    PARTITION_MOVES,
+    ExportEvent,
+    JobEvent,
+    PartitionEvent,
+    PartitionStatus,
+)
 
 Doc = dict[str, Any]
 
-ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-IN_FLIGHT = ("RESERVING", "DISPATCHED")
+
+def _one_of(statuses: Iterable[StrEnum]) -> Any:
+    """A filter value matching any of ``statuses`` (equality for one)."""
+    values = sorted(status.value for status in statuses)
+    return values[0] if len(values) == 1 else {"$in": values}
 
 
 class SchedulerRepository:
-    """The scheduler's view of ``jobs``, ``partitions`` and ``parts``."""
+    """The scheduler's view of ``jobs`` and ``partitions`` (and accounting's ``leases``)."""
 
     def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
-        db = client[database]
-        self.jobs = db["jobs"]
-        self.partitions = db["partitions"]
-        self.leases = db["leases"]  # accounting's; read here, never written
+        self.db = client[database]
+        self.jobs = self.db["jobs"]
+        self.partitions = self.db["partitions"]
 
     async def create_indexes(self) -> None:
         """Indexes the scheduler's queries use."""
@@ -52,16 +68,28 @@ class SchedulerRepository:
         assert found is not None
         return found
 
-    async def move(
-        self, job_id: str, from_: Iterable[str], to: JobStatus, **fields: Any
-    ) -> Doc | None:
-        """Move a job's status conditionally; the document before, or None."""
-        now = utcnow()
+    async def move(self, job_id: str, event: JobEvent, **fields: Any) -> Doc | None:
+        """Move a job's status by ``event`` if it allows the current one; the document before."""
+        move = JOB_MOVES[event]
         return await self.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": list(from_)}},
-            {"$set": {"status": to.value, "updated_at": now, **fields}},
+            {"_id": job_id, "status": _one_of(move.sources)},
+            {"$set": {"status": move.target.value, "updated_at": utcnow(), **fields}},
             return_document=ReturnDocument.BEFORE,
         )
+
+    async def move_export(self, job_id: str, event: ExportEvent, **fields: Any) -> bool:
+        """Move the job's export by ``event`` if it allows the current one; True if it moved.
+
+        The export becomes ``{"status": <target>, **fields}``.
+        """
+        move = EXPORT_MOVES[event]
+        statuses = [status for status in move.sources if status is not None]
+        matches = [{"export.status": _one_of(statuses)}] if statuses else []
+        if None in move.sources:
+            matches.append({"export": None})
+        filter_ = matches[0] if len(matches) == 1 else {"$or": matches}
+        export = {"status": move.target.value if move.target else None, **fields}
+        return await self.set_job(job_id, filter_, {"export": export})
 
     async def set_job(self, job_id: str, filter_: Doc, fields: Doc) -> bool:
         """Conditionally set fields of a job; True if it matched."""
@@ -87,8 +115,8 @@ class SchedulerRepository:
                 "$or": [
                     {"status": JobStatus.RUNNING.value},
                     {
-                        "status": {"$nin": list(ACTIVE)},
-                        "export.status": {"$ne": "DONE"},
+                        "status": {"$nin": sorted(status.value for status in ACTIVE)},
+                        "export.status": {"$ne": ExportStatus.DONE.value},
                         "partitions_total": {"$gt": 0},
                     },
                 ]
@@ -130,7 +158,7 @@ class SchedulerRepository:
                 "index": index,
                 "start": start,
                 "end": end,
-                "status": "PENDING",
+                "status": PartitionStatus.PENDING.value,
                 "attempt": 0,
                 "failures": 0,
                 "lease_id": None,
@@ -147,9 +175,10 @@ class SchedulerRepository:
 
     async def claim_pending(self, job_id: str, lease_id: str) -> Doc | None:
         """Claim the lowest pending partition for a new lease."""
+        move = PARTITION_MOVES[PartitionEvent.CLAIM]
         return await self.partitions.find_one_and_update(
-            {"job_id": job_id, "status": "PENDING"},
-            {"$set": {"status": "RESERVING", "lease_id": lease_id}},
+            {"job_id": job_id, "status": _one_of(move.sources)},
+            {"$set": {"status": move.target.value, "lease_id": lease_id}},
             sort=[("index", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
@@ -163,56 +192,59 @@ class SchedulerRepository:
         job_id: str,
         index: int,
         lease_id: str,
-        from_: str,
-        to: str,
+        event: PartitionEvent,
         *,
         fields: Doc | None = None,
         inc: Doc | None = None,
     ) -> Doc | None:
-        """Move a partition of a given lease from one status to another; the doc before."""
-        update: Doc = {"$set": {"status": to, **(fields or {})}}
+        """Move the partition of a given lease by ``event`` if it allows; the doc before."""
+        move = PARTITION_MOVES[event]
+        update: Doc = {"$set": {"status": move.target.value, **(fields or {})}}
         if inc:
             update["$inc"] = inc
         return await self.partitions.find_one_and_update(
-            {"_id": f"{job_id}:{index}", "lease_id": lease_id, "status": from_},
+            {"_id": f"{job_id}:{index}", "lease_id": lease_id, "status": _one_of(move.sources)},
             update,
             return_document=ReturnDocument.BEFORE,
         )
 
+    async def move_partitions(self, job_id: str, event: PartitionEvent) -> None:
+        """Move every partition of the job that ``event`` allows (no lease is named)."""
+        move = PARTITION_MOVES[event]
+        await self.partitions.update_many(
+            {"job_id": job_id, "status": _one_of(move.sources)},
+            {"$set": {"status": move.target.value}},
+        )
+
     async def reopen_waiting(self, job_id: str) -> None:
         """Partitions denied a lease may ask again (money came back)."""
-        await self.partitions.update_many(
-            {"job_id": job_id, "status": "WAITING_BUDGET"}, {"$set": {"status": "PENDING"}}
-        )
+        await self.move_partitions(job_id, PartitionEvent.REOPEN)
 
     async def stop_open_partitions(self, job_id: str) -> None:
         """Partitions that never started will not run."""
-        await self.partitions.update_many(
-            {"job_id": job_id, "status": {"$in": ["PENDING", "WAITING_BUDGET"]}},
-            {"$set": {"status": "STOPPED"}},
-        )
+        await self.move_partitions(job_id, PartitionEvent.JOB_STOP)
 
-    async def count(self, job_id: str, statuses: Iterable[str], negate: bool = False) -> int:
-        """Partitions of a job in (or, negated, not in) the given statuses."""
-        op = "$nin" if negate else "$in"
+    async def count(self, job_id: str, statuses: Iterable[PartitionStatus]) -> int:
+        """Partitions of a job in any of the given statuses."""
         return await self.partitions.count_documents(
-            {"job_id": job_id, "status": {op: list(statuses)}}
+            {"job_id": job_id, "status": _one_of(statuses)}
         )
 
     async def open_leases(self, job_id: str) -> int:
         """Leases of the job that accounting has not closed yet."""
-        return await self.leases.count_documents({"job_id": job_id, "closed": False})
+        return await open_leases(self.db, job_id)
 
     async def reserving(self, job_id: str) -> list[Doc]:
         """Partitions waiting for accounting's answer."""
-        return [d async for d in self.partitions.find({"job_id": job_id, "status": "RESERVING"})]
+        query = {"job_id": job_id, "status": PartitionStatus.RESERVING.value}
+        return [d async for d in self.partitions.find(query)]
 
     async def resync_slots(self, job_id: str, slots: list[str | None]) -> None:
         """Free slots whose lease no partition is using (a crash between steps)."""
         live = {
             d["lease_id"]
             async for d in self.partitions.find(
-                {"job_id": job_id, "status": {"$in": list(IN_FLIGHT)}}, {"lease_id": 1}
+                {"job_id": job_id, "status": _one_of(IN_FLIGHT)}, {"lease_id": 1}
             )
         }
         for lease_id in slots:

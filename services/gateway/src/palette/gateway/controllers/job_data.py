@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from palette.common.job_document import ExportStatus, export_status, job_settled
 from palette.common.keys import snapshot_key
 from palette.common.messages import ExportSnapshot, JobStatus, OutputFormat, utcnow
 from palette.gateway.controllers.jobs import ledger_of, owned_job
@@ -21,15 +22,9 @@ from palette.gateway.jobs import job_view
 from palette.gateway.openapi import problems
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import Problem, field_error
-from palette.gateway.removal import export_pending
 from palette.gateway.schemas import Dashboard, DownloadLink
 
 SNAPSHOT_POLL_SECONDS = 0.25
-
-
-def finished(job: dict[str, Any]) -> bool:
-    """Whether a job has ended and its export is settled (nothing more will change)."""
-    return JobStatus(job["status"]).is_final and not export_pending(job)
 
 
 async def dashboard_of(runtime: Runtime, job: dict[str, Any]) -> Dashboard:
@@ -64,7 +59,7 @@ async def progress_events(
         elif time.monotonic() - sent_at >= settings.events_heartbeat_seconds:
             yield ServerSentEventMessage(comment="keep-alive")
             sent_at = time.monotonic()
-        if finished(job):
+        if job_settled(job):
             view = job_view(job, await ledger_of(runtime, job))
             yield ServerSentEventMessage(data=view.model_dump_json(), event="end", id=sequence + 1)
             return
@@ -145,9 +140,10 @@ class JobDataController(Controller):
         done = int(job.get("records_done") or 0)
         records: int | None = None
         exported_as = export.get("format") or job["output_format"]
-        if export.get("status") == "DONE" and exported_as == fmt.value:
+        written = export_status(job) is ExportStatus.DONE
+        if written and exported_as == fmt.value:
             key, partial, records = str(export["key"]), False, int(export.get("records") or 0)
-        elif done == 0 and export.get("status") != "DONE":
+        elif done == 0 and not written:
             raise Problem(
                 409,
                 f"job {job_id!r} has no records yet; nothing to download",
@@ -155,7 +151,7 @@ class JobDataController(Controller):
                 headers={"Retry-After": "5"},
             )
         else:
-            tag = "final" if finished(job) else f"{done:010d}"
+            tag = "final" if job_settled(job) else f"{done:010d}"
             key, partial = snapshot_key(job_id, tag, fmt), tag != "final"
             await self._snapshot(runtime, job_id, tag, fmt, key)
         size = await runtime.seeds.size(key)
