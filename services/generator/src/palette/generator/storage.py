@@ -14,6 +14,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from palette.common import keys, seeds
+from palette.common.clients import is_missing
 from palette.common.seeds import buffered
 from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
 
@@ -33,12 +34,6 @@ class StoredPart:
     key: str
     first: int
     meta: PartMeta | None
-
-
-def is_missing(exc: ClientError) -> bool:
-    """Whether an S3 error says the object or bucket does not exist."""
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    return code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 
 
 class Storage:
