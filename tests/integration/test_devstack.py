@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
@@ -189,6 +190,27 @@ class TestInProcessEmulator:
         entry = json.loads(line)
         assert entry["request_id"] == response["ResponseMetadata"]["RequestId"]
         assert entry["request_metadata"] == {"tag": "file"}
+
+    def test_serves_chunked_and_large_bodies_and_keeps_connections_alive(self) -> None:
+        path = f"/model/{MODEL}/converse"
+        call = {"messages": [{"role": "user", "content": [{"text": "Write a word."}]}]}
+        large = {"messages": [{"role": "user", "content": [{"text": "word " * 600_000}]}]}
+        with (
+            EmulatorServer(EmulatorSettings(port=0)) as server,
+            httpx.Client(base_url=server.url) as http,
+        ):
+            chunks = iter([json.dumps(call).encode()[:10], json.dumps(call).encode()[10:]])
+            chunked = http.post(path, content=chunks)  # no length: sent chunked
+            assert chunked.request.headers["transfer-encoding"] == "chunked"
+            assert chunked.status_code == 200, chunked.text
+            assert chunked.json()["usage"]["outputTokens"] >= 1
+            big = http.post(path, json=large)  # 3 MB
+            assert big.status_code == 200, big.text
+            assert big.json()["usage"]["inputTokens"] >= 600_000
+            stats = [http.get("/_emulator/stats") for _ in range(3)]
+            assert [r.json()["requests"] for r in stats] == [2, 2, 2]
+            streams = {id(r.extensions["network_stream"]) for r in [chunked, big, *stats]}
+            assert len(streams) == 1  # every request on one kept-alive connection
 
 
 class TestStores:

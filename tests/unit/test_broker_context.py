@@ -8,6 +8,7 @@ import anyio.to_thread
 import pytest
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker, TestRabbitBroker
+from pydantic import ValidationError
 
 from palette.common.broker import Context
 
@@ -47,3 +48,15 @@ class TestLoopContext:
         async with TestRabbitBroker(broker) as test_broker:
             await test_broker.publish("x", queue="context-default")
         assert seen == [7]
+
+    async def test_a_missing_value_without_a_default_is_an_error(self) -> None:
+        broker = RabbitBroker()
+        FastStream(broker)
+
+        @broker.subscriber("context-required")
+        async def handle(body: str, value: int = Context("absent")) -> None:
+            raise AssertionError("the handler ran without its context value")
+
+        async with TestRabbitBroker(broker) as test_broker:
+            with pytest.raises(ValidationError, match="value"):
+                await test_broker.publish("x", queue="context-required")

@@ -25,7 +25,7 @@ from palette.devstack.converse import (
     parse_request,
 )
 from palette.devstack.faults import EmulatorConfig, FaultInjector
-from palette.devstack.httpd import DropConnection, Later, Request, Response, parse_chunked
+from palette.devstack.httpd import DropConnection, Later, Request, Response
 from palette.devstack.invocation_log import InvocationLogDelivery
 
 pytestmark = pytest.mark.unit
@@ -345,13 +345,3 @@ class TestBillingLog:
         assert summary["by_model"][MODEL] == {"calls": 1, "input_tokens": 10, "output_tokens": 20}
         assert log.clear() == 3
         assert log.summary()["calls"] == 0
-
-
-class TestChunkedBodies:
-    def test_parses_a_complete_chunked_body(self) -> None:
-        buffer = bytearray(b"HEAD4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\nNEXT")
-        assert parse_chunked(buffer, 4) == (b"Wikipedia", len(buffer) - 4)
-
-    def test_waits_for_the_rest_of_a_chunked_body(self) -> None:
-        assert parse_chunked(bytearray(b"4\r\nWi"), 0) is None
-        assert parse_chunked(bytearray(b"4\r\nWiki\r\n0\r\n"), 0) is None

@@ -119,3 +119,19 @@ class TestJobPlans:
         assert repo.reads == []
         await sched.plan("j0")  # dropped when j2 came: 300 characters > 250
         assert repo.reads == ["j0"]
+
+    async def test_a_plan_larger_than_the_size_bound_is_not_kept_and_drops_none(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(lifecycle, "PLAN_CHARS_KEPT", 250)
+        repo = FakeJobs(job_doc("small", prompt="x" * 100), job_doc("huge", prompt="x" * 300))
+        sched = scheduler(repo)
+        await sched.plan("small")
+        huge = await sched.plan("huge")
+        assert huge is not None
+        assert huge.chars > 250
+        repo.reads.clear()
+        await sched.plan("small")
+        assert repo.reads == []
+        await sched.plan("huge")
+        assert repo.reads == ["huge"]

@@ -15,8 +15,7 @@ from typing import Any
 import aio_pika.exceptions
 import structlog
 from faststream import AckPolicy
-from faststream._internal.constants import EMPTY
-from faststream._internal.context import Context as ContextField
+from faststream.context import Context as ContextField
 from faststream.middlewares import BaseMiddleware
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.response import PublishType
@@ -52,7 +51,10 @@ class LoopContextField(ContextField):
         return resolved
 
 
-def Context(real_name: str = "", *, default: Any = EMPTY) -> Any:
+_NO_DEFAULT: Any = object()
+
+
+def Context(real_name: str = "", *, default: Any = _NO_DEFAULT) -> Any:
     """``faststream.Context`` (a value of the app's context as a handler argument), on the loop.
 
     FastDepends runs a custom field's synchronous ``use`` in a worker thread,
@@ -60,7 +62,11 @@ def Context(real_name: str = "", *, default: Any = EMPTY) -> Any:
     through the thread pool, though reading the context never blocks. This
     field's ``use`` is a coroutine, which FastDepends awaits in place. Only
     for async handlers (all of ours): a sync handler would get a coroutine.
+    Without ``default`` a value missing from the context is an error, as with
+    ``faststream.Context``.
     """
+    if default is _NO_DEFAULT:
+        return LoopContextField(real_name=real_name)
     return LoopContextField(real_name=real_name, default=default)
 
 

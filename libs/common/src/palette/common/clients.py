@@ -1,4 +1,7 @@
-"""Factories for the MongoDB and S3 clients (opened in a lifespan, never at import)."""
+"""Factories for the MongoDB and S3 clients (opened in a lifespan, never at import).
+
+And the one reading of an S3 error as "no such object" (``is_missing``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,26 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from pymongo import AsyncMongoClient
 
 from palette.common.settings import CommonSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket"})
+"""Error codes S3 answers for an object that is not there.
+
+A HEAD has no body, so its error code is only the status ("404"); a GET says
+``NoSuchKey``, or ``NoSuchBucket`` when the bucket is gone too (a HEAD cannot tell
+those apart, so neither does ``is_missing``).
+"""
+
+
+def is_missing(error: ClientError) -> bool:
+    """Whether an S3 error says the object (or its bucket) does not exist."""
+    return str(error.response.get("Error", {}).get("Code", "")) in MISSING_CODES
 
 
 def mongo_client(settings: CommonSettings) -> AsyncMongoClient[dict[str, Any]]:

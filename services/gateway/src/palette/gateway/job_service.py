@@ -19,6 +19,7 @@ import structlog
 from botocore.exceptions import ClientError
 from pymongo.errors import DuplicateKeyError
 
+from palette.common.clients import is_missing
 from palette.common.keys import seed_prefix
 from palette.common.messages import CancelJob, DeleteJob
 from palette.common.seeds import SeedError
@@ -79,7 +80,7 @@ async def check_seed(runtime: Runtime, owner: str, key: str, requirements: list[
             "seed_key", f"the seed file cannot be read: {exc}", **error_location(exc)
         ) from None
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+        if is_missing(exc):
             raise missing from None
         raise
     if lacking is not None:

@@ -19,12 +19,12 @@ import asyncio
 import math
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from palette.gateway.problems import Problem
@@ -54,8 +54,8 @@ class RateLimiter:
         self._rate = rate
         self._burst = burst
         self._clock = clock
-        self._max = max_buckets
-        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+        # The least recently used bucket goes first beyond ``max_buckets``.
+        self._buckets: LRUCache[str, Bucket] = LRUCache(max_buckets)
 
     def describe(self) -> str:
         """The limit in words."""
@@ -64,12 +64,10 @@ class RateLimiter:
     def take(self, key: str) -> float:
         """Spend one request of ``key``: 0 when allowed, else seconds until one is."""
         now = self._clock()
-        bucket = self._buckets.pop(key, None) or Bucket(float(self._burst), now)
+        bucket = self._buckets.get(key) or Bucket(float(self._burst), now)
         bucket.tokens = min(float(self._burst), bucket.tokens + (now - bucket.at) * self._rate)
         bucket.at = now
-        self._buckets[key] = bucket  # most recently used last
-        while len(self._buckets) > self._max:
-            self._buckets.popitem(last=False)
+        self._buckets[key] = bucket
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0

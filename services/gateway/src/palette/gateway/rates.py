@@ -9,9 +9,11 @@ the clock is injectable; memory is bounded (oldest jobs are forgotten first).
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
+
+from cachetools import FIFOCache
 
 WINDOW_SECONDS = 60.0
 MIN_SPAN_SECONDS = 2.0
@@ -30,19 +32,18 @@ class RateTracker:
     ) -> None:
         self._window = window
         self._clock = clock
-        self._max_jobs = max_jobs
-        self._samples: OrderedDict[str, deque[tuple[float, int]]] = OrderedDict()
+        # The job observed longest ago goes first beyond ``max_jobs`` (FIFOCache: a
+        # key written again moves to the back; reading the rate does not).
+        self._samples: FIFOCache[str, deque[tuple[float, int]]] = FIFOCache(max_jobs)
 
     def observe(self, job_id: str, done: int) -> None:
         """Record that ``job_id`` had ``done`` records now."""
         now = self._clock()
-        samples = self._samples.pop(job_id, None) or deque(maxlen=MAX_SAMPLES)
+        samples = self._samples.get(job_id) or deque(maxlen=MAX_SAMPLES)
         samples.append((now, done))
         while samples and now - samples[0][0] > self._window:
             samples.popleft()
         self._samples[job_id] = samples
-        while len(self._samples) > self._max_jobs:
-            self._samples.popitem(last=False)
 
     def recent_rate(self, job_id: str) -> float | None:
         """Records per second over the window, or None with too short a span of samples."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar, cast
+
+from cachetools import FIFOCache
 
 T = TypeVar("T")
 MAX_ENTRIES = 10_000
@@ -32,8 +33,9 @@ class ReadCache:
         max_entries: int = MAX_ENTRIES,
     ) -> None:
         self._ttl = ttl
-        self._max = max_entries
-        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        # (read at, value) by key; the key put longest ago goes first beyond
+        # ``max_entries`` (FIFOCache: a key put again moves to the back; a read does not).
+        self._entries: FIFOCache[Hashable, tuple[float, Any]] = FIFOCache(max_entries)
         self.clock = clock
         self._loading: dict[Hashable, asyncio.Future[Any]] = {}
 
@@ -50,9 +52,6 @@ class ReadCache:
     def put(self, key: Hashable, value: Any, at: float | None = None) -> None:
         """Keep ``value`` as read at ``at`` (now by default); the oldest go beyond the bound."""
         self._entries[key] = (self.clock() if at is None else at, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
 
     def forget(self, key: Hashable) -> None:
         """Drop what is kept for ``key``: the next read goes to the source."""

@@ -14,6 +14,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from palette.common.clients import is_missing
 from palette.common.seeds import (
     SeedError,
     SeedFormat,
@@ -42,11 +43,6 @@ TRANSFER = TransferConfig(
     max_concurrency=2,
 )
 TRANSFER.max_in_memory_upload_chunks = 2  # s3transfer's knob; boto3's constructor lacks it
-
-
-def _not_found(exc: ClientError) -> bool:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    return code in {"404", "NoSuchKey", "NotFound"}
 
 
 def presigning_client(settings: GatewaySettings) -> S3Client:
@@ -94,7 +90,7 @@ class S3SeedStore:
             try:
                 self._s3.head_object(Bucket=self._bucket, Key=key)
             except ClientError as exc:
-                if _not_found(exc):
+                if is_missing(exc):
                     return False
                 raise
             return True
@@ -108,7 +104,7 @@ class S3SeedStore:
             try:
                 return int(self._s3.head_object(Bucket=self._bucket, Key=key)["ContentLength"])
             except ClientError as exc:
-                if _not_found(exc):
+                if is_missing(exc):
                     return None
                 raise
 

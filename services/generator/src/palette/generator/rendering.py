@@ -26,11 +26,11 @@ import asyncio
 import multiprocessing
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from cachetools import FIFOCache
 from pebble import ProcessExpired, ProcessPool
 
 from palette.common.templates import (
@@ -56,8 +56,9 @@ class Routes:
 
     def __init__(self, loop_seconds: float, capacity: int = SLOW_TEMPLATES_KEPT) -> None:
         self.loop_seconds = loop_seconds
-        self._slow: OrderedDict[str, None] = OrderedDict()
-        self._capacity = capacity
+        # Templates last seen slow; the one seen longest ago goes first beyond
+        # ``capacity`` (FIFOCache: a key written again moves to the back).
+        self._slow: FIFOCache[str, None] = FIFOCache(capacity)
 
     def on_loop(self, source: str, *, main_thread: bool) -> bool:
         """Whether to try ``source`` on the loop first."""
@@ -69,9 +70,6 @@ class Routes:
             self._slow.pop(source, None)
             return
         self._slow[source] = None
-        self._slow.move_to_end(source)
-        while len(self._slow) > self._capacity:
-            self._slow.popitem(last=False)
 
 
 def render_timed(

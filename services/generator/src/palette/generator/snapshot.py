@@ -18,9 +18,10 @@ from botocore.exceptions import ClientError
 from palette.common import keys
 from palette.common import messages as m
 from palette.common.broker import Context
+from palette.common.clients import is_missing
 from palette.generator.exporter import write_job_dataset
 from palette.generator.runtime import CONTEXT_KEY, Runtime
-from palette.generator.storage import Storage, is_missing
+from palette.generator.storage import Storage
 
 log = structlog.get_logger("palette.generator.snapshot")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
+
+from cachetools import FIFOCache
 
 from palette.common.messages import JobStatus
 
@@ -20,16 +21,14 @@ class StopRegistry:
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        self._stopped: OrderedDict[str, JobStatus] = OrderedDict()
-        self._capacity = capacity
+        # FIFOCache: the job stopped longest ago goes first beyond ``capacity``
+        # (stopping a job again moves it to the back).
+        self._stopped: FIFOCache[str, JobStatus] = FIFOCache(capacity)
 
     def stop(self, job_id: str, status: JobStatus) -> bool:
         """Mark a job stopped; returns whether it was not already."""
         new = job_id not in self._stopped
         self._stopped[job_id] = status
-        self._stopped.move_to_end(job_id)
-        while len(self._stopped) > self._capacity:
-            self._stopped.popitem(last=False)
         return new
 
     def is_stopped(self, job_id: str) -> bool:

@@ -14,6 +14,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from palette.common import keys, seeds
+from palette.common.clients import is_missing
 from palette.common.seeds import buffered
 from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
 
@@ -33,12 +34,6 @@ class StoredPart:
     key: str
     first: int
     meta: PartMeta | None
-
-
-def is_missing(exc: ClientError) -> bool:
-    """Whether an S3 error says the object or bucket does not exist."""
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    return code in {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 
 
 class Storage:
@@ -220,6 +215,19 @@ class MultipartSink(io.RawIOBase):
     Full parts go up by multipart upload; a file smaller than one part is put
     with one request (so an empty dataset is still a valid object). ``finish``
     commits, ``abort`` discards.
+
+    Why not a library's transfer helper (checked against aiobotocore 3.10,
+    boto3 1.43 and s3transfer 0.19): aiobotocore has none (no
+    ``upload_fileobj``, no transfer manager; only the calls made here).
+    boto3's ``upload_fileobj`` pulls from an object with ``read``, while the
+    format writers (pyarrow's Parquet and CSV writers, the JSONL lines) push
+    into a writable file; joining the two takes a pipe and a second thread
+    running the transfer. For such a non-seekable source s3transfer holds
+    about (``max_in_memory_upload_chunks`` + ``max_submission_concurrency``)
+    parts in memory, at least two, where this sink holds one. And at the read
+    end of the pipe a writer's failure looks like the end of the data: the
+    transfer would commit a truncated object unless the writer's side cancelled
+    it first, which is the ``abort`` this sink already has.
     """
 
     def __init__(self, storage: Storage, key: str, part_bytes: int, content_type: str) -> None:

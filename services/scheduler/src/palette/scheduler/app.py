@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from botocore.exceptions import ClientError
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 
-from palette.common.clients import mongo_client, s3_client
+from palette.common.clients import is_missing, mongo_client, s3_client
 from palette.common.metrics import job_status_gauge
 from palette.common.pricing import load_pricing
 from palette.common.seeds import SeedError, format_from_name, read_records
@@ -51,7 +52,9 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
         def count_sync(key: str) -> SeedSummary:
             try:
                 body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"]
-            except s3.exceptions.NoSuchKey as exc:
+            except ClientError as exc:
+                if not is_missing(exc):
+                    raise
                 raise SeedError(f"seed file {key!r} does not exist") from exc
             with body:
                 return summarize_seeds(read_records(body, format_from_name(key)))  # type: ignore[arg-type]

@@ -9,12 +9,12 @@ redelivered message or a restarted scheduler carries on where things stand.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from cachetools import LRUCache
 from faststream.rabbit import RabbitBroker
 
 from palette.common import messages as m
@@ -69,8 +69,15 @@ class Scheduler(PartitionDispatch):
         self.pricing = pricing
         self.settings = settings
         self.count_seeds = count_seeds
-        self._plans: OrderedDict[str, JobPlan] = OrderedDict()
-        self._plan_chars = 0
+        # Bounded by template characters (a plan weighs its ``chars``) and by count.
+        self._plans: LRUCache[str, JobPlan] = LRUCache(
+            PLAN_CHARS_KEPT, getsizeof=lambda plan: plan.chars
+        )
+
+    @property
+    def _plan_chars(self) -> int:
+        """Characters of template text the kept plans hold."""
+        return int(self._plans.currsize)
 
     async def plan(self, job_id: str) -> JobPlan | None:
         """A job's plan, read once and kept while the job is among the most recently used.
@@ -79,9 +86,8 @@ class Scheduler(PartitionDispatch):
         templates in all are kept. None for a job that is gone or not started
         yet (no seed count).
         """
-        plan = self._plans.get(job_id)
+        plan = self._plans.get(job_id)  # a hit makes it the most recently used
         if plan is not None:
-            self._plans.move_to_end(job_id)
             return plan
         job = await self.repo.job(job_id)
         if job is None or job.get("seed_count") is None or job.get("record_estimate") is None:
@@ -94,11 +100,10 @@ class Scheduler(PartitionDispatch):
         )
         if job_id in self._plans:  # another message of the job read it meanwhile
             return self._plans[job_id]
-        self._plans[job_id] = plan
-        self._plan_chars += plan.chars
-        while len(self._plans) > PLANS_KEPT or self._plan_chars > PLAN_CHARS_KEPT:
-            _, dropped = self._plans.popitem(last=False)
-            self._plan_chars -= dropped.chars
+        if plan.chars <= self._plans.maxsize:  # one larger than the bound is not kept
+            self._plans[job_id] = plan  # the least recently used go to make room
+            while len(self._plans) > PLANS_KEPT:
+                self._plans.popitem()
         return plan
 
     # ------------------------------------------------------------ starting
