@@ -197,4 +197,4 @@ def examples() -> Path:
     return Path(__file__).resolve().parents[1] / "examples"
 
 
-from tests.integration.gateway_fixtures import *  # noqa: E402, F403 - gateway fixtures (issue 3)
+from tests.integration.gateway_fixtures import *  # noqa: E402, F403 - gateway fixtures

@@ -1,4 +1,4 @@
-"""Hostile and broken input (issue 4): a clear 4xx naming the problem, nothing half-written.
+"""Hostile and broken input: a clear 4xx naming the problem, nothing half-written.
 
 Table-driven, against the real gateway processes on the real broker, database
 and S3. Every case sends its request(s) and checks that:

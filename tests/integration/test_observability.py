@@ -1,4 +1,4 @@
-"""Metrics, logs and traces of a real job, read as an operator would (issue 6, items 5 and 6).
+"""Metrics, logs and traces of a real job, read as an operator would.
 
 The four services run as processes (two generators) on a virtual host and a
 database of their own, so every counter delta here is this module's doing: the

@@ -1,14 +1,13 @@
-"""API calls whose endpoints are being added (issue 12): cancel, usage, the job estimate.
+"""API calls with a fallback for a gateway without their endpoint: cancel, usage, the job estimate.
 
-Kept in this one module so each switches to its endpoint in one place once it
-lands:
+Kept in this one module so each fallback can be dropped in one place:
 
 - ``cancel``: ``POST /jobs/{id}/cancel`` (202, never deletes). Until the gateway
   has it, the only cancel is ``DELETE /jobs/{id}``, which *deletes* a finished
   job with its dataset; so the fallback sends it only for a job it has just
   read as QUEUED or RUNNING, and leaves a finished job alone. (A job that
   finishes between that read and the DELETE is still deleted: the race the new
-  endpoint removes. Switch to it, with no fallback, once it is merged.)
+  endpoint removes.)
 - ``usage``: ``GET /usage?from&to&group_by``; until then the totals are added
   up from the caller's jobs (``GET /jobs``, and each job's dashboard for the
   cost by model), which leaves out template previews.

@@ -22,7 +22,7 @@ IN_FLIGHT = ("RESERVING", "DISPATCHED")
 
 
 class SchedulerRepository:
-    """The scheduler's view of ``jobs``, ``partitions`` and ``parts``."""
+    """The scheduler's view of ``jobs`` and ``partitions``."""
 
     def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
         db = client[database]
