@@ -9,7 +9,8 @@ import pexpect
 import pyte
 import pytest
 
-from tests.e2e.conftest import EXAMPLES, PALETTE, Palette
+from tests.e2e.conftest import PALETTE, Palette
+from tests.examples import EXAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
