@@ -26,7 +26,7 @@ test: install ## Lint, type-check, then the unit, integration and deploy tests a
 	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
 	@$(UV) run pytest -m "(not faults or quick) and not e2e" --durations=25 $(PYTEST_ARGS)
 
-bench: install ## Issue 5's benchmarks (~6.5 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
+bench: install ## The benchmarks against their targets (~6.5 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
 	@$(UV) run --group bench python -m bench $(ARGS)
 
 bench-quick: install ## The quick benchmark run (~2 min; indicative sizes)

@@ -1,1 +1,1 @@
-"""Plot Palette's benchmark harness (issue 5): ``python -m bench [--quick]``, ``make bench``."""
+"""Plot Palette's benchmark harness: ``python -m bench [--quick]``, ``make bench``."""

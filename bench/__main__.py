@@ -1,4 +1,4 @@
-"""``make bench``: measure Plot Palette against issue 5's targets.
+"""``make bench``: measure Plot Palette against its performance targets.
 
 ``python -m bench`` (full, about 10 minutes on 2 cores) or ``python -m bench
 --quick`` (about 2). It starts the dev stack and the services as processes,

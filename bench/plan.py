@@ -28,7 +28,7 @@ TABLE_ORDER = (
     "memory",
     "export",
 )
-"""Rows in the order of issue 5's table (by the start of their names)."""
+"""Rows in the order of the benchmark table (by the start of their names)."""
 
 
 def table_position(name: str) -> int:
@@ -41,7 +41,7 @@ def table_position(name: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The sizes of one run. The targets of issue 5 are stated for the full plan."""
+    """The sizes of one run. The targets are stated for the full plan."""
 
     mode: str
     runs: int
@@ -90,7 +90,7 @@ QUICK = replace(
     memory_small=300,
     memory_large=3_000,
 )
-"""About two minutes: every figure, smaller. Its numbers are indicative, not the issue's."""
+"""About two minutes: every figure, smaller; its numbers are indicative only."""
 
 
 def parse_figures(text: str | None) -> tuple[str, ...]:

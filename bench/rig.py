@@ -38,7 +38,6 @@ from palette.devstack.stack import DEFAULT_RABBITMQ_URL, DevStack
 
 DEFAULT_VHOST = "palette-bench"
 READY_SECONDS = 30.0
-BASE_SERVICES = ("gateway", "scheduler", "accounting")
 
 SERVICE_SETTINGS: dict[str, dict[str, str]] = {
     # The per-user request limit and active-job cap are policies, not costs: the

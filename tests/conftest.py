@@ -28,6 +28,7 @@ from palette.devstack.stack import DEFAULT_RABBITMQ_URL, DevStack
 from palette.gateway.settings import GatewaySettings
 from palette.gateway.tokens import mint
 from tests.backends import Backend, BackendUnavailableError, open_backend
+from tests.examples import EXAMPLES
 
 SERVICE_SETTINGS = {
     "scheduler": {
@@ -194,7 +195,7 @@ def s3(devstack: DevStack) -> Any:
 @pytest.fixture(scope="session")
 def examples() -> Path:
     """The repository's examples folder."""
-    return Path(__file__).resolve().parents[1] / "examples"
+    return EXAMPLES
 
 
-from tests.integration.gateway_fixtures import *  # noqa: E402, F403 - gateway fixtures (issue 3)
+from tests.integration.gateway_fixtures import *  # noqa: E402, F403 - gateway fixtures

@@ -1,4 +1,4 @@
-"""docker-compose.yml: valid by the Compose specification's schema, and shaped as the issue asks."""
+"""docker-compose.yml: valid by the Compose specification; its stores, services and monitoring."""
 
 from __future__ import annotations
 

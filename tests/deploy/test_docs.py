@@ -7,10 +7,8 @@ docs/publishing-commands.md must show examples/publish_submit_job.py as it is
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-from types import ModuleType
 
 import pytest
 import yaml
@@ -19,25 +17,16 @@ from tools.asyncapi import OUT_DIR, documents
 from palette.common import messages as m
 from palette.common.topology import ROUTES, Queues
 from tests.deploy.files import ROOT
+from tests.examples import PUBLISHING_EXAMPLE, load_publishing_example
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(120)]
 
-EXAMPLE = ROOT / "examples" / "publish_submit_job.py"
 PUBLISHING_DOC = ROOT / "docs" / "publishing-commands.md"
 
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, str]:
     return documents()
-
-
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("publish_submit_job", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class TestAsyncApi:
@@ -81,15 +70,15 @@ class TestPublishingExample:
     def test_document_shows_the_example_file_verbatim(self) -> None:
         text = PUBLISHING_DOC.read_text(encoding="utf-8")
         blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
-        assert EXAMPLE.read_text(encoding="utf-8") in blocks
+        assert PUBLISHING_EXAMPLE.read_text(encoding="utf-8") in blocks
 
     def test_example_publishes_on_the_topologys_route(self) -> None:
-        example = load_example()
+        example = load_publishing_example()
         exchange, routing_key = ROUTES[m.SubmitJob]
         assert (exchange.name, routing_key) == (example.EXCHANGE, example.ROUTING_KEY)
 
     def test_example_body_is_a_valid_submit_job_keyed_by_its_message_id(self) -> None:
-        example = load_example()
+        example = load_publishing_example()
         steps = json.loads((ROOT / "examples" / "template.json").read_text())["steps"]
         body = example.submit_job(
             job_id="job-1",
@@ -105,5 +94,5 @@ class TestPublishingExample:
         assert parsed.output_format is m.OutputFormat.CSV
 
     def test_example_imports_nothing_of_plot_palette(self) -> None:
-        source = EXAMPLE.read_text(encoding="utf-8")
+        source = PUBLISHING_EXAMPLE.read_text(encoding="utf-8")
         assert not re.search(r"^\s*(from|import)\s+palette\b", source, flags=re.MULTILINE)

@@ -27,8 +27,6 @@ from tests.backends import Backend
 from tests.conftest import kept_vhost_url, vhost_name
 
 PALETTE = str(Path(sys.executable).parent / "palette")
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 UP_SECONDS = 660
 
 

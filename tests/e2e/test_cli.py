@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.e2e.conftest import EXAMPLES, Palette, start
+from tests.e2e.conftest import Palette, start
+from tests.examples import EXAMPLES
+from tests.integration.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -236,9 +237,12 @@ class TestCtrlC:
                     break
             assert job_id, "palette run never printed its job"
             with cli.api() as api:
-                while api.job(job_id)["records_done"] == 0:
+
+                def made_one() -> bool:
                     assert proc.poll() is None
-                    time.sleep(0.2)
+                    return bool(api.job(job_id)["records_done"])
+
+                wait_until(made_one, what=f"job {job_id} to make a record", timeout=120)
                 proc.send_signal(signal.SIGINT)
                 rest, _ = proc.communicate("y\n", timeout=300)
                 final = api.job(job_id)

@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from tests.backends import Backend
-from tests.e2e.conftest import EXAMPLES, Palette, stack_vhost, start
+from tests.e2e.conftest import Palette, stack_vhost, start
+from tests.examples import EXAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 

@@ -10,7 +10,8 @@ import pyte
 import pytest
 
 from palette.devstack.emulator_client import EmulatorControl
-from tests.e2e.conftest import EXAMPLES, PALETTE, Palette
+from tests.e2e.conftest import PALETTE, Palette
+from tests.examples import EXAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -28,8 +28,10 @@ from palette.devstack.services import ServiceGroup, start_services
 from palette.devstack.stack import DevStack
 from palette.gateway.settings import GatewaySettings
 from palette.gateway.tokens import mint
+from tests.examples import SEEDS
 from tests.faults import harness
 from tests.faults.broker import BrokerUnavailableError, PrivateRabbit
+from tests.integration.waiting import wait_job_ended
 
 # Small partitions and parts, so a job has many of each; short claims, so a
 # killed generator's partition is taken over quickly.
@@ -158,7 +160,7 @@ def fault_api() -> Iterator[Callable[[ServiceGroup], GatewayClient]]:
 @pytest.fixture(scope="session")
 def seeds_file() -> Path:
     """The repository's example seed records."""
-    return Path(__file__).resolve().parents[2] / "examples" / "seeds.jsonl"
+    return SEEDS
 
 
 @dataclass
@@ -186,7 +188,7 @@ class Rig:
 
     def final(self, job: dict[str, Any]) -> dict[str, Any]:
         """Wait until the job is final and exported; its document."""
-        return harness.wait_final(self.mongo, job["id"], FAULT_CASE_TIMEOUT)
+        return wait_job_ended(self.mongo, job["id"], FAULT_CASE_TIMEOUT)
 
 
 @pytest.fixture

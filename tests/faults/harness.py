@@ -28,7 +28,8 @@ from typing import Any
 
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
-from tests.integration.jobs import billed_picos, export_rows
+from tests.integration.jobs import billed_picos, export_rows, start
+from tests.integration.waiting import wait_leases_closed
 
 ONE_STEP = {
     "name": "faults-one-step",
@@ -41,7 +42,6 @@ ONE_STEP = {
         }
     ],
 }
-FINAL = {"COMPLETED", "BUDGET_EXCEEDED", "CANCELLED", "FAILED"}
 RESULTS: list[Counters] = []
 
 
@@ -90,18 +90,6 @@ def part_ids(s3: Any, bucket: str, job_id: str) -> set[str]:
     return ids
 
 
-def wait_settled(mongo: Any, job_id: str, timeout: float) -> dict[str, Any]:
-    """The job's ledger once no lease is out (every reservation settled or returned)."""
-    deadline = time.monotonic() + timeout
-    doc: dict[str, Any] | None = None
-    while time.monotonic() < deadline:
-        doc = mongo["ledgers"].find_one({"_id": job_id})
-        if doc is not None and not doc.get("pending"):
-            return dict(doc)
-        time.sleep(0.2)
-    raise AssertionError(f"leases of {job_id} still open after {timeout}s: {doc}")
-
-
 def count(
     case: str,
     stack: DevStack,
@@ -117,7 +105,7 @@ def count(
     first: a lease whose calls' outcome is unknown closes once reconciled.
     """
     job_id, target = job["id"], int(job["num_records"])
-    doc = wait_settled(mongo, job_id, timeout)
+    doc = wait_leases_closed(mongo, job_id, timeout)
     final = mongo["jobs"].find_one({"_id": job_id}) or {}
     export = final.get("export") or {}
     rows = export_rows(s3, stack.bucket, export["key"]) if export.get("key") else []
@@ -163,53 +151,12 @@ def submit(
     partition_size: int | None = None,
 ) -> dict[str, Any]:
     """Create a template (one step by default), upload the seeds and submit a job."""
-    created = api.create_template({**(template or ONE_STEP), "name": f"f-{uuid.uuid4().hex[:8]}"})
-    uploaded = api.upload_seeds(seeds)
-    body: dict[str, Any] = {
-        "template_id": created["id"],
-        "seed_key": uploaded["key"],
-        "num_records": num_records,
-        "budget_usd": budget_usd,
-        "output_format": fmt,
-    }
-    if partition_size is not None:
-        body["partition_size"] = partition_size
-    return api.submit_job(**body)
-
-
-def wait_final(mongo: Any, job_id: str, timeout: float) -> dict[str, Any]:
-    """The job document once it is final and its export (if any) is written."""
-    deadline = time.monotonic() + timeout
-    job: dict[str, Any] | None = None
-    while time.monotonic() < deadline:
-        job = mongo["jobs"].find_one({"_id": job_id})
-        if job is not None and job["status"] in FINAL:
-            export = job.get("export") or {}
-            if job["status"] == "FAILED" or export.get("status") in ("DONE", "FAILED"):
-                return dict(job)
-        time.sleep(0.25)
-    parts = {
-        doc["_id"]: (doc["status"], doc.get("lease_id"))
-        for doc in mongo["partitions"].find({"job_id": job_id, "status": {"$ne": "DONE"}})
-    }
-    brief = {k: (job or {}).get(k) for k in ("status", "export", "slots", "error", "records_done")}
-    raise AssertionError(f"job {job_id} did not end within {timeout}s: {brief} {parts}")
-
-
-def billed_count(stack: DevStack, job_id: str) -> int:
-    """How many calls the emulator has billed for the job so far."""
-    return len(stack.emulator_control().billing(job_id=job_id))
-
-
-def wait_billed(stack: DevStack, job_id: str, at_least: int, timeout: float = 60) -> int:
-    """Wait until the emulator billed ``at_least`` calls for the job; the count."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = billed_count(stack, job_id)
-        if seen >= at_least:
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id}: fewer than {at_least} calls billed in {timeout}s")
+    named = {**(template or ONE_STEP), "name": f"f-{uuid.uuid4().hex[:8]}"}
+    extra = {} if partition_size is None else {"partition_size": partition_size}
+    _, _, job = start(
+        api, num_records, named, seeds=seeds, budget_usd=budget_usd, output_format=fmt, **extra
+    )
+    return job
 
 
 def budget_for(records: int, per_record_picos: int) -> str:

@@ -1,4 +1,4 @@
-"""Hostile and broken input (issue 4): a clear 4xx naming the problem, nothing half-written.
+"""Hostile and broken input: a clear 4xx naming the problem, nothing half-written.
 
 Table-driven, against the real gateway processes on the real broker, database
 and S3. Every case sends its request(s) and checks that:
@@ -32,9 +32,9 @@ import pytest
 
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
+from tests.examples import SEEDS
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import ONE_STEP, SEEDS, job_body, problem
-from tests.integration.jobs import MICRO
+from tests.integration.jobs import MICRO, ONE_STEP, job_body, problem
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 

@@ -9,7 +9,8 @@ import pytest
 
 from tests.faults.broker import PrivateRabbit
 from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
-from tests.faults.harness import ONE_STEP, submit, wait_billed
+from tests.faults.harness import ONE_STEP, submit
+from tests.integration.waiting import wait_billed
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT + 180)]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import aio_pika
 import pytest
@@ -12,25 +11,13 @@ import pytest
 from palette.common.topology import ERROR_HEADER, Queues
 from tests.faults.conftest import Rig
 from tests.faults.harness import submit
+from tests.integration.deliveries import drain, wait_dead_lettered
 from tests.integration.jobs import publish_to
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
 POISON = [b"\xff\xfe not json at all", b'{"job_id": 12, "lease_id": []}', b"[1, 2, 3]", b"null"]
 DELIVERY_LIMIT = 5
-
-
-async def drain(url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """Take every message off a queue."""
-    found = []
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        source = await channel.get_queue(queue)
-        while (message := await source.get(fail=False, no_ack=False)) is not None:
-            found.append(message)
-            await message.ack()
-    return found
 
 
 async def depth(url: str, queue: str) -> int:
@@ -58,12 +45,7 @@ def test_poison_on_every_queue_is_dead_lettered_and_consumers_go_on(rig: Rig) ->
     for exchange, routing_key in routes:
         for number, body in enumerate(POISON):
             asyncio.run(publish_to(url, exchange, routing_key, body, f"poison-{number}"))
-    dead: dict[str, list[Any]] = {spec.name: [] for spec in Queues.all()}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and any(len(v) < len(POISON) for v in dead.values()):
-        for spec in Queues.all():
-            dead[spec.name] += asyncio.run(drain(url, spec.dead_letter_queue))
-        time.sleep(0.2)
+    dead = wait_dead_lettered(url, Queues.all(), len(POISON), timeout=60)
     for spec in Queues.all():
         got = dead[spec.name]
         assert sorted(m.body for m in got) == sorted(POISON), spec.name

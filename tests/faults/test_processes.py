@@ -10,7 +10,9 @@ import pytest
 
 from palette.devstack.services import ServiceGroup, ServiceProcess
 from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
-from tests.faults.harness import FINAL, billed_count, submit, wait_billed
+from tests.faults.harness import submit
+from tests.integration.jobs import billed_count
+from tests.integration.waiting import FINAL, wait_billed, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT + 120)]
 
@@ -25,13 +27,12 @@ def working(generator: ServiceProcess) -> bool:
 
 def busy_generator(group: ServiceGroup, timeout: float = 60) -> ServiceProcess:
     """A live generator in the middle of a partition (waiting for one if needed)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for generator in group.generators:
-            if generator.alive() and working(generator):
-                return generator
-        time.sleep(0.02)
-    raise AssertionError(f"no generator was in the middle of a partition for {timeout}s")
+    return wait_until(
+        lambda: next((g for g in group.generators if g.alive() and working(g)), None),
+        what="a generator in the middle of a partition",
+        timeout=timeout,
+        interval=0.02,
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,8 +130,9 @@ def test_accounting_killed_between_write_and_ack(
     started = time.monotonic()
     jobs = [submit(api, rig.seeds, 240, "5")]
     deaths = 0
-    deadline = time.monotonic() + FAULT_CASE_TIMEOUT
-    while deaths < kills and time.monotonic() < deadline:
+
+    def died_enough() -> bool:
+        nonlocal deaths
         if group.accounting.wait(0.1) is not None:
             assert group.accounting.process.returncode == -signal.SIGKILL
             deaths += 1
@@ -142,6 +144,14 @@ def test_accounting_killed_between_write_and_ack(
         if deaths < kills and latest is not None and latest["status"] in FINAL:
             # The job ended before enough crashes: another one, the failpoint still armed.
             jobs.append(submit(api, rig.seeds, 240, "5"))
+        return deaths >= kills
+
+    wait_until(
+        died_enough,
+        what=lambda: f"accounting to die {kills} times (it died {deaths})",
+        timeout=FAULT_CASE_TIMEOUT,
+        interval=0,
+    )
     assert deaths == kills, f"accounting died {deaths} times, wanted {kills}"
     group.accounting.wait_ready()
     for job in jobs:

@@ -23,8 +23,17 @@ from palette.common.money import usd_to_picos
 from palette.devstack.client import GatewayClient
 from palette.devstack.services import ServiceGroup, ServiceProcess
 from palette.devstack.stack import DevStack
-from tests.integration.jobs import MICRO, billed_picos, export_rows, ledger
-from tests.integration.test_pipeline import assert_ids, assert_ledger_matches_billing, start_job
+from tests.integration.jobs import (
+    MICRO,
+    assert_ids,
+    assert_ledger_matches_billing,
+    billed_picos,
+    export_rows,
+    ledger,
+    model_latency,
+    start_job,
+)
+from tests.integration.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -57,13 +66,12 @@ class TestBilledTimeouts:
         devstack: DevStack,
         mongo: Any,
         s3: Any,
-        examples: Any,
         mode: str,
     ) -> None:
         emulator = devstack.emulator_control()
         emulator.configure(billed_timeout_rate=0.15, billed_timeout_mode=mode, seed=23)
         try:
-            job = start_job(api, examples, 120, "5")
+            job = start_job(api, 120, "5")
             final = api.wait(job["id"], timeout=180)
         finally:
             emulator.reset()
@@ -81,16 +89,16 @@ class TestBilledTimeouts:
         print(f"{mode}: {len(unknown)} billed calls without an answer, in {len(held)} leases")
 
     def test_a_tight_budget_holds_only_the_worst_case_of_unknown_calls(
-        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any
     ) -> None:
-        probe = start_job(api, examples, 20, "1")
+        probe = start_job(api, 20, "1")
         assert api.wait(probe["id"])["status"] == "COMPLETED"
         per_record = ledger(mongo, probe["id"])["spent"] / 20
         budget = str(Decimal(int(per_record * 80)) / 10**12)
         emulator = devstack.emulator_control()
         emulator.configure(billed_timeout_rate=0.2, billed_timeout_mode="error", seed=31)
         try:
-            job = start_job(api, examples, 200, budget)
+            job = start_job(api, 200, budget)
             final = api.wait(job["id"], timeout=180)
         finally:
             emulator.reset()
@@ -109,17 +117,18 @@ class TestAccountingRestart:
         devstack: DevStack,
         mongo: Any,
         s3: Any,
-        examples: Any,
     ) -> None:
         emulator = devstack.emulator_control()
         emulator.configure(billed_timeout_rate=0.2, billed_timeout_mode="error", seed=7)
         try:
-            job = start_job(api, examples, 60, "5")
-            deadline = time.monotonic() + 60
+            job = start_job(api, 60, "5")
             waiting = {"job_id": job["id"], "reconcile.state": "waiting"}
-            while mongo["leases"].count_documents(waiting) == 0:
-                assert time.monotonic() < deadline, "no lease was held"
-                time.sleep(0.05)
+            wait_until(
+                lambda: mongo["leases"].count_documents(waiting),
+                what="a lease to be held",
+                timeout=60,
+                interval=0.05,
+            )
             services.accounting.kill()
             services.accounting.start()
             services.accounting.wait_ready(timeout=120)
@@ -180,13 +189,15 @@ def partitions_running(generator: ServiceProcess, job_id: str) -> int:
 
 def busy_generator(services: ServiceGroup, job_id: str, timeout: float = 60) -> ServiceProcess:
     """A running generator that is in the middle of a partition of the job."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for generator in services.generators:
-            if generator.alive() and partitions_running(generator, job_id) > 0:
-                return generator
-        time.sleep(0.05)
-    raise AssertionError("no generator got a partition of the job")
+    return wait_until(
+        lambda: next(
+            (g for g in services.generators if g.alive() and partitions_running(g, job_id) > 0),
+            None,
+        ),
+        what="a generator to get a partition of the job",
+        timeout=timeout,
+        interval=0.05,
+    )
 
 
 class TestKilledGenerator:
@@ -197,13 +208,10 @@ class TestKilledGenerator:
         devstack: DevStack,
         mongo: Any,
         s3: Any,
-        examples: Any,
     ) -> None:
-        emulator = devstack.emulator_control()
-        emulator.configure(latency_ms=150)
         kills = 2
-        try:
-            job = start_job(api, examples, 600, "10")
+        with model_latency(devstack, 150):
+            job = start_job(api, 600, "10")
             for _ in range(kills):
                 victim = busy_generator(services, job["id"])
                 time.sleep(0.3)  # some calls made, some in flight
@@ -211,8 +219,6 @@ class TestKilledGenerator:
                 victim.start()
                 victim.wait_ready(timeout=120)
             final = api.wait(job["id"], timeout=240)
-        finally:
-            emulator.configure(latency_ms=5)
         assert final["status"] == "COMPLETED", final
         rows = export_rows(s3, devstack.bucket, final["export"]["key"])
         assert assert_ids(rows, job["id"], 600) == set(range(600))

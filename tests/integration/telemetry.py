@@ -11,7 +11,6 @@ import gzip
 import http.server
 import json
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -124,15 +125,15 @@ class OtlpReceiver:
         self, check: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0
     ) -> list[ReceivedSpan]:
         """The spans once ``check`` accepts them (AssertionError after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def complete() -> list[ReceivedSpan] | None:
             spans = self.received()
-            if check(spans):
-                return spans
-            if time.monotonic() > deadline:
-                names = sorted({(s.service, s.name) for s in spans})
-                raise AssertionError(f"spans never complete after {timeout}s; got {names}")
-            time.sleep(0.2)
+            return spans if check(spans) else None
+
+        def got() -> str:
+            return f"complete spans; got {sorted({(s.service, s.name) for s in self.received()})}"
+
+        return wait_until(complete, what=got, timeout=timeout)
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
-import aio_pika
 import pytest
 
 from palette.common.messages import GeneratePartition, RecordsGenerated, StepUsage
@@ -16,24 +14,26 @@ from palette.common.topology import ERROR_HEADER, ROUTES, Queues
 from palette.devstack.client import GatewayClient
 from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
-from tests.integration.consumed import consumed, mark, wait_consumed, wait_drained
-from tests.integration.gateway_helpers import wait_until
-from tests.integration.jobs import TWO_STEPS, billed_picos, export_rows, ledger, publish_to
-from tests.integration.test_pipeline import start_job
+from tests.integration.deliveries import (
+    consumed,
+    drain,
+    mark,
+    wait_consumed,
+    wait_dead_lettered,
+    wait_drained,
+)
+from tests.integration.jobs import (
+    TWO_STEPS,
+    billed_picos,
+    export_rows,
+    ledger,
+    model_latency,
+    publish_to,
+    start_job,
+)
+from tests.integration.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-async def drain(url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    connection = await aio_pika.connect(url)
-    found = []
-    async with connection:
-        channel = await connection.channel()
-        q = await channel.get_queue(queue)
-        while (msg := await q.get(fail=False, no_ack=False)) is not None:
-            found.append(msg)
-            await msg.ack()
-    return found
 
 
 class TestDuplicateDelivery:
@@ -44,9 +44,8 @@ class TestDuplicateDelivery:
         devstack: DevStack,
         mongo: Any,
         s3: Any,
-        examples: Any,
     ) -> None:
-        job = start_job(api, examples, 30, "2")
+        job = start_job(api, 30, "2")
         final = api.wait(job["id"])
         assert final["status"] == "COMPLETED"
         before = ledger(mongo, job["id"])
@@ -110,19 +109,16 @@ class TestPoisonMessages:
         bodies = [b"this is not json", b'{"job_id": 12, "x": []}', b"[1, 2, 3]"]
         for i, body in enumerate(bodies):
             asyncio.run(publish_to(url, spec.exchange.name, spec.routing_key, body, f"poison-{i}"))
+        dead_letters = wait_dead_lettered(url, bound, len(bodies), timeout=30)
         for queue in bound:
-            deadline = time.monotonic() + 30
-            dead: list[Any] = []
-            while len(dead) < len(bodies) and time.monotonic() < deadline:
-                dead += asyncio.run(drain(url, queue.dead_letter_queue))
-                time.sleep(0.1)
+            dead = dead_letters[queue.name]
             assert sorted(m.body for m in dead) == sorted(bodies)
             for message in dead:
                 assert message.headers[ERROR_HEADER].startswith("invalid message")
                 assert message.headers["x-palette-queue"] == queue.name
 
     def test_consumers_go_on_after_poison(
-        self, devstack: DevStack, services: Any, api: GatewayClient, examples: Any
+        self, devstack: DevStack, services: Any, api: GatewayClient
     ) -> None:
         url = devstack.rabbitmq_url
         for spec in Queues.all():
@@ -131,7 +127,7 @@ class TestPoisonMessages:
         routes = {(spec.exchange.name, spec.routing_key) for spec in Queues.all()}
         for exchange, routing_key in routes:
             asyncio.run(publish_to(url, exchange, routing_key, b"{}", "poison"))
-        job = start_job(api, examples, 20, "1")
+        job = start_job(api, 20, "1")
         assert api.wait(job["id"], timeout=60)["status"] == "COMPLETED"
         for spec in Queues.all():
             dead = asyncio.run(drain(url, spec.dead_letter_queue))
@@ -225,19 +221,15 @@ class TestDuplicateGeneratePartition:
         devstack: DevStack,
         mongo: Any,
         s3: Any,
-        examples: Any,
     ) -> None:
-        emulator = devstack.emulator_control()
-        emulator.configure(latency_ms=50)
         since = mark(services.generators)
-        try:
-            job = start_job(api, examples, 400, "10")
-            deadline = time.monotonic() + 30
-            part = None
-            while part is None:
-                assert time.monotonic() < deadline, "no partition was dispatched"
-                part = mongo["partitions"].find_one({"job_id": job["id"], "status": "DISPATCHED"})
-                time.sleep(0.02)
+        with model_latency(devstack, 50) as emulator:
+            job = start_job(api, 400, "10")
+            part = wait_until(
+                lambda: mongo["partitions"].find_one({"job_id": job["id"], "status": "DISPATCHED"}),
+                what="a partition to be dispatched",
+                interval=0.02,
+            )
             doc = mongo["jobs"].find_one({"_id": job["id"]})
             duplicate = GeneratePartition(
                 message_id=f"generate-{part['lease_id']}",
@@ -266,10 +258,11 @@ class TestDuplicateGeneratePartition:
             final = api.wait(job["id"], timeout=120)
             # The command and both copies reached a generator and were handled to the end.
             queue = Queues.GENERATE_PARTITION.name
-            wait_until(lambda: consumed(since, queue, "Received")[duplicate.message_id] >= 3)
+            wait_until(
+                lambda: consumed(since, queue, "Received")[duplicate.message_id] >= 3,
+                what=f"{duplicate.message_id} to be received 3 times",
+            )
             wait_drained(since, queue)
-        finally:
-            emulator.configure(latency_ms=5)
         assert final["status"] == "COMPLETED"
         rows = export_rows(s3, devstack.bucket, final["export"]["key"])
         assert len(rows) == len({r["id"] for r in rows}) == 400

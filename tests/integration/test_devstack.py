@@ -25,6 +25,7 @@ from palette.devstack.emulator_client import EmulatorControl
 from palette.devstack.emulator_server import EmulatorServer, EmulatorSettings
 from palette.devstack.services import ServiceProcess
 from palette.devstack.stack import DevStack
+from tests.integration.waiting import wait_until
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -313,11 +314,12 @@ class TestDevstackCommand:
             stderr=subprocess.PIPE,
         )
         try:
-            deadline = time.monotonic() + 60
-            while not (state / "env").exists():
+
+            def env_written() -> bool:
                 assert process.poll() is None, process.communicate()[1].decode()
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+                return (state / "env").exists()
+
+            wait_until(env_written, what=f"{state / 'env'} to be written", timeout=60, interval=0.1)
             env = dict(
                 line.split("=", 1) for line in (state / "env").read_text().splitlines() if line
             )

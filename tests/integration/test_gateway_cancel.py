@@ -9,20 +9,10 @@ import pytest
 
 from palette.devstack.stack import DevStack
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import (
-    finished_job,
-    model_latency,
-    problem,
-    start,
-    wait_until,
-)
+from tests.integration.jobs import finished_job, model_latency, objects, problem, start
+from tests.integration.waiting import wait_job_purged, wait_records_done
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-def objects(s3: Any, bucket: str, prefix: str) -> int:
-    """How many objects lie under a prefix."""
-    return int(s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"])
 
 
 def downloaded(api: Any, job_id: str) -> bytes:
@@ -42,7 +32,7 @@ class TestCancel:
         with model_latency(devstack, 50):
             _, _, job = start(api, num_records=2000, budget_usd="5")
             job_id = job["id"]
-            wait_until(lambda: api.job(job_id)["records_done"] >= 10)
+            wait_records_done(api, job_id, 10)
             first = api.http.post(f"/jobs/{job_id}/cancel")
             again = api.http.post(f"/jobs/{job_id}/cancel")
             final = api.wait(job_id, timeout=60)
@@ -121,6 +111,4 @@ class TestConditionalDelete:
         problem(api.http.delete(f"/jobs/{job_id}", headers={"If-Match": "not a tag"}), 422)
         response = api.http.delete(f"/jobs/{job_id}", headers={"If-Match": current})
         assert response.status_code == 202
-        wait_until(lambda: api.http.get(f"/jobs/{job_id}").status_code == 404)
-        wait_until(lambda: objects(s3, devstack.bucket, f"jobs/{job_id}/") == 0)
-        wait_until(lambda: mongo["ledgers"].find_one({"_id": job_id}) is None)
+        wait_job_purged(api, mongo, s3, devstack.bucket, job_id)

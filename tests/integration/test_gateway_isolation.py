@@ -14,7 +14,7 @@ import pytest
 
 from palette.devstack.stack import DevStack
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import ONE_STEP, finished_job, job_body, problem
+from tests.integration.jobs import ONE_STEP, finished_job, job_body, problem
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

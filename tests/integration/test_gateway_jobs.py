@@ -15,17 +15,10 @@ from palette.gateway import outbox
 from palette.gateway.jobs import new_job_document
 from palette.gateway.schemas import CreateJob
 from tests.conftest import SERVICE_SETTINGS
+from tests.examples import SEEDS
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import (
-    ONE_STEP,
-    SEEDS,
-    finished_job,
-    job_body,
-    model_latency,
-    problem,
-    start,
-    wait_until,
-)
+from tests.integration.jobs import ONE_STEP, finished_job, job_body, model_latency, problem, start
+from tests.integration.waiting import wait_job_purged, wait_records_done, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -62,7 +55,11 @@ class TestOutbox:
         good = document(old + timedelta(minutes=30))
         mongo["jobs"].insert_many([*bad, good])
 
-        wait_until(lambda: api.job(good["_id"])["status"] != "QUEUED", timeout=60)
+        wait_until(
+            lambda: api.job(good["_id"])["status"] != "QUEUED",
+            what="the good job to leave QUEUED",
+            timeout=60,
+        )
         assert mongo["jobs"].find_one({"_id": good["_id"]})["submit_published"] is True
         assert api.wait(good["_id"], timeout=90)["status"] == "COMPLETED"
         failed = list(mongo["jobs"].find({"_id": {"$in": [job["_id"] for job in bad]}}))
@@ -90,7 +87,10 @@ class TestCreate:
         doc = mongo["jobs"].find_one({"_id": job["id"]})
         assert doc["owner"] == user
         assert doc["template"]["steps"][0]["prompt"] == ONE_STEP["steps"][0]["prompt"]
-        wait_until(lambda: mongo["jobs"].find_one({"_id": job["id"]})["submit_published"])
+        wait_until(
+            lambda: mongo["jobs"].find_one({"_id": job["id"]})["submit_published"],
+            what="the job's SubmitJob to be published",
+        )
 
     def test_invalid_requests_name_the_field_and_create_nothing(
         self, make_api: MakeApi, mongo: Any, tmp_path: Any
@@ -238,7 +238,7 @@ class TestRemove:
         _, api = make_api()
         with model_latency(devstack, 50):
             _, _, job = start(api, num_records=2000, budget_usd="5")
-            wait_until(lambda: api.job(job["id"])["records_done"] >= 10)
+            wait_records_done(api, job["id"], 10)
             response = api.http.delete(f"/jobs/{job['id']}")
             assert response.status_code == 202
             final = api.wait(job["id"], timeout=60)
@@ -255,11 +255,7 @@ class TestRemove:
         assert s3.list_objects_v2(Bucket=devstack.bucket, Prefix=prefix)["KeyCount"] > 0
         assert mongo["leases"].count_documents({"job_id": job_id}) > 0
         assert api.http.delete(f"/jobs/{job_id}").status_code == 202
-        wait_until(lambda: api.http.get(f"/jobs/{job_id}").status_code == 404)
-        wait_until(
-            lambda: s3.list_objects_v2(Bucket=devstack.bucket, Prefix=prefix)["KeyCount"] == 0
-        )
-        wait_until(lambda: mongo["ledgers"].find_one({"_id": job_id}) is None)
+        wait_job_purged(api, mongo, s3, devstack.bucket, job_id)
         assert mongo["leases"].count_documents({"job_id": job_id}) == 0
         assert mongo["partitions"].count_documents({"job_id": job_id}) == 0
         problem(api.http.delete(f"/jobs/{job_id}"), 404)

@@ -16,8 +16,8 @@ import pytest
 
 from palette.devstack.services import ServiceProcess
 from palette.gateway.tokens import mint
-from tests.integration.gateway_helpers import problem
 from tests.integration.identity import AUDIENCE, EC_KID, ISSUER, RSA_KID, IdentityProvider, b64json
+from tests.integration.jobs import problem
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

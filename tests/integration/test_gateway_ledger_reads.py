@@ -7,8 +7,6 @@ no request waits for the database when the page's ledgers lapse.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -17,6 +15,7 @@ from pymongo import AsyncMongoClient
 
 from palette.devstack.stack import DevStack
 from palette.gateway.repository import MongoRepository
+from tests.integration.waiting import wait_until_async
 from tests.unit.gateway_fakes import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -47,10 +46,13 @@ async def test_a_page_of_ledgers_is_refreshed_ahead_without_waiting(devstack: De
 
         # The background read lands while the shared read is still live: the new
         # values come without the lifetime running out.
-        deadline = time.monotonic() + 10
-        while [(await repo.ledgers(budgets))[job].spent for job in jobs] != [20, 20, 20]:
-            assert time.monotonic() < deadline, "the background read never landed"
-            await asyncio.sleep(0.01)
+
+        async def landed() -> bool:
+            return [(await repo.ledgers(budgets))[job].spent for job in jobs] == [20, 20, 20]
+
+        await wait_until_async(
+            landed, what="the background read to land", timeout=10, interval=0.01
+        )
         refreshed = await repo.ledgers(budgets)
         assert [refreshed[job].spent for job in jobs] == [20, 20, 20]
     finally:

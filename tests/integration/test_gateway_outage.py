@@ -22,10 +22,15 @@ from palette.common.messages import DeleteJob
 from palette.common.topology import ROUTES, Queues
 from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
-from tests.integration.consumed import consumed, mark, wait_consumed, wait_drained
+from tests.integration.deliveries import consumed, mark, wait_consumed, wait_drained
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import ONE_STEP, problem, start, wait_until
-from tests.integration.jobs import publish_to
+from tests.integration.jobs import ONE_STEP, model_latency, problem, publish_to, start
+from tests.integration.waiting import (
+    wait_job_deleted,
+    wait_job_objects_gone,
+    wait_records_done,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -112,15 +117,11 @@ class TestRunningJobWithoutGenerators:
     ) -> None:
         user, api = make_api()
         _, tight = make_tight_api(user)
-        emulator = devstack.emulator_control()
-        emulator.configure(latency_ms=40)
-        try:
+        with model_latency(devstack, 40):
             _, _, job = start(api, num_records=3000, budget_usd="5")
             job_id = job["id"]
-            wait_until(lambda: api.job(job_id)["records_done"] >= 10)
+            wait_records_done(api, job_id, 10)
             generators.kill()
-        finally:
-            emulator.configure(latency_ms=5)
         prefix = f"jobs/{job_id}/"
         objects_before = s3.list_objects_v2(Bucket=devstack.bucket, Prefix=prefix)["KeyCount"]
         assert objects_before > 0
@@ -134,7 +135,7 @@ class TestRunningJobWithoutGenerators:
         assert WAIT_SECONDS <= took < WAIT_SECONDS + 3
 
         assert api.http.delete(f"/jobs/{job_id}").status_code == 202  # running: cancelled
-        wait_until(lambda: api.job(job_id)["status"] == "CANCELLED")
+        wait_until(lambda: api.job(job_id)["status"] == "CANCELLED", what="the job to be cancelled")
         since = mark([services.scheduler])
         for client in (api, tight):
             refused = client.http.delete(f"/jobs/{job_id}")
@@ -165,7 +166,5 @@ class TestRunningJobWithoutGenerators:
         assert link.status_code == 200, link.text
         assert link.json()["partial"] is False
         assert api.http.delete(f"/jobs/{job_id}").status_code == 202  # ended and exported
-        wait_until(lambda: api.http.get(f"/jobs/{job_id}").status_code == 404, timeout=60)
-        wait_until(
-            lambda: s3.list_objects_v2(Bucket=devstack.bucket, Prefix=prefix)["KeyCount"] == 0
-        )
+        wait_job_deleted(api, job_id, timeout=60)
+        wait_job_objects_gone(s3, devstack.bucket, job_id)

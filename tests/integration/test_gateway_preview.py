@@ -15,8 +15,7 @@ from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
 from tests.integration.deliveries import wait_settled
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import TWO_STEPS, problem
-from tests.integration.jobs import MICRO
+from tests.integration.jobs import MICRO, TWO_STEPS, problem
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

@@ -13,8 +13,16 @@ import pytest
 
 from palette.devstack.stack import DevStack
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import TWO_STEPS, finished_job, problem, start, wait_until
-from tests.integration.jobs import HAIKU, MICRO
+from tests.integration.jobs import (
+    HAIKU,
+    MICRO,
+    TWO_STEPS,
+    finished_job,
+    model_latency,
+    problem,
+    start,
+)
+from tests.integration.waiting import wait_records_done, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -81,22 +89,19 @@ class TestDashboard:
         self, make_api: MakeApi, devstack: DevStack
     ) -> None:
         _, api = make_api()
-        emulator = devstack.emulator_control()
-        emulator.configure(latency_ms=40)
-        try:
+        with model_latency(devstack, 40):
             _, _, job = start(api, num_records=3000, budget_usd="5")
-            wait_until(lambda: api.job(job["id"])["records_done"] >= 5)
+            wait_records_done(api, job["id"], 5)
             board = wait_until(
                 lambda: (
                     (b := api.http.get(f"/jobs/{job['id']}/dashboard").json())["timing"][
                         "eta_seconds"
                     ]
                     and b
-                )
+                ),
+                what="the dashboard to show an ETA",
             )
             api.cancel(job["id"])
-        finally:
-            emulator.configure(latency_ms=5)
         assert board["status"] == "RUNNING"
         assert board["progress"]["records_per_second"] > 0
         assert board["timing"]["eta_at"] > board["timing"]["started_at"]
@@ -157,18 +162,14 @@ class TestDownload:
         self, make_api: MakeApi, devstack: DevStack
     ) -> None:
         _, api = make_api()
-        emulator = devstack.emulator_control()
-        emulator.configure(latency_ms=40)
-        try:
+        with model_latency(devstack, 40):
             _, _, job = start(api, num_records=3000, budget_usd="5")
             early = api.http.get(f"/jobs/{job['id']}/download")
             if early.status_code == 409:  # nothing made yet: said so
                 assert problem(early, 409)["errors"][0]["field"] == "job_id"
-            wait_until(lambda: api.job(job["id"])["records_done"] >= 20)
+            wait_records_done(api, job["id"], 20)
             link = api.http.get(f"/jobs/{job['id']}/download", params={"format": "csv"}).json()
             api.cancel(job["id"])
-        finally:
-            emulator.configure(latency_ms=5)
         assert link["partial"] is True
         lines = httpx.get(link["url"]).content.decode().splitlines()
         assert 20 <= len(lines) - 1 < 3000  # a header, then the rows made so far
@@ -179,13 +180,9 @@ class TestDownload:
         self, make_api: MakeApi, devstack: DevStack
     ) -> None:
         _, api = make_api()
-        emulator = devstack.emulator_control()
-        emulator.configure(latency_ms=3000)
-        try:
+        with model_latency(devstack, 3000):
             _, _, job = start(api, num_records=10)
             found = problem(api.http.get(f"/jobs/{job['id']}/download"), 409)
             assert "no records yet" in found["detail"]
             api.cancel(job["id"])
-        finally:
-            emulator.configure(latency_ms=5)
         api.wait(job["id"], timeout=60, exported=False)

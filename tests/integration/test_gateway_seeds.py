@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from palette.devstack.stack import DevStack
+from tests.examples import SEEDS
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import ONE_STEP, SEEDS, TWO_STEPS, job_body, problem
+from tests.integration.jobs import ONE_STEP, TWO_STEPS, job_body, problem
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

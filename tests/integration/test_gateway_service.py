@@ -14,9 +14,10 @@ import pytest
 
 from palette.devstack.processes import free_port
 from palette.devstack.stack import DevStack
+from tests.examples import SEEDS
 from tests.integration.gateway_fixtures import MakeApi, gateway_process
-from tests.integration.gateway_helpers import ONE_STEP, SEEDS, job_body, problem
 from tests.integration.identity import AUDIENCE, ISSUER, IdentityProvider
+from tests.integration.jobs import ONE_STEP, job_body, problem
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

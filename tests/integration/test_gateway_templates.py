@@ -10,8 +10,7 @@ import pytest
 
 from palette.gateway.controllers.templates import VERSION_ATTEMPTS
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import ONE_STEP, TWO_STEPS, problem, start
-from tests.integration.jobs import HAIKU, MICRO
+from tests.integration.jobs import HAIKU, MICRO, ONE_STEP, TWO_STEPS, problem, start
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

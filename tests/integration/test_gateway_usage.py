@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,27 +16,12 @@ import pytest
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
 from tests.integration.gateway_fixtures import MakeApi
-from tests.integration.gateway_helpers import ONE_STEP, TWO_STEPS, problem, start, wait_until
-from tests.integration.jobs import PRICING
+from tests.integration.jobs import ONE_STEP, TWO_STEPS, cost, picos, problem, start, usage
+from tests.integration.waiting import wait_usage_settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 SEED = {"product": "a kettle", "persona": {"role": "chef"}}
-
-
-def picos(value: str) -> int:
-    return int(Decimal(value) * 10**12)
-
-
-def cost(calls: list[dict[str, Any]]) -> int:
-    return sum(PRICING.cost(c["model_id"], c["input_tokens"], c["output_tokens"]) for c in calls)
-
-
-def usage(api: GatewayClient, **params: str) -> dict[str, Any]:
-    response = api.http.get("/usage", params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def preview(api: GatewayClient, template_id: str) -> dict[str, Any]:
@@ -50,14 +34,6 @@ def preview(api: GatewayClient, template_id: str) -> dict[str, Any]:
     return view
 
 
-def settled(api: GatewayClient, previews: int) -> dict[str, Any] | None:
-    """The usage by kind once accounting has settled ``previews`` previews and holds nothing."""
-    found = usage(api, group_by="kind")
-    rows = {row["kind"]: row for row in found["rows"]}
-    done = rows.get("preview", {}).get("items") == previews
-    return found if done and found["preview_reserved_usd"] == "0" else None
-
-
 class TestUsageEqualsTheBillingLog:
     def test_jobs_and_previews_by_kind_model_and_day_equal_the_billing_log(
         self, make_api: MakeApi, devstack: DevStack
@@ -66,7 +42,7 @@ class TestUsageEqualsTheBillingLog:
         shown = [preview(api, api.create_template(body)["id"]) for body in (TWO_STEPS, ONE_STEP)]
         _, _, job = start(api, 10)
         assert api.wait(job["id"], timeout=90)["status"] == "COMPLETED"
-        by_kind = wait_until(lambda: settled(api, 2), timeout=60)
+        by_kind = wait_usage_settled(api, 2)
 
         emulator = devstack.emulator_control()
         job_calls = emulator.billing(job_id=job["id"])
@@ -111,7 +87,7 @@ class TestUsageEqualsTheBillingLog:
     ) -> None:
         _, alice = make_api()
         preview(alice, alice.create_template(ONE_STEP)["id"])
-        wait_until(lambda: settled(alice, 1), timeout=60)
+        wait_usage_settled(alice, 1)
         _, bob = make_api()
         assert usage(bob)["rows"] == []
         assert usage(bob)["total_usd"] == "0"

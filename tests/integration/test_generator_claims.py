@@ -7,9 +7,7 @@ redelivery that comes after its claim and lease are gone spends nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,7 +21,8 @@ from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
 from palette.generator.claims import TTL_INDEX, Claims
 from palette.generator.repository import LeasesRepository
-from tests.integration.gateway_helpers import finished_job, wait_until
+from tests.integration.jobs import finished_job
+from tests.integration.waiting import wait_job_deleted, wait_until, wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -47,10 +46,16 @@ async def expire(db: AsyncDatabase[dict[str, Any]], left: int) -> None:
     claims = db["claims"]
     with contextlib.suppress(OperationFailure):  # MongoDB: its TTL monitor runs once a minute
         await db.client.admin.command({"secantusAdmin.pruneTtl": 1})
-    deadline = time.monotonic() + 2 * TTL_MONITOR_SECONDS + 10
-    while await claims.count_documents({}) > left:
-        assert time.monotonic() < deadline, "the TTL index dropped nothing"
-        await asyncio.sleep(1)
+
+    async def dropped() -> bool:
+        return await claims.count_documents({}) <= left
+
+    await wait_until_async(
+        dropped,
+        what="the TTL index to drop claims",
+        timeout=2 * TTL_MONITOR_SECONDS + 10,
+        interval=1,
+    )
 
 
 async def ttl_index(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any]:
@@ -116,5 +121,8 @@ class TestJobDeletion:
         assert claims, "the job's partitions left no claims"
         assert all(c["done"] and c["done_at"] is not None for c in claims)
         assert api.http.delete(f"/jobs/{job['id']}").status_code == 202
-        wait_until(lambda: api.http.get(f"/jobs/{job['id']}").status_code == 404, timeout=60)
-        wait_until(lambda: mongo["claims"].count_documents({"job_id": job["id"]}) == 0)
+        wait_job_deleted(api, job["id"], timeout=60)
+        wait_until(
+            lambda: mongo["claims"].count_documents({"job_id": job["id"]}) == 0,
+            what="the job's claims to be purged",
+        )

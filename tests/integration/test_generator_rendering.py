@@ -33,6 +33,7 @@ from palette.generator.rendering import Renderer
 from palette.generator.runtime import CONTEXT_KEY, Runtime
 from palette.generator.settings import GeneratorSettings
 from tests.integration.jobs import publish_to
+from tests.integration.waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -70,8 +71,7 @@ class LoopProbe:
 
 async def probing(probe: LoopProbe) -> asyncio.Task[None]:
     task = asyncio.create_task(probe.run())
-    while not probe.ticks:  # running
-        await asyncio.sleep(TICK)
+    await wait_until_async(lambda: probe.ticks, what="the loop probe to tick", interval=TICK)
     return task
 
 

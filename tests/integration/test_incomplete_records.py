@@ -21,8 +21,8 @@ import pytest
 
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
-from tests.integration.gateway_helpers import model_latency, start, wait_until
-from tests.integration.jobs import HAIKU, MICRO, export_rows, ledger
+from tests.integration.jobs import HAIKU, MICRO, export_rows, ledger, model_latency, start
+from tests.integration.waiting import wait_records_done, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -75,6 +75,7 @@ def download(api: GatewayClient, job_id: str, fmt: str) -> list[dict[str, Any]]:
             == 200
             and r.json()
         ),
+        what=f"job {job_id}'s {fmt} download link",
         timeout=60,
     )
     body = httpx.get(link["url"], timeout=30).content
@@ -162,7 +163,7 @@ class TestCancelledMidJob:
     ) -> None:
         with model_latency(devstack, 60):
             job = submit(api, 2000, "40")
-            wait_until(lambda: api.job(job["id"])["records_done"] >= 20, timeout=120)
+            wait_records_done(api, job["id"], 20, timeout=120)
             assert api.cancel(job["id"])["outcome"] == "CANCEL_REQUESTED"
             final = api.wait(job["id"], timeout=120)
         assert final["status"] == "CANCELLED"

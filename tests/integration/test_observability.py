@@ -1,4 +1,4 @@
-"""Metrics, logs and traces of a real job, read as an operator would (issue 6, items 5 and 6).
+"""Metrics, logs and traces of a real job, read as an operator would.
 
 The four services run as processes (two generators) on a virtual host and a
 database of their own, so every counter delta here is this module's doing: the
@@ -12,21 +12,19 @@ the emulator billed, the ledger holds and S3 stores.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import pytest
 from pymongo import MongoClient
 
 from palette.common import keys
 from palette.common import messages as m
 from palette.common.metrics import PICOS_PER_USD
-from palette.common.topology import ERROR_HEADER, ROUTES, Queues
+from palette.common.topology import ROUTES, Queues
 from palette.devstack.client import FINAL, GatewayClient
 from palette.devstack.processes import free_port
 from palette.devstack.services import ServiceGroup, start_services
@@ -34,6 +32,7 @@ from palette.devstack.stack import DevStack
 from palette.gateway.tokens import mint
 from tests.backends import Backend
 from tests.conftest import SERVICE_SETTINGS, kept_vhost_url, vhost_name
+from tests.integration.deliveries import take_dead_letter
 from tests.integration.jobs import TWO_STEPS, publish_to
 from tests.integration.telemetry import (
     OtlpReceiver,
@@ -43,6 +42,7 @@ from tests.integration.telemetry import (
     scrape,
     total,
 )
+from tests.integration.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -71,9 +71,10 @@ class Observed:
 
     def settled_scrape(self, timeout: float = 20.0) -> dict[str, Samples]:
         """Scrapes once nothing is in process and two in a row agree on every palette series."""
-        deadline = time.monotonic() + timeout
         previous = None
-        while True:
+
+        def settled() -> dict[str, Samples] | None:
+            nonlocal previous
             current = self.scrape()
             ours = {
                 k: {s: v for s, v in d.items() if s[0].startswith("palette_")}
@@ -82,10 +83,10 @@ class Observed:
             busy = sum(total(d, "palette_received_messages_in_process") for d in current.values())
             if ours == previous and busy == 0:
                 return current
-            if time.monotonic() > deadline:
-                raise AssertionError("the metrics never settled")
             previous = ours
-            time.sleep(0.5)
+            return None
+
+        return wait_until(settled, what="the metrics to settle", timeout=timeout, interval=0.5)
 
     def log(self, instance: str) -> list[dict[str, Any]]:
         """The JSON lines of an instance's log file."""
@@ -178,14 +179,18 @@ def job_run(observed: Observed, devstack: DevStack, examples: Path, jwt_secret: 
         job_id = response.json()["id"]
         version, trace_id, _, _ = response.headers["traceresponse"].split("-")
         assert version == "00"
-        deadline = time.monotonic() + 180
-        while True:
+
+        def exported() -> dict[str, Any] | None:
             during.append(observed.scrape())
-            job = api.job(job_id)
-            if job["status"] in FINAL and job.get("export"):
-                break
-            assert time.monotonic() < deadline, f"job still {job['status']}"
-            time.sleep(0.1)
+            job: dict[str, Any] = api.job(job_id)
+            return job if job["status"] in FINAL and job.get("export") else None
+
+        job = wait_until(
+            exported,
+            what=lambda: f"job {job_id} to end and export (still {api.job(job_id)['status']})",
+            timeout=180,
+            interval=0.1,
+        )
     finally:
         control.reset()
         api.close()
@@ -313,39 +318,18 @@ class TestDeadLetterMetrics:
         exchange, routing_key = ROUTES[m.SubmitJob]
         mid = f"poison-{uuid.uuid4().hex}"
         asyncio.run(publish_to(observed.rabbitmq_url, exchange.name, routing_key, body, mid))
-        deadline = time.monotonic() + 30
-        while (
-            total(scrape(observed.ports["scheduler"]), name, queue=queue, reason=reason) == before
-        ):
-            assert time.monotonic() < deadline, "the poison message was never counted"
-            time.sleep(0.2)
+        wait_until(
+            lambda: (
+                total(scrape(observed.ports["scheduler"]), name, queue=queue, reason=reason)
+                != before
+            ),
+            what="the poison message to be counted",
+        )
         after = scrape(observed.ports["scheduler"])
         assert total(after, name, queue=queue, reason=reason) == before + 1
-        dead = asyncio.run(
-            take_dead_letter(observed.rabbitmq_url, Queues.SUBMIT_JOB.dead_letter_queue, mid)
-        )
+        dead = take_dead_letter(observed.rabbitmq_url, Queues.SUBMIT_JOB.dead_letter_queue, mid)
         assert dead["body"] == body
         assert "invalid message" in dead["error"]
-
-
-async def take_dead_letter(url: str, queue: str, message_id: str) -> dict[str, Any]:
-    """Take the dead letter ``message_id`` from ``queue`` (others are left there)."""
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        dlq = await channel.get_queue(queue, ensure=False)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            message = await dlq.get(no_ack=False, fail=False, timeout=5)
-            if message is None:
-                await asyncio.sleep(0.2)
-                continue
-            if message.message_id != message_id:
-                await message.reject(requeue=True)
-                continue
-            await message.ack()
-            return {"body": message.body, "error": str((message.headers or {}).get(ERROR_HEADER))}
-    raise AssertionError(f"{message_id} is not in {queue}")
 
 
 def job_lines(observed: Observed, job_id: str) -> dict[str, list[dict[str, Any]]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,74 +17,33 @@ from palette.common.topology import Queues
 from palette.devstack.client import GatewayClient
 from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
-from tests.integration.consumed import mark, wait_drained
+from tests.integration.deliveries import mark, wait_drained
 from tests.integration.jobs import (
     MISTRAL,
     TWO_STEPS,
+    assert_ids,
+    assert_ledger_matches_billing,
     billed_picos,
     export_rows,
     ledger,
+    model_latency,
     parquet_schema,
     publish_to,
+    put_seeds,
+    start,
+    start_job,
 )
+from tests.integration.waiting import wait_job_ended, wait_records_done
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-
-def start_job(
-    api: GatewayClient, examples: Any, num_records: int, budget: str, fmt: str = "jsonl"
-) -> dict[str, Any]:
-    template = api.create_template(TWO_STEPS)
-    seeds = api.upload_seeds(examples / "seeds.jsonl")
-    return api.submit_job(
-        template_id=template["id"],
-        seed_key=seeds["key"],
-        num_records=num_records,
-        budget_usd=budget,
-        output_format=fmt,
-    )
-
-
-def assert_ledger_matches_billing(devstack: DevStack, mongo: Any, job_id: str) -> dict[str, Any]:
-    calls, cost = billed_picos(devstack.emulator_control(), job_id)
-    doc = ledger(mongo, job_id)
-    assert doc["spent"] == cost, f"ledger {doc['spent']} != billed {cost}"
-    assert doc["calls"] == calls
-    assert doc["pending"] == {}, "every lease is closed once the job has ended"
-    assert doc["available"] + doc["spent"] == doc["budget"]
-    return doc
-
-
-def assert_ids(rows: list[dict[str, Any]], job_id: str, num_records: int) -> set[int]:
-    ids = [row["id"] for row in rows]
-    assert len(ids) == len(set(ids)), "a record id appears twice"
-    indices = {int(i.rsplit("-", 1)[1]) for i in ids}
-    assert all(i.startswith(f"{job_id}-") for i in ids)
-    assert indices <= set(range(num_records))
-    return indices
-
-
-def wait_status(mongo: Any, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = mongo["jobs"].find_one({"_id": job_id})
-        if (
-            job
-            and job["status"] not in ("QUEUED", "RUNNING")
-            and (job.get("export", {}) or {}).get("status")
-            in ("DONE", None if job["status"] == "FAILED" else "DONE")
-        ):
-            return dict(job)
-        time.sleep(0.2)
-    raise TimeoutError(f"job {job_id}: {mongo['jobs'].find_one({'_id': job_id})}")
 
 
 class TestTwoStepJob:
     @pytest.mark.parametrize("fmt", ["jsonl", "parquet", "csv"])
     def test_completes_with_each_record_once_and_ledger_equal_to_billing(
-        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any, fmt: str
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, fmt: str
     ) -> None:
-        job = start_job(api, examples, 300, "5", fmt)
+        job = start_job(api, 300, "5", fmt)
         final = api.wait(job["id"], timeout=180)
         assert final["status"] == "COMPLETED", final
         rows = export_rows(s3, devstack.bucket, final["export"]["key"])
@@ -105,14 +63,14 @@ class TestTwoStepJob:
 
 class TestBudgetExceeded:
     def test_budget_for_about_half_stops_within_budget_and_exports_what_it_made(
-        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any
     ) -> None:
         # Measure what one record costs on this emulator, then budget for half of 200.
-        probe = start_job(api, examples, 20, "1")
+        probe = start_job(api, 20, "1")
         probe_final = api.wait(probe["id"])
         per_record = ledger(mongo, probe["id"])["spent"] / 20
         budget = Decimal(int(per_record * 100)) / 10**12
-        job = start_job(api, examples, 200, str(budget))
+        job = start_job(api, 200, str(budget))
         final = api.wait(job["id"], timeout=180)
         assert probe_final["status"] == "COMPLETED"
         assert final["status"] == "BUDGET_EXCEEDED", final
@@ -134,24 +92,16 @@ class TestCancel:
         devstack: DevStack,
         mongo: Any,
         s3: Any,
-        examples: Any,
     ) -> None:
-        emulator = devstack.emulator_control()
-        emulator.configure(latency_ms=100)
         since = mark(services.generators)
-        try:
-            job = start_job(api, examples, 3000, "50")
-            deadline = time.monotonic() + 60
-            while api.job(job["id"])["records_done"] < 30:
-                assert time.monotonic() < deadline, "no progress"
-                time.sleep(0.1)
+        with model_latency(devstack, 100) as emulator:
+            job = start_job(api, 3000, "50")
+            wait_records_done(api, job["id"], 30)
             # Cost so far is live: settled parts count before their lease closes.
             assert Decimal(api.job(job["id"])["cost_usd"]) > 0
             cancelled_at = datetime.now(UTC)
             api.cancel(job["id"])
             final = api.wait(job["id"], timeout=120)
-        finally:
-            emulator.configure(latency_ms=5)
         assert final["status"] == "CANCELLED"
         last_billed = max(
             datetime.fromisoformat(c["at"]) for c in emulator.billing(job_id=job["id"])
@@ -162,7 +112,7 @@ class TestCancel:
         calls_at_end, _ = billed_picos(emulator, job["id"])
         # A sentinel job queued behind anything left of the cancelled one completes, and
         # every partition delivery since the start has been handled to its end.
-        sentinel = start_job(api, examples, 20, "1")
+        sentinel = start_job(api, 20, "1")
         assert api.wait(sentinel["id"], timeout=120)["status"] == "COMPLETED"
         wait_drained(since, Queues.GENERATE_PARTITION.name)
         assert billed_picos(emulator, job["id"])[0] == calls_at_end, "calls after the stop"
@@ -183,11 +133,10 @@ class TestUnknownModel:
         assert mongo["templates"].count_documents({"owner": user}) == 0
 
     def test_directly_submitted_job_with_unpriced_model_fails_before_any_call(
-        self, devstack: DevStack, services: Any, mongo: Any, s3: Any, examples: Any
+        self, devstack: DevStack, services: Any, mongo: Any, s3: Any
     ) -> None:
         owner, job_id = f"sys-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-        key = f"seed-data/{owner}/seeds.jsonl"
-        s3.put_object(Bucket=devstack.bucket, Key=key, Body=(examples / "seeds.jsonl").read_bytes())
+        key = put_seeds(devstack, s3, owner)
         steps = [{"id": "a", "model": "acme.gpt-9", "prompt": "Hi {{ product }}"}]
         body = {
             "job_id": job_id,
@@ -206,7 +155,7 @@ class TestUnknownModel:
                 f"submit-{job_id}",
             )
         )
-        job = wait_status(mongo, job_id)
+        job = wait_job_ended(mongo, job_id)
         assert job["status"] == "FAILED"
         assert "acme.gpt-9" in job["error"]
         assert billed_picos(devstack.emulator_control(), job_id) == (0, 0)
@@ -214,11 +163,10 @@ class TestUnknownModel:
 
 class TestDirectSubmit:
     def test_submit_job_published_by_another_system_creates_and_runs_the_job(
-        self, devstack: DevStack, services: Any, mongo: Any, s3: Any, examples: Any
+        self, devstack: DevStack, services: Any, mongo: Any, s3: Any
     ) -> None:
         owner, job_id = f"sys-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-        key = f"seed-data/{owner}/seeds.jsonl"
-        s3.put_object(Bucket=devstack.bucket, Key=key, Body=(examples / "seeds.jsonl").read_bytes())
+        key = put_seeds(devstack, s3, owner)
         body = {
             "job_id": job_id,
             "owner": owner,
@@ -236,7 +184,7 @@ class TestDirectSubmit:
                     devstack.rabbitmq_url, "palette.commands", "job.submit", raw, f"submit-{job_id}"
                 )
             )
-        job = wait_status(mongo, job_id)
+        job = wait_job_ended(mongo, job_id)
         assert job["status"] == "COMPLETED", job
         assert mongo["jobs"].count_documents({"_id": job_id}) == 1
         rows = export_rows(s3, devstack.bucket, job["export"]["key"])
@@ -247,22 +195,13 @@ class TestDirectSubmit:
 
 class TestRetries:
     def test_partition_failing_every_attempt_fails_the_job_and_spends_nothing(
-        self, api: GatewayClient, devstack: DevStack, mongo: Any, examples: Any
+        self, api: GatewayClient, devstack: DevStack, mongo: Any
     ) -> None:
         emulator = devstack.emulator_control()
         emulator.configure(throttle_rate=1.0, fault_models=[MISTRAL])
         try:
-            template = api.create_template(
-                {"name": "m", "steps": [{"id": "a", "model": MISTRAL, "prompt": "{{ product }}"}]}
-            )
-            seeds = api.upload_seeds(examples / "seeds.jsonl")
-            job = api.submit_job(
-                template_id=template["id"],
-                seed_key=seeds["key"],
-                num_records=20,
-                budget_usd="1",
-                output_format="jsonl",
-            )
+            steps = [{"id": "a", "model": MISTRAL, "prompt": "{{ product }}"}]
+            _, _, job = start(api, 20, {"name": "m", "steps": steps}, budget_usd="1")
             final = api.wait(job["id"], timeout=120)
         finally:
             emulator.reset()
@@ -274,7 +213,7 @@ class TestRetries:
         assert doc["spent"] == 0
 
     def test_throttled_and_unavailable_calls_are_retried_and_every_billed_call_settled(
-        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, examples: Any
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any
     ) -> None:
         emulator = devstack.emulator_control()
         emulator.configure(
@@ -283,15 +222,7 @@ class TestRetries:
         emulator.reset_stats()  # counts of this test's calls only
         try:
             steps = [{"id": "a", "model": MISTRAL, "prompt": "{{ product }}", "max_tokens": 40}]
-            template = api.create_template({"name": "m", "steps": steps})
-            seeds = api.upload_seeds(examples / "seeds.jsonl")
-            job = api.submit_job(
-                template_id=template["id"],
-                seed_key=seeds["key"],
-                num_records=100,
-                budget_usd="1",
-                output_format="jsonl",
-            )
+            _, _, job = start(api, 100, {"name": "m", "steps": steps}, budget_usd="1")
             final = api.wait(job["id"], timeout=120)
             faults = emulator.stats()
         finally:
@@ -341,11 +272,9 @@ class TestRetries:
 
 
 class TestFairness:
-    def test_a_small_job_is_not_queued_behind_a_large_one(
-        self, api: GatewayClient, examples: Any
-    ) -> None:
-        large = start_job(api, examples, 3000, "20")
-        small = start_job(api, examples, 30, "1")
+    def test_a_small_job_is_not_queued_behind_a_large_one(self, api: GatewayClient) -> None:
+        large = start_job(api, 3000, "20")
+        small = start_job(api, 30, "1")
         done = api.wait(small["id"], timeout=60)
         assert done["status"] == "COMPLETED"
         still = api.job(large["id"])
@@ -363,13 +292,9 @@ class TestSchedulerRestart:
         devstack: DevStack,
         mongo: Any,
         s3: Any,
-        examples: Any,
     ) -> None:
-        job = start_job(api, examples, 600, "10")
-        deadline = time.monotonic() + 60
-        while api.job(job["id"])["records_done"] < 50:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        job = start_job(api, 600, "10")
+        wait_records_done(api, job["id"], 50)
         services.scheduler.kill(signal.SIGKILL)
         services.scheduler.restart()
         final = api.wait(job["id"], timeout=180)

@@ -19,8 +19,8 @@ import pytest
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
 from tests.integration.gateway_fixtures import BUDGET_STEP, PREVIEW_BUDGET_USD, MakeApi
-from tests.integration.gateway_helpers import problem, wait_until
-from tests.integration.test_gateway_usage import cost, picos, settled, usage
+from tests.integration.jobs import cost, picos, problem, settled_usage, usage
+from tests.integration.waiting import wait_until, wait_usage_settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -44,11 +44,11 @@ class TestPreviewBudgetCap:
         while (response := run(api, template["id"])).status_code == 200:
             ran.append(response.json())
             assert len(ran) <= 2, "a third preview fitted in a budget of less than two"
-            wait_until(lambda: settled(api, len(ran)), timeout=60)
+            wait_usage_settled(api, len(ran))
         refused = problem(response, 429)
 
         billed = devstack.emulator_control().billing(owner=user)
-        spent = settled(api, len(ran))
+        spent = settled_usage(api, len(ran))
         assert spent is not None
         assert len(billed) == len(ran) >= 1  # the refused preview called nothing
         assert picos(spent["preview_usd"]) == cost(billed)
@@ -79,7 +79,7 @@ class TestPreviewBudgetCap:
         assert set(statuses) <= {200, 429}, [a.text for a in answers]
         assert statuses[200] >= 1
         assert statuses[429] >= 1
-        spent = wait_until(lambda: settled(first, statuses[200]), timeout=60)
+        spent = wait_usage_settled(first, statuses[200])
 
         billed = control.billing(owner=user)
         assert len(billed) == statuses[200]
@@ -106,12 +106,16 @@ class TestAllRecordsReservedFirst:
         assert worst <= BUDGET < 2 * worst
         # The first record's reservation, granted before the second was refused, is
         # given back at once (not when it would expire): nothing is held any more ...
-        wait_until(lambda: usage(api, group_by="kind")["preview_reserved_usd"] == "0", timeout=30)
+        wait_until(
+            lambda: usage(api, group_by="kind")["preview_reserved_usd"] == "0",
+            what="the preview's reservations released",
+            timeout=30,
+        )
         assert devstack.emulator_control().billing(owner=user) == []
         # ... so a preview of one record runs at once, within the same budget.
         one = run(api, template["id"])
         assert one.status_code == 200, one.text
-        spent = wait_until(lambda: settled(api, 1), timeout=60)
+        spent = wait_usage_settled(api, 1)
         billed = devstack.emulator_control().billing(owner=user)
         assert len(billed) == 1
         assert picos(spent["preview_usd"]) == cost(billed) == picos(one.json()["cost_usd"])

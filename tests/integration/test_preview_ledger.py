@@ -22,8 +22,8 @@ from palette.common.messages import PreviewBudgetResult, PreviewCompleted, Reser
 from palette.common.topology import ROUTES
 from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
-from tests.integration.gateway_helpers import wait_until
 from tests.integration.test_replies import request as ask
+from tests.integration.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -176,6 +176,6 @@ class TestExpiryInTheService:
             doc = mongo["previews"].find_one({"_id": request.preview_id})
             return doc is not None and doc["state"] == "expired"
 
-        wait_until(expired, timeout=30)
+        wait_until(expired, what="the preview to expire", timeout=30)
         released = mongo["preview_budgets"].find_one({"_id": key})
         assert (released["committed"], released["pending"]) == (0, {})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -22,8 +21,8 @@ from palette.common.topology import ROUTES, Queues
 from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack
 from tests.integration.deliveries import wait_settled
-from tests.integration.jobs import command
-from tests.integration.test_publishing_example import example_job, wait_finished
+from tests.integration.jobs import command, example_job
+from tests.integration.waiting import wait_job_ended
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -52,9 +51,9 @@ async def request(url: str, exchange: str, routing_key: str, body: bytes, mid: s
 
 class TestReplyTo:
     def test_a_command_sent_with_a_reply_to_address_is_handled_once_and_answered(
-        self, devstack: DevStack, services: ServiceGroup, mongo: Any, s3: Any, examples: Path
+        self, devstack: DevStack, services: ServiceGroup, mongo: Any, s3: Any
     ) -> None:
-        body = example_job(devstack, s3, examples, 5, "1")
+        body = example_job(devstack, s3, 5, "1")
         exchange, routing_key = ROUTES[Queues.SUBMIT_JOB.message]
         url = devstack.rabbitmq_url
         reply = asyncio.run(
@@ -64,4 +63,4 @@ class TestReplyTo:
         fate = wait_settled(services, url, Queues.SUBMIT_JOB, body["message_id"])
         assert (len(fate.deliveries), fate.dead_lettered) == (1, False), fate
         assert reply == b""  # the handler returns nothing
-        assert wait_finished(mongo, body["job_id"])["status"] == "COMPLETED"
+        assert wait_job_ended(mongo, body["job_id"])["status"] == "COMPLETED"

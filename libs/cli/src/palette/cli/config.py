@@ -88,7 +88,6 @@ class Connection:
 
     url: str
     token: str
-    minted_for: str | None = None
 
 
 def resolve(
@@ -111,7 +110,7 @@ def resolve(
         return Connection(chosen, bearer)
     secret = state.existing_jwt_secret()
     if chosen == local_url and secret is not None:
-        return Connection(chosen, mint_local(state, config), minted_for=local_user(config))
+        return Connection(chosen, mint_local(state, config))
     raise ConfigError(
         f"no token for {chosen}: set PALETTE_TOKEN (or `token` in {config_path()}); "
         "`palette token` mints one for a one-machine system"

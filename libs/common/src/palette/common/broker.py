@@ -86,9 +86,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-_UNPROCESSABLE = (ValidationError, json.JSONDecodeError, UnicodeDecodeError, PermanentError)
-
-
 def dead_letter_middleware(queues: Iterable[QueueSpec]) -> type[BaseMiddleware[Any, Any]]:
     """A middleware that sends unprocessable messages to their dead-letter queue.
 

@@ -318,7 +318,7 @@ class JobStatusChanged(Message):
     reason: str | None = None
 
 
-# ------------------------------------------------- gateway requests (issue 3)
+# ------------------------------------------------- gateway requests
 
 
 class DeleteJob(Message):
@@ -389,7 +389,7 @@ class PreviewResult(Message):
     error: str | None = Field(default=None, max_length=2000)
 
 
-# ------------------------------------------------- preview spend (issue 12)
+# ------------------------------------------------- preview spend
 
 
 class ReservePreviewBudget(Message):

@@ -41,8 +41,3 @@ def picos_to_usd(picos: int) -> Decimal:
 def usd_string(picos: int) -> str:
     """Picodollars as a plain decimal USD string (``"1.25"``, ``"0"``), never exponent form."""
     return format(picos_to_usd(picos), "f")
-
-
-def format_usd(picos: int, places: int = 6) -> str:
-    """Render picodollars as a USD string with a fixed number of decimals."""
-    return f"${Decimal(picos) / _PICOS:.{places}f}"

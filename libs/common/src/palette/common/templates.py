@@ -260,9 +260,6 @@ def _compiled(source: str, field: str) -> Any:
     return template
 
 
-_UNDEFINED = re.compile(r"'(?:[^']*)' (?:is undefined|has no attribute '([^']*)')")
-
-
 def render(
     source: str,
     context: Mapping[str, Any],
