@@ -2,8 +2,9 @@
 
 Starting: ``start`` (a template, the example seeds and a job, through the
 gateway), ``start_job`` (the two-step template), ``finished_job``, or
-``publish_to`` as another system would. Reading: the export's rows, the
-ledger, the emulator's billing log. Waiting for any of it: ``waiting.py``.
+``publish_to`` as another system would. Reading: problem answers, the
+export's rows, the ledger, the emulator's billing log, ``GET /usage``.
+Waiting for any of it: ``waiting.py``.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ async def publish_to(url: str, exchange: str, routing_key: str, body: bytes, mid
         await target.publish(command(body, mid), routing_key=routing_key, mandatory=True)
 
 
-# ------------------------------------------------------------ what jobs made and cost
+# ------------------------------------------------------------ answers, what jobs made and cost
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
