@@ -102,15 +102,12 @@ def size_category(records: int) -> str:
     return "1M<n<10M"
 
 
-def card_text(
-    summary: DatasetSummary,
-    job: dict[str, Any],
-    template: dict[str, Any] | None,
-    seed_name: str | None = None,
-) -> str:
-    """The dataset card (``README.md``) of a downloaded dataset."""
+def card_header(
+    summary: DatasetSummary, job: dict[str, Any], template: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The card's YAML header, as the Hugging Face dataset card specifies it."""
     size = summary.bytes
-    header = {
+    return {
         "license": "other",
         "pretty_name": (template or {}).get("name") or f"Plot Palette job {job['id']}",
         "size_categories": [size_category(summary.records)],
@@ -129,6 +126,16 @@ def card_text(
             "dataset_size": size,
         },
     }
+
+
+def card_text(
+    summary: DatasetSummary,
+    job: dict[str, Any],
+    template: dict[str, Any] | None,
+    seed_name: str | None = None,
+) -> str:
+    """The dataset card (``README.md``) of a downloaded dataset."""
+    header = card_header(summary, job, template)
     steps = (template or {}).get("steps") or []
     models = sorted({str(s.get("model")) for s in steps})
     lines = [

@@ -85,6 +85,23 @@ def _size(file: IO[bytes]) -> int:
     return size
 
 
+async def _check_seed_file(runtime: Runtime, owner: str, key: str) -> None:
+    """404 unless ``key`` is one of the owner's seed files; 413 when it is too large to check."""
+    missing = not_found("key", f"no seed file {key!r} under {seed_prefix(owner)}")
+    if not owns_seed_key(owner, key):
+        raise missing
+    size = await runtime.seeds.size(key)
+    if size is None:
+        raise missing
+    if size > runtime.settings.max_seed_upload_bytes:
+        raise Problem(
+            413,
+            f"the seed file has {size} bytes; at most "
+            f"{runtime.settings.max_seed_upload_bytes} are accepted",
+            errors=[field_error("key", "file too large")],
+        )
+
+
 class SeedUploadController(Controller):
     """Upload seed files to the caller's prefix ``seed-data/<user>/``."""
 
@@ -238,19 +255,7 @@ class SeedDataController(Controller):
         )
         if template is None:
             raise not_found("template_id", f"no template {data.template_id!r}")
-        missing = not_found("key", f"no seed file {data.key!r} under {seed_prefix(owner)}")
-        if not owns_seed_key(owner, data.key):
-            raise missing
-        size = await runtime.seeds.size(data.key)
-        if size is None:
-            raise missing
-        if size > runtime.settings.max_seed_upload_bytes:
-            raise Problem(
-                413,
-                f"the seed file has {size} bytes; at most "
-                f"{runtime.settings.max_seed_upload_bytes} are accepted",
-                errors=[field_error("key", "file too large")],
-            )
+        await _check_seed_file(runtime, owner, data.key)
         requirements = list(template.get("schema_requirements", []))
         report: ValidationReport = await runtime.seeds.validate(
             data.key, requirements, runtime.settings.validate_examples

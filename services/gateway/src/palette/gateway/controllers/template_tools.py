@@ -64,6 +64,19 @@ def _seeds(data: PreviewRequest) -> list[tuple[str, dict[str, Any]]]:
     return [("seed", data.seed), *more]
 
 
+def _check_seeds(seeds: list[tuple[str, dict[str, Any]]], requirements: list[Any]) -> None:
+    """A 422 naming the first seed record that lacks fields the template needs."""
+    for name, seed in seeds:
+        missing = missing_fields(seed, requirements)
+        if missing:
+            which = "" if name == "seed" else f"{name}: "
+            raise Problem(
+                422,
+                f"{which}the seed record lacks fields the template needs: {', '.join(missing)}",
+                errors=[field_error(name, "missing field", missing=missing)],
+            )
+
+
 def _within_cap(settings: GatewaySettings, worst: int) -> int:
     """The preview cap in picodollars, once one record's worst case is known to fit in it."""
     cap = usd_to_picos(settings.preview_max_usd)
@@ -114,6 +127,30 @@ async def _run(
     return results
 
 
+def _with_run(steps: list[StepPreviewView], result: PreviewResult) -> list[StepPreviewView]:
+    """The rendered steps, each one the record ran with what was sent, answered and paid."""
+    ran = {step.step_id: step for step in result.steps}
+    merged = []
+    for step in steps:
+        done = ran.get(step.id)
+        if done is None:
+            merged.append(step)
+            continue
+        merged.append(
+            step.model_copy(
+                update={
+                    "prompt": done.prompt,
+                    "system": done.system,
+                    "input_tokens": done.input_tokens,
+                    "output": done.output,
+                    "output_tokens": done.output_tokens,
+                    "cost_usd": usd_string(done.cost),
+                }
+            )
+        )
+    return merged
+
+
 class TemplateToolsController(Controller):
     """Preview, export and import; the template rules of ``TemplateController`` apply."""
 
@@ -154,15 +191,7 @@ class TemplateToolsController(Controller):
         """
         doc = await visible_template(runtime, owner, template_id, version)
         seeds = _seeds(data)
-        for name, seed in seeds:
-            missing = missing_fields(seed, list(doc.get("schema_requirements", [])))
-            if missing:
-                which = "" if name == "seed" else f"{name}: "
-                raise Problem(
-                    422,
-                    f"{which}the seed record lacks fields the template needs: {', '.join(missing)}",
-                    errors=[field_error(name, "missing field", missing=missing)],
-                )
+        _check_seeds(seeds, list(doc.get("schema_requirements", [])))
         spec = TemplateSpec.model_validate({"steps": doc["steps"]})
         steps, worst = _rendered(spec, data.seed, runtime)
         worsts = [worst] + [_rendered(spec, s, runtime, n)[1] for n, s in seeds[1:]]
@@ -182,29 +211,10 @@ class TemplateToolsController(Controller):
         for (name, _), record in zip(seeds, results, strict=True):
             sample = sample.add(name, record.cost, record.error)
         result = results[0]
-        ran = {step.step_id: step for step in result.steps}
-        merged = []
-        for step in steps:
-            done = ran.get(step.id)
-            if done is None:
-                merged.append(step)
-                continue
-            merged.append(
-                step.model_copy(
-                    update={
-                        "prompt": done.prompt,
-                        "system": done.system,
-                        "input_tokens": done.input_tokens,
-                        "output": done.output,
-                        "output_tokens": done.output_tokens,
-                        "cost_usd": usd_string(done.cost),
-                    }
-                )
-            )
         log.info("template_previewed", template_id=template_id, cost=sample.spent, owner=owner)
         return view.model_copy(
             update={
-                "steps": merged,
+                "steps": _with_run(steps, result),
                 "cost_usd": usd_string(result.cost),
                 "error": result.error,
                 "estimate": job_estimate(data.num_records, worsts, sample),
