@@ -28,6 +28,25 @@ class TestBudgetLease:
             assert granted is None or granted <= available
 
 
+class TestBudgetExceeded:
+    def test_a_denial_with_no_lease_open_ends_the_job(self) -> None:
+        denied = ledger.Reservation(granted=None, available=9, reserved=0)
+        assert ledger.budget_exceeded(denied)
+
+    def test_a_denial_while_leases_are_open_waits_for_their_money(self) -> None:
+        denied = ledger.Reservation(granted=None, available=9, reserved=1)
+        assert not ledger.budget_exceeded(denied)
+
+    def test_a_grant_never_ends_the_job(self) -> None:
+        for available, reserved in ((0, 300), (700, 300)):
+            granted = ledger.Reservation(granted=300, available=available, reserved=reserved)
+            assert not ledger.budget_exceeded(granted)
+
+    def test_a_grant_that_takes_the_last_picodollar_does_not_end_the_job(self) -> None:
+        # The lease is open: when it closes, what it did not spend comes back.
+        assert not ledger.budget_exceeded(ledger.Reservation(granted=50, available=0, reserved=50))
+
+
 class TestLeaseClosing:
     def test_conserves_money(self) -> None:
         # budget = available + reserved + spent, before and after.
