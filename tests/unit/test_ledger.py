@@ -47,6 +47,35 @@ class TestBudgetExceeded:
         assert not ledger.budget_exceeded(ledger.Reservation(granted=50, available=0, reserved=50))
 
 
+class TestHeldForLog:
+    def test_an_uncertain_end_waits_for_the_log_when_there_is_one(self) -> None:
+        assert ledger.held_for_log(unknown_calls=2, lost_holder=False, log_configured=True)
+        assert ledger.held_for_log(unknown_calls=0, lost_holder=True, log_configured=True)
+
+    def test_an_end_that_knows_its_cost_closes_at_once(self) -> None:
+        assert not ledger.held_for_log(unknown_calls=0, lost_holder=False, log_configured=True)
+
+    def test_without_a_log_every_end_closes_at_once(self) -> None:
+        for calls, lost in ((2, False), (0, True), (0, False)):
+            assert not ledger.held_for_log(
+                unknown_calls=calls, lost_holder=lost, log_configured=False
+            )
+
+
+class TestLeaseClosedEvent:
+    def test_announces_what_the_lease_spent_and_returned_under_its_own_id(self) -> None:
+        lease = {"_id": "l-1", "job_id": "j-1", "partition": 3, "amount": 1000, "settled": 450}
+        event = ledger.lease_closed(lease)
+        assert (event.message_id, event.job_id, event.partition, event.lease_id) == (
+            "closed-l-1",
+            "j-1",
+            3,
+            "l-1",
+        )
+        assert (event.spent, event.returned) == (450, 550)
+        assert ledger.lease_closed(lease).message_id == event.message_id
+
+
 class TestLeaseClosing:
     def test_conserves_money(self) -> None:
         # budget = available + reserved + spent, before and after.

@@ -124,7 +124,11 @@ async def _end(
     closed at the worst case at once when there is none.
     """
     usage = _priced(msg.usage, rt.pricing)
-    uncertain = bool(msg.unknown_calls) or lost_holder is not None
+    held = ledger.held_for_log(
+        unknown_calls=len(msg.unknown_calls),
+        lost_holder=lost_holder is not None,
+        log_configured=bool(rt.settings.invocation_log_bucket),
+    )
     bound = log.bind(
         job_id=msg.job_id,
         partition_id=msg.partition,
@@ -134,7 +138,7 @@ async def _end(
         lost_holder=lost_holder,
     )
     try:
-        if uncertain and rt.settings.invocation_log_bucket:
+        if held:
             due = utcnow() + timedelta(seconds=rt.settings.reconcile_wait_seconds)
             lease = await rt.ledgers.hold(
                 msg.lease_id,

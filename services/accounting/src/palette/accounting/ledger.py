@@ -151,6 +151,16 @@ def lease_closed(lease: Mapping[str, Any]) -> LeaseClosed:
 # ------------------------------------------------- leases held for reconciliation
 
 
+def held_for_log(*, unknown_calls: int, lost_holder: bool, log_configured: bool) -> bool:
+    """Whether an ended attempt's lease waits for the invocation log instead of closing now.
+
+    Only an attempt that left calls of unknown outcome, or lost its holder, has
+    a cost that its report does not tell; without a log it closes at once, at
+    the worst case (``unlogged_charge``).
+    """
+    return log_configured and (unknown_calls > 0 or lost_holder)
+
+
 def held_amount(amount: int, known: int, unknown_worst: int) -> int:
     """What a lease keeps while its unknown calls wait for the log: known cost plus their worst.
 

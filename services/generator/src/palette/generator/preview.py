@@ -27,7 +27,7 @@ from palette.common import messages as m
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, step_context
-from palette.generator.bedrock import ModelCallError, ModelRequest
+from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
 from palette.generator.runtime import Runtime
 from palette.generator.slots import PREVIEW
@@ -57,6 +57,19 @@ class Spend:
         )
 
 
+async def _call(rt: Runtime, request: ModelRequest, worst: int, spend: Spend) -> ModelResult:
+    """One call in a preview slot; a call that may have run adds its worst case to ``spend``."""
+    async with rt.call_slots.hold(PREVIEW):
+        try:
+            return await rt.models.converse(request)
+        except ModelCallError as exc:
+            spend.unknown_worst += worst if exc.maybe_billed else 0
+            raise
+        except BaseException:
+            spend.unknown_worst += worst  # cut short: it may have run
+            raise
+
+
 async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.PreviewResult:
     """Render and call each step in order; stop at the first problem. Usage goes to ``spend``."""
     steps: list[m.StepPreview] = []
@@ -81,15 +94,7 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.Prev
                 temperature=step.temperature,
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
             )
-            async with rt.call_slots.hold(PREVIEW):
-                try:
-                    result = await rt.models.converse(request)
-                except ModelCallError as exc:
-                    spend.unknown_worst += worst if exc.maybe_billed else 0
-                    raise
-                except BaseException:
-                    spend.unknown_worst += worst  # cut short: it may have run
-                    raise
+            result = await _call(rt, request, worst, spend)
             spend.usage.append(
                 m.StepUsage(
                     step_id=step.id,
