@@ -52,7 +52,7 @@ def service_brokers() -> dict[str, RabbitBroker]:
     """The broker of each message-driven service, built from its app factory."""
     from palette.accounting.app import create_app as accounting_app
     from palette.accounting.settings import AccountingSettings
-    from palette.generator.app import build_app
+    from palette.generator.app import create_app as generator_app
     from palette.generator.settings import GeneratorSettings
     from palette.scheduler.app import create_app as scheduler_app
     from palette.scheduler.settings import SchedulerSettings
@@ -60,7 +60,7 @@ def service_brokers() -> dict[str, RabbitBroker]:
     apps = {
         "scheduler": scheduler_app(SchedulerSettings(rabbitmq_url=DOC_BROKER_URL)),
         "accounting": accounting_app(AccountingSettings(rabbitmq_url=DOC_BROKER_URL)),
-        "generator": build_app(GeneratorSettings(rabbitmq_url=DOC_BROKER_URL)),
+        "generator": generator_app(GeneratorSettings(rabbitmq_url=DOC_BROKER_URL)),
     }
     brokers = {}
     for name, app in apps.items():

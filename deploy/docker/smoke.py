@@ -34,14 +34,14 @@ def check_apps() -> None:
     """Each service's app builds with its settings (no connection is made)."""
     from palette.accounting.app import create_app as accounting_app
     from palette.gateway.app import create_app as gateway_app
-    from palette.generator.app import build_app
+    from palette.generator.app import create_app as generator_app
     from palette.generator.settings import GeneratorSettings
     from palette.scheduler.app import create_app as scheduler_app
 
     gateway_app()
     scheduler_app()
     accounting_app()
-    build_app(GeneratorSettings())
+    generator_app(GeneratorSettings())
 
 
 def check_aws_clients() -> None:

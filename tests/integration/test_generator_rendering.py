@@ -23,14 +23,15 @@ import structlog
 
 from palette.common import messages as m
 from palette.common.broker import declare_topology, make_broker
+from palette.common.service import RUNTIME
 from palette.common.templates import RenderTimeoutError, TemplateError, TemplateSpec, render
-from palette.common.topology import BROADCAST
+from palette.common.topology import BROADCAST, Broadcasts
 from palette.devstack.stack import DevStack
 from palette.generator import handlers, rendering
-from palette.generator.app import open_runtime, stop_queue
+from palette.generator.app import open_runtime
 from palette.generator.partition import run_partition
 from palette.generator.rendering import Renderer
-from palette.generator.runtime import CONTEXT_KEY, Runtime
+from palette.generator.runtime import Runtime
 from palette.generator.settings import GeneratorSettings
 from tests.integration.jobs import publish_to
 from tests.integration.waiting import wait_until_async
@@ -256,11 +257,12 @@ class TestSlowRenderInAGenerator:
             published.append(message)
 
         broker = make_broker(rabbitmq_url)
-        broker.subscriber(stop_queue(), exchange=BROADCAST)(handlers.job_stopped)
+        stops = Broadcasts.JOB_STOPPED
+        broker.subscriber(stops.queue(), exchange=stops.exchange)(handlers.job_stopped)
         probe = LoopProbe()
-        async with open_runtime(settings) as rt:
+        async with open_runtime(settings, broker) as rt:
             watch = Watch(rt, rabbitmq_url, job_id)
-            broker.context.set_global(CONTEXT_KEY, rt)
+            broker.context.set_global(RUNTIME, rt)
             await broker.connect()
             await declare_topology(broker)
             await broker.start()

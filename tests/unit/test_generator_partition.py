@@ -150,6 +150,7 @@ def runtime(
         # Every render on the loop: these tests start no render process however loaded
         # the machine (tests/integration/test_generator_rendering.py covers those).
         renderer=Renderer(settings.render_seconds, settings.render_seconds, 1),
+        broker=None,  # type: ignore[arg-type]  # run_partition publishes through its argument
     )
 
 

@@ -28,6 +28,54 @@ class TestBudgetLease:
             assert granted is None or granted <= available
 
 
+class TestBudgetExceeded:
+    def test_a_denial_with_no_lease_open_ends_the_job(self) -> None:
+        denied = ledger.Reservation(granted=None, available=9, reserved=0)
+        assert ledger.budget_exceeded(denied)
+
+    def test_a_denial_while_leases_are_open_waits_for_their_money(self) -> None:
+        denied = ledger.Reservation(granted=None, available=9, reserved=1)
+        assert not ledger.budget_exceeded(denied)
+
+    def test_a_grant_never_ends_the_job(self) -> None:
+        for available, reserved in ((0, 300), (700, 300)):
+            granted = ledger.Reservation(granted=300, available=available, reserved=reserved)
+            assert not ledger.budget_exceeded(granted)
+
+    def test_a_grant_that_takes_the_last_picodollar_does_not_end_the_job(self) -> None:
+        # The lease is open: when it closes, what it did not spend comes back.
+        assert not ledger.budget_exceeded(ledger.Reservation(granted=50, available=0, reserved=50))
+
+
+class TestHeldForLog:
+    def test_an_uncertain_end_waits_for_the_log_when_there_is_one(self) -> None:
+        assert ledger.held_for_log(unknown_calls=2, lost_holder=False, log_configured=True)
+        assert ledger.held_for_log(unknown_calls=0, lost_holder=True, log_configured=True)
+
+    def test_an_end_that_knows_its_cost_closes_at_once(self) -> None:
+        assert not ledger.held_for_log(unknown_calls=0, lost_holder=False, log_configured=True)
+
+    def test_without_a_log_every_end_closes_at_once(self) -> None:
+        for calls, lost in ((2, False), (0, True), (0, False)):
+            assert not ledger.held_for_log(
+                unknown_calls=calls, lost_holder=lost, log_configured=False
+            )
+
+
+class TestLeaseClosedEvent:
+    def test_announces_what_the_lease_spent_and_returned_under_its_own_id(self) -> None:
+        lease = {"_id": "l-1", "job_id": "j-1", "partition": 3, "amount": 1000, "settled": 450}
+        event = ledger.lease_closed(lease)
+        assert (event.message_id, event.job_id, event.partition, event.lease_id) == (
+            "closed-l-1",
+            "j-1",
+            3,
+            "l-1",
+        )
+        assert (event.spent, event.returned) == (450, 550)
+        assert ledger.lease_closed(lease).message_id == event.message_id
+
+
 class TestLeaseClosing:
     def test_conserves_money(self) -> None:
         # budget = available + reserved + spent, before and after.

@@ -1,64 +1,107 @@
-"""Wiring shared by the message-driven services (scheduler, generator, accounting).
+"""How a message-driven service (scheduler, generator, accounting) is wired: one way for all.
 
-A service names its queues and handlers and gives an async context manager
-that opens its clients and yields the objects handlers receive through
-FastStream's context (``Context("name")``). The broker connects and declares
-the whole topology before any subscriber consumes.
+A service gives ``build_service`` three things:
+
+- ``HANDLERS`` (its ``handlers.py``): what it consumes, a queue of the topology
+  (``Queues``) or a broadcast subscription (``Broadcasts``), mapped to one thin
+  async handler each;
+- a runtime factory (its ``app.py``): an async context manager that, given the
+  broker, opens the service's clients and yields its **runtime**, the one object
+  its handlers act on, and closes them on the way out;
+- optional hooks on that runtime: ``on_started`` (after the broker consumes and
+  ``service_started`` is logged, the line the dev stack waits for) and
+  ``on_stopping`` (before the broker stops, while handlers still run).
+
+A handler receives the runtime as ``rt: Injected[Runtime]``: the runtime is in
+FastStream's context under ``RUNTIME``, and every service reads it that way.
+The broker (``palette.common.broker.make_broker``) brings the acknowledgement,
+retry, dead-letter and reply behaviour; the lifespan connects it and declares
+the whole topology before the runtime opens and before any subscriber consumes.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Annotated, Any, Final, TypeVar
 
 import structlog
 import uvloop
 from faststream import ContextRepo, FastStream
 from faststream.rabbit import RabbitBroker
 
-from palette.common.broker import declare_topology, make_broker
+from palette.common.broker import Context, declare_topology, make_broker
 from palette.common.heap import freeze_startup_heap
 from palette.common.observability import setup
 from palette.common.settings import CommonSettings
-from palette.common.topology import QueueSpec
+from palette.common.topology import QueueSpec, Subscription
 
-Resources = Callable[[RabbitBroker], AbstractAsyncContextManager[Mapping[str, Any]]]
+R = TypeVar("R")
+
+RUNTIME: Final = "runtime"
+"""Name of a service's runtime in the FastStream context."""
+
+Injected = Annotated[R, Context(RUNTIME)]
+"""A handler argument that receives the service's runtime: ``rt: Injected[Runtime]``."""
+
+Handlers = Mapping[Subscription, Callable[..., Awaitable[Any]]]
+"""What a service consumes, mapped to the handler of each (a service's ``HANDLERS``)."""
+
+RuntimeFactory = Callable[[RabbitBroker], AbstractAsyncContextManager[R]]
+"""Opens a service's clients around its runtime, given the (connected) broker."""
 
 
 def build_service(
     name: str,
     settings: CommonSettings,
-    handlers: Mapping[QueueSpec, Callable[..., Any]],
-    resources: Resources,
+    handlers: Handlers,
+    runtime_factory: RuntimeFactory[R],
     *,
-    prefetch: int = 16,
-    extra: Callable[[RabbitBroker], None] | None = None,
+    prefetch: int,
+    on_started: Callable[[R], Awaitable[None]] | None = None,
+    on_stopping: Callable[[R], None] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> FastStream:
-    """A FastStream app whose broker consumes ``handlers`` with ``resources``."""
+    """A FastStream app whose broker consumes ``handlers`` with the runtime of ``runtime_factory``.
+
+    ``details`` are added to the ``service_started`` log line.
+    """
     log = structlog.get_logger(name)
-    broker = make_broker(
-        settings.rabbitmq_url, queues=handlers.keys(), prefetch=prefetch, logger=log
-    )
+    queues = [spec for spec in handlers if isinstance(spec, QueueSpec)]
+    broker = make_broker(settings.rabbitmq_url, queues=queues, prefetch=prefetch, logger=log)
     for spec, handler in handlers.items():
         broker.subscriber(spec.queue(), spec.exchange)(handler)
-    if extra is not None:
-        extra(broker)
 
     @asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         await broker.connect()
         await declare_topology(broker)
-        async with resources(broker) as objects:
-            for key, value in objects.items():
-                context.set_global(key, value)
-            yield
+        async with runtime_factory(broker) as runtime:
+            context.set_global(RUNTIME, runtime)
+            try:
+                yield
+            finally:
+                context.reset_global(RUNTIME)
 
     app = FastStream(broker, lifespan=lifespan, logger=log)
 
     @app.after_startup
     async def _started() -> None:
-        log.info("service_started", queues=[spec.name for spec in handlers])
+        log.info(
+            "service_started",
+            queues=[spec.name for spec in handlers],
+            prefetch=prefetch,
+            **(details or {}),
+        )
+        if on_started is not None:
+            await on_started(app.context.get(RUNTIME))
+
+    @app.on_shutdown
+    async def _stopping() -> None:
+        runtime = app.context.get(RUNTIME)
+        if on_stopping is not None and runtime is not None:  # None: it never opened
+            on_stopping(runtime)
+        log.info("service_stopping")
 
     return app
 

@@ -26,6 +26,7 @@ Acknowledgement (see ``palette.common.broker``)
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Final
 
@@ -117,6 +118,44 @@ class QueueSpec:
             durable=True,
             routing_key=self.name,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastSpec:
+    """A queue of one process on the broadcast exchange: every process gets every message.
+
+    Each subscribing process declares its own queue, ``<name>.<random hex>``:
+    classic, not durable, exclusive and deleted when the process disconnects.
+    It is not part of the declared topology and has no dead-letter queue.
+    """
+
+    name: str
+    message: type[m.Message]
+
+    @property
+    def exchange(self) -> RabbitExchange:
+        """Exchange the queue is bound to (the fanout ``palette.broadcast``)."""
+        return ROUTES[self.message][0]
+
+    def queue(self) -> RabbitQueue:
+        """A fresh queue of this process (gone when it disconnects)."""
+        return RabbitQueue(
+            f"{self.name}.{uuid.uuid4().hex}",
+            queue_type=QueueType.CLASSIC,
+            durable=False,
+            exclusive=True,
+            auto_delete=True,
+        )
+
+
+class Broadcasts:
+    """Every broadcast subscription of the system."""
+
+    JOB_STOPPED = BroadcastSpec("generator.job-stopped", m.JobStopped)
+
+
+Subscription = QueueSpec | BroadcastSpec
+"""What a handler consumes: a queue of the topology, or a process's broadcast queue."""
 
 
 class Queues:

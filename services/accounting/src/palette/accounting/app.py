@@ -4,33 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 
-from palette.accounting import handlers, preview_handlers, purge
+from palette.accounting.handlers import HANDLERS
 from palette.accounting.invocation_reader import InvocationLogReader
 from palette.accounting.preview_repository import PreviewLedger
 from palette.accounting.reconciler import Reconciler
 from palette.accounting.repository import LedgerRepository
+from palette.accounting.runtime import AccountingRuntime
 from palette.accounting.settings import AccountingSettings
 from palette.common.clients import mongo_client, s3_client
+from palette.common.messages import utcnow
 from palette.common.pricing import load_pricing
 from palette.common.service import build_service
-from palette.common.topology import Queues, QueueSpec
 
-HANDLERS: dict[QueueSpec, Callable[..., Any]] = {
-    Queues.RESERVE_BUDGET: handlers.reserve_budget,
-    Queues.ACC_RECORDS: handlers.records_generated,
-    Queues.ACC_PARTITION_COMPLETED: handlers.partition_completed,
-    Queues.ACC_PARTITION_FAILED: handlers.partition_failed,
-    Queues.ACC_JOB_DELETED: purge.job_deleted,
-    Queues.RESERVE_PREVIEW_BUDGET: preview_handlers.reserve_preview_budget,
-    Queues.ACC_PREVIEW_COMPLETED: preview_handlers.preview_completed,
-}
+log = structlog.get_logger("palette.accounting.previews")
 
 
 def invocation_log_reader(settings: AccountingSettings) -> InvocationLogReader | None:
@@ -45,47 +39,58 @@ def invocation_log_reader(settings: AccountingSettings) -> InvocationLogReader |
     )
 
 
+async def release_expired_forever(previews: PreviewLedger, interval: float) -> None:
+    """Release, every ``interval`` seconds, the preview reservations past their expiry."""
+    while True:
+        try:
+            released = await previews.expire_due(utcnow())
+        except Exception:  # the database may be away for a while: try again next time
+            log.exception("preview_expiry_failed")
+        else:
+            if released:
+                log.info("preview_reservations_released", previews=released)
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def background(*work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``work`` in tasks of their own until the block ends, then cancel them."""
+    tasks = [asyncio.create_task(w) for w in work]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 def create_app(settings: AccountingSettings | None = None) -> FastStream:
     """Build the accounting app."""
     settings = settings or AccountingSettings()
 
     @asynccontextmanager
-    async def resources(broker: RabbitBroker) -> AsyncIterator[Mapping[str, Any]]:
+    async def open_runtime(broker: RabbitBroker) -> AsyncIterator[AccountingRuntime]:
         client = mongo_client(settings)
-        tasks: list[asyncio.Task[None]] = []
         try:
-            repo = LedgerRepository(client, settings.mongo_db)
-            await repo.create_indexes()
-            preview_ledger = PreviewLedger(client, settings.mongo_db)
-            await preview_ledger.create_indexes()
+            ledgers = LedgerRepository(client, settings.mongo_db)
+            await ledgers.create_indexes()
+            previews = PreviewLedger(client, settings.mongo_db)
+            await previews.create_indexes()
             pricing = load_pricing(settings.pricing_file)
             reconciler = Reconciler(
-                repo,
+                ledgers,
                 invocation_log_reader(settings),
                 pricing,
                 broker,
                 settings.reconcile_interval_seconds,
             )
-            tasks.append(asyncio.create_task(reconciler.run_forever()))
-            tasks.append(
-                asyncio.create_task(
-                    preview_handlers.release_expired_forever(
-                        preview_ledger, settings.preview_sweep_seconds
-                    )
-                )
-            )
-            yield {
-                "repo": repo,
-                "previews": preview_ledger,
-                "pricing": pricing,
-                "broker": broker,
-                "settings": settings,
-            }
+            async with background(
+                reconciler.run_forever(),
+                release_expired_forever(previews, settings.preview_sweep_seconds),
+            ):
+                yield AccountingRuntime(ledgers, previews, pricing, broker, settings)
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await client.close()
 
-    return build_service("accounting", settings, HANDLERS, resources, prefetch=settings.prefetch)
+    return build_service("accounting", settings, HANDLERS, open_runtime, prefetch=settings.prefetch)

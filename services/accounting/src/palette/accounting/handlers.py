@@ -1,44 +1,48 @@
-"""Accounting handlers: one function per message."""
+"""Accounting handlers: one function per message, and ``HANDLERS``, what consumes what.
+
+Every handler acts on the process's ``AccountingRuntime``. The rules (grants,
+denials, closings, preview charges) are in ``ledger.py`` and ``previews.py``;
+the atomic updates in ``repository.py`` and ``preview_repository.py``.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import structlog
-from faststream.rabbit import RabbitBroker
 
-from palette.accounting import ledger
-from palette.accounting.repository import LedgerRepository, UnknownJobError
-from palette.accounting.settings import AccountingSettings
+from palette.accounting import ledger, previews
+from palette.accounting.repository import UnknownJobError
+from palette.accounting.runtime import AccountingRuntime
 from palette.common import failpoints
-from palette.common.broker import Context, PermanentError, publish
+from palette.common.broker import PermanentError, publish
 from palette.common.messages import (
     BudgetDenied,
     BudgetExceeded,
     BudgetReserved,
-    LeaseClosed,
+    JobDeleted,
     PartitionCompleted,
     PartitionFailed,
+    PreviewBudgetResult,
+    PreviewCompleted,
     RecordsGenerated,
     ReserveBudget,
+    ReservePreviewBudget,
     StepUsage,
     utcnow,
 )
 from palette.common.pricing import PricingTable, UnknownModelError
+from palette.common.service import Handlers, Injected
+from palette.common.topology import Queues
 
 log = structlog.get_logger("palette.accounting")
 
 
-async def reserve_budget(
-    msg: ReserveBudget,
-    repo: LedgerRepository = Context("repo"),
-    broker: RabbitBroker = Context("broker"),
-) -> None:
+async def reserve_budget(msg: ReserveBudget, rt: Injected[AccountingRuntime]) -> None:
     """Grant a lease from the job's remaining budget, or deny it."""
     bound = log.bind(job_id=msg.job_id, partition_id=msg.partition, message_id=msg.message_id)
     try:
-        outcome = await repo.reserve(
+        outcome = await rt.ledgers.reserve(
             msg.job_id, msg.partition, msg.lease_id, msg.amount, msg.minimum
         )
     except UnknownJobError as exc:
@@ -48,7 +52,7 @@ async def reserve_budget(
     if outcome.granted is not None:
         bound.info("lease_granted", lease_id=msg.lease_id, amount=outcome.granted)
         await publish(
-            broker,
+            rt.broker,
             BudgetReserved(
                 message_id=reply_id,
                 job_id=msg.job_id,
@@ -60,7 +64,7 @@ async def reserve_budget(
         return
     bound.info("lease_denied", available=outcome.available, minimum=msg.minimum)
     await publish(
-        broker,
+        rt.broker,
         BudgetDenied(
             message_id=reply_id,
             job_id=msg.job_id,
@@ -70,13 +74,12 @@ async def reserve_budget(
             available=outcome.available,
         ),
     )
-    if outcome.reserved == 0:
-        # Nothing is out on lease, so no money can come back: the job is done.
-        current = await repo.ensure_ledger(msg.job_id)
-        await repo.mark_exceeded(msg.job_id)
+    if ledger.budget_exceeded(outcome):
+        current = await rt.ledgers.ensure_ledger(msg.job_id)
+        await rt.ledgers.mark_exceeded(msg.job_id)
         bound.info("budget_exceeded", spent=current["spent"], budget=current["budget"])
         await publish(
-            broker,
+            rt.broker,
             BudgetExceeded(
                 message_id=f"{msg.job_id}.exceeded",
                 job_id=msg.job_id,
@@ -93,15 +96,11 @@ def _priced(usage: tuple[StepUsage, ...], pricing: PricingTable) -> ledger.Usage
         raise PermanentError(str(exc)) from exc
 
 
-async def records_generated(
-    msg: RecordsGenerated,
-    repo: LedgerRepository = Context("repo"),
-    pricing: PricingTable = Context("pricing"),
-) -> None:
+async def records_generated(msg: RecordsGenerated, rt: Injected[AccountingRuntime]) -> None:
     """Settle the exact cost of a written part against its lease."""
-    usage = _priced(msg.usage, pricing)
+    usage = _priced(msg.usage, rt.pricing)
     try:
-        applied = await repo.settle(msg.message_id, msg.lease_id, usage, msg.retries)
+        applied = await rt.ledgers.settle(msg.message_id, msg.lease_id, usage, msg.retries)
         failpoints.hit("accounting.after_write")
     except UnknownJobError as exc:
         raise PermanentError(str(exc)) from exc
@@ -115,28 +114,8 @@ async def records_generated(
     )
 
 
-async def announce_closed(broker: RabbitBroker, lease: dict[str, Any]) -> None:
-    """Announce a closed lease (on every delivery: the scheduler applies it once)."""
-    await publish(
-        broker,
-        LeaseClosed(
-            message_id=f"closed-{lease['_id']}",
-            job_id=lease["job_id"],
-            partition=int(lease["partition"]),
-            lease_id=lease["_id"],
-            spent=int(lease["settled"]),
-            returned=int(lease["amount"]) - int(lease["settled"]),
-        ),
-    )
-
-
 async def _end(
-    msg: PartitionCompleted | PartitionFailed,
-    lost_holder: str | None,
-    repo: LedgerRepository,
-    pricing: PricingTable,
-    broker: RabbitBroker,
-    settings: AccountingSettings,
+    msg: PartitionCompleted | PartitionFailed, lost_holder: str | None, rt: AccountingRuntime
 ) -> None:
     """An attempt ended: close its lease, or hold it for the invocation log.
 
@@ -144,8 +123,12 @@ async def _end(
     lost, is held until the log is complete for it when there is a log, and
     closed at the worst case at once when there is none.
     """
-    usage = _priced(msg.usage, pricing)
-    uncertain = bool(msg.unknown_calls) or lost_holder is not None
+    usage = _priced(msg.usage, rt.pricing)
+    held = ledger.held_for_log(
+        unknown_calls=len(msg.unknown_calls),
+        lost_holder=lost_holder is not None,
+        log_configured=bool(rt.settings.invocation_log_bucket),
+    )
     bound = log.bind(
         job_id=msg.job_id,
         partition_id=msg.partition,
@@ -155,9 +138,9 @@ async def _end(
         lost_holder=lost_holder,
     )
     try:
-        if uncertain and settings.invocation_log_bucket:
-            due = utcnow() + timedelta(seconds=settings.reconcile_wait_seconds)
-            lease = await repo.hold(
+        if held:
+            due = utcnow() + timedelta(seconds=rt.settings.reconcile_wait_seconds)
+            lease = await rt.ledgers.hold(
                 msg.lease_id,
                 usage,
                 due=due,
@@ -168,7 +151,7 @@ async def _end(
             )
             closing = None
         else:
-            closing, lease = await repo.close(
+            closing, lease = await rt.ledgers.close(
                 msg.lease_id,
                 usage,
                 unknown_worst=msg.unknown_worst,
@@ -190,26 +173,68 @@ async def _end(
     )
     # Published on every delivery (the scheduler applies it once), so a crash
     # between the ledger write and this publish loses nothing.
-    await announce_closed(broker, lease)
+    await publish(rt.broker, ledger.lease_closed(lease))
 
 
-async def partition_completed(
-    msg: PartitionCompleted,
-    repo: LedgerRepository = Context("repo"),
-    pricing: PricingTable = Context("pricing"),
-    broker: RabbitBroker = Context("broker"),
-    settings: AccountingSettings = Context("settings"),
-) -> None:
+async def partition_completed(msg: PartitionCompleted, rt: Injected[AccountingRuntime]) -> None:
     """Close the attempt's lease at its total usage (the rest returns), or hold it."""
-    await _end(msg, None, repo, pricing, broker, settings)
+    await _end(msg, None, rt)
 
 
-async def partition_failed(
-    msg: PartitionFailed,
-    repo: LedgerRepository = Context("repo"),
-    pricing: PricingTable = Context("pricing"),
-    broker: RabbitBroker = Context("broker"),
-    settings: AccountingSettings = Context("settings"),
-) -> None:
+async def partition_failed(msg: PartitionFailed, rt: Injected[AccountingRuntime]) -> None:
     """Close a failed attempt's lease at what it spent, or hold it (unknown calls, lost holder)."""
-    await _end(msg, msg.lost_holder, repo, pricing, broker, settings)
+    await _end(msg, msg.lost_holder, rt)
+
+
+async def job_deleted(msg: JobDeleted, rt: Injected[AccountingRuntime]) -> None:
+    """Delete the job's ledger and leases."""
+    # The scheduler announces JobDeleted only for a job that has ended with every
+    # lease closed, so nothing writes these any more; a redelivery deletes nothing.
+    leases = await rt.ledgers.purge_job(msg.job_id)
+    log.info("ledger_purged", job_id=msg.job_id, message_id=msg.message_id, leases=leases)
+
+
+async def reserve_preview_budget(
+    msg: ReservePreviewBudget, rt: Injected[AccountingRuntime]
+) -> PreviewBudgetResult:
+    """Reserve the preview's worst case from its owner's budget of the day; the reply."""
+    result = await rt.previews.reserve(msg, utcnow(), rt.settings.preview_hold_seconds)
+    log.info(
+        "preview_budget_reserved" if result.granted else "preview_budget_denied",
+        preview_id=msg.preview_id,
+        owner=msg.owner,
+        amount=msg.amount,
+        limit=msg.limit,
+        spent=result.spent,
+        reserved=result.reserved,
+        reason=result.reason,
+    )
+    return result
+
+
+async def preview_completed(msg: PreviewCompleted, rt: Injected[AccountingRuntime]) -> None:
+    """Charge what the preview spent, exactly, and release its reservation (once)."""
+    try:
+        charge = previews.charge(msg.usage, msg.unknown_worst, rt.pricing)
+    except UnknownModelError as exc:
+        raise PermanentError(str(exc)) from exc
+    applied = await rt.previews.settle(msg, charge, utcnow())
+    log.info(
+        "preview_settled",
+        preview_id=msg.preview_id,
+        owner=msg.owner,
+        cost=charge.cost,
+        unreconciled=charge.unreconciled,
+        duplicate=not applied,
+    )
+
+
+HANDLERS: Handlers = {
+    Queues.RESERVE_BUDGET: reserve_budget,
+    Queues.ACC_RECORDS: records_generated,
+    Queues.ACC_PARTITION_COMPLETED: partition_completed,
+    Queues.ACC_PARTITION_FAILED: partition_failed,
+    Queues.ACC_JOB_DELETED: job_deleted,
+    Queues.RESERVE_PREVIEW_BUDGET: reserve_preview_budget,
+    Queues.ACC_PREVIEW_COMPLETED: preview_completed,
+}

@@ -1,4 +1,4 @@
-"""Ledger arithmetic with no I/O: exact costs, lease grants, lease closing, reconciliation.
+"""Ledger rules with no I/O: exact costs, lease grants and denials, lease closing, reconciliation.
 
 All amounts are integer picodollars.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from palette.accounting.invocations import LoggedCall, unique
 from palette.common.keys import mongo_field
-from palette.common.messages import RetryCounts, StepUsage
+from palette.common.messages import LeaseClosed, RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
 
 UsageMap = dict[str, dict[str, Any]]
@@ -27,6 +27,25 @@ def grant(available: int, amount: int, minimum: int) -> int | None:
     if minimum > amount or available < minimum:
         return None
     return min(amount, available)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Outcome of a reservation request: the lease granted (None: denied), what is left."""
+
+    granted: int | None
+    available: int
+    reserved: int
+    """What the job's open leases hold, this one included when granted."""
+
+
+def budget_exceeded(reservation: Reservation) -> bool:
+    """Whether a reservation ends the job's spending: denied, and no lease is open.
+
+    With nothing out on lease no money can come back, so no later request can
+    be granted either. A denial while leases are open only waits for them.
+    """
+    return reservation.granted is None and reservation.reserved == 0
 
 
 def usage_map(
@@ -128,7 +147,34 @@ def close_lease(amount: int, settled: int, total: int) -> Closing:
     )
 
 
+def lease_closed(lease: Mapping[str, Any]) -> LeaseClosed:
+    """The announcement of a closed lease: what it spent and what returned to the job.
+
+    Its message id is the lease's, so the scheduler applies it once however
+    often it is published (on every delivery of the lease's end, and by the
+    reconciler).
+    """
+    return LeaseClosed(
+        message_id=f"closed-{lease['_id']}",
+        job_id=lease["job_id"],
+        partition=int(lease["partition"]),
+        lease_id=lease["_id"],
+        spent=int(lease["settled"]),
+        returned=int(lease["amount"]) - int(lease["settled"]),
+    )
+
+
 # ------------------------------------------------- leases held for reconciliation
+
+
+def held_for_log(*, unknown_calls: int, lost_holder: bool, log_configured: bool) -> bool:
+    """Whether an ended attempt's lease waits for the invocation log instead of closing now.
+
+    Only an attempt that left calls of unknown outcome, or lost its holder, has
+    a cost that its report does not tell; without a log it closes at once, at
+    the worst case (``unlogged_charge``).
+    """
+    return log_configured and (unknown_calls > 0 or lost_holder)
 
 
 def held_amount(amount: int, known: int, unknown_worst: int) -> int:

@@ -25,11 +25,11 @@ import structlog
 from faststream.rabbit import RabbitBroker
 
 from palette.accounting import ledger
-from palette.accounting.handlers import announce_closed
 from palette.accounting.invocation_reader import InvocationLogReader
 from palette.accounting.invocations import LoggedCall
 from palette.accounting.repository import Doc, LedgerRepository
 from palette.common import failpoints
+from palette.common.broker import publish
 from palette.common.messages import utcnow
 from palette.common.pricing import PricingTable
 
@@ -132,5 +132,5 @@ class Reconciler:
             if result.settled > int(lease["amount"]):
                 bound.error("lease_overspent", amount=lease["amount"], settled=result.settled)
         if lease["closed"]:
-            await announce_closed(self.broker, lease)
+            await publish(self.broker, ledger.lease_closed(lease))
             await self.repo.hold_done(lease["_id"])

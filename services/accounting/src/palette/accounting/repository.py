@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -55,15 +54,6 @@ def _at_least(retries: RetryCounts) -> Doc:
 
 class UnknownJobError(LookupError):
     """A message about a job or lease that does not exist."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Outcome of a reservation request."""
-
-    granted: int | None
-    available: int
-    reserved: int
 
 
 class LedgerRepository:
@@ -111,7 +101,7 @@ class LedgerRepository:
 
     async def reserve(
         self, job_id: str, partition: int, lease_id: str, amount: int, minimum: int
-    ) -> Reservation:
+    ) -> ledger.Reservation:
         """Grant a lease with one conditional update; a lease id is granted once."""
         current = await self.ensure_ledger(job_id)
         for _ in range(50):
@@ -162,7 +152,7 @@ class LedgerRepository:
                 upsert=True,
             )
         reserved = sum(int(v) for v in (current.get("pending") or {}).values())
-        return Reservation(granted, int(current["available"]), reserved)
+        return ledger.Reservation(granted, int(current["available"]), reserved)
 
     async def settle(
         self,
@@ -366,6 +356,12 @@ class LedgerRepository:
         if result.modified_count:
             metrics.SETTLED.inc(usd(spent))
             metrics.RETURNED.inc(usd(reserved - spent))
+
+    async def purge_job(self, job_id: str) -> int:
+        """Delete a deleted job's leases and ledger; how many leases were deleted."""
+        leases = await self.leases.delete_many({"job_id": job_id})
+        await self.ledgers.delete_one({"_id": job_id})
+        return leases.deleted_count
 
     async def mark_exceeded(self, job_id: str) -> bool:
         """Flag the ledger as exceeded; True the first time."""

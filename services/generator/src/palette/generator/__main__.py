@@ -11,11 +11,11 @@ from __future__ import annotations
 def main() -> None:
     """Configure logging, tracing and metrics; run the service until it is signalled to stop."""
     from palette.common.service import run_service
-    from palette.generator.app import SERVICE, build_app
+    from palette.generator.app import SERVICE, create_app
     from palette.generator.settings import GeneratorSettings
 
     settings = GeneratorSettings()
-    run_service(SERVICE, settings, lambda: build_app(settings))
+    run_service(SERVICE, settings, lambda: create_app(settings))
 
 
 if __name__ == "__main__":

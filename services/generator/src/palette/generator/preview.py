@@ -20,20 +20,16 @@ report came first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
 
 import structlog
-from faststream.rabbit import RabbitBroker
-from faststream.rabbit.message import RabbitMessage
 
 from palette.common import messages as m
-from palette.common.broker import Context, publish
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, step_context
-from palette.generator.bedrock import ModelCallError, ModelRequest
+from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
-from palette.generator.runtime import CONTEXT_KEY, Runtime
+from palette.generator.runtime import Runtime
 from palette.generator.slots import PREVIEW
 
 log = structlog.get_logger("palette.generator.preview")
@@ -61,6 +57,19 @@ class Spend:
         )
 
 
+async def _call(rt: Runtime, request: ModelRequest, worst: int, spend: Spend) -> ModelResult:
+    """One call in a preview slot; a call that may have run adds its worst case to ``spend``."""
+    async with rt.call_slots.hold(PREVIEW):
+        try:
+            return await rt.models.converse(request)
+        except ModelCallError as exc:
+            spend.unknown_worst += worst if exc.maybe_billed else 0
+            raise
+        except BaseException:
+            spend.unknown_worst += worst  # cut short: it may have run
+            raise
+
+
 async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.PreviewResult:
     """Render and call each step in order; stop at the first problem. Usage goes to ``spend``."""
     steps: list[m.StepPreview] = []
@@ -85,15 +94,7 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.Prev
                 temperature=step.temperature,
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
             )
-            async with rt.call_slots.hold(PREVIEW):
-                try:
-                    result = await rt.models.converse(request)
-                except ModelCallError as exc:
-                    spend.unknown_worst += worst if exc.maybe_billed else 0
-                    raise
-                except BaseException:
-                    spend.unknown_worst += worst  # cut short: it may have run
-                    raise
+            result = await _call(rt, request, worst, spend)
             spend.usage.append(
                 m.StepUsage(
                     step_id=step.id,
@@ -126,19 +127,16 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.Prev
     return m.PreviewResult(steps=tuple(steps), cost=spent)
 
 
-async def preview_record(
-    msg: m.PreviewRecord,
-    rt: Annotated[Runtime, Context(CONTEXT_KEY)],
-    broker: Annotated[RabbitBroker, Context("broker")],
-    message: Annotated[RabbitMessage, Context("message")],
+async def answer_preview(
+    msg: m.PreviewRecord, rt: Runtime, *, redelivered: bool
 ) -> m.PreviewResult:
-    """Answer one preview request (the reply goes to the request's reply-to)."""
+    """Answer one preview request (the handler returns it as the reply); report its spend first."""
     # What it spent is published before the reply; a failed publish fails the
     # handler and the request comes back as a redelivery, settled at its worst.
     with structlog.contextvars.bound_contextvars(message_id=msg.message_id, owner=msg.owner):
         spend = Spend()
-        result = await _answer(msg, rt, spend, redelivered=bool(message.raw_message.redelivered))
-        await publish(broker, spend.completed(msg))
+        result = await _answer(msg, rt, spend, redelivered=redelivered)
+        await rt.publish(spend.completed(msg))
         log.info(
             "preview_done",
             steps=len(result.steps),

@@ -6,6 +6,9 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from faststream.rabbit import RabbitBroker
+
+from palette.common.broker import publish
 from palette.common.messages import Message
 from palette.common.pricing import PricingTable
 from palette.generator.bedrock import ModelCaller
@@ -19,9 +22,6 @@ from palette.generator.storage import Storage
 
 Publish = Callable[[Message], Awaitable[None]]
 """Publishes one message on its route (``palette.common.broker.publish``)."""
-
-CONTEXT_KEY = "generator"
-"""Name of the Runtime in the FastStream context."""
 
 
 @dataclass(slots=True)
@@ -41,8 +41,14 @@ class Runtime:
     """Exclusive claims on leases (one generator spends a lease at a time)."""
     renderer: Renderer
     """Renders prompts on the loop when fast, else in a render process."""
+    broker: RabbitBroker
+    """Where events and reports are published (``publish``)."""
     draining: bool = False
     """Set at shutdown: attempts start no new record and end as soon as they can."""
+
+    async def publish(self, message: Message) -> None:
+        """Publish one message on its route (a ``Publish``)."""
+        await publish(self.broker, message)
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry ``attempt + 1``: exponential with jitter."""

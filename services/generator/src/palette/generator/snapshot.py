@@ -10,17 +10,15 @@ redelivered request has no second effect.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
 import structlog
 from botocore.exceptions import ClientError
 
 from palette.common import keys
 from palette.common import messages as m
-from palette.common.broker import Context
 from palette.common.clients import is_missing
 from palette.generator.exporter import write_job_dataset
-from palette.generator.runtime import CONTEXT_KEY, Runtime
+from palette.generator.runtime import Runtime
 from palette.generator.storage import Storage
 
 log = structlog.get_logger("palette.generator.snapshot")
@@ -37,9 +35,7 @@ def snapshot_exists(storage: Storage, key: str) -> bool:
     return True
 
 
-async def export_snapshot(
-    msg: m.ExportSnapshot, rt: Annotated[Runtime, Context(CONTEXT_KEY)]
-) -> None:
+async def write_snapshot(msg: m.ExportSnapshot, rt: Runtime) -> None:
     """Write the snapshot unless it exists; a job that does not exist is skipped."""
     key = keys.snapshot_key(msg.job_id, msg.tag, msg.output_format)
     with structlog.contextvars.bound_contextvars(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("palette.generator.storage")
 
 READ_BUFFER_BYTES = 64 * 1024
+DELETE_BATCH = 1000  # the most one DeleteObjects request takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +157,29 @@ class Storage:
         names: list[ObjectIdentifierTypeDef] = [
             {"Key": keys.incomplete_key(job_id, i)} for i in indices
         ]
-        for first in range(0, len(names), 1000):
-            self.s3.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": names[first : first + 1000], "Quiet": True}
-            )
+        for first in range(0, len(names), DELETE_BATCH):
+            chunk = names[first : first + DELETE_BATCH]
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; how many were deleted."""
+        deleted = 0
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            batch: list[ObjectIdentifierTypeDef] = [
+                {"Key": obj["Key"]} for obj in page.get("Contents", [])
+            ]
+            for first in range(0, len(batch), DELETE_BATCH):
+                chunk = batch[first : first + DELETE_BATCH]
+                answer = self.s3.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
+                errors = answer.get("Errors", [])
+                if errors:
+                    raise RuntimeError(f"S3 refused to delete {len(errors)} objects: {errors[:3]}")
+                deleted += len(chunk)
+        return deleted
 
     def open(self, key: str) -> io.BufferedReader:
         """A buffered binary stream over an object (close it when done)."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from botocore.exceptions import ClientError
 from faststream import FastStream
@@ -17,27 +16,11 @@ from palette.common.metrics import job_status_gauge
 from palette.common.pricing import load_pricing
 from palette.common.seeds import SeedError, format_from_name, read_records
 from palette.common.service import build_service
-from palette.common.topology import Queues, QueueSpec
-from palette.scheduler import handlers, purge
+from palette.scheduler.handlers import HANDLERS
 from palette.scheduler.lifecycle import Scheduler
 from palette.scheduler.partitioning import SeedSummary, summarize_seeds
 from palette.scheduler.repository import SchedulerRepository
 from palette.scheduler.settings import SchedulerSettings
-
-HANDLERS: dict[QueueSpec, Callable[..., Any]] = {
-    Queues.SUBMIT_JOB: handlers.submit_job,
-    Queues.CANCEL_JOB: handlers.cancel_job,
-    Queues.SCHED_BUDGET_RESERVED: handlers.budget_reserved,
-    Queues.SCHED_BUDGET_DENIED: handlers.budget_denied,
-    Queues.SCHED_BUDGET_EXCEEDED: handlers.budget_exceeded,
-    Queues.SCHED_LEASE_CLOSED: handlers.lease_closed,
-    Queues.SCHED_RECORDS: handlers.records_generated,
-    Queues.SCHED_PARTITION_COMPLETED: handlers.partition_completed,
-    Queues.SCHED_PARTITION_FAILED: handlers.partition_failed,
-    Queues.SCHED_EXPORT_COMPLETED: handlers.export_completed,
-    Queues.SCHED_EXPORT_FAILED: handlers.export_failed,
-    Queues.DELETE_JOB: purge.delete_job,
-}
 
 
 def create_app(settings: SchedulerSettings | None = None) -> FastStream:
@@ -45,7 +28,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
     settings = settings or SchedulerSettings()
 
     @asynccontextmanager
-    async def resources(broker: RabbitBroker) -> AsyncIterator[Mapping[str, Any]]:
+    async def open_runtime(broker: RabbitBroker) -> AsyncIterator[Scheduler]:
         client = mongo_client(settings)
         s3 = s3_client(settings)
 
@@ -75,15 +58,15 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
                 else contextlib.nullcontext()
             )
             with gauge:
-                yield {"scheduler": scheduler}
+                yield scheduler
         finally:
             await client.close()
 
-    app = build_service("scheduler", settings, HANDLERS, resources, prefetch=settings.prefetch)
-
-    @app.after_startup
-    async def _resume() -> None:
-        scheduler: Scheduler = app.context.get("scheduler")
-        await scheduler.resume()
-
-    return app
+    return build_service(
+        "scheduler",
+        settings,
+        HANDLERS,
+        open_runtime,
+        prefetch=settings.prefetch,
+        on_started=Scheduler.resume,
+    )

@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from faststream.rabbit import RabbitBroker
 
 from palette.common import messages as m
-from palette.common.broker import Context, publish
+from palette.common.broker import publish
 from palette.common.job_document import job_settled
-from palette.scheduler.lifecycle import Scheduler
+from palette.scheduler.repository import SchedulerRepository
 
 log = structlog.get_logger("palette.scheduler.purge")
 
@@ -28,17 +29,13 @@ def deletable(job: dict[str, Any]) -> bool:
     return job_settled(job)
 
 
-async def delete_job(msg: m.DeleteJob, scheduler: Scheduler = Context("scheduler")) -> None:
+async def delete_job(repo: SchedulerRepository, broker: RabbitBroker, msg: m.DeleteJob) -> None:
     """Delete the owner's finished job and its scheduler documents, announcing it first."""
-    db = scheduler.repo.jobs.database
     bound = log.bind(job_id=msg.job_id, message_id=msg.message_id)
-    job = await db["jobs"].find_one({"_id": msg.job_id})
+    job = await repo.job(msg.job_id)
     if job is not None and (job.get("owner") != msg.owner or not deletable(job)):
         bound.warning("delete_refused", status=job.get("status"))
         return
-    await publish(
-        scheduler.broker, m.JobDeleted(message_id=f"deleted-{msg.job_id}", job_id=msg.job_id)
-    )
-    partitions = await db["partitions"].delete_many({"job_id": msg.job_id})
-    await db["jobs"].delete_one({"_id": msg.job_id})
-    bound.info("job_deleted", partitions=partitions.deleted_count)
+    await publish(broker, m.JobDeleted(message_id=f"deleted-{msg.job_id}", job_id=msg.job_id))
+    partitions = await repo.purge_job(msg.job_id)
+    bound.info("job_deleted", partitions=partitions)

@@ -57,6 +57,12 @@ class SchedulerRepository:
         """The job document."""
         return await self.jobs.find_one({"_id": job_id})
 
+    async def purge_job(self, job_id: str) -> int:
+        """Delete a job's partitions, then the job; how many partitions were deleted."""
+        partitions = await self.partitions.delete_many({"job_id": job_id})
+        await self.jobs.delete_one({"_id": job_id})
+        return partitions.deleted_count
+
     async def upsert_job(self, job_id: str, fields: Doc) -> Doc:
         """Create the job if no document exists; return the document."""
         doc = await self.jobs.find_one({"_id": job_id})

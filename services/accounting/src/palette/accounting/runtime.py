@@ -1,0 +1,26 @@
+"""What accounting's handlers act on, opened once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream.rabbit import RabbitBroker
+
+from palette.accounting.preview_repository import PreviewLedger
+from palette.accounting.repository import LedgerRepository
+from palette.accounting.settings import AccountingSettings
+from palette.common.pricing import PricingTable
+
+
+@dataclass(frozen=True, slots=True)
+class AccountingRuntime:
+    """The clients and settings of one accounting process."""
+
+    ledgers: LedgerRepository
+    """Job ledgers and leases."""
+    previews: PreviewLedger
+    """Preview budgets and previews."""
+    pricing: PricingTable
+    broker: RabbitBroker
+    """Where replies and events are published."""
+    settings: AccountingSettings
