@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from faststream.rabbit import RabbitBroker
 
+from palette.common import failpoints
 from palette.common import messages as m
 from palette.common.broker import publish
 from palette.common.money import usd_to_picos
@@ -453,7 +454,10 @@ class Scheduler:
     # ------------------------------------------------------------- restart
 
     async def resume(self) -> None:
-        """After a restart: recount slots, re-ask pending leases, pump, finish."""
+        """After a restart: announce moves not announced, recount slots, re-ask leases, pump."""
+        for job in await self.repo.unannounced():
+            reason = job.get("stop_reason") or job.get("error")
+            await self._announce(job, m.JobStatus(job["status"]), None, reason)
         for job in await self.repo.jobs_to_resume():
             job_id = job["_id"]
             await self.repo.resync_slots(job_id, job.get("slots") or [])
@@ -471,14 +475,23 @@ class Scheduler:
     async def _status_changed(
         self, before: Doc, status: m.JobStatus, reason: str | None = None
     ) -> None:
+        await self._announce(before, status, m.JobStatus(before["status"]), reason)
+
+    async def _announce(
+        self, job: Doc, status: m.JobStatus, previous: m.JobStatus | None, reason: str | None
+    ) -> None:
+        """Publish a move's ``JobStatusChanged`` (webhooks hear of it), then mark it announced."""
+        if status.is_final:
+            failpoints.hit("scheduler.before_final_announce")
         await publish(
             self.broker,
             m.JobStatusChanged(
-                message_id=f"status-{before['_id']}-{status.value}",
-                job_id=before["_id"],
-                owner=before.get("owner", ""),
+                message_id=f"status-{job['_id']}-{status.value}",
+                job_id=job["_id"],
+                owner=job.get("owner", ""),
                 status=status,
-                previous=m.JobStatus(before["status"]),
+                previous=previous,
                 reason=reason,
             ),
         )
+        await self.repo.announced(job["_id"], status)

@@ -34,6 +34,7 @@ class SchedulerRepository:
         """Indexes the scheduler's queries use."""
         await self.partitions.create_index([("job_id", ASCENDING), ("status", ASCENDING)])
         await self.jobs.create_index([("status", ASCENDING)])
+        await self.jobs.create_index([("status_announced", ASCENDING)])
 
     # ---------------------------------------------------------------- jobs
 
@@ -55,13 +56,27 @@ class SchedulerRepository:
     async def move(
         self, job_id: str, from_: Iterable[str], to: JobStatus, **fields: Any
     ) -> Doc | None:
-        """Move a job's status conditionally; the document before, or None."""
+        """Move a job's status conditionally; the document before, or None.
+
+        The move is not announced yet (``status_announced`` false) until its
+        ``JobStatusChanged`` is published (``announced``).
+        """
         now = utcnow()
         return await self.jobs.find_one_and_update(
             {"_id": job_id, "status": {"$in": list(from_)}},
-            {"$set": {"status": to.value, "updated_at": now, **fields}},
+            {"$set": {"status": to.value, "updated_at": now, "status_announced": False, **fields}},
             return_document=ReturnDocument.BEFORE,
         )
+
+    async def announced(self, job_id: str, status: JobStatus) -> None:
+        """The job's move to ``status`` is announced (unless it moved on since)."""
+        await self.jobs.update_one(
+            {"_id": job_id, "status": status.value}, {"$set": {"status_announced": True}}
+        )
+
+    async def unannounced(self) -> list[Doc]:
+        """Jobs whose last move was made but not announced (the process died in between)."""
+        return [doc async for doc in self.jobs.find({"status_announced": False})]
 
     async def set_job(self, job_id: str, filter_: Doc, fields: Doc) -> bool:
         """Conditionally set fields of a job; True if it matched."""
