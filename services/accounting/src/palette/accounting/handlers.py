@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from faststream.rabbit import RabbitBroker
 
-from palette.accounting import ledger
+from palette.accounting import ledger, thresholds
 from palette.accounting.repository import LedgerRepository, UnknownJobError
 from palette.accounting.settings import AccountingSettings
 from palette.common import failpoints
@@ -97,8 +97,9 @@ async def records_generated(
     msg: RecordsGenerated,
     repo: LedgerRepository = Context("repo"),
     pricing: PricingTable = Context("pricing"),
+    broker: RabbitBroker = Context("broker"),
 ) -> None:
-    """Settle the exact cost of a written part against its lease."""
+    """Settle the exact cost of a written part against its lease; announce thresholds reached."""
     usage = _priced(msg.usage, pricing)
     try:
         applied = await repo.settle(msg.message_id, msg.lease_id, usage)
@@ -113,6 +114,7 @@ async def records_generated(
         cost=applied,
         duplicate=applied is None,
     )
+    await thresholds.announce(repo, broker, msg.job_id)
 
 
 async def announce_closed(broker: RabbitBroker, lease: dict[str, Any]) -> None:
@@ -189,6 +191,7 @@ async def _end(
     # Published on every delivery (the scheduler applies it once), so a crash
     # between the ledger write and this publish loses nothing.
     await announce_closed(broker, lease)
+    await thresholds.announce(repo, broker, msg.job_id)
 
 
 async def partition_completed(
