@@ -17,13 +17,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from palette.common.messages import ResendWebhookDelivery, SendTestWebhook, utcnow
+from palette.common.messages import ResendWebhookDelivery, SendTestWebhook
 from palette.common.webhooks import (
     WebhookTargetError,
     new_test_event_id,
     new_webhook_id,
     resolve_target,
 )
+from palette.gateway.jobs import now_ms
 from palette.gateway.openapi import problems
 from palette.gateway.pagination import job_cursor, job_position
 from palette.gateway.ports import Runtime
@@ -128,7 +129,7 @@ class WebhookController(Controller):
             "events": [event.value for event in data.events],
             "description": data.description,
             "secret": new_secret(),
-            "created_at": utcnow(),
+            "created_at": now_ms(),
         }
         await runtime.webhooks.insert(doc)
         return WebhookCreated(**webhook_view(doc).model_dump(), secret=doc["secret"])
