@@ -7,9 +7,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from palette.accounting import webhook_policy as policy
+from palette.accounting.settings import AccountingSettings
 from palette.common.messages import JobStatus
 from palette.common.webhooks import (
     BUDGET_THRESHOLDS,
@@ -220,3 +222,13 @@ class TestRetrySchedule:
         assert doc["status"] == policy.PENDING
         assert doc["next_attempt_at"] == now
         assert doc["give_up_at"] == now + timedelta(seconds=60)
+
+
+class TestSenderSettings:
+    def test_a_claim_shorter_than_an_attempt_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="webhook_claim_seconds must be more than"):
+            AccountingSettings(webhook_claim_seconds=5, webhook_timeout_seconds=10)
+
+    def test_a_retention_shorter_than_the_retries_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="webhook_delivery_retention_days must be"):
+            AccountingSettings(webhook_delivery_retention_days=1, webhook_retry_for_seconds=90000)

@@ -94,11 +94,16 @@ class AccountingSettings(CommonSettings):
     )
 
     @model_validator(mode="after")
-    def _claim_outlasts_an_attempt(self) -> Self:
+    def _webhook_times_fit(self) -> Self:
         if self.webhook_claim_seconds <= self.webhook_timeout_seconds:
             raise ValueError(
                 "webhook_claim_seconds must be more than webhook_timeout_seconds, or a slow "
                 "attempt's delivery would be taken by another process while it runs"
+            )
+        if self.webhook_delivery_retention_days * 86400 <= self.webhook_retry_for_seconds:
+            raise ValueError(
+                "webhook_delivery_retention_days must be longer than webhook_retry_for_seconds, "
+                "or deliveries would be dropped while they are still retried"
             )
         return self
 
