@@ -13,6 +13,7 @@ from collections import Counter
 
 import pytest
 
+from palette.devstack import readiness
 from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
 from tests.faults.harness import submit
 from tests.integration.webhook_receiver import (
@@ -46,6 +47,9 @@ def test_deliveries_pending_while_accounting_is_killed_arrive_after_it_restarts(
 ) -> None:
     """One delivery is in flight when accounting dies (kill -9), one is sent while it is down."""
     group, api = rig.services(generators=1, overrides=WEBHOOKS)
+    # A test-send is published by the gateway: wait until it has its broker (/ready).
+    ready = f"{group.gateway_url}/ready"
+    group.gateway.process.wait_until(lambda: readiness.http_ok(ready), 60.0, "ready")
     with Receiver() as receiver:
         hook = create_webhook(api, receiver.url("/hook"))
         release = receiver.hold("/hook")

@@ -21,6 +21,7 @@ import pytest
 
 from palette.common.messages import utcnow
 from palette.common.webhooks import WebhookEvent, new_webhook_id
+from palette.devstack import readiness
 from palette.devstack.stack import DevStack
 from palette.gateway.controllers.webhooks import new_secret
 from tests.integration.gateway_fixtures import MakeApi
@@ -38,7 +39,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(gateway_url: str) -> Iterator[Receiver]:
+    """A receiver, once the session's gateway has its broker (test-sends are published)."""
+    wait_until(lambda: readiness.http_ok(f"{gateway_url}/ready"), 60, "the gateway ready")
     with Receiver() as running:
         yield running
 
