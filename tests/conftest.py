@@ -30,17 +30,29 @@ from palette.gateway.tokens import mint
 from tests.backends import Backend, BackendUnavailableError, open_backend
 from tests.examples import EXAMPLES
 
+WEBHOOK_TEST_SETTINGS = {
+    "PALETTE_WEBHOOK_ALLOWED_HOSTS": '["localhost"]',
+    "PALETTE_ACCOUNTING_WEBHOOK_RETRY_INITIAL_SECONDS": "0.2",
+    "PALETTE_ACCOUNTING_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS": "1",
+    "PALETTE_ACCOUNTING_WEBHOOK_RETRY_FOR_SECONDS": "30",
+    "PALETTE_ACCOUNTING_WEBHOOK_POLL_SECONDS": "0.2",
+    "PALETTE_ACCOUNTING_WEBHOOK_TIMEOUT_SECONDS": "3",
+    "PALETTE_ACCOUNTING_WEBHOOK_CLAIM_SECONDS": "4",
+}
 SERVICE_SETTINGS = {
     "scheduler": {
         "PALETTE_SCHEDULER_PARTITION_SIZE": "50",
         "PALETTE_SCHEDULER_WINDOW": "3",
     },
     # A preview's reservation nobody settles is released a second after its
-    # deadline (test_preview_ledger.py waits for that).
+    # deadline (test_preview_ledger.py waits for that). Webhooks may reach the
+    # tests' receivers on localhost and are retried within a second or so, for 30 s.
     "accounting": {
         "PALETTE_ACCOUNTING_PREVIEW_HOLD_SECONDS": "1",
         "PALETTE_ACCOUNTING_PREVIEW_SWEEP_SECONDS": "0.5",
+        **WEBHOOK_TEST_SETTINGS,
     },
+    "gateway": {"PALETTE_WEBHOOK_ALLOWED_HOSTS": '["localhost"]'},
     # Parts close by size alone here (a record never waits 30 s): the
     # observability test counts them.
     "generator": {

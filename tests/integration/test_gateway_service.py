@@ -92,10 +92,11 @@ class TestHealthAndDocs:
             for method, op in path.items()
             if method in {"get", "post", "put", "delete", "patch"}
         ]
-        assert len(operations) == 24
+        assert len(operations) == 31
         ids = [op.get("operationId") for op in operations]
         assert all(ids)
         assert "getUsage" in ids
+        assert {"createWebhook", "listWebhookDeliveries", "resendWebhookDelivery"} <= set(ids)
         assert len(set(ids)) == len(ids)
         for op in operations:
             if op["operationId"] not in {"getHealth", "getReady"}:

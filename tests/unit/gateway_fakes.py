@@ -277,6 +277,57 @@ class RecordingPublisher:
         return not self.down
 
 
+class InMemoryWebhookStore:
+    """The ``WebhookStore`` port over dictionaries (deliveries are put in by the test)."""
+
+    def __init__(self) -> None:
+        self.webhooks: dict[str, Doc] = {}
+        self.delivery_docs: dict[str, Doc] = {}
+
+    async def insert(self, doc: Doc) -> None:
+        """Store a webhook."""
+        self.webhooks[doc["_id"]] = dict(doc)
+
+    async def list_for(self, owner: str) -> list[Doc]:
+        """The owner's webhooks, oldest first."""
+        own = [d for d in self.webhooks.values() if d["owner"] == owner]
+        return sorted(own, key=lambda d: (d["created_at"], d["_id"]))
+
+    async def count(self, owner: str) -> int:
+        """How many webhooks the owner has."""
+        return len(await self.list_for(owner))
+
+    async def find(self, webhook_id: str, owner: str) -> Doc | None:
+        """The owner's webhook, or None."""
+        doc = self.webhooks.get(webhook_id)
+        return doc if doc is not None and doc["owner"] == owner else None
+
+    async def delete(self, webhook_id: str, owner: str) -> bool:
+        """Delete the owner's webhook."""
+        if await self.find(webhook_id, owner) is None:
+            return False
+        del self.webhooks[webhook_id]
+        return True
+
+    async def deliveries(
+        self, webhook_id: str, owner: str, before: tuple[datetime, str] | None, limit: int
+    ) -> list[Doc]:
+        """The webhook's deliveries, newest first, after a cursor position."""
+        own = [
+            d
+            for d in self.delivery_docs.values()
+            if d["webhook_id"] == webhook_id
+            and d["owner"] == owner
+            and (before is None or (d["created_at"], d["_id"]) < before)
+        ]
+        return sorted(own, key=lambda d: (d["created_at"], d["_id"]), reverse=True)[:limit]
+
+    async def delivery(self, webhook_id: str, owner: str, event_id: str) -> Doc | None:
+        """One delivery of the owner's webhook, or None."""
+        doc = self.delivery_docs.get(f"{webhook_id}:{event_id}")
+        return doc if doc is not None and doc["owner"] == owner else None
+
+
 class InMemoryWorld:
     """One set of in-memory ports and a runtime factory for ``create_app``."""
 
@@ -284,6 +335,7 @@ class InMemoryWorld:
         self.repository = InMemoryRepository()
         self.seeds = InMemorySeedStore()
         self.publisher = RecordingPublisher()
+        self.webhooks = InMemoryWebhookStore()
 
     @asynccontextmanager
     async def runtime(self, settings: GatewaySettings) -> AsyncIterator[Runtime]:
@@ -294,4 +346,5 @@ class InMemoryWorld:
             seeds=self.seeds,
             publisher=self.publisher,
             pricing=load_pricing(settings.pricing_file),
+            webhooks=self.webhooks,
         )

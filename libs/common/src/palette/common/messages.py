@@ -451,3 +451,45 @@ class PreviewCompleted(Message):
 def preview_completed_id(preview_id: str) -> str:
     """The ``message_id`` of a preview's ``PreviewCompleted`` (the same for every delivery)."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"palette:preview-completed:{preview_id}").hex
+
+
+# ------------------------------------------------------ webhooks (issue 15)
+
+WEBHOOK_ID_PATTERN = r"^wh_[0-9a-f]{32}$"
+EVENT_ID_PATTERN = r"^msg_[0-9a-f]{32}$"
+WebhookId = Annotated[str, Field(pattern=WEBHOOK_ID_PATTERN)]
+EventId = Annotated[str, Field(pattern=EVENT_ID_PATTERN)]
+
+
+class BudgetThresholdReached(Message):
+    """A job's settled spend reached ``threshold`` percent of its budget (75 or 90).
+
+    Accounting announces each threshold of a job once (a marker in its ledger);
+    ``message_id`` is derived from the job and the threshold, so an announcement
+    repeated after a crash is the same event.
+    """
+
+    job_id: Identifier
+    threshold: Literal[75, 90]
+    budget: NonNegInt
+    spent: NonNegInt
+
+
+class SendTestWebhook(Message):
+    """Send a test event (``webhook.test``) to one of ``owner``'s webhooks now.
+
+    ``event_id`` is the delivery's ``webhook-id``, chosen by the caller (the
+    gateway answers it at once); idempotent on it.
+    """
+
+    webhook_id: WebhookId
+    owner: Identifier
+    event_id: EventId
+
+
+class ResendWebhookDelivery(Message):
+    """Deliver an event to a webhook again, as a new series of attempts, same ``webhook-id``."""
+
+    webhook_id: WebhookId
+    owner: Identifier
+    event_id: EventId

@@ -85,6 +85,15 @@ class CommonSettings(BaseSettings):
         "exported there; unset or empty means no tracing.",
     )
 
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        validation_alias=_env("PALETTE_WEBHOOK_ALLOWED_HOSTS"),
+        description="Hosts a webhook may reach without the production checks (JSON list, e.g. "
+        '`["localhost"]`): http allowed, no address checks. For development and tests only; '
+        "every other webhook URL must be https and its host must resolve to public addresses "
+        "only. Read by the gateway (when a webhook is created) and accounting (when it sends).",
+    )
+
     @field_validator("otlp_endpoint")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:

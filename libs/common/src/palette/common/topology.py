@@ -67,6 +67,9 @@ ROUTES: Final[dict[type[m.Message], tuple[RabbitExchange, str]]] = {
     m.PreviewRecord: (COMMANDS, "template.preview"),
     m.ReservePreviewBudget: (COMMANDS, "preview.reserve-budget"),
     m.PreviewCompleted: (EVENTS, "preview.completed"),
+    m.BudgetThresholdReached: (EVENTS, "budget.threshold-reached"),
+    m.SendTestWebhook: (COMMANDS, "webhook.test"),
+    m.ResendWebhookDelivery: (COMMANDS, "webhook.resend"),
 }
 
 # Notifications go to whoever listens (generators' broadcast queues, external
@@ -188,6 +191,12 @@ class Queues:
     PREVIEW_RECORD = QueueSpec("generator.preview-record", m.PreviewRecord)
     RESERVE_PREVIEW_BUDGET = QueueSpec("accounting.reserve-preview-budget", m.ReservePreviewBudget)
     ACC_PREVIEW_COMPLETED = QueueSpec("accounting.preview-completed", m.PreviewCompleted)
+
+    # Webhooks (issue 15): accounting turns job events into deliveries.
+    ACC_JOB_STATUS_CHANGED = QueueSpec("accounting.job-status-changed", m.JobStatusChanged)
+    ACC_BUDGET_THRESHOLD = QueueSpec("accounting.budget-threshold", m.BudgetThresholdReached)
+    SEND_TEST_WEBHOOK = QueueSpec("accounting.send-test-webhook", m.SendTestWebhook)
+    RESEND_WEBHOOK = QueueSpec("accounting.resend-webhook", m.ResendWebhookDelivery)
 
     @classmethod
     def all(cls) -> list[QueueSpec]:

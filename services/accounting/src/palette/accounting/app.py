@@ -19,6 +19,8 @@ from palette.accounting.reconciler import Reconciler
 from palette.accounting.repository import LedgerRepository
 from palette.accounting.runtime import AccountingRuntime
 from palette.accounting.settings import AccountingSettings
+from palette.accounting.webhook_sender import WebhookSender, make_client
+from palette.accounting.webhook_store import WebhookStore
 from palette.common.clients import mongo_client, s3_client
 from palette.common.messages import utcnow
 from palette.common.pricing import load_pricing
@@ -72,6 +74,7 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
     @asynccontextmanager
     async def open_runtime(broker: RabbitBroker) -> AsyncIterator[AccountingRuntime]:
         client = mongo_client(settings)
+        http = make_client(settings)
         try:
             ledgers = LedgerRepository(client, settings.mongo_db)
             await ledgers.create_indexes()
@@ -85,12 +88,19 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
                 broker,
                 settings.reconcile_interval_seconds,
             )
+            webhooks = WebhookStore(client[settings.mongo_db])
+            await webhooks.create_indexes(settings.webhook_delivery_retention_days)
+            sender = WebhookSender(webhooks, settings, http)
             async with background(
                 reconciler.run_forever(),
                 release_expired_forever(previews, settings.preview_sweep_seconds),
+                sender.run_forever(),
             ):
-                yield AccountingRuntime(ledgers, previews, pricing, broker, settings)
+                yield AccountingRuntime(
+                    ledgers, previews, pricing, broker, settings, webhooks, sender
+                )
         finally:
+            await http.aclose()
             await client.close()
 
     return build_service("accounting", settings, HANDLERS, open_runtime, prefetch=settings.prefetch)

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import structlog
 
-from palette.accounting import ledger, previews
+from palette.accounting import ledger, previews, thresholds, webhook_events
 from palette.accounting.repository import UnknownJobError
 from palette.accounting.runtime import AccountingRuntime
 from palette.common import failpoints
@@ -20,14 +20,18 @@ from palette.common.messages import (
     BudgetDenied,
     BudgetExceeded,
     BudgetReserved,
+    BudgetThresholdReached,
     JobDeleted,
+    JobStatusChanged,
     PartitionCompleted,
     PartitionFailed,
     PreviewBudgetResult,
     PreviewCompleted,
     RecordsGenerated,
+    ResendWebhookDelivery,
     ReserveBudget,
     ReservePreviewBudget,
+    SendTestWebhook,
     StepUsage,
     utcnow,
 )
@@ -97,7 +101,7 @@ def _priced(usage: tuple[StepUsage, ...], pricing: PricingTable) -> ledger.Usage
 
 
 async def records_generated(msg: RecordsGenerated, rt: Injected[AccountingRuntime]) -> None:
-    """Settle the exact cost of a written part against its lease."""
+    """Settle the exact cost of a written part against its lease; announce thresholds reached."""
     usage = _priced(msg.usage, rt.pricing)
     try:
         applied = await rt.ledgers.settle(msg.message_id, msg.lease_id, usage, msg.retries)
@@ -112,6 +116,7 @@ async def records_generated(msg: RecordsGenerated, rt: Injected[AccountingRuntim
         cost=applied,
         duplicate=applied is None,
     )
+    await thresholds.announce(rt.ledgers, rt.broker, msg.job_id)
 
 
 async def _end(
@@ -174,6 +179,7 @@ async def _end(
     # Published on every delivery (the scheduler applies it once), so a crash
     # between the ledger write and this publish loses nothing.
     await publish(rt.broker, ledger.lease_closed(lease))
+    await thresholds.announce(rt.ledgers, rt.broker, msg.job_id)
 
 
 async def partition_completed(msg: PartitionCompleted, rt: Injected[AccountingRuntime]) -> None:
@@ -229,6 +235,30 @@ async def preview_completed(msg: PreviewCompleted, rt: Injected[AccountingRuntim
     )
 
 
+async def job_status_changed(msg: JobStatusChanged, rt: Injected[AccountingRuntime]) -> None:
+    """A job ended: its owner's webhooks of that event get a delivery each."""
+    await webhook_events.job_status_changed(msg, rt.webhooks, rt.sender, rt.settings)
+
+
+async def budget_threshold_reached(
+    msg: BudgetThresholdReached, rt: Injected[AccountingRuntime]
+) -> None:
+    """A job spent 75 % or 90 % of its budget: its owner's webhooks of that event hear it."""
+    await webhook_events.budget_threshold_reached(msg, rt.webhooks, rt.sender, rt.settings)
+
+
+async def send_test_webhook(msg: SendTestWebhook, rt: Injected[AccountingRuntime]) -> None:
+    """Send a test event to one webhook (whatever it subscribes to)."""
+    await webhook_events.send_test_webhook(msg, rt.webhooks, rt.sender, rt.settings)
+
+
+async def resend_webhook_delivery(
+    msg: ResendWebhookDelivery, rt: Injected[AccountingRuntime]
+) -> None:
+    """Deliver an event to a webhook again: due now, retried for another bounded time."""
+    await webhook_events.resend_webhook_delivery(msg, rt.webhooks, rt.sender, rt.settings)
+
+
 HANDLERS: Handlers = {
     Queues.RESERVE_BUDGET: reserve_budget,
     Queues.ACC_RECORDS: records_generated,
@@ -237,4 +267,8 @@ HANDLERS: Handlers = {
     Queues.ACC_JOB_DELETED: job_deleted,
     Queues.RESERVE_PREVIEW_BUDGET: reserve_preview_budget,
     Queues.ACC_PREVIEW_COMPLETED: preview_completed,
+    Queues.ACC_JOB_STATUS_CHANGED: job_status_changed,
+    Queues.ACC_BUDGET_THRESHOLD: budget_threshold_reached,
+    Queues.SEND_TEST_WEBHOOK: send_test_webhook,
+    Queues.RESEND_WEBHOOK: resend_webhook_delivery,
 }

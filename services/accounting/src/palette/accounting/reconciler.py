@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from faststream.rabbit import RabbitBroker
 
-from palette.accounting import ledger
+from palette.accounting import ledger, thresholds
 from palette.accounting.invocation_reader import InvocationLogReader
 from palette.accounting.invocations import LoggedCall
 from palette.accounting.repository import Doc, LedgerRepository
@@ -134,3 +134,4 @@ class Reconciler:
         if lease["closed"]:
             await publish(self.broker, ledger.lease_closed(lease))
             await self.repo.hold_done(lease["_id"])
+            await thresholds.announce(self.repo, self.broker, lease["job_id"])

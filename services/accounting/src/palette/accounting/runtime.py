@@ -9,6 +9,8 @@ from faststream.rabbit import RabbitBroker
 from palette.accounting.preview_repository import PreviewLedger
 from palette.accounting.repository import LedgerRepository
 from palette.accounting.settings import AccountingSettings
+from palette.accounting.webhook_sender import WebhookSender
+from palette.accounting.webhook_store import WebhookStore
 from palette.common.pricing import PricingTable
 
 
@@ -24,3 +26,7 @@ class AccountingRuntime:
     broker: RabbitBroker
     """Where replies and events are published."""
     settings: AccountingSettings
+    webhooks: WebhookStore
+    """Webhooks and their deliveries."""
+    sender: WebhookSender
+    """Attempts the deliveries that are due."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from palette.common.settings import CommonSettings
@@ -49,6 +51,61 @@ class AccountingSettings(CommonSettings):
     reconcile_interval_seconds: float = Field(
         1.0, gt=0, description="How often held leases are checked against the invocation log."
     )
+
+    webhook_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="The longest one webhook attempt may take (resolving, connecting, sending "
+        "and the response's headers); a slower receiver's attempt counts as failed.",
+    )
+    webhook_retry_initial_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Wait before retrying a failed webhook delivery the first time; each later "
+        "wait doubles (up to `webhook_retry_max_interval_seconds`), with random jitter of up "
+        "to half the wait.",
+    )
+    webhook_retry_max_interval_seconds: float = Field(
+        3600.0, gt=0, description="The longest wait between two attempts of a delivery."
+    )
+    webhook_retry_for_seconds: float = Field(
+        86400.0,
+        gt=0,
+        description="How long after its event (or a re-send) a delivery is retried; then it "
+        "is `failed` (it can still be re-sent).",
+    )
+    webhook_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often due webhook deliveries are looked for (a new event of this "
+        "process is sent at once).",
+    )
+    webhook_claim_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a process holds a delivery it is attempting; one whose process "
+        "died is attempted again after this. More than `webhook_timeout_seconds`.",
+    )
+    webhook_concurrency: int = Field(
+        16, ge=1, description="Webhook attempts in flight at once per accounting process."
+    )
+    webhook_delivery_retention_days: int = Field(
+        30, ge=1, description="How long a delivery and its attempts are kept (a TTL index)."
+    )
+
+    @model_validator(mode="after")
+    def _webhook_times_fit(self) -> Self:
+        if self.webhook_claim_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "webhook_claim_seconds must be more than webhook_timeout_seconds, or a slow "
+                "attempt's delivery would be taken by another process while it runs"
+            )
+        if self.webhook_delivery_retention_days * 86400 <= self.webhook_retry_for_seconds:
+            raise ValueError(
+                "webhook_delivery_retention_days must be longer than webhook_retry_for_seconds, "
+                "or deliveries would be dropped while they are still retried"
+            )
+        return self
 
     @property
     def reconcile_wait_seconds(self) -> float:

@@ -38,6 +38,7 @@ from palette.gateway.controllers import (
     TemplateController,
     TemplateToolsController,
     UsageController,
+    WebhookController,
 )
 from palette.gateway.limits import RateLimiter, RateLimitMiddleware
 from palette.gateway.messaging import BrokerPublisher
@@ -46,6 +47,7 @@ from palette.gateway.problems import handle_exception
 from palette.gateway.repository import MongoRepository
 from palette.gateway.settings import GatewaySettings
 from palette.gateway.storage import S3SeedStore, presigning_client
+from palette.gateway.webhook_store import MongoWebhookStore
 
 log = structlog.get_logger("palette.gateway")
 
@@ -60,14 +62,17 @@ async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
     broker = make_broker(settings.rabbitmq_url, logger=structlog.get_logger("faststream"))
     publisher = BrokerPublisher(broker, timeout_seconds=settings.publish_timeout_seconds)
     repository = MongoRepository(mongo[settings.mongo_db], settings.read_cache_seconds)
+    webhooks = MongoWebhookStore(mongo[settings.mongo_db])
     runtime = Runtime(
         settings=settings,
         repository=repository,
         seeds=S3SeedStore(s3, settings.s3_bucket, presigning_client(settings)),
         publisher=publisher,
         pricing=load_pricing(settings.pricing_file),
+        webhooks=webhooks,
     )
     index_task = asyncio.create_task(repository.ensure_indexes())
+    webhook_index_task = asyncio.create_task(webhooks.ensure_indexes())
     connect_task = asyncio.create_task(publisher.connect())
     outbox_task = asyncio.create_task(
         outbox.run(
@@ -81,9 +86,10 @@ async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
-        for task in (outbox_task, connect_task, index_task):
+        tasks = (outbox_task, connect_task, index_task, webhook_index_task)
+        for task in tasks:
             task.cancel()
-        for task in (outbox_task, connect_task, index_task):
+        for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
         with contextlib.suppress(Exception):
@@ -136,6 +142,7 @@ def create_app(
             JobDataController,
             SeedDataController,
             UsageController,
+            WebhookController,
             seed_router,
         ],
         lifespan=[lifespan],

@@ -18,6 +18,7 @@ from palette.gateway.limits import OwnerLocks
 from palette.gateway.rates import RateTracker
 from palette.gateway.settings import GatewaySettings
 from palette.gateway.usage import UsageRecords
+from palette.gateway.webhook_store import WebhookStore
 
 Document = dict[str, Any]
 ReplyT = TypeVar("ReplyT", bound=Message)
@@ -154,5 +155,6 @@ class Runtime:
     seeds: SeedStore
     publisher: Publisher
     pricing: PricingTable
+    webhooks: WebhookStore
     rates: RateTracker = field(default_factory=RateTracker)
     locks: OwnerLocks = field(default_factory=OwnerLocks)

@@ -169,6 +169,9 @@ class GatewaySettings(CommonSettings):
     events_heartbeat_seconds: float = Field(
         15.0, gt=0, description="Idle time after which an event stream sends a keep-alive."
     )
+    max_webhooks: int = Field(
+        20, ge=1, le=1000, description="Webhooks one user may have (409 above)."
+    )
     validate_examples: int = Field(
         5, ge=1, le=100, description="Records lacking fields that seed validation lists."
     )

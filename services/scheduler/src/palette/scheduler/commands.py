@@ -90,13 +90,19 @@ def written_export(msg: m.ExportCompleted) -> Doc:
     }
 
 
-def status_changed(before: Doc, status: m.JobStatus, reason: str | None) -> m.JobStatusChanged:
-    """The announcement of a job's move to ``status`` (``before``: its document before)."""
+def status_changed(
+    before: Doc, status: m.JobStatus, reason: str | None, *, known_previous: bool = True
+) -> m.JobStatusChanged:
+    """The announcement of a job's move to ``status`` (``before``: its document before).
+
+    ``known_previous`` false: ``before`` is the job as it is now (a move announced
+    after a restart), so the status it came from is not known.
+    """
     return m.JobStatusChanged(
         message_id=f"status-{before['_id']}-{status.value}",
         job_id=before["_id"],
         owner=before.get("owner", ""),
         status=status,
-        previous=m.JobStatus(before["status"]),
+        previous=m.JobStatus(before["status"]) if known_previous else None,
         reason=reason,
     )

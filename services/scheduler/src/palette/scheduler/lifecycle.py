@@ -17,6 +17,7 @@ import structlog
 from cachetools import LRUCache
 from faststream.rabbit import RabbitBroker
 
+from palette.common import failpoints
 from palette.common import messages as m
 from palette.common.broker import publish
 from palette.common.job_document import ExportStatus, export_status
@@ -156,7 +157,7 @@ class Scheduler(PartitionDispatch):
         if before is None:
             return False
         status = JOB_MOVES[event].target
-        await publish(self.broker, commands.status_changed(before, status, reason))
+        await self._announce(commands.status_changed(before, status, reason))
         return True
 
     # ------------------------------------------------------------ stopping
@@ -174,7 +175,7 @@ class Scheduler(PartitionDispatch):
         await publish(self.broker, m.JobStopped(job_id=job_id, status=status))
         await self.repo.stop_open_partitions(job_id)
         log.info("job_stopped", job_id=job_id, status=status.value, reason=reason)
-        await publish(self.broker, commands.status_changed(before, status, reason))
+        await self._announce(commands.status_changed(before, status, reason))
         await self.maybe_finish(job_id)
 
     # ----------------------------------------------------------- finishing
@@ -220,7 +221,11 @@ class Scheduler(PartitionDispatch):
     # ------------------------------------------------------------- restart
 
     async def resume(self) -> None:
-        """After a restart: recount slots, re-ask pending leases, pump, finish."""
+        """After a restart: announce moves not announced, recount slots, re-ask leases, pump."""
+        for job in await self.repo.unannounced():
+            reason = job.get("stop_reason") or job.get("error")
+            status = m.JobStatus(job["status"])
+            await self._announce(commands.status_changed(job, status, reason, known_previous=False))
         for job in await self.repo.jobs_to_resume():
             job_id = job["_id"]
             await self.repo.resync_slots(job_id, job.get("slots") or [])
@@ -234,3 +239,10 @@ class Scheduler(PartitionDispatch):
             else:
                 await self.maybe_finish(job_id)
             log.info("job_resumed", job_id=job_id, status=job["status"])
+
+    async def _announce(self, changed: m.JobStatusChanged) -> None:
+        """Publish a move's ``JobStatusChanged`` (webhooks hear of it), then mark it announced."""
+        if changed.status.is_final:
+            failpoints.hit("scheduler.before_final_announce")
+        await publish(self.broker, changed)
+        await self.repo.announced(changed.job_id, changed.status)

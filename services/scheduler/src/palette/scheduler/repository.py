@@ -50,6 +50,7 @@ class SchedulerRepository:
         """Indexes the scheduler's queries use."""
         await self.partitions.create_index([("job_id", ASCENDING), ("status", ASCENDING)])
         await self.jobs.create_index([("status", ASCENDING)])
+        await self.jobs.create_index([("status_announced", ASCENDING)])
 
     # ---------------------------------------------------------------- jobs
 
@@ -75,13 +76,28 @@ class SchedulerRepository:
         return found
 
     async def move(self, job_id: str, event: JobEvent, **fields: Any) -> Doc | None:
-        """Move a job's status by ``event`` if it allows the current one; the document before."""
+        """Move a job's status by ``event`` if it allows the current one; the document before.
+
+        The move is not announced yet (``status_announced`` false) until its
+        ``JobStatusChanged`` is published (``announced``).
+        """
         move = JOB_MOVES[event]
+        changes = {"status": move.target.value, "updated_at": utcnow(), "status_announced": False}
         return await self.jobs.find_one_and_update(
             {"_id": job_id, "status": _one_of(move.sources)},
-            {"$set": {"status": move.target.value, "updated_at": utcnow(), **fields}},
+            {"$set": {**changes, **fields}},
             return_document=ReturnDocument.BEFORE,
         )
+
+    async def announced(self, job_id: str, status: JobStatus) -> None:
+        """The job's move to ``status`` is announced (unless it moved on since)."""
+        await self.jobs.update_one(
+            {"_id": job_id, "status": status.value}, {"$set": {"status_announced": True}}
+        )
+
+    async def unannounced(self) -> list[Doc]:
+        """Jobs whose last move was made but not announced (the process died in between)."""
+        return [doc async for doc in self.jobs.find({"status_announced": False})]
 
     async def move_export(self, job_id: str, event: ExportEvent, **fields: Any) -> bool:
         """Move the job's export by ``event`` if it allows the current one; True if it moved.

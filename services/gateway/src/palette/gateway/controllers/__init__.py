@@ -7,6 +7,7 @@ from palette.gateway.controllers.seeds import SeedDataController, SeedUploadCont
 from palette.gateway.controllers.template_tools import TemplateToolsController
 from palette.gateway.controllers.templates import TemplateController
 from palette.gateway.controllers.usage import UsageController
+from palette.gateway.controllers.webhooks import WebhookController
 
 __all__ = [
     "HealthController",
@@ -17,4 +18,5 @@ __all__ = [
     "TemplateController",
     "TemplateToolsController",
     "UsageController",
+    "WebhookController",
 ]
