@@ -39,6 +39,9 @@ from palette.gateway.controllers import (
     TemplateToolsController,
     UsageController,
 )
+from palette.gateway.controllers.job_records import JobRecordsController
+from palette.gateway.controllers.page import PageController, RootController
+from palette.gateway.controllers.session import SessionController
 from palette.gateway.limits import RateLimiter, RateLimitMiddleware
 from palette.gateway.messaging import BrokerPublisher
 from palette.gateway.ports import Runtime
@@ -136,6 +139,10 @@ def create_app(
             JobDataController,
             SeedDataController,
             UsageController,
+            JobRecordsController,
+            SessionController,
+            PageController,
+            RootController,
             seed_router,
         ],
         lifespan=[lifespan],
