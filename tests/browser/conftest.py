@@ -12,9 +12,10 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 from tools import chromium
 
 from palette.devstack.services import ServiceGroup
@@ -63,13 +64,29 @@ def ui_url(services: ServiceGroup) -> str:
 NewPage = Callable[..., Page]
 
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
 @pytest.fixture
 def new_page(browser: Browser, ui_url: str) -> Iterator[NewPage]:
-    """Pages of fresh browser contexts (one per user); closed after the test."""
+    """Pages of fresh browser contexts (one per user); closed after the test.
+
+    The page works offline: a request to any host but this machine's is refused
+    and fails the test.
+    """
     contexts: list[BrowserContext] = []
+    elsewhere: list[str] = []
+
+    def local_only(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
 
     def make(viewport: dict[str, int] | None = None) -> Page:
         context = browser.new_context(viewport=viewport or DESKTOP, accept_downloads=True)
+        context.route("**/*", local_only)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(20_000)
@@ -78,6 +95,7 @@ def new_page(browser: Browser, ui_url: str) -> Iterator[NewPage]:
     yield make
     for context in contexts:
         context.close()
+    assert not elsewhere, f"the page asked for something off this machine: {elsewhere}"
 
 
 Shot = Callable[[Page, str], Path]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from playwright.sync_api import Page, expect
 
 from palette.devstack.client import GatewayClient
@@ -84,17 +85,24 @@ def downloaded_lines(page: Page, button: str) -> list[dict[str, Any]]:
 
 
 class TestSignIn:
-    def test_dev_sign_in_shows_the_jobs_page_and_signs_out(
+    def test_dev_sign_in_by_keyboard_shows_the_jobs_page_and_signs_out(
         self, new_page: NewPage, ui_url: str, shot: Shot
     ) -> None:
         page = new_page()
-        user = sign_in(page, ui_url)
+        page.goto(f"{ui_url}/")
+        expect(page.get_by_role("heading", name="Dev sign-in")).to_be_visible()
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        user = f"ui-{uuid.uuid4().hex[:10]}"
+        page.get_by_label("User name").focus()
+        page.keyboard.type(user)
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("user-menu")).to_have_text(user)
         expect(page.get_by_test_id("no-jobs")).to_be_visible()
         shot(page, "jobs-empty")
         page.get_by_test_id("user-menu").click()
         page.get_by_role("link", name="Sign out").click()
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-        assert user
 
 
 class TestTemplateEditor:
@@ -201,6 +209,14 @@ class TestJobs:
             assert 0 < len(partial) < 2000
             expect(page.get_by_test_id("job-note")).to_contain_text("Partial jsonl download")
 
+            # The jobs list shows the running job live; its link leads back.
+            page.get_by_role("link", name="Jobs", exact=True).click()
+            row = page.locator(f'tr[data-job-id="{job_id}"]')
+            expect(row.get_by_test_id("status")).to_have_text("Running")
+            shot(page, "jobs-page-running")
+            row.get_by_role("link").click()
+            expect(job).to_have_attribute("data-status", "RUNNING")
+
             page.get_by_test_id("cancel").click()
             expect(page.get_by_test_id("job-note")).to_contain_text("Cancel requested")
             expect(job).to_have_attribute("data-status", "CANCELLED", timeout=60_000)
@@ -246,3 +262,54 @@ class TestIsolation:
         expect(page.get_by_test_id("not-found")).to_contain_text("404")
         expect(page.get_by_test_id("job-page")).to_have_count(0)
         shot(page, "other-users-job-404-phone")
+
+
+class TestTemplatesAndUsage:
+    def test_preview_versions_diff_fork_and_usage(
+        self, new_page: NewPage, ui_url: str, gateway_url: str, shot: Shot
+    ) -> None:
+        page = new_page()
+        user = sign_in(page, ui_url)
+        template = api_template(gateway_url, user)
+        page.goto(f"{ui_url}/templates")
+        page.get_by_role("link", name=TWO_STEPS["name"]).click()
+        expect(page.get_by_role("heading", name=TWO_STEPS["name"])).to_be_visible()
+
+        # One record through the model: prompts, outputs and cost.
+        seed = {"product": "a kettle", "persona": {"role": "chef"}}
+        page.get_by_label("Seed record (JSON)").fill(json.dumps(seed))
+        page.get_by_test_id("preview-run").click()
+        expect(page.get_by_test_id("preview-cost")).to_contain_text("$")
+        expect(page.get_by_test_id("preview-output")).to_have_count(2)
+        rendered = "Ask about a kettle as a chef."
+        expect(page.get_by_test_id("preview-result")).to_contain_text(rendered)
+
+        # A second version, and the diff of the two.
+        page.get_by_label("YAML").check()
+        body = json.loads(json.dumps(TWO_STEPS))
+        body["steps"][1]["max_tokens"] = 120
+        editor_text(page, yaml.safe_dump(body, sort_keys=False))
+        page.get_by_test_id("save-template").click()
+        expect(page.get_by_test_id("template-note")).to_have_text("Saved version 2.")
+        page.get_by_role("button", name="Compare").click()
+        diff = page.get_by_test_id("version-diff")
+        expect(diff.locator(".del")).to_contain_text("max_tokens: 80")
+        expect(diff.locator(".add")).to_contain_text("max_tokens: 120")
+        shot(page, "template-versions-diff")
+
+        # A fork is a new template of the user's own.
+        page.get_by_test_id("fork").click()
+        expect(page.get_by_role("heading", name=f"{TWO_STEPS['name']} (fork)")).to_be_visible()
+        expect(page.get_by_text(f"forked from {template['id'][:8]}")).to_be_visible()
+
+        # The preview's spend shows in usage, by model, as a chart and a table.
+        page.get_by_role("link", name="Usage").click()
+        page.locator("select[name=group_by]").select_option("model")
+        table = page.get_by_test_id("usage-table")
+        expect(table).to_contain_text(MICRO)
+        expect(table).to_contain_text("preview")
+        expect(page.get_by_test_id("usage-total")).not_to_have_text("$0.00")
+        page.get_by_label("7 days").check()
+        expect(table).to_contain_text(HAIKU)
+        expect(page.locator(".chart canvas")).to_be_visible()
+        shot(page, "usage")

@@ -474,7 +474,7 @@ export function JobPage({ id }: { id: string }) {
           </dl>
         </article>
       </div>
-      <div class="panels">
+      <div class="panels wide">
         <CostTable title="Cost by model" lines={dash?.cost_by_model ?? []} testid="cost-by-model" />
         <CostTable title="Cost by step" lines={dash?.cost_by_step ?? []} testid="cost-by-step" />
       </div>

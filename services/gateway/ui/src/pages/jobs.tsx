@@ -8,6 +8,7 @@ import { count, shortId, sortJobs, usd, when, type JobSort } from "../lib/format
 import { usePoll } from "../lib/poll";
 
 const LIVE_MS = 2000;
+const IDLE_MS = 10_000; // no job active: jobs launched or deleted elsewhere still show
 
 export function JobsPage() {
   const [jobs, setJobs] = useState<Job[] | null>(null);
@@ -34,7 +35,7 @@ export function JobsPage() {
     void load();
   }, [status]);
   const live = (jobs ?? []).some((job) => !FINAL.has(job.status));
-  usePoll(load, LIVE_MS, live);
+  usePoll(load, live ? LIVE_MS : IDLE_MS, true);
 
   const rows = jobs ? sortJobs(jobs, sort) : [];
   return (
