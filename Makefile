@@ -14,16 +14,19 @@ help: ## List the targets
 uv: ## Install uv if it is missing
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
 
-install: uv ## Install the workspace and its test and lint tools (from uv.lock)
+install: uv ## Install the workspace, its test and lint tools (uv.lock), build the web page (package-lock.json) and install Chromium where missing
 	@$(UV) sync --frozen --quiet
+	@$(UV) run python -m tools.ui
+	@$(UV) run python -m tools.chromium
 
 demo: install ## Run a real two-step job end to end on the one-machine stack
 	@$(UV) run python -m palette.cli.demo
 
-test: install ## Lint, type-check, then the unit, integration and deploy tests and the quick fault cases
+test: install ## Lint, type-check, the page's unit tests, then the unit, integration, browser and deploy tests and the quick fault cases
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
 	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
+	@cd services/gateway/ui && npm test --silent
 	@$(UV) run pytest -m "(not faults or quick) and not e2e" --durations=25 $(PYTEST_ARGS)
 
 bench: install ## The benchmarks against their targets (~6.5 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
@@ -32,8 +35,15 @@ bench: install ## The benchmarks against their targets (~6.5 min on 2 cores; ARG
 bench-quick: install ## The quick benchmark run (~2 min; indicative sizes)
 	@$(UV) run --group bench python -m bench --quick $(ARGS)
 
-test-unit: install ## Unit tests only (no I/O)
+test-unit: install ## Unit tests only (no I/O), the page's too
 	@$(UV) run pytest tests/unit -m unit $(PYTEST_ARGS)
+	@cd services/gateway/ui && npm test --silent
+
+ui: uv ## Build the web page now (make install does when its sources change)
+	@$(UV) run python -m tools.ui --force
+
+test-browser: install ## The page in headless Chromium against the real stack (also in make test)
+	@$(UV) run pytest tests/browser -m browser $(PYTEST_ARGS)
 
 test-e2e: install ## The palette command end to end: run, Ctrl-C, --json, errors, the live view on a pty, data kept across down/up and kill -9, make demo (~10 min)
 	@$(UV) run pytest -m e2e $(PYTEST_ARGS)
@@ -62,4 +72,4 @@ format: install ## Format the code
 	@$(UV) run ruff format .
 	@$(UV) run ruff check --fix .
 
-.PHONY: help uv install demo test bench bench-quick test-unit test-e2e test-faults test-deploy test-image docs env-example lint format
+.PHONY: help uv install ui test-browser demo test bench bench-quick test-unit test-e2e test-faults test-deploy test-image docs env-example lint format

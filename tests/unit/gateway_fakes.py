@@ -246,6 +246,16 @@ class InMemorySeedStore:
         report.format = fmt
         return report
 
+    async def read_lines(self, prefix: str, limit: int) -> list[bytes]:
+        """The first lines of the objects under ``prefix``, in key order."""
+        lines = [
+            line
+            for key in sorted(k for k in self.objects if k.startswith(prefix))
+            for line in self.objects[key].splitlines()
+            if line.strip()
+        ]
+        return lines[:limit]
+
     def presign_put(self, key: str, size: int, content_type: str, seconds: int) -> str:
         """A fake URL."""
         return f"memory://put/{key}?size={size}"

@@ -76,6 +76,7 @@ def up(
             console.print("Already running.")
         console.print(f"REST API: [bold]{result.record.gateway_url}[/]")
         console.print(f"API docs: {result.record.docs_url}")
+        console.print(f"Web page: {result.record.gateway_url}/ui/")
         for name, url in info["metrics"].items():  # type: ignore[attr-defined]
             console.print(f"Metrics:  {url}  ({name})")
         console.print(f"Logs:     {state.log_dir}  (`palette logs -f`)")

@@ -40,6 +40,9 @@ from palette.gateway.controllers import (
     UsageController,
     WebhookController,
 )
+from palette.gateway.controllers.job_records import JobRecordsController
+from palette.gateway.controllers.page import PageController, RootController
+from palette.gateway.controllers.session import SessionController
 from palette.gateway.limits import RateLimiter, RateLimitMiddleware
 from palette.gateway.messaging import BrokerPublisher
 from palette.gateway.ports import Runtime
@@ -143,6 +146,10 @@ def create_app(
             SeedDataController,
             UsageController,
             WebhookController,
+            JobRecordsController,
+            SessionController,
+            PageController,
+            RootController,
             seed_router,
         ],
         lifespan=[lifespan],

@@ -126,6 +126,9 @@ class SeedStore(Protocol):
     async def validate(self, key: str, requirements: list[str], examples: int) -> Any:
         """Stream every record of a seed file (a ``seedfiles.ValidationReport``)."""
 
+    async def read_lines(self, prefix: str, limit: int) -> list[bytes]:
+        """The first ``limit`` lines of the objects under ``prefix``, in key order."""
+
     def presign_put(self, key: str, size: int, content_type: str, seconds: int) -> str:
         """A presigned PUT of exactly ``size`` bytes."""
 

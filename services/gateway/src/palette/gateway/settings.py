@@ -8,6 +8,7 @@ The connection settings shared by every service (``RABBITMQ_URL``,
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -17,6 +18,13 @@ from palette.common.settings import CommonSettings
 
 DEV_JWT_SECRET = "plot-palette-dev-only-secret-do-not-use-in-production"  # noqa: S105
 """The default signing secret: for development on one machine only, never in production."""
+BUILT_UI = Path(__file__).resolve().parents[3] / "ui" / "dist"
+"""Where ``make install`` builds the page in a checkout (``services/gateway/ui/dist``)."""
+
+
+def default_ui_dir() -> Path | None:
+    """The page built in this checkout, when there is one (an installed wheel has none)."""
+    return BUILT_UI if (BUILT_UI / "index.html").is_file() else None
 
 
 class GatewaySettings(CommonSettings):
@@ -175,6 +183,37 @@ class GatewaySettings(CommonSettings):
     validate_examples: int = Field(
         5, ge=1, le=100, description="Records lacking fields that seed validation lists."
     )
+
+    ui_dir: Path | None = Field(
+        None,
+        description="Folder of the built web page served at `/ui`. Unset: the page `make "
+        "install` built in this checkout (services/gateway/ui/dist), when there is one; "
+        "else `/ui` answers 404.",
+    )
+    oidc_client_id: str | None = Field(
+        None,
+        description="Production sign-in of the page: the OpenID Connect client id (a public "
+        "client, authorization code with PKCE) registered at `jwt_issuer`, whose access "
+        "tokens carry `jwt_audience`. Unset: the page offers no OIDC sign-in.",
+    )
+    oidc_scope: str = Field(
+        "openid profile", description="Scopes the page asks the identity provider for."
+    )
+    dev_sign_in: bool = Field(
+        True,
+        description="The page's dev sign-in (`POST /auth/dev-token` mints a token for any user "
+        "name). It only ever works in dev mode: HS256 tokens (no `jwt_jwks_url`) on a "
+        "loopback `host`; false turns it off there too.",
+    )
+    dev_token_seconds: int = Field(
+        8 * 3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a dev sign-in token."
+    )
+
+    @model_validator(mode="after")
+    def _page_of_the_checkout(self) -> Self:
+        if self.ui_dir is None:
+            self.ui_dir = default_ui_dir()
+        return self
 
     @model_validator(mode="after")
     def _jwks_mode_is_complete(self) -> Self:

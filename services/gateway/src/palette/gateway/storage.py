@@ -110,6 +110,36 @@ class S3SeedStore:
 
         return await anyio.to_thread.run_sync(head)
 
+    async def read_lines(self, prefix: str, limit: int) -> list[bytes]:
+        """The first ``limit`` non-empty lines of the objects under ``prefix``, in key order.
+
+        Objects are read one after another until ``limit`` lines are in hand
+        (part objects of a job: their keys sort by first record).
+        """
+
+        def read() -> list[bytes]:
+            lines: list[bytes] = []
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    try:
+                        body = self._s3.get_object(Bucket=self._bucket, Key=item["Key"])["Body"]
+                    except ClientError as exc:
+                        if is_missing(exc):  # deleted since it was listed
+                            continue
+                        raise
+                    with body:
+                        for line in body.iter_lines():
+                            if line.strip():
+                                lines.append(line)
+                                if len(lines) >= limit:
+                                    return lines
+            return lines
+
+        return await anyio.to_thread.run_sync(read)
+
     def presign_put(self, key: str, size: int, content_type: str, seconds: int) -> str:
         """A presigned PUT whose signature covers the key, the size and the content type."""
         return self._presigner.generate_presigned_url(
