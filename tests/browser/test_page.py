@@ -20,8 +20,7 @@ from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
 from palette.gateway.tokens import mint
 from tests.browser.conftest import PHONE, NewPage, Shot, sign_in
-from tests.integration.gateway_helpers import model_latency
-from tests.integration.jobs import HAIKU, MICRO, TWO_STEPS
+from tests.integration.jobs import HAIKU, MICRO, TWO_STEPS, model_latency
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
