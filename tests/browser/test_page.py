@@ -164,6 +164,9 @@ class TestJobs:
         assert float(bar.get_by_role("meter").get_attribute("aria-valuenow") or 0) > 0
         expect(page.get_by_test_id("cost-by-model")).to_contain_text(MICRO)
         expect(page.get_by_test_id("cost-by-step")).to_contain_text("answer")
+        # The dashboard's counts of throttled and retried attempts (none here).
+        expect(page.get_by_test_id("throttled")).to_have_text("Throttled calls0")
+        expect(page.get_by_test_id("retried")).to_have_text("Retried calls0")
         rows = page.get_by_test_id("record-row")
         expect(rows).to_have_count(10)
         for step in ("question", "answer"):

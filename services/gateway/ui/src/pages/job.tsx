@@ -23,21 +23,17 @@ type CostLine = Schemas["CostLine"];
 const SAMPLE_SIZE = 10;
 const SAMPLE_EVERY_MS = 1500;
 
-/** Counts the lead is adding to the API; shown when the job or its dashboard carries them. */
+/** Call attempts throttled and retried (the dashboard's ``tokens.throttled`` and ``tokens.retried``). */
 interface CallCounts {
   throttled_calls?: number | null;
   retried_calls?: number | null;
 }
 
-function callCounts(...sources: (object | null)[]): CallCounts {
+function callCounts(dash: object | null): CallCounts {
+  const tokens = ((dash ?? {}) as { tokens?: { throttled?: unknown; retried?: unknown } }).tokens;
   const out: CallCounts = {};
-  for (const source of sources) {
-    const s = (source ?? {}) as CallCounts & { tokens?: CallCounts };
-    for (const from of [s, s.tokens ?? {}]) {
-      if (typeof from.throttled_calls === "number") out.throttled_calls = from.throttled_calls;
-      if (typeof from.retried_calls === "number") out.retried_calls = from.retried_calls;
-    }
-  }
+  if (typeof tokens?.throttled === "number") out.throttled_calls = tokens.throttled;
+  if (typeof tokens?.retried === "number") out.retried_calls = tokens.retried;
   return out;
 }
 
@@ -333,7 +329,7 @@ export function JobPage({ id }: { id: string }) {
   const final = FINAL.has(status);
   const progress = dash?.progress;
   const budget = dash?.budget;
-  const calls = callCounts(job, dash);
+  const calls = callCounts(dash);
   const hasData = (progress?.done ?? job.records_done) > 0 || job.export !== null;
   return (
     <section class="job" data-testid="job-page" data-status={status}>
