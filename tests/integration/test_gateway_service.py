@@ -92,11 +92,12 @@ class TestHealthAndDocs:
             for method, op in path.items()
             if method in {"get", "post", "put", "delete", "patch"}
         ]
-        assert len(operations) == 31
+        assert len(operations) == 34
         ids = [op.get("operationId") for op in operations]
         assert all(ids)
         assert "getUsage" in ids
         assert {"createWebhook", "listWebhookDeliveries", "resendWebhookDelivery"} <= set(ids)
+        assert {"getSignInConfig", "devSignIn", "getJobRecords"} <= set(ids)  # the page's
         assert len(set(ids)) == len(ids)
         for op in operations:
             if op["operationId"] not in {"getHealth", "getReady"}:
