@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from palette.common.pricing import TokenPrice
 from palette.common.templates import Step
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.metrics import THROTTLE_CODES
@@ -74,9 +75,10 @@ class ModelCalls:
             ModelCallError: non-retryable, or retryable after the last attempt.
         """
         rt, msg = self._state.rt, self._state.msg
+        price = rt.pricing.price(step.model)
         attempts = rt.settings.max_call_attempts
         for attempt in range(1, attempts + 1):
-            outcome = await self._attempt(step, prompt, system, worst, attempt)
+            outcome = await self._attempt(step, prompt, system, worst, attempt, price)
             if isinstance(outcome, ModelResult):
                 return outcome
             if outcome.code in THROTTLE_CODES:
@@ -97,7 +99,13 @@ class ModelCalls:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(
-        self, step: Step, prompt: str, system: str | None, worst: int, attempt: int
+        self,
+        step: Step,
+        prompt: str,
+        system: str | None,
+        worst: int,
+        attempt: int,
+        price: TokenPrice,
     ) -> ModelResult | ModelCallError:
         """One attempt of a call under a slot: its result, or the error that ended it."""
         state = self._state
@@ -124,7 +132,7 @@ class ModelCalls:
             except BaseException:  # cancelled or a bug: the request may have gone out
                 guard.hold(reservation, request.metadata["call_id"])
                 raise
-            cost = rt.pricing.price(step.model).cost(result.input_tokens, result.output_tokens)
+            cost = price.cost(result.input_tokens, result.output_tokens)
             overrun = guard.settle(reservation, cost)
             state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
             if overrun:
