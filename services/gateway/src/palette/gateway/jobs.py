@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from palette.common.job_document import ExportStatus, export_status, job_document
+from palette.common.job_document import ExportStatus, export_status, job_document, job_settled
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat, SubmitJob, utcnow
 from palette.common.money import decimal_string, usd_string, usd_to_picos
@@ -179,5 +179,6 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         partitions_total=job.get("partitions_total"),
         partitions_in_flight=in_flight(job),
         seed_count=job.get("seed_count"),
+        settled=job_settled(job),
         etag=job_etag(job),
     )

@@ -22,6 +22,7 @@ type CostLine = Schemas["CostLine"];
 
 const SAMPLE_SIZE = 10;
 const SAMPLE_EVERY_MS = 1500;
+const SETTLE_EVERY_MS = 1000;
 
 /** Call attempts throttled and retried (the dashboard's ``tokens.throttled`` and ``tokens.retried``). */
 interface CallCounts {
@@ -182,6 +183,15 @@ export function JobPage({ id }: { id: string }) {
     if (wait <= 0) void loadSample();
     else sampleTimer.current = setTimeout(() => void loadSample(), wait);
   }
+
+  // A finished job still writing its export changes once more (its export and ETag):
+  // read it again until it has settled, so that delete sends the ETag it will have.
+  const unsettled = job !== null && FINAL.has(job.status) && !job.settled;
+  useEffect(() => {
+    if (!unsettled) return;
+    const timer = setTimeout(() => void loadJob().catch(setError), SETTLE_EVERY_MS);
+    return () => clearTimeout(timer);
+  }, [job, unsettled]);
 
   useEffect(() => {
     let lastDone = -1;
@@ -387,7 +397,12 @@ export function JobPage({ id }: { id: string }) {
             {final ? "Download" : "Partial download"} {format}
           </button>
         ))}
-        {final && (
+        {final && !job.settled && (
+          <span aria-busy="true" data-testid="exporting">
+            Writing the dataset…
+          </span>
+        )}
+        {final && job.settled && (
           <button
             type="button"
             class="contrast outline"

@@ -81,6 +81,12 @@ class JobView(Reply):
     partitions_total: int | None
     partitions_in_flight: int = Field(0, description="Partitions being generated right now.")
     seed_count: int | None = Field(None, description="Records in the seed file, once counted.")
+    settled: bool = Field(
+        False,
+        description="True once the job has ended and its export is written or failed: "
+        "nothing about it changes any more, and `DELETE` deletes it (while a finished job's "
+        "export is being written, `DELETE` answers 409).",
+    )
     etag: str = Field(
         description="The job's ETag (also the `ETag` header of `GET /jobs/{id}`): it changes "
         "with the job's status and export. Send it as `If-Match` with `DELETE`."
