@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def test_backend() -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_url(test_backend: Backend) -> str:
+def rabbitmq_url(test_backend: Backend) -> Iterator[str]:
     """The test virtual host on the local broker, its queues deleted first.
 
     One vhost (``PALETTE_TEST_VHOST``, default ``palette-test``) is created once
@@ -98,16 +99,41 @@ def rabbitmq_url(test_backend: Backend) -> str:
     the RabbitMQ container, a broker of its own.
     """
     if test_backend.rabbitmq_url is not None:
-        return test_backend.rabbitmq_url
+        yield test_backend.rabbitmq_url
+        return
     base = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
     url = kept_vhost_url(test_backend, vhost_name()) or base
     asyncio.run(delete_queues(url))
-    return url
+    yield url
+    release_queues(url)
+
+
+def release_queues(url: str) -> None:
+    """Delete the system's queues on ``url`` once its services have stopped.
+
+    An idle vhost keeps nothing open: a quorum queue holds file handles of the
+    broker (927 of them where RabbitMQ has its default limit) for as long as it
+    exists, so queues left by finished runs would starve the next ones. A broker
+    that does not answer is left as it is (the next run deletes them first).
+    """
+    try:
+        asyncio.run(delete_queues(url))
+    except Exception as exc:  # cleanup after the tests: they have their result
+        warnings.warn(f"could not delete the queues on {url}: {exc!r}", stacklevel=1)
 
 
 def vhost_name(suffix: str = "") -> str:
-    """The name of this run's virtual host (``PALETTE_TEST_VHOST``), with ``suffix``."""
-    return os.environ.get("PALETTE_TEST_VHOST", "palette-test") + suffix
+    """The name of this run's virtual host (``PALETTE_TEST_VHOST``), with ``suffix``.
+
+    Under pytest-xdist each worker has a vhost of its own (``...-gw0``, ``...-gw1``):
+    the workers' systems never share a queue.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return (
+        os.environ.get("PALETTE_TEST_VHOST", "palette-test")
+        + (f"-{worker}" if worker else "")
+        + suffix
+    )
 
 
 def kept_vhost_url(test_backend: Backend, vhost: str, *, reset: bool = False) -> str | None:

@@ -24,7 +24,7 @@ from palette.cli.api import Api
 from palette.cli.config import Connection, mint_local
 from palette.cli.state import RunRecord, StateDir
 from tests.backends import Backend
-from tests.conftest import kept_vhost_url, vhost_name
+from tests.conftest import kept_vhost_url, release_queues, vhost_name
 
 PALETTE = str(Path(sys.executable).parent / "palette")
 UP_SECONDS = 660
@@ -123,6 +123,7 @@ def cli_stack(test_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -
         yield palette
     finally:
         palette("down", timeout=200, check=False)
+        release_queues(palette.rabbitmq_url)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.backends import Backend
-from tests.e2e.conftest import Palette, stack_vhost, start
+from tests.e2e.conftest import Palette, release_queues, stack_vhost, start
 from tests.examples import EXAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -30,6 +30,7 @@ def own_stack(test_backend: Backend, tmp_path: Path) -> Iterator[Palette]:
         yield palette
     finally:
         palette("down", timeout=200, check=False)
+        release_queues(palette.rabbitmq_url)
 
 
 def what_the_user_has(palette: Palette, job_id: str) -> dict:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.backends import Backend
-from tests.e2e.conftest import Palette, stack_vhost
+from tests.e2e.conftest import Palette, release_queues, stack_vhost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -19,7 +19,8 @@ class TestMakeDemo:
     def test_leaves_the_dataset_on_disk_prints_samples_and_stops(
         self, test_backend: Backend, tmp_path: Path
     ) -> None:
-        env = Palette(tmp_path / "state", stack_vhost(test_backend, "-demo")).env()
+        palette = Palette(tmp_path / "state", stack_vhost(test_backend, "-demo"))
+        env = palette.env()
         out = tmp_path / "out"
         done = subprocess.run(
             [
@@ -41,6 +42,7 @@ class TestMakeDemo:
             timeout=840,
             check=False,
         )
+        release_queues(palette.rabbitmq_url)  # the demo has stopped its services
         assert done.returncode == 0, done.stdout + done.stderr
         assert pq.read_table(out / "dataset.parquet").num_rows == 20
         assert (out / "README.md").exists()

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT + 180)]
 @pytest.mark.parametrize(
     "how",
     [
-        pytest.param("stop_app", marks=pytest.mark.quick, id="stop_app-start_app"),
+        pytest.param("stop_app", id="stop_app-start_app"),
         pytest.param("full", id="stop-and-restart"),
     ],
 )
@@ -62,7 +62,6 @@ def test_database_restarted_during_a_job(kill: bool, rig: Rig) -> None:
     counters.assert_zero()
 
 
-@pytest.mark.quick
 def test_post_jobs_while_the_broker_is_down(rig: Rig, fault_broker: PrivateRabbit) -> None:
     """Case 10: ``POST /jobs`` with the broker down answers within 5 s and loses no job.
 
@@ -110,7 +109,6 @@ def test_post_jobs_while_the_broker_is_down(rig: Rig, fault_broker: PrivateRabbi
     assert group.gateway.alive()
 
 
-@pytest.mark.quick
 def test_partition_outliving_the_consumer_timeout(rig: Rig, fault_broker: PrivateRabbit) -> None:
     """Case 11: a partition runs longer than the broker's consumer timeout.
 

@@ -54,7 +54,7 @@ def test_throttling_and_unavailable_model(rig: Rig) -> None:
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param("error", marks=pytest.mark.quick, id="error"),
+        pytest.param("error", id="error"),
         pytest.param("drop", id="dropped-connection"),
         pytest.param("hang", id="hang-past-read-timeout"),
     ],
@@ -87,9 +87,7 @@ def per_record_picos(rig: Rig, api: Any) -> int:
     return int(doc["spent"]) // 20
 
 
-@pytest.mark.parametrize(
-    "runs", [pytest.param(3, marks=pytest.mark.quick, id="3-runs"), pytest.param(20, id="20-runs")]
-)
+@pytest.mark.parametrize("runs", [pytest.param(3, id="3-runs"), pytest.param(20, id="20-runs")])
 def test_budget_race(runs: int, rig: Rig) -> None:
     """Case 8: 64 concurrent model calls against a budget for 20 records, ``runs`` times."""
     overrides = {

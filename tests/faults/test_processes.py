@@ -72,7 +72,6 @@ FLUSH_CONCURRENCY = 8
 FLUSH_LATENCY_MS = 100
 
 
-@pytest.mark.quick
 def test_generator_killed_loses_only_its_last_flush_of_records(rig: Rig) -> None:
     """Parts close by time as well as size: a killed generator wastes seconds, not a partition.
 
@@ -164,7 +163,7 @@ def test_accounting_killed_between_write_and_ack(
 @pytest.mark.parametrize(
     ("how", "restarts"),
     [
-        pytest.param(signal.SIGTERM, 1, marks=pytest.mark.quick, id="sigterm"),
+        pytest.param(signal.SIGTERM, 1, id="sigterm"),
         pytest.param(signal.SIGKILL, 3, id="kill-9-x3"),
     ],
 )

@@ -72,7 +72,6 @@ def test_deliveries_pending_while_accounting_is_killed_arrive_after_it_restarts(
         assert request.verify(hook["secret"])["type"] == "webhook.test"
 
 
-@pytest.mark.quick
 def test_a_job_end_the_scheduler_died_before_announcing_is_announced_after_its_restart(
     rig: Rig,
 ) -> None:

@@ -31,7 +31,7 @@ from palette.devstack.services import ServiceGroup, start_services
 from palette.devstack.stack import DevStack
 from palette.gateway.tokens import mint
 from tests.backends import Backend
-from tests.conftest import SERVICE_SETTINGS, kept_vhost_url, vhost_name
+from tests.conftest import SERVICE_SETTINGS, kept_vhost_url, release_queues, vhost_name
 from tests.integration.deliveries import take_dead_letter
 from tests.integration.jobs import TWO_STEPS, publish_to
 from tests.integration.telemetry import (
@@ -129,6 +129,7 @@ def observed(
     finally:
         receiver.stop()
         client.close()
+        release_queues(url)
 
 
 @dataclass
