@@ -1,7 +1,7 @@
 """Generator handlers: one thin function per message, and ``HANDLERS``, what consumes what.
 
 Each binds the message's log context and calls the domain with the process's
-``Runtime``: ``partition.py``, ``exporter.py``, ``snapshot.py``, ``preview.py``.
+``Runtime``: ``partition.py``, ``dataset_export.py``, ``snapshot.py``, ``preview.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from palette.common import messages as m
 from palette.common.broker import Context
 from palette.common.service import Handlers, Injected
 from palette.common.topology import Broadcasts, Queues
-from palette.generator.exporter import run_export
+from palette.generator.dataset_export import run_export
 from palette.generator.metrics import PARTITIONS_IN_FLIGHT
 from palette.generator.partition import run_partition
 from palette.generator.preview import answer_preview

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from palette.common import keys
 from palette.common import messages as m
 from palette.common.clients import is_missing
-from palette.generator.exporter import write_job_dataset
+from palette.generator.dataset_export import write_job_dataset
 from palette.generator.runtime import Runtime
 from palette.generator.storage import Storage
 

@@ -1,4 +1,4 @@
-"""Assemble a job's parts into its dataset file, streaming (see export.py)."""
+"""Assemble a job's parts into its dataset file, streaming (see format_writers.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from palette.common import keys
 from palette.common import messages as m
 from palette.common.templates import Step
 from palette.common.tracing import span
-from palette.generator.export import CONTENT_TYPES, Bitmap, ColumnPlan, RowWriter, make_writer
+from palette.generator.format_writers import (
+    CONTENT_TYPES,
+    Bitmap,
+    ColumnPlan,
+    RowWriter,
+    make_writer,
+)
 from palette.generator.metrics import RECORDS_EXPORTED
 from palette.generator.records import FinishedRecord, decode_line
 from palette.generator.repository import ExportInfo
