@@ -17,12 +17,12 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from palette.common.messages import utcnow
 from palette.gateway.auth import is_loopback
+from palette.gateway.bearer_tokens import mint
 from palette.gateway.openapi import problems
 from palette.gateway.ports import Runtime
 from palette.gateway.problems import Problem, field_error
 from palette.gateway.schemas.session import DevSignIn, DevToken, OidcConfig, SignInConfig
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.tokens import mint
 
 
 def dev_sign_in_refused(settings: GatewaySettings) -> str | None:
