@@ -45,7 +45,7 @@ from palette.gateway.controllers.page import PageController, RootController
 from palette.gateway.controllers.session import SessionController
 from palette.gateway.limits import RateLimiter, RateLimitMiddleware
 from palette.gateway.messaging import BrokerPublisher
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import handle_exception
 from palette.gateway.repository import MongoRepository
 from palette.gateway.settings import GatewaySettings
@@ -54,11 +54,11 @@ from palette.gateway.webhook_store import MongoWebhookStore
 
 log = structlog.get_logger("palette.gateway")
 
-RuntimeFactory = Callable[[GatewaySettings], AbstractAsyncContextManager[Runtime]]
+RuntimeFactory = Callable[[GatewaySettings], AbstractAsyncContextManager[GatewayRuntime]]
 
 
 @asynccontextmanager
-async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: GatewaySettings) -> AsyncIterator[GatewayRuntime]:
     """Open the real clients, start the broker and the outbox; close all on exit."""
     mongo = mongo_client(settings)
     s3 = s3_client(settings)
@@ -66,7 +66,7 @@ async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
     publisher = BrokerPublisher(broker, timeout_seconds=settings.publish_timeout_seconds)
     repository = MongoRepository(mongo[settings.mongo_db], settings.read_cache_seconds)
     webhooks = MongoWebhookStore(mongo[settings.mongo_db])
-    runtime = Runtime(
+    runtime = GatewayRuntime(
         settings=settings,
         repository=repository,
         seeds=S3SeedStore(s3, settings.s3_bucket, presigning_client(settings)),
@@ -102,8 +102,8 @@ async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
         log.info("gateway_stopped")
 
 
-def _provide_runtime(state: State) -> Runtime:
-    runtime: Runtime = state.runtime
+def _provide_runtime(state: State) -> GatewayRuntime:
+    runtime: GatewayRuntime = state.runtime
     return runtime
 
 

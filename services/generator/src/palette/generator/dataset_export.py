@@ -23,7 +23,7 @@ from palette.generator.format_writers import (
 from palette.generator.metrics import RECORDS_EXPORTED
 from palette.generator.records import FinishedRecord, decode_line
 from palette.generator.repository import ExportInfo
-from palette.generator.runtime import Publish, Runtime
+from palette.generator.runtime import GeneratorRuntime, Publish
 from palette.generator.storage import Storage
 
 log = structlog.get_logger("palette.generator.export")
@@ -152,7 +152,7 @@ def write_dataset(
 
 
 async def write_job_dataset(
-    rt: Runtime,
+    rt: GeneratorRuntime,
     job_id: str,
     fmt: m.OutputFormat,
     info: ExportInfo,
@@ -172,7 +172,7 @@ async def write_job_dataset(
     )
 
 
-async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
+async def run_export(msg: m.ExportJob, rt: GeneratorRuntime, publish: Publish) -> None:
     """Write a job's dataset, then publish ExportCompleted or ExportFailed."""
     event_id = uuid.uuid5(_NAMESPACE, f"export-end:{msg.message_id}").hex
     try:
