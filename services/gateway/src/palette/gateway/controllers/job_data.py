@@ -18,7 +18,7 @@ from palette.common.keys import snapshot_key
 from palette.common.messages import ExportSnapshot, JobStatus, OutputFormat, utcnow
 from palette.gateway.controllers.jobs import ledger_of, owned_job
 from palette.gateway.dashboard import build_dashboard
-from palette.gateway.jobs import job_view
+from palette.gateway.job_views import job_view
 from palette.gateway.openapi import problems
 from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error

@@ -17,8 +17,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus
-from palette.gateway import job_service
-from palette.gateway.jobs import job_view
+from palette.gateway import job_actions
+from palette.gateway.job_views import job_view
 from palette.gateway.openapi import problems, reply
 from palette.gateway.pagination import job_cursor, job_position
 from palette.gateway.ports import GatewayRuntime
@@ -93,11 +93,11 @@ class JobController(Controller):
         when the caller already has the configured number of active jobs.
         """
         if idempotency_key is not None:
-            earlier = await job_service.replay(runtime, owner, data, idempotency_key)
+            earlier = await job_actions.replay(runtime, owner, data, idempotency_key)
             if earlier is not None:
                 view = job_view(earlier, await ledger_of(runtime, earlier))
                 return Response(view, status_code=HTTP_200_OK)
-        doc, created = await job_service.create_job(runtime, owner, data, idempotency_key)
+        doc, created = await job_actions.create_job(runtime, owner, data, idempotency_key)
         ledger = None if created else await ledger_of(runtime, doc)
         return Response(
             job_view(doc, ledger),
@@ -175,7 +175,7 @@ class JobController(Controller):
         read; its status becomes CANCELLED once the scheduler has stopped it.
         """
         job = await owned_job(runtime, owner, job_id, fresh=True)
-        outcome = await job_service.cancel_job(runtime, owner, job)
+        outcome = await job_actions.cancel_job(runtime, owner, job)
         view = job_view(job, await ledger_of(runtime, job))
         detail = CANCEL_DETAILS[outcome].format(status=job["status"])
         return Response(
@@ -217,5 +217,5 @@ class JobController(Controller):
         or use ``POST /jobs/{id}/cancel``, which never deletes.
         """
         job = await owned_job(runtime, owner, job_id, fresh=True)
-        await job_service.remove_job(runtime, owner, job, if_match)
+        await job_actions.remove_job(runtime, owner, job, if_match)
         return job_view(job, await ledger_of(runtime, job))

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pymongo.errors import DuplicateKeyError
 
-from palette.gateway.jobs import now_ms
+from palette.gateway.job_views import now_ms
 from palette.gateway.openapi import problems
 from palette.gateway.pagination import template_cursor, template_position
 from palette.gateway.ports import GatewayRuntime

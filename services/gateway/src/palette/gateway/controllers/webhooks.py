@@ -24,7 +24,7 @@ from palette.common.webhooks import (
     new_webhook_id,
     resolve_target,
 )
-from palette.gateway.jobs import now_ms
+from palette.gateway.job_views import now_ms
 from palette.gateway.openapi import problems
 from palette.gateway.pagination import job_cursor, job_position
 from palette.gateway.ports import GatewayRuntime

@@ -1,4 +1,4 @@
-"""Creating and removing jobs: the checks and the order of writes behind ``/jobs``.
+"""Job actions: creating, cancelling and removing jobs, the checks and writes behind ``/jobs``.
 
 Creation checks everything first (budget, template, seed file, the user's
 number of active jobs), then inserts the job and publishes its SubmitJob
@@ -25,7 +25,7 @@ from palette.common.messages import CancelJob, DeleteJob
 from palette.common.seeds import SeedError
 from palette.common.tracing import traceparent
 from palette.gateway import outbox
-from palette.gateway.jobs import decimal_string, new_job_document, now_ms, submit_message
+from palette.gateway.job_views import decimal_string, new_job_document, now_ms, submit_message
 from palette.gateway.metrics import JOBS_CREATED
 from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error, invalid, not_found
