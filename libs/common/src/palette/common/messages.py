@@ -453,7 +453,7 @@ def preview_completed_id(preview_id: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"palette:preview-completed:{preview_id}").hex
 
 
-# ------------------------------------------------------ webhooks (issue 15)
+# ------------------------------------------------------------- webhooks
 
 WEBHOOK_ID_PATTERN = r"^wh_[0-9a-f]{32}$"
 EVENT_ID_PATTERN = r"^msg_[0-9a-f]{32}$"
