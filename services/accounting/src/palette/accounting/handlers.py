@@ -145,7 +145,7 @@ async def _end(
     try:
         if held:
             due = utcnow() + timedelta(seconds=rt.settings.reconcile_wait_seconds)
-            lease = await rt.ledgers.hold(
+            lease = await rt.holds.hold(
                 msg.lease_id,
                 usage,
                 due=due,
