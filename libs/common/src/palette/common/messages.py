@@ -4,6 +4,12 @@ Every message carries the envelope fields ``message_id`` (the idempotency key:
 a consumer applies a given id at most once), ``occurred_at`` and ``version``.
 Commands are imperative, events are in the past tense. Amounts of money are
 integer picodollars (see ``palette.common.money``); token counts are integers.
+
+Long because every contract is in this one module on purpose: a reader (or a
+service) finds the whole protocol in one file, in sections (commands, events,
+gateway requests, preview spend, webhooks), and the internals map is read from
+it. Split into a package, the models would still be re-exported from here and
+the protocol would be scattered over files that each mean little alone.
 """
 
 from __future__ import annotations
