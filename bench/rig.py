@@ -302,7 +302,7 @@ class Rig:
 
     def token(self, user: str) -> str:
         """A bearer token for ``user``."""
-        from palette.gateway.tokens import mint
+        from palette.gateway.bearer_tokens import mint
 
         return mint(user, self._secret, ttl_seconds=6 * 3600)
 

@@ -26,8 +26,8 @@ from palette.devstack.client import GatewayClient
 from palette.devstack.queues import delete_queues
 from palette.devstack.services import ServiceGroup, start_services
 from palette.devstack.stack import DEFAULT_RABBITMQ_URL, DevStack
+from palette.gateway.bearer_tokens import mint
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.tokens import mint
 from tests.backends import Backend, BackendUnavailableError, open_backend
 from tests.examples import EXAMPLES
 

@@ -26,8 +26,8 @@ from pymongo import MongoClient
 from palette.common.clients import s3_client
 from palette.common.messages import OutputFormat
 from palette.common.templates import TemplateSpec
-from palette.generator.export import ColumnPlan, make_writer
-from palette.generator.exporter import write_dataset
+from palette.generator.dataset_export import write_dataset
+from palette.generator.format_writers import ColumnPlan, make_writer
 from palette.generator.records import decode_line
 from palette.generator.settings import GeneratorSettings
 from palette.generator.storage import Storage

@@ -63,7 +63,7 @@ def check_exports() -> None:
 
     from palette.common.messages import OutputFormat
     from palette.common.templates import Step
-    from palette.generator.export import ColumnPlan, make_writer
+    from palette.generator.format_writers import ColumnPlan, make_writer
     from palette.generator.records import FinishedRecord
 
     plan = ColumnPlan([Step(id="a", model="m", prompt="{{ x }}")])

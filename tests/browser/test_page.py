@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
-from palette.gateway.tokens import mint
+from palette.gateway.bearer_tokens import mint
 from tests.browser.conftest import PHONE, NewPage, Shot, sign_in
 from tests.integration.jobs import HAIKU, MICRO, TWO_STEPS, model_latency
 

@@ -26,8 +26,8 @@ from pymongo import MongoClient
 from palette.devstack.client import GatewayClient
 from palette.devstack.services import ServiceGroup, start_services
 from palette.devstack.stack import DevStack
+from palette.gateway.bearer_tokens import mint
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.tokens import mint
 from tests.examples import SEEDS
 from tests.faults import harness
 from tests.faults.broker import BrokerUnavailableError, PrivateRabbit

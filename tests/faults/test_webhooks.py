@@ -1,4 +1,4 @@
-"""Webhook deliveries survive the death of the processes that carry them (issue 15).
+"""Webhook deliveries survive the death of the processes that carry them.
 
 A delivery lives in the database and its events on the broker, never only in a
 process: accounting killed with a delivery in flight, or while an event waits,

@@ -27,7 +27,7 @@ from palette.devstack import readiness
 from palette.devstack.client import GatewayClient
 from palette.devstack.services import ServiceGroup, ServiceProcess
 from palette.devstack.stack import DevStack
-from palette.gateway.tokens import mint
+from palette.gateway.bearer_tokens import mint
 from tests.integration.identity import AUDIENCE, ISSUER, IdentityProvider
 from tests.integration.jobs import MICRO
 

@@ -12,7 +12,7 @@ import pytest
 
 from palette.devstack.stack import DevStack
 from palette.gateway import outbox
-from palette.gateway.jobs import new_job_document
+from palette.gateway.job_views import new_job_document
 from palette.gateway.schemas import CreateJob
 from tests.conftest import SERVICE_SETTINGS
 from tests.examples import SEEDS

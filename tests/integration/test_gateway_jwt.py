@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from palette.devstack.services import ServiceProcess
-from palette.gateway.tokens import mint
+from palette.gateway.bearer_tokens import mint
 from tests.integration.identity import AUDIENCE, EC_KID, ISSUER, RSA_KID, IdentityProvider, b64json
 from tests.integration.jobs import problem
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from palette.common.pricing import PricingTable
-from palette.common.tokens import input_token_bound
+from palette.common.token_bounds import input_token_bound
 from palette.common.topology import Queues
 from palette.devstack.services import ServiceGroup
 from palette.devstack.stack import DevStack

@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from palette.gateway.app import create_app
+from palette.gateway.bearer_tokens import mint
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.tokens import mint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120, method="signal")]
 

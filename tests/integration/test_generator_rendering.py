@@ -31,7 +31,7 @@ from palette.generator import handlers, rendering
 from palette.generator.app import open_runtime
 from palette.generator.partition import run_partition
 from palette.generator.rendering import Renderer
-from palette.generator.runtime import Runtime
+from palette.generator.runtime import GeneratorRuntime
 from palette.generator.settings import GeneratorSettings
 from tests.integration.jobs import publish_to
 from tests.integration.waiting import wait_until_async
@@ -154,7 +154,7 @@ def generator_env(devstack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch)
 class Watch:
     """What happened when: slow renders, claim renewals, the stop's publish and handling."""
 
-    def __init__(self, rt: Runtime, rabbitmq_url: str, job_id: str) -> None:
+    def __init__(self, rt: GeneratorRuntime, rabbitmq_url: str, job_id: str) -> None:
         self.slow: list[list[float]] = []
         self.renewals: list[float] = []
         self.sent: float | None = None
@@ -162,7 +162,7 @@ class Watch:
         self.publisher: threading.Timer | None = None
         self._wrap(rt, rabbitmq_url, job_id)
 
-    def _wrap(self, rt: Runtime, url: str, job_id: str) -> None:
+    def _wrap(self, rt: GeneratorRuntime, url: str, job_id: str) -> None:
         render_, renew, stop = rt.renderer.render, rt.claims.renew, rt.stops.stop
 
         async def rendering(source: str, context: Any, **kwargs: Any) -> str:

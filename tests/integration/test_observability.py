@@ -29,7 +29,7 @@ from palette.devstack.client import FINAL, GatewayClient
 from palette.devstack.processes import free_port
 from palette.devstack.services import ServiceGroup, start_services
 from palette.devstack.stack import DevStack
-from palette.gateway.tokens import mint
+from palette.gateway.bearer_tokens import mint
 from tests.backends import Backend
 from tests.conftest import SERVICE_SETTINGS, kept_vhost_url, release_queues, vhost_name
 from tests.integration.deliveries import take_dead_letter

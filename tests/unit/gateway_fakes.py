@@ -18,7 +18,7 @@ from palette.common.ledger_view import LedgerView
 from palette.common.messages import Message
 from palette.common.pricing import load_pricing
 from palette.common.seeds import SeedFormat, format_from_name, read_records
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.seedfiles import first_missing, validate_records
 from palette.gateway.settings import GatewaySettings
 
@@ -348,9 +348,9 @@ class InMemoryWorld:
         self.webhooks = InMemoryWebhookStore()
 
     @asynccontextmanager
-    async def runtime(self, settings: GatewaySettings) -> AsyncIterator[Runtime]:
+    async def runtime(self, settings: GatewaySettings) -> AsyncIterator[GatewayRuntime]:
         """The runtime of the app's lifespan, built on this world's ports."""
-        yield Runtime(
+        yield GatewayRuntime(
             settings=settings,
             repository=self.repository,
             seeds=self.seeds,

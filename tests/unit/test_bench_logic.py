@@ -212,7 +212,7 @@ class TestPlan:
         with pytest.raises(ValueError, match="unknown figures \\['speed'\\]"):
             parse_figures("throughput,speed")
 
-    def test_rows_follow_the_issues_table(self) -> None:
+    def test_rows_follow_the_benchmark_table(self) -> None:
         names = [
             "export speed, csv",
             "gateway errors",
@@ -230,7 +230,7 @@ class TestPlan:
             "something else",
         ]
 
-    def test_the_full_plan_has_the_issues_sizes_and_the_quick_one_is_smaller(self) -> None:
+    def test_the_full_plan_has_the_target_sizes_and_the_quick_one_is_smaller(self) -> None:
         assert (FULL.throughput_records, FULL.throughput_concurrency) == (2000, 32)
         assert FULL.throughput_limit == 160.0
         assert (FULL.stops, FULL.overshoot_jobs, FULL.overshoot_concurrency) == (20, 20, 64)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from palette.common.pricing import load_pricing
-from palette.common.tokens import input_token_bound
+from palette.common.token_bounds import input_token_bound
 from palette.devstack.bedrock_emulator import INVALID_MODEL, BedrockEmulator, model_from_path
 from palette.devstack.billing import BillingLog
 from palette.devstack.converse import (

@@ -18,7 +18,7 @@ from palette.common.estimates import (
 from palette.common.money import usd_to_picos
 from palette.common.pricing import TokenPrice, load_pricing
 from palette.common.templates import Step, TemplateSpec, render, step_context
-from palette.common.tokens import MESSAGE_OVERHEAD_TOKENS, input_token_bound
+from palette.common.token_bounds import MESSAGE_OVERHEAD_TOKENS, input_token_bound
 from palette.gateway.previewing import preview_steps
 from palette.scheduler.partitioning import record_estimate, summarize_seeds
 

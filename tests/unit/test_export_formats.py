@@ -15,8 +15,8 @@ import pytest
 
 from palette.common.messages import OutputFormat
 from palette.common.templates import Step
-from palette.generator.export import Bitmap, ColumnPlan, make_writer
-from palette.generator.exporter import ExportError, write_dataset
+from palette.generator.dataset_export import ExportError, write_dataset
+from palette.generator.format_writers import Bitmap, ColumnPlan, make_writer
 from palette.generator.records import FinishedRecord, encode_part
 from palette.generator.storage import MultipartSink, Storage
 

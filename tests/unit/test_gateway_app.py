@@ -12,8 +12,8 @@ from litestar.testing import TestClient
 from palette.common.messages import CancelJob, DeleteJob, JobStatusChanged, SubmitJob
 from palette.gateway import outbox
 from palette.gateway.app import create_app
+from palette.gateway.bearer_tokens import mint
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.tokens import mint
 from tests.unit.gateway_fakes import InMemoryWorld
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ import pytest
 
 from palette.common.ledger_view import LedgerView, Totals
 from palette.gateway.dashboard import build_dashboard
-from palette.gateway.jobs import job_view
+from palette.gateway.job_views import job_view
 from palette.gateway.rates import RateTracker, average_rate
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ import pytest
 
 from palette.common.messages import OutputFormat
 from palette.common.seeds import SeedFormat, read_records
-from palette.gateway.job_service import IDEMPOTENCY_KEY, fingerprint
+from palette.gateway.job_actions import IDEMPOTENCY_KEY, fingerprint
 from palette.gateway.removal import (
     Removal,
     cancel_outcome,

@@ -17,8 +17,8 @@ from litestar.testing import TestClient
 
 from palette.common.keys import part_key
 from palette.gateway.app import create_app
+from palette.gateway.bearer_tokens import verify
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.tokens import verify
 from tests.unit.gateway_fakes import InMemoryWorld
 from tests.unit.test_gateway_app import SECRET, _alices_job, _problem, auth
 

@@ -8,7 +8,7 @@ from palette.common.estimates import OUTPUT_BYTES_PER_TOKEN
 from palette.common.money import usd_string
 from palette.common.pricing import load_pricing
 from palette.common.templates import TemplateError, TemplateSpec
-from palette.common.tokens import input_token_bound
+from palette.common.token_bounds import input_token_bound
 from palette.gateway.pagination import (
     decode_cursor,
     encode_cursor,

@@ -19,7 +19,7 @@ from palette.generator.claims import ClaimHandle
 from palette.generator.partition import end_message_id, run_partition
 from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
 from palette.generator.rendering import Renderer
-from palette.generator.runtime import Runtime
+from palette.generator.runtime import GeneratorRuntime
 from palette.generator.settings import GeneratorSettings
 from palette.generator.slots import CallSlots
 from palette.generator.stops import StopRegistry
@@ -127,7 +127,7 @@ def runtime(
     concurrency: int = 4,
     part_flush_seconds: float = 2.0,
     part_size: int = 5,
-) -> Runtime:
+) -> GeneratorRuntime:
     settings = GeneratorSettings(
         concurrency=concurrency,
         max_call_attempts=3,
@@ -137,7 +137,7 @@ def runtime(
         part_flush_seconds=part_flush_seconds,
         part_size=part_size,
     )
-    return Runtime(
+    return GeneratorRuntime(
         settings=settings,
         storage=storage,  # type: ignore[arg-type]
         models=models,
@@ -175,7 +175,7 @@ def usage_cost(usage: tuple[m.StepUsage, ...]) -> int:
     return sum(PRICING.cost(u.model_id, u.input_tokens, u.output_tokens) for u in usage)
 
 
-async def run(msg: m.GeneratePartition, rt: Runtime) -> list[m.Message]:
+async def run(msg: m.GeneratePartition, rt: GeneratorRuntime) -> list[m.Message]:
     published: list[m.Message] = []
 
     async def publish(message: m.Message) -> None:

@@ -11,7 +11,7 @@ import pytest
 from palette.common.job_document import ExportStatus, export_settled, job_document, job_settled
 from palette.common.messages import OutputFormat, SubmitJob
 from palette.common.templates import TemplateSpec, analyse
-from palette.gateway.jobs import new_job_document, submit_message
+from palette.gateway.job_views import new_job_document, submit_message
 from palette.gateway.removal import export_pending
 from palette.gateway.schemas import CreateJob
 from palette.scheduler import commands

@@ -37,7 +37,7 @@ from tools.image import run as r
 from tools.image.engine import NoEngineError, find_engine
 
 from palette.devstack.client import GatewayClient
-from palette.gateway.tokens import mint
+from palette.gateway.bearer_tokens import mint
 
 ROOT = b.ROOT
 EXAMPLES = ROOT / "examples"

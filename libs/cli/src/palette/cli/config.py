@@ -124,7 +124,7 @@ def mint_local(
     ttl_seconds: int = LOCAL_TOKEN_SECONDS,
 ) -> str:
     """A token for the one-machine system's gateway, signed with its secret."""
-    from palette.gateway.tokens import mint
+    from palette.gateway.bearer_tokens import mint
 
     secret = state.existing_jwt_secret()
     if secret is None:

@@ -3,7 +3,7 @@
 The rule. A call's worst case is its input-token bound at the input price plus
 its ``max_tokens`` at the output price (integer picodollars). The input-token
 bound is one token per byte of UTF-8 input text plus ``MESSAGE_OVERHEAD_TOKENS``
-per message (``palette.common.tokens.input_token_bound``).
+per message (``palette.common.token_bounds.input_token_bound``).
 
 Why it is a true upper bound of what a call is billed, once its prompt is
 rendered (the generator's check before each call, and each call of a preview
@@ -38,7 +38,7 @@ from typing import Any
 
 from palette.common.pricing import TokenPrice
 from palette.common.templates import Step
-from palette.common.tokens import input_token_bound
+from palette.common.token_bounds import input_token_bound
 
 OUTPUT_BYTES_PER_TOKEN = 8
 """Bytes an output token is counted at once it is text in a later prompt (generous)."""

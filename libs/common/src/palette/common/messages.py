@@ -4,6 +4,12 @@ Every message carries the envelope fields ``message_id`` (the idempotency key:
 a consumer applies a given id at most once), ``occurred_at`` and ``version``.
 Commands are imperative, events are in the past tense. Amounts of money are
 integer picodollars (see ``palette.common.money``); token counts are integers.
+
+Long because every contract is in this one module on purpose: a reader (or a
+service) finds the whole protocol in one file, in sections (commands, events,
+gateway requests, preview spend, webhooks), and the internals map is read from
+it. Split into a package, the models would still be re-exported from here and
+the protocol would be scattered over files that each mean little alone.
 """
 
 from __future__ import annotations
@@ -453,7 +459,7 @@ def preview_completed_id(preview_id: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"palette:preview-completed:{preview_id}").hex
 
 
-# ------------------------------------------------------ webhooks (issue 15)
+# ------------------------------------------------------------- webhooks
 
 WEBHOOK_ID_PATTERN = r"^wh_[0-9a-f]{32}$"
 EVENT_ID_PATTERN = r"^msg_[0-9a-f]{32}$"

@@ -12,7 +12,7 @@ A service gives ``build_service`` three things:
   ``service_started`` is logged, the line the dev stack waits for) and
   ``on_stopping`` (before the broker stops, while handlers still run).
 
-A handler receives the runtime as ``rt: Injected[Runtime]``: the runtime is in
+A handler receives the runtime as ``rt: Injected[<its runtime class>]``: the runtime is in
 FastStream's context under ``RUNTIME``, and every service reads it that way.
 The broker (``palette.common.broker.make_broker``) brings the acknowledgement,
 retry, dead-letter and reply behaviour; the lifespan connects it and declares
@@ -42,7 +42,7 @@ RUNTIME: Final = "runtime"
 """Name of a service's runtime in the FastStream context."""
 
 Injected = Annotated[R, Context(RUNTIME)]
-"""A handler argument that receives the service's runtime: ``rt: Injected[Runtime]``."""
+"""A handler argument that receives the service's runtime: ``rt: Injected[<its runtime class>]``."""
 
 Handlers = Mapping[Subscription, Callable[..., Awaitable[Any]]]
 """What a service consumes, mapped to the handler of each (a service's ``HANDLERS``)."""

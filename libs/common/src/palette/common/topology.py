@@ -192,7 +192,7 @@ class Queues:
     RESERVE_PREVIEW_BUDGET = QueueSpec("accounting.reserve-preview-budget", m.ReservePreviewBudget)
     ACC_PREVIEW_COMPLETED = QueueSpec("accounting.preview-completed", m.PreviewCompleted)
 
-    # Webhooks (issue 15): accounting turns job events into deliveries.
+    # Webhooks: accounting turns job events into deliveries.
     ACC_JOB_STATUS_CHANGED = QueueSpec("accounting.job-status-changed", m.JobStatusChanged)
     ACC_BUDGET_THRESHOLD = QueueSpec("accounting.budget-threshold", m.BudgetThresholdReached)
     SEND_TEST_WEBHOOK = QueueSpec("accounting.send-test-webhook", m.SendTestWebhook)

@@ -6,7 +6,7 @@ The tokenizer: text splits on whitespace, and each piece of ``b`` UTF-8 bytes is
 ``ceil(b / 4)`` tokens. A message costs ``MESSAGE_OVERHEAD_TOKENS`` on top of its
 text, and so does a non-empty system prompt. Every token covers at least one
 byte, so a one-turn call never counts more than
-``palette.common.tokens.input_token_bound(prompt, system)``.
+``palette.common.token_bounds.input_token_bound(prompt, system)``.
 
 The answer is a run of words of at most four bytes each (one token per word),
 taken from a fixed corpus at an offset given by a digest of (model, messages,

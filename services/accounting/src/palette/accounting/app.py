@@ -14,6 +14,7 @@ from faststream.rabbit import RabbitBroker
 
 from palette.accounting.handlers import HANDLERS
 from palette.accounting.invocation_reader import InvocationLogReader
+from palette.accounting.lease_holds import LeaseHolds
 from palette.accounting.preview_repository import PreviewLedger
 from palette.accounting.reconciler import Reconciler
 from palette.accounting.repository import LedgerRepository
@@ -80,9 +81,10 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
             await ledgers.create_indexes()
             previews = PreviewLedger(client, settings.mongo_db)
             await previews.create_indexes()
+            holds = LeaseHolds(ledgers)
             pricing = load_pricing(settings.pricing_file)
             reconciler = Reconciler(
-                ledgers,
+                holds,
                 invocation_log_reader(settings),
                 pricing,
                 broker,
@@ -97,7 +99,7 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
                 sender.run_forever(),
             ):
                 yield AccountingRuntime(
-                    ledgers, previews, pricing, broker, settings, webhooks, sender
+                    ledgers, holds, previews, pricing, broker, settings, webhooks, sender
                 )
         finally:
             await http.aclose()

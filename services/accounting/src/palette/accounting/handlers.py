@@ -12,7 +12,7 @@ from datetime import timedelta
 import structlog
 
 from palette.accounting import ledger, previews, thresholds, webhook_events
-from palette.accounting.repository import UnknownJobError
+from palette.accounting.repository import Doc, UnknownJobError
 from palette.accounting.runtime import AccountingRuntime
 from palette.common import failpoints
 from palette.common.broker import PermanentError, publish
@@ -119,33 +119,27 @@ async def records_generated(msg: RecordsGenerated, rt: Injected[AccountingRuntim
     await thresholds.announce(rt.ledgers, rt.broker, msg.job_id)
 
 
-async def _end(
-    msg: PartitionCompleted | PartitionFailed, lost_holder: str | None, rt: AccountingRuntime
-) -> None:
-    """An attempt ended: close its lease, or hold it for the invocation log.
+async def _close_or_hold(
+    msg: PartitionCompleted | PartitionFailed,
+    lost_holder: str | None,
+    usage: ledger.UsageMap,
+    rt: AccountingRuntime,
+) -> tuple[ledger.Closing | None, Doc]:
+    """Close the attempt's lease, or hold it for the invocation log: (closing, lease).
 
     A lease whose attempt left calls of unknown outcome, or whose holder was
     lost, is held until the log is complete for it when there is a log, and
     closed at the worst case at once when there is none.
     """
-    usage = _priced(msg.usage, rt.pricing)
     held = ledger.held_for_log(
         unknown_calls=len(msg.unknown_calls),
         lost_holder=lost_holder is not None,
         log_configured=bool(rt.settings.invocation_log_bucket),
     )
-    bound = log.bind(
-        job_id=msg.job_id,
-        partition_id=msg.partition,
-        message_id=msg.message_id,
-        lease_id=msg.lease_id,
-        unknown_calls=len(msg.unknown_calls),
-        lost_holder=lost_holder,
-    )
     try:
         if held:
             due = utcnow() + timedelta(seconds=rt.settings.reconcile_wait_seconds)
-            lease = await rt.ledgers.hold(
+            lease = await rt.holds.hold(
                 msg.lease_id,
                 usage,
                 due=due,
@@ -166,6 +160,23 @@ async def _end(
         failpoints.hit("accounting.after_write")
     except UnknownJobError as exc:
         raise PermanentError(str(exc)) from exc
+    return closing, lease
+
+
+async def _end(
+    msg: PartitionCompleted | PartitionFailed, lost_holder: str | None, rt: AccountingRuntime
+) -> None:
+    """An attempt ended: close its lease, or hold it for the invocation log."""
+    usage = _priced(msg.usage, rt.pricing)
+    closing, lease = await _close_or_hold(msg, lost_holder, usage, rt)
+    bound = log.bind(
+        job_id=msg.job_id,
+        partition_id=msg.partition,
+        message_id=msg.message_id,
+        lease_id=msg.lease_id,
+        unknown_calls=len(msg.unknown_calls),
+        lost_holder=lost_holder,
+    )
     if not lease["closed"]:
         reconcile = lease.get("reconcile") or {}
         bound.info("lease_held", until=str(reconcile.get("due")), reserved=lease.get("reserved"))

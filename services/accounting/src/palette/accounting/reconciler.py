@@ -1,6 +1,6 @@
 """Settling held leases from the provider's invocation log, periodically.
 
-A lease is held (``repository.LedgerRepository.hold``) when its attempt ended
+A lease is held (``lease_holds.LeaseHolds.hold``) when its attempt ended
 with calls whose outcome is unknown, or when its holder was lost. Once the log
 is complete for it (``reconcile.due``: the end + the longest a call runs + the
 log's delivery delay bound), the reconciler settles it:
@@ -27,7 +27,8 @@ from faststream.rabbit import RabbitBroker
 from palette.accounting import ledger, thresholds
 from palette.accounting.invocation_reader import InvocationLogReader
 from palette.accounting.invocations import LoggedCall
-from palette.accounting.repository import Doc, LedgerRepository
+from palette.accounting.lease_holds import LeaseHolds
+from palette.accounting.repository import Doc
 from palette.common import failpoints
 from palette.common.broker import publish
 from palette.common.messages import utcnow
@@ -63,7 +64,7 @@ class Reconciler:
     """Closes held leases once the invocation log is complete for them.
 
     Args:
-        repo: the ledger's repository.
+        holds: the held leases (and, through them, the ledgers).
         reader: the invocation log (None: there is none).
         pricing: the pricing table.
         broker: where ``LeaseClosed`` goes.
@@ -72,13 +73,13 @@ class Reconciler:
 
     def __init__(
         self,
-        repo: LedgerRepository,
+        holds: LeaseHolds,
         reader: InvocationLogReader | None,
         pricing: PricingTable,
         broker: RabbitBroker,
         interval: float,
     ) -> None:
-        self.repo = repo
+        self.holds = holds
         self.reader = reader
         self.pricing = pricing
         self.broker = broker
@@ -96,7 +97,7 @@ class Reconciler:
     async def run_once(self, now: datetime | None = None) -> int:
         """Settle every held lease that is due; the number settled."""
         now = now or utcnow()
-        holds = await self.repo.due_holds(now)
+        holds = await self.holds.due_holds(now)
         waiting = [h for h in holds if h["reconcile"]["state"] == "waiting"]
         logged: dict[str, list[LoggedCall]] | None = None
         if waiting and self.reader is not None:
@@ -118,7 +119,7 @@ class Reconciler:
         hold: dict[str, Any] = lease["reconcile"]
         if hold["state"] == "waiting":
             result, charge = settlement(lease, calls, self.pricing)
-            lease = await self.repo.settle_hold(lease["_id"], result.usage, result.settled, charge)
+            lease = await self.holds.settle_hold(lease["_id"], result.usage, result.settled, charge)
             failpoints.hit("accounting.after_write")
             bound = log.bind(job_id=lease["job_id"], lease_id=lease["_id"], kind=hold["kind"])
             bound.info(
@@ -133,5 +134,5 @@ class Reconciler:
                 bound.error("lease_overspent", amount=lease["amount"], settled=result.settled)
         if lease["closed"]:
             await publish(self.broker, ledger.lease_closed(lease))
-            await self.repo.hold_done(lease["_id"])
-            await thresholds.announce(self.repo, self.broker, lease["job_id"])
+            await self.holds.hold_done(lease["_id"])
+            await thresholds.announce(self.holds.ledgers, self.broker, lease["job_id"])

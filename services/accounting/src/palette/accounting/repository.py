@@ -11,25 +11,16 @@ it, 60 s by default):
 - a settlement adds a part's usage to its lease, recording the message id in
   the lease's ``applied`` list (bounded by the parts of one partition);
 - a closing marks the lease closed with its final usage, then moves it from
-  ``pending`` into the ledger's totals (the marker: ``pending.<lease_id>``);
-- a hold (an attempt ended with calls of unknown outcome, or its holder was
-  lost) records ``reconcile`` on the lease (the marker: only a lease without
-  one is held), and for unknown calls shrinks ``pending.<lease_id>`` from the
-  lease's amount to what it still holds, returning the rest (the marker: the
-  pending value still equal to the amount). The lease's ``reserved`` remembers
-  the held value, so the closing returns ``reserved - settled``.
+  ``pending`` into the ledger's totals (the marker: ``pending.<lease_id>``).
 
-A held lease is closed by the reconciler (``reconciler.py``) once the provider's
-invocation log is complete for it: ``reconcile.state`` goes ``waiting`` ->
-``closed`` (lease closed at the logged usage) -> ``done`` (closing applied to the
-ledger and ``LeaseClosed`` published); each step is repeated until it sticks.
+A lease held for reconciliation (an attempt ended with calls of unknown
+outcome, or its holder was lost) is kept by ``lease_holds.py``, with the same
+closing.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
@@ -46,7 +37,7 @@ Doc = dict[str, Any]
 NO_RETRIES = RetryCounts()
 
 
-def _at_least(retries: RetryCounts) -> Doc:
+def retries_at_least(retries: RetryCounts) -> Doc:
     """``$max`` of a lease's retry counts with an ended attempt's totals (parts counted them)."""
     fields = ledger.retry_fields(retries)
     return {"$max": fields} if fields else {}
@@ -57,7 +48,7 @@ class UnknownJobError(LookupError):
 
 
 class LedgerRepository:
-    """The accounting service's collections."""
+    """Job ledgers and their leases: grants, settlements, closings (holds: ``LeaseHolds``)."""
 
     def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
         db = client[database]
@@ -188,14 +179,15 @@ class LedgerRepository:
         """One lease."""
         return await self.leases.find_one({"_id": lease_id})
 
-    async def _lease(self, lease_id: str) -> Doc:
+    async def known_lease(self, lease_id: str) -> Doc:
+        """One lease; raises ``UnknownJobError`` if there is none."""
         lease = await self.leases.find_one({"_id": lease_id})
         if lease is None:
             raise UnknownJobError(f"lease {lease_id}")
         return lease
 
     @staticmethod
-    def _known(lease: Doc, total: ledger.UsageMap) -> tuple[ledger.UsageMap, int]:
+    def usage_with(lease: Doc, total: ledger.UsageMap) -> tuple[ledger.UsageMap, int]:
         """The lease's usage with an ended attempt's total, and its cost."""
         seen = dict(lease.get("usage") or {})
         extra = ledger.difference(total, seen)
@@ -221,10 +213,10 @@ class LedgerRepository:
         ``pending`` into the totals. Both are idempotent, so a redelivery after a
         crash between them completes the second.
         """
-        lease = await self._lease(lease_id)
+        lease = await self.known_lease(lease_id)
         closing = None
         if not lease["closed"] and not lease.get("reconcile"):
-            final_usage, known = self._known(lease, total)
+            final_usage, known = self.usage_with(lease, total)
             amount = int(lease["amount"])
             charge = ledger.unlogged_charge(amount, known, unknown_worst, whole=whole)
             closing = ledger.close_lease(amount, int(lease["settled"]), known + charge)
@@ -238,92 +230,16 @@ class LedgerRepository:
                         "unreconciled": charge,
                         "closed_at": utcnow(),
                     },
-                    **_at_least(retries),
+                    **retries_at_least(retries),
                 },
                 return_document=ReturnDocument.AFTER,
             )
-            lease = updated or await self._lease(lease_id)
+            lease = updated or await self.known_lease(lease_id)
         if lease["closed"]:
-            await self._apply_closing(lease)
+            await self.apply_closing(lease)
         return closing, lease
 
-    async def hold(
-        self,
-        lease_id: str,
-        total: ledger.UsageMap,
-        *,
-        due: datetime,
-        unknown_calls: Sequence[str] = (),
-        unknown_worst: int = 0,
-        lost_holder: str | None = None,
-        retries: RetryCounts = NO_RETRIES,
-    ) -> Doc:
-        """Hold a lease until the invocation log is complete for it (at ``due``); the lease.
-
-        Unknown calls keep the attempt's known cost plus their summed worst
-        case and return the rest of the lease now; a ``lost_holder`` keeps the
-        whole lease. A lease closed or held before is returned unchanged: the
-        first end of an attempt decides.
-        """
-        lease = await self._lease(lease_id)
-        if not lease["closed"] and not lease.get("reconcile"):
-            fields: Doc
-            if lost_holder is not None:
-                fields = {"kind": "lost", "holder": lost_holder}
-                update: Doc = {}
-            else:
-                final_usage, known = self._known(lease, total)
-                held = ledger.held_amount(int(lease["amount"]), known, unknown_worst)
-                fields = {"kind": "unknown", "calls": list(unknown_calls), "worst": unknown_worst}
-                update = {"usage": final_usage, "settled": known, "reserved": held}
-            fields |= {"due": due, "state": "waiting", "held_at": utcnow()}
-            updated = await self.leases.find_one_and_update(
-                {"_id": lease_id, "closed": False, "reconcile": {"$exists": False}},
-                {"$set": {**update, "reconcile": fields}, **_at_least(retries)},
-                return_document=ReturnDocument.AFTER,
-            )
-            lease = updated or await self._lease(lease_id)
-        if not lease["closed"]:
-            await self._release_unheld(lease)
-        return lease
-
-    async def due_holds(self, now: datetime, limit: int = 200) -> list[Doc]:
-        """Held leases whose log is complete by ``now`` (or whose closing is unfinished)."""
-        cursor = self.leases.find(
-            {"reconcile.state": {"$in": ["waiting", "closed"]}, "reconcile.due": {"$lte": now}}
-        ).limit(limit)
-        return [doc async for doc in cursor]
-
-    async def settle_hold(
-        self, lease_id: str, usage: ledger.UsageMap, settled: int, unreconciled: int = 0
-    ) -> Doc:
-        """Close a held lease at its reconciled usage and apply it to the ledger; the lease."""
-        updated = await self.leases.find_one_and_update(
-            {"_id": lease_id, "closed": False, "reconcile.state": "waiting"},
-            {
-                "$set": {
-                    "closed": True,
-                    "usage": usage,
-                    "settled": settled,
-                    "unreconciled": unreconciled,
-                    "closed_at": utcnow(),
-                    "reconcile.state": "closed",
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        lease = updated or await self._lease(lease_id)
-        if lease["closed"]:
-            await self._apply_closing(lease)
-        return lease
-
-    async def hold_done(self, lease_id: str) -> None:
-        """The held lease's closing is applied and announced."""
-        await self.leases.update_one(
-            {"_id": lease_id, "reconcile.state": "closed"}, {"$set": {"reconcile.state": "done"}}
-        )
-
-    async def _release_unheld(self, lease: Doc) -> None:
+    async def release_unheld(self, lease: Doc) -> None:
         """Return what a held lease no longer holds (once: while pending is the whole amount)."""
         amount = int(lease["amount"])
         reserved = int(lease.get("reserved", amount))
@@ -339,8 +255,9 @@ class LedgerRepository:
         if released.modified_count:
             metrics.RETURNED.inc(usd(amount - reserved))
 
-    async def _apply_closing(self, lease: Doc) -> None:
-        await self._release_unheld(lease)
+    async def apply_closing(self, lease: Doc) -> None:
+        """Move a closed lease from the ledger's ``pending`` into its totals (once)."""
+        await self.release_unheld(lease)
         spent = int(lease["settled"])
         reserved = int(lease.get("reserved", int(lease["amount"])))
         inc = ledger.aggregate_increments(lease.get("usage") or {})

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from faststream.rabbit import RabbitBroker
 
+from palette.accounting.lease_holds import LeaseHolds
 from palette.accounting.preview_repository import PreviewLedger
 from palette.accounting.repository import LedgerRepository
 from palette.accounting.settings import AccountingSettings
@@ -20,6 +21,8 @@ class AccountingRuntime:
 
     ledgers: LedgerRepository
     """Job ledgers and leases."""
+    holds: LeaseHolds
+    """Leases held for reconciliation."""
     previews: PreviewLedger
     """Preview budgets and previews."""
     pricing: PricingTable

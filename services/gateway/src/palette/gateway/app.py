@@ -45,7 +45,7 @@ from palette.gateway.controllers.page import PageController, RootController
 from palette.gateway.controllers.session import SessionController
 from palette.gateway.limits import RateLimiter, RateLimitMiddleware
 from palette.gateway.messaging import BrokerPublisher
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import handle_exception
 from palette.gateway.repository import MongoRepository
 from palette.gateway.settings import GatewaySettings
@@ -54,11 +54,11 @@ from palette.gateway.webhook_store import MongoWebhookStore
 
 log = structlog.get_logger("palette.gateway")
 
-RuntimeFactory = Callable[[GatewaySettings], AbstractAsyncContextManager[Runtime]]
+RuntimeFactory = Callable[[GatewaySettings], AbstractAsyncContextManager[GatewayRuntime]]
 
 
 @asynccontextmanager
-async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: GatewaySettings) -> AsyncIterator[GatewayRuntime]:
     """Open the real clients, start the broker and the outbox; close all on exit."""
     mongo = mongo_client(settings)
     s3 = s3_client(settings)
@@ -66,7 +66,7 @@ async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
     publisher = BrokerPublisher(broker, timeout_seconds=settings.publish_timeout_seconds)
     repository = MongoRepository(mongo[settings.mongo_db], settings.read_cache_seconds)
     webhooks = MongoWebhookStore(mongo[settings.mongo_db])
-    runtime = Runtime(
+    runtime = GatewayRuntime(
         settings=settings,
         repository=repository,
         seeds=S3SeedStore(s3, settings.s3_bucket, presigning_client(settings)),
@@ -102,13 +102,62 @@ async def open_runtime(settings: GatewaySettings) -> AsyncIterator[Runtime]:
         log.info("gateway_stopped")
 
 
-def _provide_runtime(state: State) -> Runtime:
-    runtime: Runtime = state.runtime
+def _provide_runtime(state: State) -> GatewayRuntime:
+    runtime: GatewayRuntime = state.runtime
     return runtime
 
 
 def _provide_owner(request: ASGIConnection[Any, Any, Any, Any]) -> str:
     return current_owner(request)
+
+
+def _route_handlers(settings: GatewaySettings) -> list[Any]:
+    """The controllers; seed uploads sit behind their own, larger, body limit."""
+    seed_router = Router(
+        path="/",
+        route_handlers=[SeedUploadController],
+        request_max_body_size=settings.max_body_bytes,
+    )
+    return [
+        HealthController,
+        TemplateToolsController,
+        TemplateController,
+        JobController,
+        JobDataController,
+        SeedDataController,
+        UsageController,
+        WebhookController,
+        JobRecordsController,
+        SessionController,
+        PageController,
+        RootController,
+        seed_router,
+    ]
+
+
+def _middleware(settings: GatewaySettings) -> list[DefineMiddleware]:
+    """Tracing (when on), bearer-token authentication, then per-owner rate limits."""
+    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    return [
+        *([DefineMiddleware(TraceRequests)] if tracing_enabled() else []),
+        DefineMiddleware(JWTAuthMiddleware, verifier=make_verifier(settings), exclude=["^/schema"]),
+        DefineMiddleware(RateLimitMiddleware, limiter=limiter),
+    ]
+
+
+def _openapi_config() -> OpenAPIConfig:
+    """The OpenAPI document's title and its bearer security scheme."""
+    return OpenAPIConfig(
+        title="Plot Palette",
+        version="0.1.0",
+        description="Synthetic datasets from LLMs under a budget that is never exceeded.",
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+            }
+        ),
+        security=[{"bearer": []}],
+    )
 
 
 def create_app(
@@ -130,52 +179,16 @@ def create_app(
             app.state.runtime = runtime
             yield
 
-    seed_router = Router(
-        path="/",
-        route_handlers=[SeedUploadController],
-        request_max_body_size=settings.max_body_bytes,
-    )
-    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     return Litestar(
-        route_handlers=[
-            HealthController,
-            TemplateToolsController,
-            TemplateController,
-            JobController,
-            JobDataController,
-            SeedDataController,
-            UsageController,
-            WebhookController,
-            JobRecordsController,
-            SessionController,
-            PageController,
-            RootController,
-            seed_router,
-        ],
+        route_handlers=_route_handlers(settings),
         lifespan=[lifespan],
         dependencies={
             "runtime": Provide(_provide_runtime, sync_to_thread=False),
             "owner": Provide(_provide_owner, sync_to_thread=False),
         },
-        middleware=[
-            *([DefineMiddleware(TraceRequests)] if tracing_enabled() else []),
-            DefineMiddleware(
-                JWTAuthMiddleware, verifier=make_verifier(settings), exclude=["^/schema"]
-            ),
-            DefineMiddleware(RateLimitMiddleware, limiter=limiter),
-        ],
+        middleware=_middleware(settings),
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_json_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Plot Palette",
-            version="0.1.0",
-            description="Synthetic datasets from LLMs under a budget that is never exceeded.",
-            components=Components(
-                security_schemes={
-                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
-                }
-            ),
-            security=[{"bearer": []}],
-        ),
+        openapi_config=_openapi_config(),
         logging_config=None,
     )

@@ -16,10 +16,10 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp
 
+from palette.gateway.bearer_tokens import Principal, TokenError, bearer_token, verify
 from palette.gateway.jwks import JWKSVerifier, KeySetUnavailableError
 from palette.gateway.problems import Problem, field_error
 from palette.gateway.settings import DEV_JWT_SECRET, GatewaySettings
-from palette.gateway.tokens import Principal, TokenError, bearer_token, verify
 
 log = structlog.get_logger("palette.gateway")
 

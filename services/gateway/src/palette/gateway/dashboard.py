@@ -8,7 +8,7 @@ from typing import Any
 from palette.common.ledger_view import LedgerView, Totals
 from palette.common.messages import JobStatus
 from palette.common.money import usd_string
-from palette.gateway.jobs import in_flight, percent, records_incomplete
+from palette.gateway.job_views import in_flight, percent, records_incomplete
 from palette.gateway.rates import average_rate
 from palette.gateway.schemas import (
     BudgetPanel,

@@ -6,7 +6,7 @@ an unknown ``kid`` refetches it at most once per ``jwt_jwks_refresh_seconds``,
 so random ``kid`` values cannot make the gateway hammer the provider). The
 algorithm is pinned three ways: it must be one of ``jwt_algorithms``, match the
 key's own ``alg`` when the key names one, and suit the key's type; only then
-are the signature and claims checked (``palette.gateway.tokens.decode_claims``).
+are the signature and claims checked (``palette.gateway.bearer_tokens.decode_claims``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import structlog
 from jwt import PyJWK, PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
 
+from palette.gateway.bearer_tokens import Principal, TokenError, decode_claims, unverified_header
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.tokens import Principal, TokenError, decode_claims, unverified_header
 
 log = structlog.get_logger("palette.gateway")
 

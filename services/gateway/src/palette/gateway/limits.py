@@ -27,8 +27,8 @@ from typing import Any
 from cachetools import LRUCache
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from palette.gateway.bearer_tokens import Principal
 from palette.gateway.problems import Problem
-from palette.gateway.tokens import Principal
 
 MAX_BUCKETS = 100_000
 

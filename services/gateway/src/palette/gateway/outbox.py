@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from palette.common.messages import JobStatus, JobStatusChanged, SubmitJob, utcnow
 from palette.common.tracing import resumed
-from palette.gateway.jobs import submit_message
+from palette.gateway.job_views import submit_message
 from palette.gateway.ports import Document, Publisher, Repository
 
 log = structlog.get_logger("palette.gateway")

@@ -150,7 +150,7 @@ class Publisher(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Runtime:
+class GatewayRuntime:
     """Everything a request handler may use, built once per app lifespan."""
 
     settings: GatewaySettings

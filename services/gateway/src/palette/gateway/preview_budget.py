@@ -23,7 +23,7 @@ from palette.common.messages import (
     utcnow,
 )
 from palette.common.money import usd_string, usd_to_picos
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error
 
 log = structlog.get_logger("palette.gateway.preview_budget")
@@ -70,7 +70,7 @@ def refusal(answer: PreviewBudgetResult, worst: int, now: datetime) -> Problem:
 
 
 async def _reserve(
-    runtime: Runtime, owner: str, template_id: str, worst: int, deadline: datetime
+    runtime: GatewayRuntime, owner: str, template_id: str, worst: int, deadline: datetime
 ) -> PreviewBudgetResult:
     """Ask accounting to reserve ``worst`` for a new preview (503 when it does not answer)."""
     settings = runtime.settings
@@ -95,7 +95,7 @@ async def _reserve(
         ) from None
 
 
-async def release(runtime: Runtime, owner: str, preview_ids: list[str]) -> None:
+async def release(runtime: GatewayRuntime, owner: str, preview_ids: list[str]) -> None:
     """Settle reservations whose records will not run at zero (no model was called).
 
     If the broker cannot take that now, the reservations are released when they
@@ -112,7 +112,11 @@ async def release(runtime: Runtime, owner: str, preview_ids: list[str]) -> None:
 
 
 async def reserve_previews(
-    runtime: Runtime, owner: str, template_id: str, worsts: list[int], deadlines: list[datetime]
+    runtime: GatewayRuntime,
+    owner: str,
+    template_id: str,
+    worsts: list[int],
+    deadlines: list[datetime],
 ) -> list[str]:
     """Reserve every record's worst case before any record runs: all of them, or none.
 

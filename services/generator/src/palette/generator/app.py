@@ -16,7 +16,7 @@ from palette.generator.claims import Claims
 from palette.generator.handlers import HANDLERS
 from palette.generator.rendering import Renderer
 from palette.generator.repository import JobsRepository, LeasesRepository
-from palette.generator.runtime import Runtime
+from palette.generator.runtime import GeneratorRuntime
 from palette.generator.settings import GeneratorSettings
 from palette.generator.slots import CallSlots
 from palette.generator.stops import StopRegistry
@@ -26,7 +26,9 @@ SERVICE = "generator"
 
 
 @asynccontextmanager
-async def open_runtime(settings: GeneratorSettings, broker: RabbitBroker) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: GeneratorSettings, broker: RabbitBroker
+) -> AsyncIterator[GeneratorRuntime]:
     """Open every client the handlers use; close them on the way out."""
     pricing = load_pricing(settings.pricing_file)
     mongo = mongo_client(settings)
@@ -38,7 +40,7 @@ async def open_runtime(settings: GeneratorSettings, broker: RabbitBroker) -> Asy
     try:
         await claims.create_indexes()
         async with open_bedrock(settings) as models:
-            yield Runtime(
+            yield GeneratorRuntime(
                 settings=settings,
                 storage=Storage(s3_client(settings), settings.s3_bucket),
                 models=models,
@@ -56,7 +58,7 @@ async def open_runtime(settings: GeneratorSettings, broker: RabbitBroker) -> Asy
         await mongo.close()
 
 
-def drain(runtime: Runtime) -> None:
+def drain(runtime: GeneratorRuntime) -> None:
     """At shutdown: attempts start no new record and end as soon as they can."""
     runtime.draining = True
 
@@ -65,7 +67,7 @@ def create_app(settings: GeneratorSettings | None = None) -> FastStream:
     """Build the generator app (nothing connects until it runs)."""
     conf = settings or GeneratorSettings()
 
-    def runtime(broker: RabbitBroker) -> AbstractAsyncContextManager[Runtime]:
+    def runtime(broker: RabbitBroker) -> AbstractAsyncContextManager[GeneratorRuntime]:
         return open_runtime(conf, broker)
 
     return build_service(

@@ -111,6 +111,7 @@ async def generate(
     """Generate ``missing`` (ascending) until done or halted, writing runs as they close.
 
     An incomplete record that made calls in this attempt is handed to ``keep``.
+
     Long because its nested ``admit`` and record tasks share the loop's state (the
     assembler, the pledges, the condition they wait on) by closure: split apart,
     each piece would take all of it as arguments on the generator's hot path.

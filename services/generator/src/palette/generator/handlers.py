@@ -1,7 +1,7 @@
 """Generator handlers: one thin function per message, and ``HANDLERS``, what consumes what.
 
 Each binds the message's log context and calls the domain with the process's
-``Runtime``: ``partition.py``, ``exporter.py``, ``snapshot.py``, ``preview.py``.
+``GeneratorRuntime``: ``partition.py``, ``dataset_export.py``, ``snapshot.py``, ``preview.py``.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from palette.common import messages as m
 from palette.common.broker import Context
 from palette.common.service import Handlers, Injected
 from palette.common.topology import Broadcasts, Queues
-from palette.generator.exporter import run_export
+from palette.generator.dataset_export import run_export
 from palette.generator.metrics import PARTITIONS_IN_FLIGHT
 from palette.generator.partition import run_partition
 from palette.generator.preview import answer_preview
-from palette.generator.runtime import Runtime
+from palette.generator.runtime import GeneratorRuntime
 from palette.generator.snapshot import write_snapshot
 
 log = structlog.get_logger("palette.generator.handlers")
 
 
-async def generate_partition(msg: m.GeneratePartition, rt: Injected[Runtime]) -> None:
+async def generate_partition(msg: m.GeneratePartition, rt: Injected[GeneratorRuntime]) -> None:
     """Generate a partition's missing records; acked after its end event is published.
 
     When the broker closes the delivery's channel (a consumer acknowledgement
@@ -50,7 +50,7 @@ async def generate_partition(msg: m.GeneratePartition, rt: Injected[Runtime]) ->
                 await run_partition(msg, rt, rt.publish, claim)
 
 
-async def export_job(msg: m.ExportJob, rt: Injected[Runtime]) -> None:
+async def export_job(msg: m.ExportJob, rt: Injected[GeneratorRuntime]) -> None:
     """Write the job's dataset; acked after ExportCompleted/ExportFailed is published."""
     with structlog.contextvars.bound_contextvars(
         job_id=msg.job_id, message_id=msg.message_id, output_format=msg.output_format.value
@@ -58,12 +58,12 @@ async def export_job(msg: m.ExportJob, rt: Injected[Runtime]) -> None:
         await run_export(msg, rt, rt.publish)
 
 
-async def export_snapshot(msg: m.ExportSnapshot, rt: Injected[Runtime]) -> None:
+async def export_snapshot(msg: m.ExportSnapshot, rt: Injected[GeneratorRuntime]) -> None:
     """Write the snapshot unless it exists; a job that does not exist is skipped."""
     await write_snapshot(msg, rt)
 
 
-async def job_stopped(msg: m.JobStopped, rt: Injected[Runtime]) -> None:
+async def job_stopped(msg: m.JobStopped, rt: Injected[GeneratorRuntime]) -> None:
     """Remember that a job stopped: no new model call for it from now on."""
     if rt.stops.stop(msg.job_id, msg.status):
         log.info(
@@ -71,7 +71,7 @@ async def job_stopped(msg: m.JobStopped, rt: Injected[Runtime]) -> None:
         )
 
 
-async def job_deleted(msg: m.JobDeleted, rt: Injected[Runtime]) -> None:
+async def job_deleted(msg: m.JobDeleted, rt: Injected[GeneratorRuntime]) -> None:
     """Delete every object and claim of the job; a redelivery finds nothing left."""
     deleted = await asyncio.to_thread(rt.storage.delete_prefix, keys.job_prefix(msg.job_id))
     claims = await rt.claims.purge_job(msg.job_id)
@@ -86,7 +86,7 @@ async def job_deleted(msg: m.JobDeleted, rt: Injected[Runtime]) -> None:
 
 async def preview_record(
     msg: m.PreviewRecord,
-    rt: Injected[Runtime],
+    rt: Injected[GeneratorRuntime],
     message: Annotated[RabbitMessage, Context("message")],
 ) -> m.PreviewResult:
     """Answer one preview request (the reply goes to the request's reply-to)."""

@@ -37,7 +37,7 @@ from palette.generator.claims import ClaimHandle
 from palette.generator.generation import generate, seed_problem
 from palette.generator.incomplete import drop_completed, keep_incomplete, read_partial
 from palette.generator.records import FinishedRecord, PartMeta, encode_part
-from palette.generator.runtime import Publish, Runtime
+from palette.generator.runtime import GeneratorRuntime, Publish
 from palette.generator.state import AttemptState, PublishFailedError
 from palette.generator.usage import UsageTally
 
@@ -56,7 +56,10 @@ def end_message_id(command_id: str) -> str:
 
 
 async def run_partition(
-    msg: m.GeneratePartition, rt: Runtime, publish: Publish, claim: ClaimHandle | None = None
+    msg: m.GeneratePartition,
+    rt: GeneratorRuntime,
+    publish: Publish,
+    claim: ClaimHandle | None = None,
 ) -> None:
     """Run one delivery of a ``GeneratePartition`` and publish its events.
 

@@ -29,7 +29,7 @@ from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, step_context
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
-from palette.generator.runtime import Runtime
+from palette.generator.runtime import GeneratorRuntime
 from palette.generator.slots import PREVIEW
 
 log = structlog.get_logger("palette.generator.preview")
@@ -57,7 +57,9 @@ class Spend:
         )
 
 
-async def _call(rt: Runtime, request: ModelRequest, worst: int, spend: Spend) -> ModelResult:
+async def _call(
+    rt: GeneratorRuntime, request: ModelRequest, worst: int, spend: Spend
+) -> ModelResult:
     """One call in a preview slot; a call that may have run adds its worst case to ``spend``."""
     async with rt.call_slots.hold(PREVIEW):
         try:
@@ -70,7 +72,7 @@ async def _call(rt: Runtime, request: ModelRequest, worst: int, spend: Spend) ->
             raise
 
 
-async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.PreviewResult:
+async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) -> m.PreviewResult:
     """Render and call each step in order; stop at the first problem. Usage goes to ``spend``."""
     steps: list[m.StepPreview] = []
     outputs: dict[str, str] = {}
@@ -128,7 +130,7 @@ async def run_preview(msg: m.PreviewRecord, rt: Runtime, spend: Spend) -> m.Prev
 
 
 async def answer_preview(
-    msg: m.PreviewRecord, rt: Runtime, *, redelivered: bool
+    msg: m.PreviewRecord, rt: GeneratorRuntime, *, redelivered: bool
 ) -> m.PreviewResult:
     """Answer one preview request (the handler returns it as the reply); report its spend first."""
     # What it spent is published before the reply; a failed publish fails the
@@ -148,7 +150,7 @@ async def answer_preview(
 
 
 async def _answer(
-    msg: m.PreviewRecord, rt: Runtime, spend: Spend, *, redelivered: bool
+    msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend, *, redelivered: bool
 ) -> m.PreviewResult:
     if redelivered:
         log.warning("preview_redelivered", max_cost=msg.max_cost)

@@ -25,7 +25,7 @@ Publish = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(slots=True)
-class Runtime:
+class GeneratorRuntime:
     """The clients and process-wide state of one generator process."""
 
     settings: GeneratorSettings

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from palette.common import keys
 from palette.common import messages as m
 from palette.common.clients import is_missing
-from palette.generator.exporter import write_job_dataset
-from palette.generator.runtime import Runtime
+from palette.generator.dataset_export import write_job_dataset
+from palette.generator.runtime import GeneratorRuntime
 from palette.generator.storage import Storage
 
 log = structlog.get_logger("palette.generator.snapshot")
@@ -35,7 +35,7 @@ def snapshot_exists(storage: Storage, key: str) -> bool:
     return True
 
 
-async def write_snapshot(msg: m.ExportSnapshot, rt: Runtime) -> None:
+async def write_snapshot(msg: m.ExportSnapshot, rt: GeneratorRuntime) -> None:
     """Write the snapshot unless it exists; a job that does not exist is skipped."""
     key = keys.snapshot_key(msg.job_id, msg.tag, msg.output_format)
     with structlog.contextvars.bound_contextvars(

@@ -11,7 +11,7 @@ from palette.common.pricing import TokenPrice
 from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
 from palette.generator.records import FinishedRecord
-from palette.generator.runtime import Publish, Runtime
+from palette.generator.runtime import GeneratorRuntime, Publish
 from palette.generator.usage import RetryTally, UsageTally
 
 log = structlog.get_logger("palette.generator.partition")
@@ -26,7 +26,7 @@ class AttemptState:
     """What an attempt has done so far and why it may have to stop."""
 
     msg: m.GeneratePartition
-    rt: Runtime
+    rt: GeneratorRuntime
     publish: Publish
     guard: LeaseGuard
     claim: ClaimHandle = field(default_factory=ClaimHandle.unclaimed)

@@ -8,7 +8,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from palette.gateway.openapi import problems
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error
 from palette.gateway.schemas import Health
 
@@ -31,7 +31,7 @@ class HealthController(Controller):
         summary="Readiness: broker and database answer",
         responses={503: problems(503)[503]},
     )
-    async def ready(self, runtime: NamedDependency[Runtime]) -> Health:
+    async def ready(self, runtime: NamedDependency[GatewayRuntime]) -> Health:
         """200 when the broker and the database answer, else a 503 problem naming each failure."""
         timeout = runtime.settings.ready_timeout_seconds
         checks: dict[str, str] = {}

@@ -18,16 +18,16 @@ from palette.common.keys import snapshot_key
 from palette.common.messages import ExportSnapshot, JobStatus, OutputFormat, utcnow
 from palette.gateway.controllers.jobs import ledger_of, owned_job
 from palette.gateway.dashboard import build_dashboard
-from palette.gateway.jobs import job_view
+from palette.gateway.job_views import job_view
 from palette.gateway.openapi import problems
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error
 from palette.gateway.schemas import Dashboard, DownloadLink
 
 SNAPSHOT_POLL_SECONDS = 0.25
 
 
-async def dashboard_of(runtime: Runtime, job: dict[str, Any]) -> Dashboard:
+async def dashboard_of(runtime: GatewayRuntime, job: dict[str, Any]) -> Dashboard:
     """The dashboard of a job, feeding the recent-rate samples."""
     ledger = await ledger_of(runtime, job)
     job_id = str(job["_id"])
@@ -42,7 +42,7 @@ async def dashboard_of(runtime: Runtime, job: dict[str, Any]) -> Dashboard:
 
 
 async def progress_events(
-    runtime: Runtime, owner: str, job: dict[str, Any]
+    runtime: GatewayRuntime, owner: str, job: dict[str, Any]
 ) -> AsyncIterator[ServerSentEventMessage]:
     """``progress`` events (a dashboard) on every change, then one ``end`` event (the job)."""
     settings = runtime.settings
@@ -84,7 +84,10 @@ class JobDataController(Controller):
         responses=problems(404),
     )
     async def dashboard(
-        self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
+        self,
+        job_id: FromPath[str],
+        runtime: NamedDependency[GatewayRuntime],
+        owner: NamedDependency[str],
     ) -> Dashboard:
         """Everything a dashboard page shows; the ETA follows the recent rate."""
         return await dashboard_of(runtime, await owned_job(runtime, owner, job_id))
@@ -99,7 +102,10 @@ class JobDataController(Controller):
         responses=problems(404),
     )
     async def events(
-        self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
+        self,
+        job_id: FromPath[str],
+        runtime: NamedDependency[GatewayRuntime],
+        owner: NamedDependency[str],
     ) -> ServerSentEvent:
         """Server-sent events of a job until it has ended.
 
@@ -119,7 +125,7 @@ class JobDataController(Controller):
     async def download(
         self,
         job_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         format: Annotated[
             OutputFormat | None,
@@ -174,7 +180,7 @@ class JobDataController(Controller):
 
     @staticmethod
     async def _snapshot(
-        runtime: Runtime, job_id: str, tag: str, fmt: OutputFormat, key: str
+        runtime: GatewayRuntime, job_id: str, tag: str, fmt: OutputFormat, key: str
     ) -> None:
         """Ask a generator for the snapshot unless it exists, and wait until it does."""
         if await runtime.seeds.size(key) is not None:

@@ -12,7 +12,7 @@ from litestar.params import FromPath, QueryParameter
 from palette.common.keys import parts_prefix
 from palette.gateway.controllers.jobs import owned_job
 from palette.gateway.openapi import problems
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.schemas.records import RecordSample, SampleRecord
 
 MAX_SAMPLE = 100
@@ -53,7 +53,7 @@ class JobRecordsController(Controller):
     async def records(
         self,
         job_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         limit: Annotated[
             int, QueryParameter(ge=1, le=MAX_SAMPLE, description="Records at most.")

@@ -17,11 +17,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus
-from palette.gateway import job_service
-from palette.gateway.jobs import job_view
+from palette.gateway import job_actions
+from palette.gateway.job_views import job_view
 from palette.gateway.openapi import problems, reply
 from palette.gateway.pagination import job_cursor, job_position
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import not_found
 from palette.gateway.schemas import CancelOutcome, CancelResult, CreateJob, JobPage, JobView
 
@@ -39,7 +39,7 @@ CANCEL_DETAILS = {
 
 
 async def owned_job(
-    runtime: Runtime, owner: str, job_id: str, *, fresh: bool = False
+    runtime: GatewayRuntime, owner: str, job_id: str, *, fresh: bool = False
 ) -> dict[str, Any]:
     """The caller's job, else 404 (another user's job is answered exactly like a missing one).
 
@@ -52,7 +52,7 @@ async def owned_job(
     return job
 
 
-async def ledger_of(runtime: Runtime, job: dict[str, Any]) -> LedgerView:
+async def ledger_of(runtime: GatewayRuntime, job: dict[str, Any]) -> LedgerView:
     """The job's live ledger."""
     return await runtime.repository.ledger(str(job["_id"]), int(job["budget_picos"]))
 
@@ -74,7 +74,7 @@ class JobController(Controller):
     async def create(
         self,
         data: JSONBody[CreateJob],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         idempotency_key: Annotated[
             str | None,
@@ -93,11 +93,11 @@ class JobController(Controller):
         when the caller already has the configured number of active jobs.
         """
         if idempotency_key is not None:
-            earlier = await job_service.replay(runtime, owner, data, idempotency_key)
+            earlier = await job_actions.replay(runtime, owner, data, idempotency_key)
             if earlier is not None:
                 view = job_view(earlier, await ledger_of(runtime, earlier))
                 return Response(view, status_code=HTTP_200_OK)
-        doc, created = await job_service.create_job(runtime, owner, data, idempotency_key)
+        doc, created = await job_actions.create_job(runtime, owner, data, idempotency_key)
         ledger = None if created else await ledger_of(runtime, doc)
         return Response(
             job_view(doc, ledger),
@@ -112,7 +112,7 @@ class JobController(Controller):
     )
     async def list_jobs(
         self,
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size.")] = 20,
         cursor: Annotated[
@@ -143,7 +143,10 @@ class JobController(Controller):
         response_headers=[ETAG_HEADER],
     )
     async def read(
-        self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
+        self,
+        job_id: FromPath[str],
+        runtime: NamedDependency[GatewayRuntime],
+        owner: NamedDependency[str],
     ) -> Response[JobView]:
         """Status, records done, money (settled, reserved, remaining), the export once written."""
         job = await owned_job(runtime, owner, job_id)
@@ -159,7 +162,10 @@ class JobController(Controller):
         response_headers=[ETAG_HEADER],
     )
     async def cancel(
-        self, job_id: FromPath[str], runtime: NamedDependency[Runtime], owner: NamedDependency[str]
+        self,
+        job_id: FromPath[str],
+        runtime: NamedDependency[GatewayRuntime],
+        owner: NamedDependency[str],
     ) -> Response[CancelResult]:
         """Stop a queued or running job: it exports what it made and is kept.
 
@@ -169,7 +175,7 @@ class JobController(Controller):
         read; its status becomes CANCELLED once the scheduler has stopped it.
         """
         job = await owned_job(runtime, owner, job_id, fresh=True)
-        outcome = await job_service.cancel_job(runtime, owner, job)
+        outcome = await job_actions.cancel_job(runtime, owner, job)
         view = job_view(job, await ledger_of(runtime, job))
         detail = CANCEL_DETAILS[outcome].format(status=job["status"])
         return Response(
@@ -186,7 +192,7 @@ class JobController(Controller):
     async def remove(
         self,
         job_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         if_match: Annotated[
             str | None,
@@ -211,5 +217,5 @@ class JobController(Controller):
         or use ``POST /jobs/{id}/cancel``, which never deletes.
         """
         job = await owned_job(runtime, owner, job_id, fresh=True)
-        await job_service.remove_job(runtime, owner, job, if_match)
+        await job_actions.remove_job(runtime, owner, job, if_match)
         return job_view(job, await ledger_of(runtime, job))

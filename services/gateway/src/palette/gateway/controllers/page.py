@@ -16,7 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import File, Redirect
 
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem
 
 INDEX = "index.html"
@@ -79,12 +79,12 @@ class PageController(Controller):
     include_in_schema = False
 
     @get("/", sync_to_thread=False)
-    def index(self, runtime: NamedDependency[Runtime]) -> File:
+    def index(self, runtime: NamedDependency[GatewayRuntime]) -> File:
         """The page's ``index.html``."""
         return page_response(runtime.settings.ui_dir, "/")
 
     @get("/{path:path}", sync_to_thread=False)
-    def page(self, path: FromPath[str], runtime: NamedDependency[Runtime]) -> File:
+    def page(self, path: FromPath[str], runtime: NamedDependency[GatewayRuntime]) -> File:
         """A file of the build, or the page's index for any route of the page."""
         return page_response(runtime.settings.ui_dir, path)
 

@@ -24,7 +24,7 @@ from palette.common.keys import seed_prefix
 from palette.common.messages import utcnow
 from palette.common.seeds import SeedError, SeedFormat, format_from_name
 from palette.gateway.openapi import problems
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error, invalid, not_found
 from palette.gateway.schemas import (
     MissingExample,
@@ -85,7 +85,7 @@ def _size(file: IO[bytes]) -> int:
     return size
 
 
-async def _check_seed_file(runtime: Runtime, owner: str, key: str) -> None:
+async def _check_seed_file(runtime: GatewayRuntime, owner: str, key: str) -> None:
     """404 unless ``key`` is one of the owner's seed files; 413 when it is too large to check."""
     missing = not_found("key", f"no seed file {key!r} under {seed_prefix(owner)}")
     if not owns_seed_key(owner, key):
@@ -124,7 +124,7 @@ class SeedUploadController(Controller):
     async def upload(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         filename: Annotated[
             str | None,
@@ -153,7 +153,7 @@ class SeedUploadController(Controller):
             file.close()
 
     async def _store(
-        self, runtime: Runtime, owner: str, name: str, file: IO[bytes], size: int
+        self, runtime: GatewayRuntime, owner: str, name: str, file: IO[bytes], size: int
     ) -> SeedUpload:
         try:
             safe = sanitize_filename(name)
@@ -193,7 +193,7 @@ class SeedDataController(Controller):
     async def presign(
         self,
         data: JSONBody[UploadRequest],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> UploadTicket:
         """A presigned PUT of a seed file, under the caller's prefix.
@@ -239,7 +239,7 @@ class SeedDataController(Controller):
     async def validate(
         self,
         data: JSONBody[ValidateSeeds],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> SeedValidation:
         """Check every record of one of the caller's seed files against a template.

@@ -17,12 +17,12 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from palette.common.messages import utcnow
 from palette.gateway.auth import is_loopback
+from palette.gateway.bearer_tokens import mint
 from palette.gateway.openapi import problems
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error
 from palette.gateway.schemas.session import DevSignIn, DevToken, OidcConfig, SignInConfig
 from palette.gateway.settings import GatewaySettings
-from palette.gateway.tokens import mint
 
 
 def dev_sign_in_refused(settings: GatewaySettings) -> str | None:
@@ -70,7 +70,7 @@ class SessionController(Controller):
     security = [{}]
 
     @get("/config", operation_id="getSignInConfig", summary="How to sign in to this gateway")
-    async def config(self, runtime: NamedDependency[Runtime]) -> SignInConfig:
+    async def config(self, runtime: NamedDependency[GatewayRuntime]) -> SignInConfig:
         """The identity provider and client id of the page's OIDC sign-in, and the dev mode."""
         return sign_in_config(runtime.settings)
 
@@ -82,7 +82,7 @@ class SessionController(Controller):
         responses=problems(403),
     )
     async def dev_token(
-        self, data: JSONBody[DevSignIn], runtime: NamedDependency[Runtime]
+        self, data: JSONBody[DevSignIn], runtime: NamedDependency[GatewayRuntime]
     ) -> DevToken:
         """Mint an HS256 token for ``user`` as ``palette-token --sub`` does.
 

@@ -21,7 +21,7 @@ from palette.common.templates import TemplateError, TemplateSpec, missing_fields
 from palette.gateway.controllers.templates import Version, store_new, visible_template
 from palette.gateway.estimating import SampleRun, job_estimate
 from palette.gateway.openapi import problems
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.preview_budget import release, reserve_previews
 from palette.gateway.previewing import preview_steps
 from palette.gateway.problems import Problem, field_error, invalid
@@ -46,7 +46,7 @@ class YamlBodyOperation(Operation):
 
 
 def _rendered(
-    spec: TemplateSpec, seed: dict[str, Any], runtime: Runtime, name: str = "seed"
+    spec: TemplateSpec, seed: dict[str, Any], runtime: GatewayRuntime, name: str = "seed"
 ) -> tuple[list[StepPreviewView], int]:
     try:
         return preview_steps(spec, seed, runtime.pricing, runtime.settings.template_render_seconds)
@@ -90,7 +90,7 @@ def _within_cap(settings: GatewaySettings, worst: int) -> int:
 
 
 async def _run(
-    runtime: Runtime,
+    runtime: GatewayRuntime,
     owner: str,
     template_id: str,
     spec: TemplateSpec,
@@ -169,7 +169,7 @@ class TemplateToolsController(Controller):
         self,
         template_id: FromPath[str],
         data: JSONBody[PreviewRequest],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         version: Version = None,
         run: Annotated[
@@ -231,7 +231,7 @@ class TemplateToolsController(Controller):
     async def export_yaml(
         self,
         template_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         version: Version = None,
     ) -> str:
@@ -249,7 +249,7 @@ class TemplateToolsController(Controller):
     async def import_yaml(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> TemplateView:
         """Create version 1 of a template from YAML, validated like ``POST /templates``.

@@ -13,10 +13,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pymongo.errors import DuplicateKeyError
 
-from palette.gateway.jobs import now_ms
+from palette.gateway.job_views import now_ms
 from palette.gateway.openapi import problems
 from palette.gateway.pagination import template_cursor, template_position
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error, not_found
 from palette.gateway.schemas import (
     CreateTemplate,
@@ -43,7 +43,7 @@ Version = Annotated[
 
 
 async def visible_template(
-    runtime: Runtime, owner: str, template_id: str, version: int | None = None
+    runtime: GatewayRuntime, owner: str, template_id: str, version: int | None = None
 ) -> dict[str, Any]:
     """A version the caller may read (theirs or public), else 404."""
     doc = await runtime.repository.find_template(template_id, owner, version)
@@ -53,7 +53,7 @@ async def visible_template(
     return doc
 
 
-async def latest_own_version(runtime: Runtime, owner: str, template_id: str) -> int:
+async def latest_own_version(runtime: GatewayRuntime, owner: str, template_id: str) -> int:
     """The number of the owner's latest version of the template, else 404."""
     latest = await runtime.repository.find_own_template(template_id, owner)
     if latest is None:
@@ -62,7 +62,7 @@ async def latest_own_version(runtime: Runtime, owner: str, template_id: str) -> 
 
 
 async def store_new(
-    runtime: Runtime, owner: str, data: CreateTemplate, template_id: str, *, update: bool
+    runtime: GatewayRuntime, owner: str, data: CreateTemplate, template_id: str, *, update: bool
 ) -> dict[str, Any]:
     """Validate, then insert version 1 (``update=False``) or the version after the latest.
 
@@ -123,7 +123,7 @@ class TemplateController(Controller):
     async def create(
         self,
         data: JSONBody[CreateTemplate],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> TemplateView:
         """Validate the template completely, then store version 1.
@@ -138,7 +138,7 @@ class TemplateController(Controller):
     @get(operation_id="listTemplates", summary="Own and public templates", responses=problems())
     async def list_templates(
         self,
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size.")] = 20,
         cursor: Annotated[
@@ -164,7 +164,7 @@ class TemplateController(Controller):
     async def read(
         self,
         template_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         version: Version = None,
     ) -> TemplateView:
@@ -181,7 +181,7 @@ class TemplateController(Controller):
         self,
         template_id: FromPath[str],
         data: JSONBody[CreateTemplate],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> TemplateView:
         """A new immutable version (earlier versions and jobs using them do not change).
@@ -204,7 +204,7 @@ class TemplateController(Controller):
     async def remove(
         self,
         template_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> None:
         """Delete every version; 409 while a queued or running job uses the template."""
@@ -227,7 +227,7 @@ class TemplateController(Controller):
     async def versions(
         self,
         template_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> TemplateVersions:
         """The versions the caller may see (all of their own; the public ones of others)."""
@@ -258,7 +258,7 @@ class TemplateController(Controller):
     async def fork(
         self,
         template_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         data: JSONBody[ForkTemplate | None] = None,
         version: Version = None,

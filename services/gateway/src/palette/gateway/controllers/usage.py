@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 
 from palette.common.messages import utcnow
 from palette.gateway.openapi import problems
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import invalid
 from palette.gateway.schemas import UsageGroupBy, UsageView
 from palette.gateway.usage import MAX_DAYS, usage_view
@@ -66,7 +66,7 @@ class UsageController(Controller):
     )
     async def usage(
         self,
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         first: Annotated[
             str | None,

@@ -24,10 +24,10 @@ from palette.common.webhooks import (
     new_webhook_id,
     resolve_target,
 )
-from palette.gateway.jobs import now_ms
+from palette.gateway.job_views import now_ms
 from palette.gateway.openapi import problems
 from palette.gateway.pagination import job_cursor, job_position
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, invalid, not_found
 from palette.gateway.schemas.webhooks import (
     CreateWebhook,
@@ -76,7 +76,7 @@ def delivery_view(doc: dict[str, Any]) -> DeliveryView:
     )
 
 
-async def owned_webhook(runtime: Runtime, owner: str, webhook_id: str) -> dict[str, Any]:
+async def owned_webhook(runtime: GatewayRuntime, owner: str, webhook_id: str) -> dict[str, Any]:
     """The caller's webhook, else 404 (another user's looks exactly like a missing one)."""
     doc = await runtime.webhooks.find(webhook_id, owner)
     if doc is None:
@@ -99,7 +99,7 @@ class WebhookController(Controller):
     async def create(
         self,
         data: JSONBody[CreateWebhook],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> WebhookCreated:
         """Check the URL (https, a host with public addresses only), then store the webhook.
@@ -136,7 +136,7 @@ class WebhookController(Controller):
 
     @get(operation_id="listWebhooks", summary="Your webhooks", responses=problems())
     async def list_webhooks(
-        self, runtime: NamedDependency[Runtime], owner: NamedDependency[str]
+        self, runtime: NamedDependency[GatewayRuntime], owner: NamedDependency[str]
     ) -> WebhookList:
         """Every webhook of the caller, oldest first (without secrets)."""
         return WebhookList(
@@ -152,7 +152,7 @@ class WebhookController(Controller):
     async def read(
         self,
         webhook_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> WebhookView:
         """The webhook (without its secret)."""
@@ -168,7 +168,7 @@ class WebhookController(Controller):
     async def remove(
         self,
         webhook_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> None:
         """Nothing more is sent to it; deliveries still pending fail when they come due."""
@@ -185,7 +185,7 @@ class WebhookController(Controller):
     async def test_send(
         self,
         webhook_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> DeliveryRequested:
         """202 once the request is on the broker; the delivery's attempts show in its log."""
@@ -209,7 +209,7 @@ class WebhookController(Controller):
     async def deliveries(
         self,
         webhook_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size.")] = 20,
         cursor: Annotated[
@@ -238,7 +238,7 @@ class WebhookController(Controller):
         self,
         webhook_id: FromPath[str],
         delivery_id: FromPath[str],
-        runtime: NamedDependency[Runtime],
+        runtime: NamedDependency[GatewayRuntime],
         owner: NamedDependency[str],
     ) -> DeliveryRequested:
         """202 once the request is on the broker; the new attempts show in the delivery's log."""

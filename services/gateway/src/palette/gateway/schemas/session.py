@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from palette.gateway.bearer_tokens import SUBJECT
 from palette.gateway.schemas.base import Reply, Request
-from palette.gateway.tokens import SUBJECT
 
 
 class OidcConfig(Reply):

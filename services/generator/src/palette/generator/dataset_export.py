@@ -1,4 +1,4 @@
-"""Assemble a job's parts into its dataset file, streaming (see export.py)."""
+"""Assemble a job's parts into its dataset file, streaming (see format_writers.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ from palette.common import keys
 from palette.common import messages as m
 from palette.common.templates import Step
 from palette.common.tracing import span
-from palette.generator.export import CONTENT_TYPES, Bitmap, ColumnPlan, RowWriter, make_writer
+from palette.generator.format_writers import (
+    CONTENT_TYPES,
+    Bitmap,
+    ColumnPlan,
+    RowWriter,
+    make_writer,
+)
 from palette.generator.metrics import RECORDS_EXPORTED
 from palette.generator.records import FinishedRecord, decode_line
 from palette.generator.repository import ExportInfo
-from palette.generator.runtime import Publish, Runtime
+from palette.generator.runtime import GeneratorRuntime, Publish
 from palette.generator.storage import Storage
 
 log = structlog.get_logger("palette.generator.export")
@@ -146,7 +152,7 @@ def write_dataset(
 
 
 async def write_job_dataset(
-    rt: Runtime,
+    rt: GeneratorRuntime,
     job_id: str,
     fmt: m.OutputFormat,
     info: ExportInfo,
@@ -166,7 +172,7 @@ async def write_job_dataset(
     )
 
 
-async def run_export(msg: m.ExportJob, rt: Runtime, publish: Publish) -> None:
+async def run_export(msg: m.ExportJob, rt: GeneratorRuntime, publish: Publish) -> None:
     """Write a job's dataset, then publish ExportCompleted or ExportFailed."""
     event_id = uuid.uuid5(_NAMESPACE, f"export-end:{msg.message_id}").hex
     try:

@@ -1,4 +1,6 @@
-"""Pure job logic: the job document, its SubmitJob, and the view the API returns.
+"""Job views, no I/O: the job document a create inserts, its SubmitJob, the API's JobView.
+
+The writes that use them (create, cancel, remove) are in ``job_actions.py``.
 
 The document follows ``docs/internals.md``; ``submit_message`` rebuilds the
 command from the stored document, so the first publish and every outbox

@@ -10,7 +10,7 @@ import pytest
 
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat
-from palette.gateway.jobs import (
+from palette.gateway.job_views import (
     decimal_string,
     job_view,
     new_job_document,

@@ -9,10 +9,10 @@ import time
 import jwt
 import pytest
 
-from palette.gateway import tokens
+from palette.gateway import bearer_tokens
 from palette.gateway.auth import insecure_start
+from palette.gateway.bearer_tokens import TokenError, bearer_token, mint, verify
 from palette.gateway.settings import DEV_JWT_SECRET, GatewaySettings
-from palette.gateway.tokens import TokenError, bearer_token, mint, verify
 
 pytestmark = pytest.mark.unit
 
@@ -104,7 +104,7 @@ class TestPaletteTokenCommand:
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         monkeypatch.setenv("PALETTE_GATEWAY_JWT_SECRET", SECRET)
-        assert tokens.main(["--sub", "alice", "--ttl", "120"]) == 0
+        assert bearer_tokens.main(["--sub", "alice", "--ttl", "120"]) == 0
         token = capsys.readouterr().out.strip()
         principal = verify(token, SECRET)
         assert principal.sub == "alice"
@@ -112,7 +112,7 @@ class TestPaletteTokenCommand:
 
     def test_refuses_an_unusable_subject(self) -> None:
         with pytest.raises(SystemExit):
-            tokens.main(["--sub", "a/b"])
+            bearer_tokens.main(["--sub", "a/b"])
 
 
 class TestInsecureStart:

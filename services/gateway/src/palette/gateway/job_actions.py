@@ -1,4 +1,4 @@
-"""Creating and removing jobs: the checks and the order of writes behind ``/jobs``.
+"""Job actions: creating, cancelling and removing jobs, the checks and writes behind ``/jobs``.
 
 Creation checks everything first (budget, template, seed file, the user's
 number of active jobs), then inserts the job and publishes its SubmitJob
@@ -25,9 +25,9 @@ from palette.common.messages import CancelJob, DeleteJob
 from palette.common.seeds import SeedError
 from palette.common.tracing import traceparent
 from palette.gateway import outbox
-from palette.gateway.jobs import decimal_string, new_job_document, now_ms, submit_message
+from palette.gateway.job_views import decimal_string, new_job_document, now_ms, submit_message
 from palette.gateway.metrics import JOBS_CREATED
-from palette.gateway.ports import Runtime
+from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error, invalid, not_found
 from palette.gateway.removal import Removal, cancel_outcome, job_etag, removal
 from palette.gateway.schemas import CancelOutcome, CreateJob
@@ -51,7 +51,7 @@ def fingerprint(data: CreateJob) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def template_for(runtime: Runtime, owner: str, data: CreateJob) -> Document:
+async def template_for(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Document:
     """The template version the job asks for (the caller's or public), else 404."""
     repository = runtime.repository
     doc = await repository.find_template(data.template_id, owner, data.template_version)
@@ -67,7 +67,9 @@ async def template_for(runtime: Runtime, owner: str, data: CreateJob) -> Documen
     raise not_found("template_id", f"no template {data.template_id!r}")
 
 
-async def check_seed(runtime: Runtime, owner: str, key: str, requirements: list[str]) -> None:
+async def check_seed(
+    runtime: GatewayRuntime, owner: str, key: str, requirements: list[str]
+) -> None:
     """The seed file is the caller's, exists, and its leading records have the fields."""
     missing = not_found("seed_key", f"no seed file {key!r} under {seed_prefix(owner)}")
     if not owns_seed_key(owner, key) or not await runtime.seeds.exists(key):
@@ -93,7 +95,7 @@ async def check_seed(runtime: Runtime, owner: str, key: str, requirements: list[
         )
 
 
-async def _check(runtime: Runtime, owner: str, data: CreateJob) -> Document:
+async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Document:
     settings = runtime.settings
     if data.budget_usd > settings.max_budget_usd:
         raise invalid("budget_usd", f"must be at most {settings.max_budget_usd} USD")
@@ -121,7 +123,7 @@ async def _check(runtime: Runtime, owner: str, data: CreateJob) -> Document:
 
 
 async def _replay(
-    runtime: Runtime, owner: str, claim: Document, digest: str
+    runtime: GatewayRuntime, owner: str, claim: Document, digest: str
 ) -> tuple[Document | None, str]:
     if claim["fingerprint"] != digest:
         raise invalid(
@@ -133,7 +135,7 @@ async def _replay(
 
 
 async def create_job(
-    runtime: Runtime, owner: str, data: CreateJob, idempotency_key: str | None
+    runtime: GatewayRuntime, owner: str, data: CreateJob, idempotency_key: str | None
 ) -> tuple[Document, bool]:
     """The job (inserted and submitted), and whether this call created it."""
     repository = runtime.repository
@@ -174,7 +176,7 @@ async def create_job(
 
 
 async def replay(
-    runtime: Runtime, owner: str, data: CreateJob, idempotency_key: str
+    runtime: GatewayRuntime, owner: str, data: CreateJob, idempotency_key: str
 ) -> Document | None:
     """The job an earlier request with this key created, before any other check."""
     if not IDEMPOTENCY_KEY.match(idempotency_key):
@@ -186,7 +188,7 @@ async def replay(
     return existing
 
 
-async def _send(runtime: Runtime, message: CancelJob | DeleteJob) -> None:
+async def _send(runtime: GatewayRuntime, message: CancelJob | DeleteJob) -> None:
     """Publish a cancel or delete, or answer 503 when the broker does not take it."""
     try:
         await runtime.publisher.publish(message)
@@ -204,7 +206,9 @@ def cancel_message(job_id: str, owner: str) -> CancelJob:
     return CancelJob(message_id=f"cancel-{job_id}", job_id=job_id, reason=f"cancelled by {owner}")
 
 
-async def remove_job(runtime: Runtime, owner: str, job: Document, if_match: str | None) -> Removal:
+async def remove_job(
+    runtime: GatewayRuntime, owner: str, job: Document, if_match: str | None
+) -> Removal:
     """Cancel a queued or running job, or delete a finished one; returns which.
 
     With ``If-Match``, only while the job's ETag is one it names (else 412 and
@@ -245,7 +249,7 @@ async def remove_job(runtime: Runtime, owner: str, job: Document, if_match: str 
     return action
 
 
-async def cancel_job(runtime: Runtime, owner: str, job: Document) -> CancelOutcome:
+async def cancel_job(runtime: GatewayRuntime, owner: str, job: Document) -> CancelOutcome:
     """Cancel a queued or running job; a job that has ended is left as it is."""
     outcome = cancel_outcome(job)
     if outcome is CancelOutcome.CANCEL_REQUESTED:
