@@ -8,12 +8,15 @@ import { JobPage } from "./pages/job";
 import { TemplatesPage } from "./pages/templates";
 import { TemplatePage } from "./pages/template";
 import { UsagePage } from "./pages/usage";
+import { WebhooksPage } from "./pages/webhooks";
+import { WebhookPage } from "./pages/webhook";
 import { NotFound } from "./components/notfound";
 
 const NAV = [
   { href: "/jobs", label: "Jobs" },
   { href: "/templates", label: "Templates" },
   { href: "/usage", label: "Usage" },
+  { href: "/webhooks", label: "Webhooks" },
 ];
 
 function Nav() {
@@ -90,6 +93,8 @@ function Routes() {
       <Route path="/templates/new">{() => <TemplatePage id={null} />}</Route>
       <Route path="/templates/:id">{(params) => <TemplatePage id={params.id} />}</Route>
       <Route path="/usage" component={UsagePage} />
+      <Route path="/webhooks" component={WebhooksPage} />
+      <Route path="/webhooks/:id">{(params) => <WebhookPage id={params.id} />}</Route>
       <Route>
         <NotFound what="page" />
       </Route>

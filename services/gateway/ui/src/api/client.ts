@@ -10,6 +10,9 @@ export type Dashboard = Schemas["Dashboard"];
 export type Template = Schemas["TemplateView"];
 export type Problem = Schemas["ProblemDetails"];
 export type JobStatus = Job["status"];
+export type Webhook = Schemas["WebhookView"];
+export type WebhookEvent = Schemas["WebhookEvent"];
+export type Delivery = Schemas["DeliveryView"];
 export type OutputFormat = Job["output_format"];
 
 export const api = createClient<paths>({ baseUrl: globalThis.location?.origin ?? "" });
@@ -93,3 +96,12 @@ export const STATUSES: JobStatus[] = [
   "BUDGET_EXCEEDED",
 ];
 export const FORMATS: OutputFormat[] = ["jsonl", "parquet", "csv"];
+
+/** Every event a webhook may subscribe to, as the API names it, and what it means. */
+export const WEBHOOK_EVENTS: Record<WebhookEvent, string> = {
+  "job.completed": "a job completed",
+  "job.failed": "a job failed",
+  "job.budget_exceeded": "a job stopped at its budget",
+  "job.cancelled": "a job was cancelled",
+  "job.budget_threshold": "a job spent 75 % and 90 % of its budget",
+};

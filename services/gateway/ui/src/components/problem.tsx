@@ -20,3 +20,25 @@ export function ProblemNote({ error, testid }: { error: unknown; testid?: string
     </div>
   );
 }
+
+/** Whether a problem's field is one of `fields` or inside one ("events[2]" is in "events"). */
+function names(field: string, fields: readonly string[]): boolean {
+  return fields.some((f) => field === f || field.startsWith(`${f}[`) || field.startsWith(`${f}.`));
+}
+
+/** The problem of a field, when the last API answer named it. */
+export function fieldProblem(error: unknown, ...fields: string[]): string | null {
+  if (!(error instanceof ApiProblem)) return null;
+  const hit = error.problem.errors.find((e) => names(e.field, fields));
+  return hit ? hit.problem : null;
+}
+
+/** The API's problem with a form field, shown under the field (its id for aria-describedby). */
+export function FieldNote({ error, fields, id }: { error: unknown; fields: string[]; id: string }) {
+  const text = fieldProblem(error, ...fields);
+  return text ? (
+    <small id={id} class="field-problem" role="alert" data-testid={id}>
+      {text}
+    </small>
+  ) : null;
+}

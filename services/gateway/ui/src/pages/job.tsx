@@ -11,6 +11,7 @@ import {
   type Schemas,
 } from "../api/client";
 import { BudgetBar, ProgressBar } from "../components/bars";
+import { ConfirmDialog } from "../components/confirm";
 import { NotFound } from "../components/notfound";
 import { ProblemNote } from "../components/problem";
 import { StatusBadge } from "../components/status";
@@ -491,23 +492,18 @@ export function JobPage({ id }: { id: string }) {
       </div>
       <h2>Records</h2>
       <Records sample={sample} />
-      <dialog ref={confirmRef} aria-labelledby="confirm-title" data-testid="confirm-delete">
-        <article>
-          <h2 id="confirm-title">Delete this job?</h2>
-          <p>
-            Job <code>{job.id}</code>, its records, its dataset files and its ledger are deleted for
-            good. Its spend leaves your usage.
-          </p>
-          <footer>
-            <button type="button" class="secondary" onClick={() => confirmRef.current?.close()} autoFocus>
-              Keep it
-            </button>
-            <button type="button" class="contrast" data-testid="confirm-delete-yes" onClick={() => void remove()}>
-              Delete
-            </button>
-          </footer>
-        </article>
-      </dialog>
+      <ConfirmDialog
+        dialog={confirmRef}
+        title="Delete this job?"
+        keep="Keep it"
+        yes="Delete"
+        onYes={() => void remove()}
+      >
+        <p>
+          Job <code>{job.id}</code>, its records, its dataset files and its ledger are deleted for
+          good. Its spend leaves your usage.
+        </p>
+      </ConfirmDialog>
     </section>
   );
 }

@@ -2,7 +2,6 @@ import { useEffect, useState } from "preact/hooks";
 import { useLocation, useSearch } from "wouter-preact";
 import {
   api,
-  ApiProblem,
   authFetch,
   FORMATS,
   json,
@@ -11,7 +10,7 @@ import {
   type Schemas,
   type Template,
 } from "../api/client";
-import { ProblemNote } from "../components/problem";
+import { FieldNote, ProblemNote } from "../components/problem";
 import { count, usd } from "../lib/format";
 import { fileRecords, type Seed } from "../lib/seeds";
 
@@ -19,22 +18,6 @@ type Upload = Schemas["SeedUpload"];
 type Preview = Schemas["PreviewView"];
 
 const MORE_SEEDS = 9;
-
-/** The problem of a field, when the last API answer named it. */
-function fieldProblem(error: unknown, ...fields: string[]): string | null {
-  if (!(error instanceof ApiProblem)) return null;
-  const hit = error.problem.errors.find((e) => fields.includes(e.field));
-  return hit ? hit.problem : null;
-}
-
-function FieldNote({ error, fields, id }: { error: unknown; fields: string[]; id: string }) {
-  const text = fieldProblem(error, ...fields);
-  return text ? (
-    <small id={id} class="field-problem" role="alert">
-      {text}
-    </small>
-  ) : null;
-}
 
 export function NewJobPage() {
   const search = new URLSearchParams(useSearch());
