@@ -274,7 +274,10 @@ class TestTemplatesAndUsage:
         user = sign_in(page, ui_url)
         template = api_template(gateway_url, user)
         page.goto(f"{ui_url}/templates")
-        page.get_by_role("link", name=TWO_STEPS["name"]).click()
+        # Other tests' public templates may share the name: follow this one's link.
+        page.get_by_role("link", name=TWO_STEPS["name"]).and_(
+            page.locator(f'a[href$="/templates/{template["id"]}"]')
+        ).click()
         expect(page.get_by_role("heading", name=TWO_STEPS["name"])).to_be_visible()
 
         # One record through the model: prompts, outputs and cost.
