@@ -23,8 +23,9 @@ demo: install ## Run a real two-step job end to end on the one-machine stack
 	@$(UV) run python -m palette.cli.demo
 
 # Two pytest workers (pytest-xdist), each with its own dev stack, services and RabbitMQ vhost;
-# a file's tests stay on one worker. The quick fault cases run afterwards on their own: they
-# stop and kill processes. TEST_WORKERS=0 runs everything in one process.
+# a file's tests stay on one worker. A worker that gets a fault file also starts the fault
+# suite's own RabbitMQ node and stack (the cases stop and kill only those), so the quick fault
+# cases run beside the rest. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 
 test: install ## Lint, type-check, the page's unit tests, then the unit, integration, browser and deploy tests (2 workers) and the quick fault cases
@@ -32,8 +33,7 @@ test: install ## Lint, type-check, the page's unit tests, then the unit, integra
 	@$(UV) run ruff format --check .
 	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
 	@cd services/gateway/ui && npm test --silent
-	@$(UV) run pytest -m "not faults and not e2e" -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
-	@$(UV) run pytest -m "faults and quick" --durations=10 $(PYTEST_ARGS)
+	@$(UV) run pytest -m "(not faults or quick) and not e2e" -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 bench: install ## The benchmarks against their targets (~6.5 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
 	@$(UV) run --group bench python -m bench $(ARGS)
