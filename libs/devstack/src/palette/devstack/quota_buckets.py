@@ -116,17 +116,19 @@ class QuotaBuckets:
     Args:
         limits: model id to its quotas.
         burndown: the output burndown of a model id whose limits do not set one.
+        now: the clock's reading (seconds) the buckets start full at.
     """
 
     def __init__(
         self,
         limits: Mapping[str, QuotaLimits] | None = None,
         burndown: Callable[[str], int] | None = None,
+        now: float = 0.0,
     ) -> None:
         self._burndown = burndown or (lambda _model: 1)
         self.limits: dict[str, QuotaLimits] = {}
         self._buckets: dict[str, dict[Reason, TokenBucket]] = {}
-        self.configure(limits or {}, now=0.0)
+        self.configure(limits or {}, now)
 
     def configure(self, limits: Mapping[str, QuotaLimits], now: float) -> None:
         """Enforce ``limits`` from now on (see the module's note on changes)."""
