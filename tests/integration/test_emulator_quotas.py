@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from palette.devstack.emulator_client import EmulatorControl
+from tests.integration.test_devstack import bedrock
 from tests.integration.waiting import wait_until
 
 if TYPE_CHECKING:
@@ -59,14 +58,7 @@ def control(emulator: Emulator) -> Iterator[EmulatorControl]:
 
 @pytest.fixture
 def client(emulator: Emulator) -> BedrockRuntimeClient:
-    return boto3.session.Session().client(
-        "bedrock-runtime",
-        endpoint_url=emulator.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
+    return bedrock(emulator.url)
 
 
 def call(client: BedrockRuntimeClient, tag: str, model: str = MODEL, max_tokens: int = 16) -> bool:
