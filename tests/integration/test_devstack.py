@@ -35,10 +35,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
-def bedrock(stack: DevStack, **config: Any) -> BedrockRuntimeClient:
+def bedrock(endpoint_url: str, **config: Any) -> BedrockRuntimeClient:
+    """A bedrock-runtime client of the emulator at ``endpoint_url``, one attempt per call."""
     return boto3.session.Session().client(
         "bedrock-runtime",
-        endpoint_url=stack.bedrock_endpoint_url,
+        endpoint_url=endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
@@ -64,7 +65,7 @@ def control(devstack: DevStack) -> Iterator[EmulatorControl]:
 
 @pytest.fixture
 def client(devstack: DevStack) -> BedrockRuntimeClient:
-    return bedrock(devstack)
+    return bedrock(devstack.bedrock_endpoint_url)
 
 
 def billed(control: EmulatorControl, tag: str) -> list[dict[str, Any]]:
@@ -138,7 +139,7 @@ class TestConverseThroughBoto3:
     def test_billed_timeout_bills_but_never_answers(
         self, devstack: DevStack, control: EmulatorControl, mode: str, error: type | None
     ) -> None:
-        client = bedrock(devstack, read_timeout=1)
+        client = bedrock(devstack.bedrock_endpoint_url, read_timeout=1)
         tag = str(uuid.uuid4())
         control.configure(script=["billed_timeout"], billed_timeout_mode=mode, hang_ms=3000)
         expected = error or client.exceptions.ModelTimeoutException
@@ -150,7 +151,7 @@ class TestConverseThroughBoto3:
         self, devstack: DevStack, control: EmulatorControl
     ) -> None:
         control.configure(latency_ms=200)
-        client = bedrock(devstack, max_pool_connections=64)
+        client = bedrock(devstack.bedrock_endpoint_url, max_pool_connections=64)
         started = time.monotonic()
         with ThreadPoolExecutor(64) as pool:
             results = list(pool.map(lambda _: ask(client), range(128)))

@@ -293,6 +293,78 @@ class TestEmulatorHandler:
         assert settle(emulator(bad)).status == 400
 
 
+class TestQuotaEnforcement:
+    @pytest.fixture
+    def emulator(self) -> BedrockEmulator:
+        return BedrockEmulator(EmulatorConfig(), load_pricing().models)
+
+    @staticmethod
+    def control(
+        emulator: BedrockEmulator, method: str, route: str, data: Any = None, **query: str
+    ) -> Any:
+        raw = json.dumps(data).encode() if data is not None else b""
+        response = settle(emulator(Request(method, f"/_emulator/{route}", query, {}, raw)))
+        assert response.status == 200, response.body
+        return json.loads(response.body)
+
+    def test_over_rpm_is_a_throttle_in_wire_form_logged_counted_and_not_billed(
+        self, emulator: BedrockEmulator
+    ) -> None:
+        self.control(emulator, "POST", "config", {"quotas": {MODEL: {"rpm": 2}}})
+        data = {**body("x", maxTokens=20), "requestMetadata": {"job": "q"}}
+        statuses = [converse(emulator, MODEL, data).status for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        throttled = converse(emulator, MODEL, data)
+        assert dict(throttled.headers)["x-amzn-ErrorType"].split(":")[0] == "ThrottlingException"
+        assert json.loads(throttled.body)["message"].startswith("Too many requests")
+        assert len(emulator.billing) == 2
+        entries = self.control(emulator, "GET", "throttles", job="q")
+        assert [(e["model_id"], e["reason"], e["request_metadata"]) for e in entries] == [
+            (MODEL, "rpm", {"job": "q"})
+        ] * 2
+        assert entries[0]["tokens"] == input_tokens(parse_request(data).messages, []) + 20
+        stats = self.control(emulator, "GET", "stats")
+        assert (stats["requests"], stats["ThrottlingException"], stats["quota_rpm"]) == (4, 2, 2)
+
+    def test_tpm_reserves_max_tokens_and_settles_to_usage(self, emulator: BedrockEmulator) -> None:
+        asked = input_tokens(parse_request(body("x")).messages, []) + 100
+        self.control(emulator, "POST", "config", {"quotas": {MODEL: {"tpm": asked}}})
+        assert converse(emulator, MODEL, body("x", maxTokens=100)).status == 200
+        [entry] = emulator.billing.entries()
+        level = self.control(emulator, "GET", "quotas")[MODEL]["levels"]["tpm"]
+        used = entry["input_tokens"] + entry["output_tokens"]
+        assert level == pytest.approx(asked - used, abs=1)  # plus a few ms of refill
+        response = converse(emulator, MODEL, body("x", maxTokens=100))
+        assert json.loads(response.body)["message"].startswith("Too many tokens")
+
+    def test_an_injected_fault_gives_the_reservation_back(self, emulator: BedrockEmulator) -> None:
+        asked = input_tokens(parse_request(body("x")).messages, []) + 100
+        self.control(emulator, "POST", "config", {"quotas": {MODEL: {"tpm": asked}}})
+        emulator.faults.update({"script": ["ServiceUnavailableException", "ModelTimeoutException"]})
+        assert converse(emulator, MODEL, body("x", maxTokens=100)).status == 503
+        assert converse(emulator, MODEL, body("x", maxTokens=100)).status == 408
+        assert converse(emulator, MODEL, body("x", maxTokens=100)).status == 200
+
+    def test_config_changes_and_removes_quotas_per_model(self, emulator: BedrockEmulator) -> None:
+        profile = "us." + MODEL
+        quotas = {MODEL: {"rpm": 1}, profile: {"tpm": 10}}
+        self.control(emulator, "POST", "config", {"quotas": quotas})
+        assert set(self.control(emulator, "GET", "quotas")) == {MODEL, profile}
+        self.control(emulator, "POST", "config", {"quotas": {profile: None}})
+        assert set(self.control(emulator, "GET", "quotas")) == {MODEL}
+        assert converse(emulator, profile, body("x", maxTokens=100)).status == 200
+        self.control(emulator, "POST", "config", {"quotas": None})
+        assert self.control(emulator, "GET", "quotas") == {}
+        self.control(emulator, "POST", "config", {"quotas": {MODEL: {"rpm": 0}}})
+        assert converse(emulator, MODEL, body("x")).status == 429
+        self.control(emulator, "POST", "config", {"reset": True})
+        assert converse(emulator, MODEL, body("x")).status == 200
+
+    def test_inference_profile_arn_names_the_profile(self) -> None:
+        arn = "arn:aws:bedrock:us-east-1:000000000000:inference-profile/us." + MODEL
+        assert model_from_path(arn) == "us." + MODEL
+
+
 class TestInvocationLogQueue:
     @pytest.fixture
     def emulator(self) -> BedrockEmulator:

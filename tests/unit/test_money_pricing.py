@@ -75,3 +75,44 @@ class TestPricingTable:
         )
         with pytest.raises(ValueError, match="six decimals"):
             PricingTable.load(path)
+
+
+PROFILE_TABLE = """{"models": {"x.model": {"input_per_million": "2", "output_per_million": "4",
+ "source": "test", "as_of": "2026-01-01"}}, "profiles": {%s}}"""
+
+
+class TestInferenceProfilePricing:
+    def test_a_listed_profile_costs_what_its_base_model_costs(self) -> None:
+        table = PricingTable.load()
+        for profile_id, profile in table.profiles.items():
+            assert profile.source
+            assert profile.as_of
+            assert table.price(profile_id) == table.price(profile.priced_as)
+        assert table.cost("us.amazon.nova-micro-v1:0", 3, 0) == 105_000
+        assert "us.amazon.nova-micro-v1:0" in table.models
+
+    def test_a_profile_not_in_the_table_is_refused(self) -> None:
+        with pytest.raises(UnknownModelError):
+            PricingTable.load().price("eu.acme.unknown-model")
+
+    def test_profile_must_be_its_base_model_behind_a_known_prefix(self, tmp_path) -> None:
+        path = tmp_path / "prices.json"
+        wrong = [
+            '"xx.x.model": {"priced_as": "x.model", "source": "t", "as_of": "d"}',
+            '"us.y.model": {"priced_as": "x.model", "source": "t", "as_of": "d"}',
+            '"us.z.model": {"priced_as": "z.model", "source": "t", "as_of": "d"}',
+        ]
+        for profile in wrong:
+            path.write_text(PROFILE_TABLE % profile)
+            with pytest.raises(ValueError, match="profile"):
+                PricingTable.load(path)
+
+    def test_override_file_may_list_profiles(self, tmp_path) -> None:
+        path = tmp_path / "prices.json"
+        path.write_text(
+            PROFILE_TABLE
+            % '"global.x.model": {"priced_as": "x.model", "source": "t", "as_of": "d"}'
+        )
+        table = PricingTable.load(path)
+        assert table.models == ["global.x.model", "x.model"]
+        assert table.cost("global.x.model", 1, 1) == 6_000_000

@@ -2,7 +2,9 @@
 
 The table ships as ``pricing.json`` beside this module; ``PALETTE_PRICING_FILE``
 (or an explicit path) replaces it. Each entry gives USD per million input and
-output tokens, with the source and date of the price.
+output tokens, with the source and date of the price. Cross-region inference
+profiles (``us.``, ``eu.``, ``apac.``, ``global.`` ids) are listed one by one under
+``profiles``, each naming the base model whose price it is charged at.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from palette.common.model_ids import base_model_id, profile_prefix
 from palette.common.money import MoneyError, usd_to_picos
 
 DEFAULT_PRICING_FILE = Path(__file__).with_name("pricing.json")
@@ -49,12 +52,37 @@ class PriceEntry(BaseModel):
         return value
 
 
+class ProfileEntry(BaseModel):
+    """A cross-region inference profile, priced as its base model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    priced_as: str = Field(min_length=1, description="The base model id whose price applies")
+    source: str = Field(min_length=1)
+    as_of: str = Field(min_length=1, description="Date the fact was read, ISO 8601")
+
+
 class PricingFile(BaseModel):
-    """The pricing file: model id to price entry."""
+    """The pricing file: model id to price entry, and profile id to its base model."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     models: dict[str, PriceEntry]
+    profiles: dict[str, ProfileEntry] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _profiles_name_priced_base_models(self) -> PricingFile:
+        for profile_id, entry in self.profiles.items():
+            if profile_prefix(profile_id) is None or base_model_id(profile_id) != entry.priced_as:
+                raise ValueError(
+                    f"profile {profile_id!r} must be {entry.priced_as!r} behind one of the "
+                    "prefixes us., eu., apac., global."
+                )
+            if entry.priced_as not in self.models:
+                raise ValueError(
+                    f"profile {profile_id!r} is priced as unpriced {entry.priced_as!r}"
+                )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +100,19 @@ class TokenPrice:
 class PricingTable:
     """Looks up exact per-token prices; unknown models raise UnknownModelError."""
 
-    def __init__(self, entries: dict[str, PriceEntry]) -> None:
+    def __init__(
+        self, entries: dict[str, PriceEntry], profiles: dict[str, ProfileEntry] | None = None
+    ) -> None:
         self._entries = dict(entries)
+        self.profiles = dict(profiles or {})
+        for profile_id, profile in self.profiles.items():
+            self._entries[profile_id] = entries[profile.priced_as]
         self._prices = {
             model: TokenPrice(
                 input_picos=usd_to_picos(entry.input_per_million / 10**6),
                 output_picos=usd_to_picos(entry.output_per_million / 10**6),
             )
-            for model, entry in entries.items()
+            for model, entry in self._entries.items()
         }
 
     @classmethod
@@ -87,15 +120,15 @@ class PricingTable:
         """Load a pricing file (the shipped table when ``path`` is None)."""
         file = Path(path) if path else DEFAULT_PRICING_FILE
         data = PricingFile.model_validate(json.loads(file.read_text(encoding="utf-8")))
-        return cls(data.models)
+        return cls(data.models, data.profiles)
 
     @property
     def models(self) -> list[str]:
-        """Every priced model id, sorted."""
+        """Every priced model and inference profile id, sorted."""
         return sorted(self._prices)
 
     def entry(self, model_id: str) -> PriceEntry:
-        """The price entry of a model."""
+        """The price entry of a model (a profile's is its base model's)."""
         try:
             return self._entries[model_id]
         except KeyError:

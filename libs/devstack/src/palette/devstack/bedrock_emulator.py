@@ -19,7 +19,13 @@ Control API (JSON), beside the model routes:
   ``requestMetadata``;
   ``GET /_emulator/billing/summary[?key=value...]``: totals per model;
   ``DELETE /_emulator/billing``: forget them.
-- ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome.
+- ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome, and
+  ``quota_rpm``, ``quota_tpm``, ``quota_daily``: calls throttled by each quota.
+- ``GET /_emulator/quotas``: the quotas enforced per model id and each bucket's
+  level now (set them through ``config``'s ``quotas``);
+  ``GET /_emulator/throttles[?offset=N][&key=value...]``: calls throttled for a
+  quota, oldest first (``model_id``, ``at``, ``reason`` rpm/tpm/daily, ``tokens``
+  asked, ``request_metadata``); ``DELETE /_emulator/throttles``: forget them.
 - ``GET /_emulator/invocation-log``: where Bedrock-style model invocation logs
   go and how their delivery went (``{"enabled": false}`` when off);
   ``POST /_emulator/invocation-log/flush``: deliver the queued records now.
@@ -30,23 +36,34 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
 from pydantic import ValidationError
 
 from palette.devstack.billing import BillingLog
-from palette.devstack.converse import Completion, ConverseRequestError, complete, parse_request
+from palette.devstack.converse import (
+    Completion,
+    ConverseCall,
+    ConverseRequestError,
+    complete,
+    input_tokens,
+    max_tokens_of,
+    parse_request,
+)
+from palette.devstack.eventlog import EventLog, ThrottleLog
 from palette.devstack.faults import (
     BILLED_TIMEOUT,
     MODEL_TIMEOUT,
     OK,
+    THROTTLING,
     EmulatorConfig,
     FaultInjector,
 )
 from palette.devstack.httpd import DropConnection, Later, Request, Response, json_response
 from palette.devstack.invocation_log import InvocationLogDelivery
+from palette.devstack.quota_buckets import REASONS, QuotaBuckets, Throttle
 
 ERROR_STATUS = {
     "ValidationException": 400,
@@ -61,6 +78,11 @@ ERROR_MESSAGES = {
     "ServiceUnavailableException": "Bedrock is unable to process your request.",
     "ModelTimeoutException": "Model has timed out in processing the request. "
     "Try your request again.",
+}
+QUOTA_MESSAGES = {
+    "rpm": "Too many requests, please wait before trying again.",
+    "tpm": "Too many tokens, please wait before trying again.",
+    "daily": "Too many tokens per day, please wait before trying again.",
 }
 INVALID_MODEL = "The provided model identifier is invalid."
 ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
@@ -77,9 +99,11 @@ def error_response(code: str, message: str, request_id: str) -> Response:
 
 
 def model_from_path(segment: str) -> str:
-    """The model id of a URL path segment (a foundation-model ARN names its id)."""
+    """The model id of a URL path segment (a model's or inference profile's ARN names it)."""
     model = unquote(segment)
-    if model.startswith("arn:") and ":foundation-model/" in model:
+    if model.startswith("arn:") and (
+        ":foundation-model/" in model or ":inference-profile/" in model
+    ):
         return model.rsplit("/", 1)[1]
     return model
 
@@ -93,12 +117,17 @@ class BedrockEmulator:
         models: Iterable[str],
         billing: BillingLog | None = None,
         invocations: InvocationLogDelivery | None = None,
+        throttles: ThrottleLog | None = None,
+        burndown: Callable[[str], int] | None = None,
     ) -> None:
         self.faults = FaultInjector(config)
         self.models = frozenset(models)
         self.billing = billing if billing is not None else BillingLog()
         self.invocations = invocations
+        self.throttles = throttles if throttles is not None else ThrottleLog()
+        self.quotas = QuotaBuckets(config.quotas, burndown, time.monotonic())
         self.stats: Counter[str] = Counter()
+        self.quota_stats: Counter[str] = Counter()
 
     def __call__(self, request: Request) -> Response | Later:
         """Route one request."""
@@ -128,15 +157,33 @@ class BedrockEmulator:
             self.stats["ValidationException"] += 1
             message = str(exc) if isinstance(exc, ConverseRequestError) else "Malformed input."
             return error_response("ValidationException", message, request_id)
+        reserved = 0
+        if self.quotas.enforced(model_id):
+            reserved = input_tokens(call.messages, call.system) + max_tokens_of(
+                call, self.faults.config.default_max_tokens
+            )
+            throttle = self.quotas.admit(model_id, reserved, time.monotonic())
+            if throttle is not None:
+                return self._throttled(throttle, call, request_id)
         outcome = self.faults.draw(model_id)
         self.stats[outcome] += 1
         if outcome not in (OK, MODEL_TIMEOUT, BILLED_TIMEOUT):
+            self.quotas.release(model_id, reserved, time.monotonic())
             return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
         completion = complete(model_id, call, self.faults.config.default_max_tokens)
 
         def finish() -> Response | Later:
             if outcome == MODEL_TIMEOUT:
+                self.quotas.release(model_id, reserved, time.monotonic())
                 return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
+            if reserved:
+                self.quotas.settle(
+                    model_id,
+                    reserved,
+                    completion.input_tokens,
+                    completion.output_tokens,
+                    time.monotonic(),
+                )
             entry = self.billing.record(
                 request_id,
                 model_id,
@@ -152,6 +199,14 @@ class BedrockEmulator:
             return _answer(completion, request_id, started)
 
         return Later(self.faults.latency_seconds(), finish)
+
+    def _throttled(self, throttle: Throttle, call: ConverseCall, request_id: str) -> Response:
+        self.stats[THROTTLING] += 1
+        self.quota_stats[throttle.reason] += 1
+        self.throttles.record(
+            request_id, throttle.model_id, throttle.reason, throttle.tokens, call.request_metadata
+        )
+        return error_response(THROTTLING, QUOTA_MESSAGES[throttle.reason], request_id)
 
     def _billed_timeout(self, request_id: str) -> Response | Later:
         config = self.faults.config
@@ -174,6 +229,9 @@ class BedrockEmulator:
             ("GET", "billing/summary"): self._billing_summary,
             ("GET", "stats"): self._get_stats,
             ("DELETE", "stats"): self._clear_stats,
+            ("GET", "quotas"): self._get_quotas,
+            ("GET", "throttles"): self._get_throttles,
+            ("DELETE", "throttles"): self._clear_throttles,
             ("GET", "invocation-log"): self._invocation_log,
             ("POST", "invocation-log/flush"): self._flush_invocation_log,
         }.get((method, route))
@@ -192,15 +250,14 @@ class BedrockEmulator:
             patch = request.json()
             if not isinstance(patch, dict):
                 raise TypeError("the body must be a JSON object")
-            self.faults.update(patch)
+            config = self.faults.update(patch)
         except (ValueError, TypeError, ValidationError) as exc:
             return json_response(400, {"message": str(exc)})
+        self.quotas.configure(config.quotas, time.monotonic())
         return json_response(200, self.faults.snapshot())
 
     def _get_billing(self, request: Request) -> Response:
-        metadata = dict(request.query)
-        offset = int(metadata.pop("offset", "0"))
-        return json_response(200, self.billing.entries(offset, metadata))
+        return _log_entries(self.billing, request)
 
     def _clear_billing(self, request: Request) -> Response:
         return json_response(200, {"cleared": self.billing.clear()})
@@ -209,11 +266,22 @@ class BedrockEmulator:
         return json_response(200, self.billing.summary(dict(request.query)))
 
     def _get_stats(self, request: Request) -> Response:
-        return json_response(200, {"requests": sum(self.stats.values()), **self.stats})
+        quota = {f"quota_{reason}": self.quota_stats[reason] for reason in REASONS}
+        return json_response(200, {"requests": sum(self.stats.values()), **self.stats, **quota})
 
     def _clear_stats(self, request: Request) -> Response:
         self.stats.clear()
+        self.quota_stats.clear()
         return json_response(200, {})
+
+    def _get_quotas(self, request: Request) -> Response:
+        return json_response(200, self.quotas.status(time.monotonic()))
+
+    def _get_throttles(self, request: Request) -> Response:
+        return _log_entries(self.throttles, request)
+
+    def _clear_throttles(self, request: Request) -> Response:
+        return json_response(200, {"cleared": self.throttles.clear()})
 
     def _invocation_log(self, request: Request) -> Response:
         if self.invocations is None:
@@ -224,6 +292,13 @@ class BedrockEmulator:
         if self.invocations is None:
             return json_response(409, {"message": "invocation logging is off"})
         return json_response(200, {"delivered": self.invocations.flush()})
+
+
+def _log_entries(log: EventLog, request: Request) -> Response:
+    """``?offset=N`` and ``requestMetadata`` pairs select a log's entries."""
+    metadata = dict(request.query)
+    offset = int(metadata.pop("offset", "0"))
+    return json_response(200, log.entries(offset, metadata))
 
 
 def _drop() -> Response:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from palette.devstack.eventlog import EventLog
 
 
-class BillingLog:
+class BillingLog(EventLog):
     """Billed calls in memory, optionally appended to a JSONL file as well.
 
     The file is an append-only audit trail: clearing the log empties the
     in-memory list only.
     """
-
-    def __init__(self, path: Path | str | None = None) -> None:
-        self._entries: list[dict[str, Any]] = []
-        self._file: IO[str] | None = None
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = Path(path).open("a", encoding="utf-8")  # noqa: SIM115
 
     def record(
         self,
@@ -46,30 +39,7 @@ class BillingLog:
             "at": now.isoformat(),
             "request_metadata": request_metadata,
         }
-        self._entries.append(entry)
-        if self._file is not None:
-            self._file.write(json.dumps(entry) + "\n")
-            self._file.flush()
-        return entry
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def entries(
-        self, offset: int = 0, metadata: dict[str, str] | None = None
-    ) -> list[dict[str, Any]]:
-        """Entries from ``offset`` on, oldest first, whose request metadata has ``metadata``."""
-        entries = self._entries[offset:]
-        if not metadata:
-            return entries
-        wanted = metadata.items()
-        return [e for e in entries if wanted <= e["request_metadata"].items()]
-
-    def clear(self) -> int:
-        """Forget every entry; return how many there were."""
-        count = len(self._entries)
-        self._entries = []
-        return count
+        return self.append(entry)
 
     def summary(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Calls and tokens in total and per model (of the entries ``metadata`` selects)."""
@@ -87,9 +57,3 @@ class BillingLog:
             "output_tokens": sum(row["output_tokens"] for row in by_model.values()),
             "by_model": by_model,
         }
-
-    def close(self) -> None:
-        """Close the JSONL file, if any."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None

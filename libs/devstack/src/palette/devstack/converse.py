@@ -163,9 +163,14 @@ def answer_words(offset: int, count: int) -> list[str]:
     )
 
 
+def max_tokens_of(call: ConverseCall, default_max_tokens: int) -> int:
+    """The call's ``inferenceConfig.maxTokens``, else the model's default."""
+    return int(call.inference_config.get("maxTokens") or default_max_tokens)
+
+
 def complete(model_id: str, call: ConverseCall, default_max_tokens: int) -> Completion:
     """The deterministic answer to a call, with its token usage."""
-    max_tokens = int(call.inference_config.get("maxTokens") or default_max_tokens)
+    max_tokens = max_tokens_of(call, default_max_tokens)
     seed = request_seed(model_id, call.messages, call.system, call.inference_config)
     share = LENGTH_LOW + (LENGTH_HIGH - LENGTH_LOW) * ((seed >> 32) / 2**32)
     wanted = max(1, math.ceil(max_tokens * share))

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 
 class EmulatorControl:
-    """Reads and changes a running emulator's configuration, billing log and stats.
+    """Reads and changes a running emulator's configuration, quotas, logs and stats.
 
     Args:
         url: the control URL, e.g. ``http://127.0.0.1:8600/_emulator``
@@ -59,8 +59,11 @@ class EmulatorControl:
             offset: skip this many calls (of all calls, before filtering).
             **metadata: only calls whose ``requestMetadata`` has these pairs.
         """
+        return self._entries("billing", offset, metadata)
+
+    def _entries(self, route: str, offset: int, metadata: dict[str, str]) -> list[dict[str, Any]]:
         query = urlencode({"offset": offset, **metadata})
-        return cast(list[dict[str, Any]], self._call("GET", f"billing?{query}"))
+        return cast(list[dict[str, Any]], self._call("GET", f"{route}?{query}"))
 
     def billing_summary(self, **metadata: str) -> dict[str, Any]:
         """Billed calls and tokens, in total and per model (of calls with ``metadata``)."""
@@ -78,6 +81,46 @@ class EmulatorControl:
     def reset_stats(self) -> None:
         """Zero the per-outcome counts."""
         self._call("DELETE", "stats")
+
+    def set_quota(
+        self,
+        model_id: str,
+        *,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        tpd: float | None = None,
+        output_burndown: int | None = None,
+    ) -> dict[str, Any]:
+        """Enforce these quotas on ``model_id`` from now on (None: that one is not enforced).
+
+        ``tpd`` None means ``tpm x 1,440``; ``output_burndown`` None the quota table's.
+        """
+        limits = {"rpm": rpm, "tpm": tpm, "tpd": tpd, "output_burndown": output_burndown}
+        return self.configure(quotas={model_id: limits})
+
+    def remove_quota(self, model_id: str) -> dict[str, Any]:
+        """Stop enforcing any quota on ``model_id``."""
+        return self.configure(quotas={model_id: None})
+
+    def clear_quotas(self) -> dict[str, Any]:
+        """Stop enforcing every quota."""
+        return self.configure(quotas=None)
+
+    def quotas(self) -> dict[str, Any]:
+        """Per model id: the quotas enforced and each bucket's level now."""
+        return cast(dict[str, Any], self._call("GET", "quotas"))
+
+    def throttles(self, offset: int = 0, **metadata: str) -> list[dict[str, Any]]:
+        """Calls throttled for a quota from ``offset`` on, oldest first.
+
+        Each has ``model_id``, ``at``, ``reason`` (rpm, tpm, daily), ``tokens`` asked
+        and ``request_metadata``; ``**metadata`` selects by the latter.
+        """
+        return self._entries("throttles", offset, metadata)
+
+    def clear_throttles(self) -> int:
+        """Forget the throttled calls; returns how many there were."""
+        return int(self._call("DELETE", "throttles")["cleared"])
 
     def invocation_log(self) -> dict[str, Any]:
         """Where the model invocation logs go and how delivery went (``enabled`` false: off)."""

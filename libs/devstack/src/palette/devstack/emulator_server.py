@@ -1,9 +1,11 @@
 """Running the Bedrock emulator: settings, a background-thread server, the CLI.
 
 Settings come from ``PALETTE_EMULATOR_*`` environment variables (every field of
-``EmulatorConfig`` plus ``HOST``, ``PORT``, ``BILLING_FILE`` and the
-``INVOCATION_LOG_*`` and ``S3_ENDPOINT_URL`` of the model invocation log) and the
-pricing table from ``PALETTE_PRICING_FILE``; command-line flags override both.
+``EmulatorConfig`` plus ``HOST``, ``PORT``, ``BILLING_FILE``, ``THROTTLE_FILE``,
+``QUOTA_TABLE``, ``QUOTA_REGION`` and the ``INVOCATION_LOG_*`` and
+``S3_ENDPOINT_URL`` of the model invocation log), the pricing table from
+``PALETTE_PRICING_FILE`` and the quota table from ``PALETTE_QUOTAS_FILE``;
+command-line flags override both. ``QUOTAS`` (``--quotas``) is JSON.
 The invocation log (``palette.devstack.invocation_log``) is delivered only when
 ``INVOCATION_LOG_BUCKET`` is set; S3 credentials come from the usual AWS variables.
 """
@@ -25,8 +27,10 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from palette.common.pricing import load_pricing
+from palette.common.quotas import load_quotas
 from palette.devstack.bedrock_emulator import BedrockEmulator
 from palette.devstack.billing import BillingLog
+from palette.devstack.eventlog import ThrottleLog
 from palette.devstack.faults import EmulatorConfig
 from palette.devstack.httpd import HttpServer
 from palette.devstack.invocation_log import InvocationLogDelivery
@@ -46,6 +50,21 @@ class EmulatorSettings(EmulatorConfig, BaseSettings):
         None,
         validation_alias=AliasChoices("PALETTE_PRICING_FILE", "pricing_file"),
         description="Pricing table whose models are served (default: the shipped one).",
+    )
+    throttle_file: str | None = Field(
+        None, description="Also append calls throttled for a quota to this JSONL."
+    )
+    quotas_file: str | None = Field(
+        None,
+        validation_alias=AliasChoices("PALETTE_QUOTAS_FILE", "quotas_file"),
+        description="Quota table: output burndown per model, and the quotas --quota-table "
+        "enforces (default: the shipped one).",
+    )
+    quota_region: str = Field("us-east-1", description="Region of the quota table to read.")
+    quota_table: bool = Field(
+        False,
+        description="Enforce the quota table's RPM and TPM for every model it lists "
+        "(--quotas overrides per model).",
     )
     invocation_log_bucket: str | None = Field(
         None, description="Deliver Bedrock-style model invocation logs to this S3 bucket."
@@ -67,10 +86,21 @@ class EmulatorSettings(EmulatorConfig, BaseSettings):
     )
 
     def emulator_config(self) -> EmulatorConfig:
-        """The run-time part of the settings."""
-        return EmulatorConfig.model_validate(
-            self.model_dump(include=set(EmulatorConfig.model_fields))
-        )
+        """The run-time part of the settings (with the quota table's, if enforced)."""
+        config = self.model_dump(include=set(EmulatorConfig.model_fields))
+        if self.quota_table:
+            table = load_quotas(self.quotas_file)
+            listed = {
+                model: {"rpm": entry.rpm, "tpm": entry.tpm, "tpd": entry.tokens_per_day}
+                for model in table.models(self.quota_region)
+                if (entry := table.quota(model, self.quota_region)) is not None
+            }
+            config["quotas"] = {**listed, **config["quotas"]}
+        return EmulatorConfig.model_validate(config)
+
+    def output_burndown(self, model_id: str) -> int:
+        """The quota table's output burndown of a model id."""
+        return load_quotas(self.quotas_file).output_burndown(model_id, self.quota_region)
 
 
 def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
@@ -90,15 +120,21 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
             s3_endpoint_url=settings.s3_endpoint_url,
         )
     return BedrockEmulator(
-        settings.emulator_config(), models, BillingLog(settings.billing_file), invocations
+        settings.emulator_config(),
+        models,
+        BillingLog(settings.billing_file),
+        invocations,
+        ThrottleLog(settings.throttle_file),
+        settings.output_burndown,
     )
 
 
 def close_emulator(emulator: BedrockEmulator) -> None:
-    """Deliver what is left of the invocation log and close the billing file."""
+    """Deliver what is left of the invocation log and close the billing and throttle files."""
     if emulator.invocations is not None:
         emulator.invocations.close()
     emulator.billing.close()
+    emulator.throttles.close()
 
 
 class EmulatorServer:
@@ -163,7 +199,12 @@ _FLAGS: dict[str, Any] = {
     "hang_ms": float,
     "seed": int,
     "default_max_tokens": int,
+    "quotas": json.loads,
+    "quota_table": lambda text: text.lower() in ("1", "true", "yes", "on"),
+    "quotas_file": str,
+    "quota_region": str,
     "billing_file": str,
+    "throttle_file": str,
     "pricing_file": str,
     "invocation_log_bucket": str,
     "invocation_log_prefix": str,
@@ -181,7 +222,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorSettings, Path | 
     )
     for name, kind in _FLAGS.items():
         help_text = EmulatorSettings.model_fields[name].description
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+        optional: dict[str, Any] = {"nargs": "?", "const": True} if name == "quota_table" else {}
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text, **optional)
     parser.add_argument("--fault-models", help="Comma-separated models faults apply to.")
     parser.add_argument("--script", help="Comma-separated outcomes of the first calls.")
     parser.add_argument("--port-file", type=Path, help="Write the bound port to this file.")

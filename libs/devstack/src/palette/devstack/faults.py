@@ -12,6 +12,11 @@ Outcomes:
     call, then answers 408 (``billed_timeout_mode="error"``), closes the
     connection without an answer (``"drop"``) or holds it for ``hang_ms`` and
     then closes it (``"hang"``).
+
+Quotas (``quotas``: model id to ``QuotaLimits``) are enforced before faults are
+drawn (``palette.devstack.quota_buckets``). An update's ``quotas`` changes only the
+model ids it names (``null`` for one removes its quota); ``"quotas": null`` removes
+every quota.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from collections import deque
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from palette.devstack.quota_buckets import QuotaLimits
 
 THROTTLING: Final = "ThrottlingException"
 UNAVAILABLE: Final = "ServiceUnavailableException"
@@ -68,6 +75,11 @@ class EmulatorConfig(BaseModel):
     default_max_tokens: int = Field(
         512, ge=1, description="maxTokens of a call that does not set it."
     )
+    quotas: dict[str, QuotaLimits] = Field(
+        default_factory=dict,
+        description="Quotas enforced per model id, as JSON: "
+        '{"<model id>": {"rpm": ..., "tpm": ..., "tpd": ..., "output_burndown": ...}}.',
+    )
 
     @model_validator(mode="after")
     def _rates_fit(self) -> EmulatorConfig:
@@ -80,6 +92,15 @@ class EmulatorConfig(BaseModel):
         if total > 1.0 + 1e-9:
             raise ValueError("the fault rates add up to more than 1")
         return self
+
+
+def _merge_quotas(current: dict[str, Any], changes: Any) -> dict[str, Any]:
+    if changes is None:
+        return {}
+    if not isinstance(changes, dict):
+        raise TypeError("quotas must be a JSON object of model id to limits (or null)")
+    merged = {**current, **changes}
+    return {model: limits for model, limits in merged.items() if limits is not None}
 
 
 class FaultInjector:
@@ -111,6 +132,8 @@ class FaultInjector:
         patch = dict(patch)
         reset = bool(patch.pop("reset", False))
         current = self._initial.model_dump() if reset else self.snapshot()
+        if "quotas" in patch:
+            patch["quotas"] = _merge_quotas(current["quotas"], patch["quotas"])
         config = EmulatorConfig.model_validate({**current, **patch})
         self.config = config
         self._script = deque(config.script)

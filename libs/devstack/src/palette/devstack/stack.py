@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -331,7 +332,7 @@ class DevStack:
             }
         for name, value in options.items():
             flag = "--" + name.replace("_", "-")
-            argv += [flag, ",".join(value) if isinstance(value, list | tuple) else str(value)]
+            argv += [flag, _flag_value(value)]
         aws = {k: v for k, v in self.env().items() if k.startswith("AWS_")}
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **aws}
         if self.pricing_file:
@@ -347,3 +348,12 @@ class DevStack:
             self.start_timeout,
             "healthy",
         )
+
+
+def _flag_value(value: Any) -> str:
+    """An emulator option as its flag's text: lists comma-separated, maps as JSON."""
+    if isinstance(value, list | tuple):
+        return ",".join(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
