@@ -23,6 +23,8 @@
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 # The uv that wrote uv.lock (the lock's format must be one it reads).
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+# Node.js for building the web page (services/gateway/ui needs 20.19+); only stage ui uses it.
+ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${UV_IMAGE} AS uv
 
@@ -75,6 +77,21 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY deploy/docker deploy/docker
 RUN sh deploy/docker/slim-venv.sh /opt/palette/venv \
     && PYTHONDONTWRITEBYTECODE=1 /opt/palette/venv/bin/python deploy/docker/smoke.py
+
+# 4. The gateway's OpenAPI document: the web page's API types are generated from it (stage ui),
+#    as make install does, so the page is built against this very gateway.
+COPY tools/openapi.py tools/openapi.py
+RUN PYTHONDONTWRITEBYTECODE=1 /opt/palette/venv/bin/python tools/openapi.py /src/openapi.json
+
+# ---------------------------------------------------------------- ui
+# The web page the gateway serves at /ui, built from its lock file (package-lock.json).
+FROM ${NODE_IMAGE} AS ui
+WORKDIR /ui
+COPY services/gateway/ui/package.json services/gateway/ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY services/gateway/ui ./
+COPY --from=builder /src/openapi.json ./openapi.json
+RUN npm run build --silent
 
 # ------------------------------------------------ bedrock-emulator (dev only)
 # The project's Bedrock emulator (palette-devstack), for docker compose's
@@ -138,12 +155,15 @@ RUN groupadd --system --gid 10001 palette \
 COPY --from=builder /opt/palette/venv /opt/palette/venv
 # The health probe of compose and Kubernetes (standard library only).
 COPY deploy/docker/probe.py /opt/palette/probe.py
+# The web page (static files; the gateway serves it at /ui, the other services ignore it).
+COPY --from=ui /ui/dist /opt/palette/ui
 
 ENV PATH=/opt/palette/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PALETTE_LOG_JSON=true \
-    PALETTE_GATEWAY_HOST=0.0.0.0
+    PALETTE_GATEWAY_HOST=0.0.0.0 \
+    PALETTE_GATEWAY_UI_DIR=/opt/palette/ui
 
 # An empty working directory: no stray .env is read from it.
 WORKDIR /opt/palette/run

@@ -93,7 +93,11 @@ class TestDockerfile:
             assert not programs & {"apt-get", "apt", "pip", "uv", "gcc", "make"}, words
         copies = [i.words() for i in dockerfile() if i.stage == "runtime" and i.keyword == "COPY"]
         assert ["--from=builder", VENV_IN_IMAGE, VENV_IN_IMAGE] in copies
-        assert all(c[0] == "--from=builder" or c[-1] == "/opt/palette/probe.py" for c in copies)
+        assert ["--from=ui", "/ui/dist", "/opt/palette/ui"] in copies  # the web page
+        assert all(
+            c[0] in {"--from=builder", "--from=ui"} or c[-1] == "/opt/palette/probe.py"
+            for c in copies
+        )
 
     def test_virtual_environments_keep_the_path_they_were_built_at(self) -> None:
         # uv writes console scripts with the interpreter's absolute path (#!/opt/...).
