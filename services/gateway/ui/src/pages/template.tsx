@@ -217,26 +217,8 @@ function VersionsPanel({ template }: { template: Template }) {
       </div>
       {versions.length > 1 ? (
         <form class="compare" onSubmit={compare}>
-          <label>
-            From version
-            <select name="a" value={a ?? ""} onChange={(e) => setA(Number(e.currentTarget.value))}>
-              {versions.map((v) => (
-                <option key={v.version} value={v.version}>
-                  {v.version}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            To version
-            <select name="b" value={b ?? ""} onChange={(e) => setB(Number(e.currentTarget.value))}>
-              {versions.map((v) => (
-                <option key={v.version} value={v.version}>
-                  {v.version}
-                </option>
-              ))}
-            </select>
-          </label>
+          <VersionSelect label="From version" name="a" versions={versions} value={a} onChange={setA} />
+          <VersionSelect label="To version" name="b" versions={versions} value={b} onChange={setB} />
           <button type="submit" class="secondary">
             Compare
           </button>
@@ -441,5 +423,31 @@ export function TemplatePage({ id }: { id: string | null }) {
       {template && <PreviewPanel template={template} key={`${template.id}:${template.version}`} />}
       {template && <VersionsPanel template={template} />}
     </section>
+  );
+}
+
+/** A labelled select of a template's versions (one side of the diff). */
+function VersionSelect(props: {
+  label: string;
+  name: string;
+  versions: { version: number }[];
+  value: number | null | undefined;
+  onChange: (version: number) => void;
+}) {
+  return (
+    <label>
+      {props.label}
+      <select
+        name={props.name}
+        value={props.value ?? ""}
+        onChange={(e) => props.onChange(Number(e.currentTarget.value))}
+      >
+        {props.versions.map((v) => (
+          <option key={v.version} value={v.version}>
+            {v.version}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
