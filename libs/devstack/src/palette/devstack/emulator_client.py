@@ -129,3 +129,20 @@ class EmulatorControl:
     def flush_invocation_log(self) -> int:
         """Deliver the queued invocation log records now; returns how many went out."""
         return int(self._call("POST", "invocation-log/flush", {})["delivered"])
+
+
+def emulator_flags(options: dict[str, Any]) -> list[str]:
+    """The emulator's command-line flags for ``options`` (``latency_ms`` → ``--latency-ms``).
+
+    Lists are comma-separated, maps JSON.
+    """
+    argv: list[str] = []
+    for name, value in options.items():
+        if isinstance(value, list | tuple):
+            text = ",".join(value)
+        elif isinstance(value, dict):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        argv += ["--" + name.replace("_", "-"), text]
+    return argv

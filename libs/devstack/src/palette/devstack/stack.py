@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from palette.devstack import readiness
-from palette.devstack.emulator_client import EmulatorControl
+from palette.devstack.emulator_client import EmulatorControl, emulator_flags
 from palette.devstack.objectstore import (
     MOTO,
     OBJECT_STORES,
@@ -330,9 +329,7 @@ class DevStack:
                 "invocation_log_region": self.env()["AWS_REGION"],
                 "s3_endpoint_url": self.s3_endpoint_url,
             }
-        for name, value in options.items():
-            flag = "--" + name.replace("_", "-")
-            argv += [flag, _flag_value(value)]
+        argv += emulator_flags(options)
         aws = {k: v for k, v in self.env().items() if k.startswith("AWS_")}
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **aws}
         if self.pricing_file:
@@ -348,12 +345,3 @@ class DevStack:
             self.start_timeout,
             "healthy",
         )
-
-
-def _flag_value(value: Any) -> str:
-    """An emulator option as its flag's text: lists comma-separated, maps as JSON."""
-    if isinstance(value, list | tuple):
-        return ",".join(value)
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return str(value)
