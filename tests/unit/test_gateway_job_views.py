@@ -130,6 +130,31 @@ class TestJobView:
         assert export is not None
         assert (export.records, export.bytes, export.format) == (50, 1234, OutputFormat.PARQUET)
 
+    def test_is_settled_once_ended_and_its_export_written_or_failed(self) -> None:
+        doc = _doc()
+        doc["partitions_total"] = 3
+        assert not job_view(doc, None).settled  # queued
+        doc["status"] = JobStatus.CANCELLED.value
+        assert not job_view(doc, None).settled  # export still to be asked for
+        doc["export"] = {"status": "PENDING"}
+        pending = job_view(doc, None)
+        assert not pending.settled
+        doc["export"] = {
+            "status": "DONE",
+            "key": "k",
+            "records": 1,
+            "bytes": 1,
+            "format": "parquet",
+        }
+        done = job_view(doc, None)
+        assert done.settled
+        assert done.etag != pending.etag  # what a DELETE with the earlier ETag meets: 412
+        doc["export"] = {"status": "FAILED"}
+        assert job_view(doc, None).settled
+        never_started = _doc()
+        never_started["status"] = JobStatus.FAILED.value
+        assert job_view(never_started, None).settled  # no partitions: no export to wait for
+
 
 class TestMoneyStrings:
     @pytest.mark.parametrize(
