@@ -131,3 +131,37 @@ def test_partition_outliving_the_consumer_timeout(rig: Rig, fault_broker: Privat
     counters.assert_zero()
     assert counters.billed_calls == 80, "the redelivered partition was generated again"
     assert "timed out waiting for" in fault_broker.log_text(), "the broker never timed out"
+
+
+def test_lease_request_outliving_the_consumer_timeout(
+    rig: Rig, fault_broker: PrivateRabbit
+) -> None:
+    """Case 11b: the scheduler's handler outlives the consumer timeout between claim and ask.
+
+    The scheduler claims a partition (RESERVING, a window slot taken) and then
+    stalls 12 s before publishing its ``ReserveBudget`` (a failpoint), longer than
+    the node's 10 s consumer timeout: the broker closes the channel under the
+    handler, which goes on detached, and its publish meets the closed channel.
+    The publish must wait for the channel to reopen instead of failing, or the
+    partition stays RESERVING until the scheduler restarts and the job never ends.
+    Here the publish comes after the close (a closed channel, retried before
+    too); the close of a publish in flight, which failed ``test_budget_race``
+    once, is reproduced at will in tests/integration/test_publish_retry.py.
+    """
+    overrides = {
+        "scheduler": {
+            "PALETTE_FAILPOINTS": "scheduler.before_reserve=sleep:12",
+            "PALETTE_SCHEDULER_PARTITION_SIZE": "20",
+        },
+    }
+    group, api = rig.services(generators=1, overrides=overrides)
+    rig.emulator.configure(latency_ms=20)
+    started = time.monotonic()
+    job = submit(api, rig.seeds, 40, "5")
+    final = rig.final(job)
+    counters = rig.count("lease request outlives the consumer timeout", job, started)
+    assert final["status"] == "COMPLETED", final
+    counters.assert_zero()
+    log = group.scheduler.log_text(since_start=True)
+    assert "delivery_cancelled_handler_goes_on" in log, "no handler outlived the timeout"
+    assert "detached_handler_failed" not in log

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from palette.common.failpoints import FailpointError, parse
+from palette.common.failpoints import FailpointError, Rule, parse
 
 pytestmark = pytest.mark.unit
 
 
 def test_entries_with_and_without_probability() -> None:
     assert parse("accounting.after_write=kill:0.25, generator.before_ack=kill") == {
-        "accounting.after_write": 0.25,
-        "generator.before_ack": 1.0,
+        "accounting.after_write": Rule("kill", 0.25),
+        "generator.before_ack": Rule("kill", 1.0),
+    }
+
+
+def test_a_sleep_entry_carries_its_seconds() -> None:
+    assert parse("scheduler.before_reserve=sleep:12") == {
+        "scheduler.before_reserve": Rule("sleep", 12.0)
     }
 
 
@@ -27,6 +33,9 @@ def test_empty_arms_nothing() -> None:
         ("accounting.after_write", "not name=kill"),
         ("x=explode:0.5", "not name=kill"),
         ("=kill", "not name=kill"),
+        ("x=sleep", "positive number of seconds"),
+        ("x=sleep:-1", "positive number of seconds"),
+        ("x=sleep:soon", "'soon' is not a number"),
         ("x=kill:often", "'often' is not a number"),
         ("x=kill:0", "must be in (0, 1]"),
         ("x=kill:1.5", "must be in (0, 1]"),

@@ -238,9 +238,12 @@ async def declare_topology(broker: RabbitBroker) -> None:
 
 
 # A channel the broker closed (a consumer timeout, a restart) is reopened by the
-# robust connection within moments; a publish meanwhile fails with one of these.
+# robust connection within moments; a publish meanwhile fails with one of these. A
+# channel the broker closed raises the reason it was closed with (``ChannelClosed``:
+# a consumer acknowledgement timeout is a PRECONDITION_FAILED) until it reopens.
 _TRANSIENT = (
     aio_pika.exceptions.ChannelInvalidStateError,
+    aio_pika.exceptions.ChannelClosed,
     aio_pika.exceptions.AMQPConnectionError,
 )
 PUBLISH_RETRY_SECONDS = 15.0
@@ -259,7 +262,9 @@ async def publish(
     notification (see ``topology.NOTIFICATIONS``). A publish that meets a
     closed channel or a lost connection is tried again, every 0.25 s, for up
     to ``retry_seconds`` while the robust connection reopens it; then the
-    error propagates (the handler fails and its message is redelivered).
+    error propagates (the handler fails and its message is redelivered). A
+    publish that raised may still have been routed, so a repeat is harmless
+    only because every consumer is idempotent by ``message_id``.
     """
     exchange, routing_key = ROUTES[type(message)]
     deadline = asyncio.get_running_loop().time() + retry_seconds

@@ -1,62 +1,97 @@
-"""Failpoints: named places where a fault test may crash a service on purpose.
+"""Failpoints: named places where a fault test may crash or stall a service on purpose.
 
 The fault suite (tests/faults) must kill a process at a precise moment, such as
 between accounting's database write and its acknowledgement, which no signal
 sent from outside can hit reliably. A service calls ``hit("<name>")`` at such
-a place; ``PALETTE_FAILPOINTS`` arms some of them when the process starts::
+a place (``await reached("<name>")`` where the fault may also be a stall);
+``PALETTE_FAILPOINTS`` arms some of them when the process starts::
 
-    PALETTE_FAILPOINTS="accounting.after_write=kill:0.25"
+    PALETTE_FAILPOINTS="accounting.after_write=kill:0.25,scheduler.before_reserve=sleep:12"
 
 arms ``accounting.after_write`` to ``kill -9`` the process with probability
-0.25 each time it is reached. Unset (production), ``hit`` is one dictionary
-lookup. A malformed value stops the service at start with the reason.
+0.25 each time it is reached, and makes ``scheduler.before_reserve`` wait 12
+seconds (on the event loop, as a slow step would) each time. Unset
+(production), ``hit`` is one dictionary lookup. A malformed value stops the
+service at start with the reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
 from collections.abc import Mapping
+from typing import NamedTuple
 
 ENV = "PALETTE_FAILPOINTS"
-ACTIONS = ("kill",)
+ACTIONS = ("kill", "sleep")
+_FORM = "name=kill[:probability] or name=sleep:seconds"
 
 
 class FailpointError(ValueError):
     """``PALETTE_FAILPOINTS`` cannot be parsed (the message says where)."""
 
 
-def parse(spec: str) -> dict[str, float]:
-    """``name=kill:probability`` entries, comma separated, to {name: probability}.
+class Rule(NamedTuple):
+    """What an armed failpoint does: ``kill`` with a probability, or ``sleep`` seconds."""
+
+    action: str
+    value: float
+
+
+def _number(entry: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise FailpointError(f"{ENV}: {entry!r}: {text!r} is not a number") from None
+
+
+def parse(spec: str) -> dict[str, Rule]:
+    """``name=kill:probability`` and ``name=sleep:seconds`` entries, comma separated.
 
     Raises:
-        FailpointError: an entry is malformed or its probability is not in (0, 1].
+        FailpointError: an entry is malformed, a probability is not in (0, 1] or
+            a sleep is not a positive number of seconds.
     """
-    armed: dict[str, float] = {}
+    armed: dict[str, Rule] = {}
     for raw in spec.split(","):
         entry = raw.strip()
         if not entry:
             continue
         name, sep, rule = entry.partition("=")
-        action, _, chance = rule.partition(":")
-        if not sep or not name.strip() or action.strip() not in ACTIONS:
-            raise FailpointError(f"{ENV}: {entry!r} is not name=kill[:probability]")
-        try:
-            probability = float(chance) if chance.strip() else 1.0
-        except ValueError:
-            raise FailpointError(f"{ENV}: {entry!r}: {chance!r} is not a number") from None
-        if not 0.0 < probability <= 1.0:
-            raise FailpointError(f"{ENV}: {entry!r}: the probability must be in (0, 1]")
-        armed[name.strip()] = probability
+        action, _, value = (part.strip() for part in rule.partition(":"))
+        if not sep or not name.strip() or action not in ACTIONS:
+            raise FailpointError(f"{ENV}: {entry!r} is not {_FORM}")
+        if action == "kill":
+            probability = _number(entry, value) if value else 1.0
+            if not 0.0 < probability <= 1.0:
+                raise FailpointError(f"{ENV}: {entry!r}: the probability must be in (0, 1]")
+            armed[name.strip()] = Rule("kill", probability)
+            continue
+        seconds = _number(entry, value) if value else 0.0
+        if seconds <= 0.0:
+            raise FailpointError(f"{ENV}: {entry!r}: a sleep needs a positive number of seconds")
+        armed[name.strip()] = Rule("sleep", seconds)
     return armed
 
 
-_armed: Mapping[str, float] = parse(os.environ.get(ENV, ""))
+_armed: Mapping[str, Rule] = parse(os.environ.get(ENV, ""))
 
 
 def hit(name: str) -> None:
-    """Crash this process (SIGKILL) here if the failpoint ``name`` is armed and fires."""
-    probability = _armed.get(name)
-    if probability is not None and random.random() < probability:  # noqa: S311 - not crypto
+    """Crash this process (SIGKILL) here if the failpoint ``name`` is armed to kill and fires."""
+    rule = _armed.get(name)
+    if rule is not None and rule.action == "kill" and random.random() < rule.value:  # noqa: S311
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def reached(name: str) -> None:
+    """``hit``, and wait here if the failpoint ``name`` is armed to sleep."""
+    rule = _armed.get(name)
+    if rule is None:
+        return
+    if rule.action == "sleep":
+        await asyncio.sleep(rule.value)
+    else:
+        hit(name)

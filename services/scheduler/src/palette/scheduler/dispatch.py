@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 from faststream.rabbit import RabbitBroker
 
+from palette.common import failpoints
 from palette.common import messages as m
 from palette.common.broker import publish
 from palette.scheduler import commands
@@ -77,6 +78,15 @@ class PartitionDispatch(ABC):
             await self.maybe_finish(job_id)
 
     async def _reserve(self, job_id: str, part: Doc) -> None:
+        """Ask accounting for the claimed partition's lease.
+
+        The claim is never handed back when the publish fails: a publish that
+        raised may have reached accounting, whose answer will find the partition.
+        ``publish`` waits out a channel the broker closed meanwhile (a consumer
+        timeout while this handler ran); a claim left RESERVING after that is
+        asked again by ``resume``.
+        """
+        await failpoints.reached("scheduler.before_reserve")
         plan = await self.plan(job_id)
         # No plan: not started yet (a repeated SubmitJob raced the start), so no estimate.
         estimate = 1 if plan is None else plan.record_estimate
