@@ -65,7 +65,7 @@ class TestJobDocument:
             "schema_requirements", "seed_key", "num_records", "budget_usd", "budget_picos",
             "output_format", "partition_size", "priority", "status", "created_at",
             "updated_at", "started_at", "finished_at", "error", "records_done", "seed_count",
-            "partitions_total", "in_flight", "export", "submit_published",
+            "partitions_total", "in_flight", "export", "submit_published", "seed_sampling",
         }  # fmt: skip
 
     def test_starts_queued_with_nothing_done_and_unpublished(self) -> None:
@@ -73,7 +73,8 @@ class TestJobDocument:
         assert doc["status"] == "QUEUED"
         assert (doc["records_done"], doc["in_flight"], doc["export"]) == (0, 0, None)
         assert doc["submit_published"] is False
-        assert doc["template"] == {"steps": STEPS}
+        assert doc["template"] == {"steps": STEPS, "variables": {}}
+        assert doc["seed_sampling"] == "uniform"
         assert (doc["template_id"], doc["template_version"]) == ("t1", 2)
 
     def test_partition_size_is_the_requests_or_null_for_the_scheduler_to_decide(self) -> None:

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from palette.common import messages as m
+from palette.common.samplers import Stratify
 from palette.common.templates import TemplateSpec
 from palette.scheduler import commands
+from palette.scheduler.lifecycle import JobPlan
 
 pytestmark = pytest.mark.unit
 
@@ -27,9 +29,12 @@ class TestCommands:
 
     def test_an_attempt_is_counted_from_the_partition_before_it(self) -> None:
         granted = m.BudgetReserved(job_id="j", partition=3, lease_id="l7", amount=500)
-        command = commands.generate_partition(granted, {**PART, "attempt": 1}, SPEC, "k", 9)
+        plan = JobPlan(SPEC, "k", 9, 100, Stratify(stratify="topic"))
+        command = commands.generate_partition(granted, {**PART, "attempt": 1}, plan)
         assert (command.message_id, command.attempt) == ("generate-l7", 2)
         assert (command.start, command.end, command.lease_amount) == (30, 40, 500)
+        assert (command.seed_key, command.seed_count) == ("k", 9)
+        assert command.seed_sampling == Stratify(stratify="topic")
 
     def test_a_status_change_is_named_after_the_job_and_its_new_status(self) -> None:
         before = {"_id": "j", "owner": "o", "status": "RUNNING"}

@@ -61,6 +61,7 @@ def job_document(
         "output_format": submit.output_format.value,
         "partition_size": submit.partition_size,
         "priority": submit.priority,
+        "seed_sampling": _dump(submit.seed_sampling),
         "status": JobStatus.QUEUED.value,
         "created_at": now,
         "updated_at": now,
@@ -74,6 +75,10 @@ def job_document(
         "export": None,
         "submit_published": submit_published,
     }
+
+
+def _dump(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
 def export_status(job: Doc) -> ExportStatus | None:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from palette.common.samplers import SeedSampling
 from palette.common.templates import TemplateSpec
 
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -121,6 +122,12 @@ class SubmitJob(Message):
         description="Records per partition; null: PALETTE_SCHEDULER_PARTITION_SIZE.",
     )
     priority: int = Field(default=0, ge=0, le=9)
+    seed_sampling: SeedSampling = Field(
+        default="uniform",
+        description='Which seed record each record draws: "uniform" (with replacement), '
+        '"shuffle" (every seed once per epoch) or {"stratify": FIELD} (balanced across the '
+        "field's values).",
+    )
 
 
 class CancelJob(Message):
@@ -153,6 +160,7 @@ class GeneratePartition(Message):
     template: TemplateSpec
     seed_key: str
     seed_count: PosInt
+    seed_sampling: SeedSampling = "uniform"
     part_size: PosInt | None = Field(
         None,
         description="Not read any more: generators use their own PALETTE_GENERATOR_PART_SIZE. "
@@ -370,6 +378,9 @@ class PreviewRecord(Message):
     seed: dict[str, Any]
     max_cost: PosInt
     deadline: datetime
+    variables: dict[str, Any] = Field(
+        default_factory=dict, description="The record's draws of the template's variables."
+    )
 
 
 class StepPreview(BaseModel):

@@ -21,6 +21,7 @@ from jinja2.exceptions import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palette.common.draws import seeded_draws
+from palette.common.samplers import MAX_VARIABLES, VARIABLE_NAME, Sampler, seed_fields
 from palette.common.sandbox import (
     MAX_RENDER_CHARS,
     LimitedSandbox,
@@ -50,6 +51,8 @@ MAX_STEPS = 10
 MAX_PROMPT_CHARS = 100_000
 DEFAULT_RENDER_SECONDS = 1.0
 MAX_TEMPLATE_DEPTH = 40
+VARS = "vars"
+"""The name under which a step reads the record's variables."""
 
 
 class Step(BaseModel):
@@ -66,11 +69,20 @@ class Step(BaseModel):
 
 
 class TemplateSpec(BaseModel):
-    """An ordered list of 1..10 steps with unique ids."""
+    """An ordered list of 1..10 steps with unique ids, and the variables drawn per record."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     steps: Annotated[tuple[Step, ...], Field(min_length=1, max_length=MAX_STEPS)]
+    variables: Annotated[
+        dict[Annotated[str, Field(pattern=VARIABLE_NAME)], Sampler],
+        Field(
+            default_factory=dict,
+            max_length=MAX_VARIABLES,
+            description="Samplers drawn per record (``palette.common.samplers``), read as "
+            "``{{ vars.NAME }}``.",
+        ),
+    ]
 
     @model_validator(mode="after")
     def _unique_ids(self) -> TemplateSpec:
@@ -190,9 +202,11 @@ def analyse(template: TemplateSpec) -> list[str]:
     """Check every step and return the seed fields it needs as dotted paths.
 
     Raises TemplateError naming the step field for a syntax error, a reference
-    to a step that is not earlier, or nesting that is too deep.
+    to a step that is not earlier or to a variable the template does not
+    declare, or nesting that is too deep. The seed fields the variables sample
+    are requirements too.
     """
-    requirements: set[str] = set()
+    requirements: set[str] = set(seed_fields(template.variables))
     earlier: set[str] = set()
     for index, step in enumerate(template.steps):
         for name in ("prompt", "system"):
@@ -208,11 +222,24 @@ def analyse(template: TemplateSpec) -> list[str]:
                         raise TemplateError(
                             field, f"steps.{path[1]}.output is not the output of an earlier step"
                         )
+                elif path[0] == VARS:
+                    _check_variable(field, path, template.variables)
                 else:
                     requirements.add(".".join(path))
         earlier.add(step.id)
     # A shorter path that is a prefix of a longer one adds nothing.
     return sorted(r for r in requirements if not any(o.startswith(r + ".") for o in requirements))
+
+
+def _check_variable(field: str, path: list[str], variables: Mapping[str, Any]) -> None:
+    """``vars.NAME`` must name a declared variable (a draw is a value: nothing below it)."""
+    if len(path) < 2:
+        raise TemplateError(field, "use vars.<name> to read a template variable")
+    if path[1] not in variables:
+        declared = ", ".join(sorted(variables)) or "none"
+        raise TemplateError(
+            field, f"vars.{path[1]} is not a variable of the template (declared: {declared})"
+        )
 
 
 _CHANCE_FILTERS = frozenset({"random"})
@@ -223,13 +250,14 @@ _CHANCE_FILTERS = frozenset({"random"})
 def renders_the_same(source: str) -> bool:
     """Whether two renders of ``source`` with the same variables give the same text.
 
-    False when the template draws by chance (the ``random`` filter); then each
-    record renders its own (with its own ``draws`` key).
+    False when the template draws by chance (the ``random`` filter) or reads
+    the record's variables (``vars``); then each record renders its own.
     """
-    for node in _parse(source, "template").find_all(nodes.Filter):
+    ast = _parse(source, "template")
+    for node in ast.find_all(nodes.Filter):
         if node.name in _CHANCE_FILTERS:
             return False
-    return True
+    return not any(node.name == VARS for node in ast.find_all(nodes.Name))
 
 
 def missing_fields(record: Mapping[str, Any], requirements: list[str]) -> list[str]:
@@ -304,8 +332,16 @@ def _draws_key(draws: str | None, field: str) -> str | None:
     return None if draws is None else f"{draws}/{field}"
 
 
-def step_context(seed: Mapping[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:
-    """The variables a step sees: the seed's fields and earlier outputs."""
+def step_context(
+    seed: Mapping[str, Any],
+    outputs: Mapping[str, str],
+    variables: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The variables a step sees: the seed's fields, earlier outputs and the record's draws.
+
+    ``steps`` and ``vars`` are the template's, whatever the seed has under those names.
+    """
     context = dict(seed)
     context["steps"] = {step_id: {"output": text} for step_id, text in outputs.items()}
+    context[VARS] = dict(variables or {})
     return context

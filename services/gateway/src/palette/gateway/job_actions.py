@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from palette.common.clients import is_missing
 from palette.common.keys import seed_prefix
 from palette.common.messages import CancelJob, DeleteJob
+from palette.common.samplers import Stratify
 from palette.common.seeds import SeedError
 from palette.common.tracing import traceparent
 from palette.gateway import outbox
@@ -108,7 +109,10 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
             f"template {data.template_id!r} uses unpriced models: {problems}",
             errors=[field_error("template_id", e["problem"], step=e["field"]) for e in unpriced],
         )
-    await check_seed(runtime, owner, data.seed_key, list(template.get("schema_requirements", [])))
+    requirements = list(template.get("schema_requirements", []))
+    if isinstance(data.seed_sampling, Stratify) and data.seed_sampling.stratify not in requirements:
+        requirements.append(data.seed_sampling.stratify)
+    await check_seed(runtime, owner, data.seed_key, requirements)
     active = await runtime.repository.count_active_jobs(owner)
     if active >= settings.max_active_jobs:
         raise Problem(

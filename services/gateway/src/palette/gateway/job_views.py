@@ -51,6 +51,7 @@ _SUBMITTED = {
     "output_format",
     "partition_size",
     "priority",
+    "seed_sampling",
 }
 """Fields of ``POST /jobs`` that its ``SubmitJob`` carries as they are."""
 
@@ -84,13 +85,20 @@ def new_job_document(
         occurred_at=now,
         job_id=job_id,
         owner=owner,
-        template=TemplateSpec.model_validate({"steps": template["steps"]}),
+        template=template_spec(template),
         template_id=template["template_id"],
         template_version=template["version"],
         **request.model_dump(include=_SUBMITTED),
     )
     requirements = list(template.get("schema_requirements", []))
     return job_document(submit, schema_requirements=requirements, now=now, submit_published=False)
+
+
+def template_spec(template: Document) -> TemplateSpec:
+    """The steps and variables of a stored template version."""
+    return TemplateSpec.model_validate(
+        {"steps": template["steps"], "variables": template.get("variables") or {}}
+    )
 
 
 def submit_message(job: Document) -> SubmitJob:
@@ -110,6 +118,7 @@ def submit_message(job: Document) -> SubmitJob:
         output_format=OutputFormat(job["output_format"]),
         partition_size=job.get("partition_size"),
         priority=job.get("priority", 0),
+        seed_sampling=job.get("seed_sampling") or "uniform",
     )
 
 

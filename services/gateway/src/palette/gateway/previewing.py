@@ -36,7 +36,11 @@ def _render(source: str, context: dict[str, Any], field: str, seconds: float) ->
 
 
 def preview_steps(
-    spec: TemplateSpec, seed: dict[str, Any], pricing: PricingTable, seconds: float = 1.0
+    spec: TemplateSpec,
+    seed: dict[str, Any],
+    pricing: PricingTable,
+    seconds: float = 1.0,
+    variables: dict[str, Any] | None = None,
 ) -> tuple[list[StepPreviewView], int]:
     """Each step's rendered prompt, input bound and worst case; and the record's worst case.
 
@@ -53,7 +57,7 @@ def preview_steps(
     slices = time_slices(seconds)
     for k, step in enumerate(spec.steps):
         earlier = {s.id: sentinels[s.id] for s in spec.steps[:k]}
-        context = step_context(seed, earlier)
+        context = step_context(seed, earlier, variables)
         prompt = _render(step.prompt, context, f"steps[{k}].prompt", next(slices))
         system = (
             _render(step.system, context, f"steps[{k}].system", next(slices))

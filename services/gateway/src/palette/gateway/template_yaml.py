@@ -36,6 +36,8 @@ def to_yaml(doc: dict[str, Any]) -> str:
         "public": bool(doc.get("public", False)),
         "steps": steps,
     }
+    if doc.get("variables"):
+        body["variables"] = doc["variables"]
     header = (
         f"# Plot Palette template {doc['template_id']} version {doc['version']}\n"
         f"# Seed fields it needs: {', '.join(doc.get('schema_requirements', [])) or 'none'}\n"

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from palette.common.pricing import PricingTable, UnknownModelError
+from palette.common.samplers import probe_variables
 from palette.common.templates import (
     RenderLimitError,
     SandboxError,
@@ -100,7 +101,7 @@ def trial_render(spec: TemplateSpec, requirements: list[str], seconds: float) ->
     outputs: dict[str, str] = {}
     slices = time_slices(seconds)
     for index, step in enumerate(spec.steps):
-        context = step_context(seed, outputs)
+        context = step_context(seed, outputs, probe_variables(spec.variables))
         for name in ("prompt", "system"):
             source = getattr(step, name)
             if source is None:
@@ -142,7 +143,9 @@ def check_template(
     if errors:
         raise _invalid(errors)
     try:
-        spec = TemplateSpec.model_validate({"steps": [s.model_dump() for s in request.steps]})
+        spec = TemplateSpec.model_validate(
+            {"steps": [s.model_dump() for s in request.steps], "variables": request.variables}
+        )
         requirements = analyse(spec)
     except ValidationError as exc:
         raise _invalid(errors_from_pydantic(exc)) from exc
@@ -171,6 +174,7 @@ def template_document(
         "name": request.name,
         "public": request.public,
         "steps": [step.model_dump() for step in spec.steps],
+        "variables": {name: s.model_dump(mode="json") for name, s in spec.variables.items()},
         "schema_requirements": requirements,
         "created_at": now,
     }
@@ -188,6 +192,7 @@ def copy_document(
         "name": name or source["name"],
         "public": False,
         "steps": [dict(step) for step in source["steps"]],
+        "variables": dict(source.get("variables") or {}),
         "schema_requirements": list(source.get("schema_requirements", [])),
         "forked_from": template_id_of(source["template_id"], int(source["version"])),
         "created_at": now,
@@ -203,6 +208,7 @@ def template_view(doc: Document, owner: str | None = None) -> TemplateView:
         public=bool(doc.get("public", False)),
         owned=owner is None or doc.get("owner") == owner,
         steps=[StepOut.model_validate(step) for step in doc["steps"]],
+        variables=doc.get("variables") or {},
         schema_requirements=list(doc.get("schema_requirements", [])),
         forked_from=doc.get("forked_from"),
         created_at=doc["created_at"],

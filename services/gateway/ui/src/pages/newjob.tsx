@@ -32,6 +32,8 @@ export function NewJobPage() {
   const [records, setRecords] = useState(100);
   const [budget, setBudget] = useState("1.00");
   const [format, setFormat] = useState<OutputFormat>("jsonl");
+  const [sampling, setSampling] = useState<"uniform" | "shuffle" | "stratify">("uniform");
+  const [stratifyField, setStratifyField] = useState("");
   const [runSample, setRunSample] = useState(false);
   const [preview, setPreview] = useState<Preview | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -130,6 +132,7 @@ export function NewJobPage() {
             budget_usd: budget.trim() as unknown as number,
             output_format: format,
             priority: 0,
+            seed_sampling: sampling === "stratify" ? { stratify: stratifyField.trim() } : sampling,
           },
         }),
       );
@@ -238,6 +241,36 @@ export function NewJobPage() {
               ))}
             </select>
           </label>
+        </div>
+        <div class="grid">
+          <label>
+            Seed sampling
+            <select
+              name="seed-sampling"
+              value={sampling}
+              onChange={(e) => setSampling(e.currentTarget.value as typeof sampling)}
+              aria-describedby="sampling-help"
+            >
+              <option value="uniform">At random (uniform)</option>
+              <option value="shuffle">Every seed once per pass (shuffle)</option>
+              <option value="stratify">Balanced across a field (stratify)</option>
+            </select>
+            <small id="sampling-help">Which seed record each record is made from.</small>
+          </label>
+          {sampling === "stratify" && (
+            <label>
+              Field to balance
+              <input
+                name="stratify-field"
+                required
+                placeholder="e.g. topic or persona.role"
+                value={stratifyField}
+                onInput={(e) => setStratifyField(e.currentTarget.value)}
+                aria-describedby="stratify-problem"
+              />
+              <FieldNote error={error} fields={["seed_sampling", "seed_key"]} id="stratify-problem" />
+            </label>
+          )}
         </div>
         <fieldset>
           <label>

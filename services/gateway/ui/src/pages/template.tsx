@@ -33,7 +33,7 @@ const STARTER = {
 };
 
 function editable(t: Template): Record<string, unknown> {
-  return {
+  const body: Record<string, unknown> = {
     name: t.name,
     public: t.public,
     steps: t.steps.map((s) => {
@@ -44,6 +44,9 @@ function editable(t: Template): Record<string, unknown> {
       return step;
     }),
   };
+  // Variables (samplers read as {{ vars.NAME }}) go with the steps into a new version.
+  if (t.variables && Object.keys(t.variables).length) body.variables = t.variables;
+  return body;
 }
 
 function serialize(body: unknown, language: Language): string {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -113,6 +114,7 @@ def write_dataset(
     batch_rows: int,
     part_bytes: int,
     key: str | None = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """Stream every part in key order, and the incomplete records, into the export object.
 
@@ -120,9 +122,10 @@ def write_dataset(
     ``num_records``): from its part, else from its incomplete object, in index
     order. Memory holds ``READ_AHEAD_PARTS`` parts and as many incomplete
     records, one batch of rows and one upload part. ``key`` is the job's
-    export key unless given (a snapshot writes elsewhere).
+    export key unless given (a snapshot writes elsewhere). ``variables``: the
+    template's, a column each after the steps'.
     """
-    plan = ColumnPlan(steps)
+    plan = ColumnPlan(steps, variables)
     result = ExportResult(key or keys.export_key(job_id, fmt))
     sink = storage.upload(result.key, part_bytes, CONTENT_TYPES[fmt])
     incomplete = IncompleteRecords(
@@ -169,6 +172,7 @@ async def write_job_dataset(
         batch_rows=rt.settings.export_batch_rows,
         part_bytes=rt.settings.export_part_bytes,
         key=key,
+        variables=info.template.variables,
     )
 
 

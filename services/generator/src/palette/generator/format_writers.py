@@ -10,7 +10,7 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from palette.common.keys import record_id
 from palette.common.messages import OutputFormat
+from palette.common.samplers import CategorySampler, FloatSampler, IntSampler
 from palette.common.templates import Step
 from palette.generator.records import FinishedRecord
 
@@ -60,7 +61,7 @@ class ColumnPlan:
     suffix keeps every column name unique.
     """
 
-    def __init__(self, steps: Sequence[Step]) -> None:
+    def __init__(self, steps: Sequence[Step], variables: Mapping[str, Any] | None = None) -> None:
         taken = set(FIXED)
         meta_names = {f"{s.id}_{suffix}" for s in steps for suffix in _META}
 
@@ -83,6 +84,10 @@ class ColumnPlan:
             )
             for s, out in zip(steps, outputs, strict=True)
         ]
+        self.variables = [
+            (name, unique(f"{VARS_PREFIX}{name}", set()), variable_type(sampler))
+            for name, sampler in (variables or {}).items()
+        ]
 
     @property
     def names(self) -> list[str]:
@@ -90,7 +95,7 @@ class ColumnPlan:
         names = [*FIXED, *(s.output for s in self.steps)]
         for s in self.steps:
             names += [s.model, s.input_tokens, s.output_tokens]
-        return names
+        return names + [column for _, column, _ in self.variables]
 
     def schema(self) -> pa.Schema:
         """The Arrow schema: strings, int64 indices and token counts."""
@@ -107,6 +112,7 @@ class ColumnPlan:
                 pa.field(s.input_tokens, pa.int64()),
                 pa.field(s.output_tokens, pa.int64()),
             ]
+        fields += [pa.field(column, kind) for _, column, kind in self.variables]
         return pa.schema(fields)
 
     def row(self, job_id: str, record: FinishedRecord) -> dict[str, Any]:
@@ -124,10 +130,40 @@ class ColumnPlan:
             row[s.model] = record.models.get(s.step_id)
             row[s.input_tokens] = usage[0] if usage else None
             row[s.output_tokens] = usage[1] if usage else None
+        for name, column, kind in self.variables:
+            row[column] = _typed(record.variables.get(name), kind)
         return row
 
 
 _META = ("model", "input_tokens", "output_tokens")
+VARS_PREFIX = "vars."
+"""A template variable's column: ``vars.<name>`` (after the steps' columns)."""
+
+
+def variable_type(sampler: Any) -> pa.DataType:
+    """The column type of a variable's draws: the sampler's, else string."""
+    if isinstance(sampler, IntSampler):
+        return pa.int64()
+    if isinstance(sampler, FloatSampler):
+        return pa.float64()
+    if isinstance(sampler, CategorySampler):
+        kinds = {type(v) for v in sampler.values}
+        if kinds == {bool}:
+            return pa.bool_()
+        if kinds == {int}:
+            return pa.int64()
+        if kinds <= {int, float}:
+            return pa.float64()
+    return pa.string()
+
+
+def _typed(value: Any, kind: pa.DataType) -> Any:
+    """A draw as its column holds it (a seed value that is not a string, as text)."""
+    if value is None or kind != pa.string() or isinstance(value, str):
+        return float(value) if kind == pa.float64() and value is not None else value
+    return json.dumps(value)
+
+
 FIXED = ("id", "index", "seed_index", "complete")
 
 

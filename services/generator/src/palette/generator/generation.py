@@ -22,7 +22,6 @@ from typing import Any
 
 import structlog
 
-from palette.common import seeds
 from palette.common.estimates import record_worst_case, rendered_call_worst_case, seed_bytes
 from palette.common.templates import Step, TemplateError, step_context
 from palette.generator.bedrock import ModelCallError
@@ -73,22 +72,26 @@ def record_draws(job_id: str, index: int) -> str:
 
 
 async def seed_problem(
-    renderer: Renderer, steps: Sequence[Step], seed: dict[str, Any]
+    renderer: Renderer,
+    steps: Sequence[Step],
+    seed: dict[str, Any],
+    variables: dict[str, Any] | None = None,
 ) -> tuple[str | None, FirstStep | None]:
     """Why rendering would fail for this seed, found before any call (None if fine).
 
     The first step renders exactly as it will (its texts are returned for the
     records that draw this seed); later steps render with empty earlier
     outputs, and only a top-level name the seed lacks counts there (other
-    errors may depend on what the model answers).
+    errors may depend on what the model answers). ``variables``: the draws of
+    a record that draws this seed (a first step that reads them is not reused).
     """
     try:
-        first = await render_step(renderer, steps[0], 0, step_context(seed, {}))
+        first = await render_step(renderer, steps[0], 0, step_context(seed, {}, variables))
     except TemplateError as exc:
         return str(exc), None
     outputs = {steps[0].id: ""}
     for k, step in enumerate(steps[1:], start=1):
-        context = step_context(seed, outputs)
+        context = step_context(seed, outputs, variables)
         for name, source in (("prompt", step.prompt), ("system", step.system)):
             if not source:
                 continue
@@ -142,7 +145,7 @@ async def generate(
 
     async def work() -> None:
         for index in pending:
-            seed_pos = seeds.seed_index(msg.job_id, index, msg.seed_count)
+            seed_pos = state.draws.position(index)
             seed = chosen[seed_pos]
             estimate = record_worst_case(
                 msg.template.steps, state.prices, seed_bytes(seed), observed=state.observed
@@ -242,7 +245,7 @@ async def run_record(
     """
     steps = state.msg.template.steps
     prior = state.partial.get(index)
-    record = prior.resumed() if prior else FinishedRecord(index=index, seed_index=seed_pos)
+    record = prior.resumed() if prior else state.draws.record(index, seed_pos)
     known: dict[str, int] = {}
     calls = ModelCalls(state, index)
     draws = record_draws(state.msg.job_id, index)
@@ -254,7 +257,7 @@ async def run_record(
             if k == 0 and first is not None:
                 prompt, system = first  # rendered when the seed was checked
             else:
-                context = step_context(seed, record.outputs)
+                context = step_context(seed, record.outputs, record.variables)
                 prompt, system = await render_step(state.rt.renderer, step, k, context, draws)
             worst = rendered_call_worst_case(
                 state.prices[step.model], prompt, system, step.max_tokens

@@ -38,6 +38,7 @@ from palette.generator.generation import generate, seed_problem
 from palette.generator.incomplete import drop_completed, keep_incomplete, read_partial
 from palette.generator.records import FinishedRecord, PartMeta, encode_part
 from palette.generator.runtime import GeneratorRuntime, Publish
+from palette.generator.seed_draws import load_draws
 from palette.generator.state import AttemptState, PublishFailedError
 from palette.generator.usage import UsageTally
 
@@ -175,9 +176,12 @@ async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[
     any model call, rather than after its earlier steps were paid for.
     """
     msg = state.msg
-    wanted = {seeds.seed_index(msg.job_id, i, msg.seed_count) for i in missing}
     try:
-        chosen = await asyncio.to_thread(state.rt.storage.read_seeds, msg.seed_key, wanted)
+        state.draws = draws = await load_draws(state.rt.storage, msg)
+        drawn_by: dict[int, int] = {}  # seed position -> the first record that draws it
+        for i in missing:
+            drawn_by.setdefault(draws.position(i), i)
+        chosen = await asyncio.to_thread(state.rt.storage.read_seeds, msg.seed_key, set(drawn_by))
     except seeds.SeedError as exc:
         state.fail(f"cannot read the seed file {msg.seed_key}: {exc}", retryable=False)
         return None
@@ -189,7 +193,12 @@ async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[
     kept = 0
     for position in sorted(chosen):
         await asyncio.sleep(0)  # many fast renders in a row: let the loop run between seeds
-        problem, first = await seed_problem(state.rt.renderer, msg.template.steps, chosen[position])
+        problem, first = await seed_problem(
+            state.rt.renderer,
+            msg.template.steps,
+            chosen[position],
+            draws.variables(drawn_by[position]),
+        )
         if problem is not None:
             state.fail(f"seed record {position}: {problem}", retryable=False)
             return None

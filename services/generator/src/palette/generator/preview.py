@@ -79,7 +79,7 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
     spent = 0
     try:
         for k, step in enumerate(msg.template.steps):
-            context = step_context(msg.seed, outputs)
+            context = step_context(msg.seed, outputs, msg.variables)
             prompt, system = await render_step(rt.renderer, step, k, context)
             price = rt.pricing.price(step.model)
             worst = rendered_call_worst_case(price, prompt, system, step.max_tokens)

@@ -34,10 +34,12 @@ class FinishedRecord:
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)
     complete: bool = True
     carried: frozenset[str] = frozenset()
+    variables: dict[str, Any] = field(default_factory=dict)
+    """The template's variables as this record drew them (``vars`` of a part line)."""
 
     def line(self, job_id: str) -> dict[str, Any]:
-        """The record as a part line object."""
-        return {
+        """The record as a part line object (``vars`` only when the template has variables)."""
+        line = {
             "id": record_id(job_id, self.index),
             "index": self.index,
             "seed_index": self.seed_index,
@@ -46,6 +48,9 @@ class FinishedRecord:
             "models": self.models,
             "usage": {step: [i, o] for step, (i, o) in self.usage.items()},
         }
+        if self.variables:
+            line["vars"] = self.variables
+        return line
 
     def tally(self) -> UsageTally:
         """This attempt's usage of the record as a tally (one call per step, carried ones not)."""
@@ -64,6 +69,7 @@ class FinishedRecord:
             models=dict(self.models),
             usage=dict(self.usage),
             carried=frozenset(self.outputs),
+            variables=dict(self.variables),
         )
 
     @property
@@ -86,6 +92,9 @@ class FinishedRecord:
         complete = obj.get("complete", True)  # parts written before the field was: complete
         if not isinstance(complete, bool):
             raise ValueError("complete of a part line must be true or false")
+        variables = obj.get("vars", {})
+        if not isinstance(variables, dict):
+            raise ValueError("vars of a part line must be an object")
         pairs: dict[str, tuple[int, int]] = {}
         for step, value in usage.items():
             if not (isinstance(value, list) and len(value) == 2):
@@ -98,6 +107,7 @@ class FinishedRecord:
             models={str(k): str(v) for k, v in models.items()},
             usage=pairs,
             complete=complete,
+            variables={str(k): v for k, v in variables.items()},
         )
 
 

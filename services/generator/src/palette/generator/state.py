@@ -12,6 +12,7 @@ from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
 from palette.generator.records import FinishedRecord
 from palette.generator.runtime import GeneratorRuntime, Publish
+from palette.generator.seed_draws import SeedDraws
 from palette.generator.usage import RetryTally, UsageTally
 
 log = structlog.get_logger("palette.generator.partition")
@@ -53,10 +54,15 @@ class AttemptState:
     """Largest worst case seen per step."""
     number: int = 0
     """The attempt's place among this process's attempts: its calls' priority."""
+    draws: SeedDraws = field(init=False)
+    """Which seed each record draws, and its variables (``seed_draws.load_draws``)."""
     first_steps: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     """Seed position -> its first step's rendered prompt and system text."""
     partial: dict[int, FinishedRecord] = field(default_factory=dict)
     """Incomplete records of the range an earlier attempt paid for: resumed, not redone."""
+
+    def __post_init__(self) -> None:
+        self.draws = SeedDraws(self.msg, None)
 
     def count_retries(self, *, throttled: int = 0, retried: int = 0) -> None:
         """Count call attempts refused for quota, and attempts made again."""

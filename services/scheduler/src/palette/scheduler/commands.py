@@ -8,12 +8,15 @@ message and its consumer applies it once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from palette.common import messages as m
 from palette.common.job_document import job_document
-from palette.common.templates import TemplateError, TemplateSpec, analyse
+from palette.common.templates import TemplateError, analyse
 from palette.scheduler.partitioning import lease_request
+
+if TYPE_CHECKING:
+    from palette.scheduler.lifecycle import JobPlan
 
 Doc = dict[str, Any]
 
@@ -47,9 +50,7 @@ def reserve_budget(job_id: str, part: Doc, record_estimate: int) -> m.ReserveBud
     )
 
 
-def generate_partition(
-    msg: m.BudgetReserved, part: Doc, template: TemplateSpec, seed_key: str, seed_count: int
-) -> m.GeneratePartition:
+def generate_partition(msg: m.BudgetReserved, part: Doc, plan: JobPlan) -> m.GeneratePartition:
     """The command of a partition's attempt under the lease ``msg`` granted.
 
     ``part`` is the partition as it was before the attempt was counted.
@@ -63,9 +64,10 @@ def generate_partition(
         end=part["end"],
         lease_id=msg.lease_id,
         lease_amount=msg.amount,
-        template=template,
-        seed_key=seed_key,
-        seed_count=seed_count,
+        template=plan.template,
+        seed_key=plan.seed_key,
+        seed_count=plan.seed_count,
+        seed_sampling=plan.seed_sampling,
     )
 
 

@@ -112,9 +112,7 @@ class PartitionDispatch(ABC):
             if await self.repo.job(msg.job_id) is None:
                 return  # the job is gone
             raise RuntimeError(f"job {msg.job_id} is not started yet")  # redelivered later
-        command = commands.generate_partition(
-            msg, before, plan.template, plan.seed_key, plan.seed_count
-        )
+        command = commands.generate_partition(msg, before, plan)
         await publish(self.broker, command)
 
     async def denied(self, msg: m.BudgetDenied) -> None:

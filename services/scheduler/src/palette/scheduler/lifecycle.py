@@ -16,12 +16,14 @@ from typing import Any
 import structlog
 from cachetools import LRUCache
 from faststream.rabbit import RabbitBroker
+from pydantic import TypeAdapter
 
 from palette.common import failpoints
 from palette.common import messages as m
 from palette.common.broker import publish
 from palette.common.job_document import ExportStatus, export_status
 from palette.common.pricing import PricingTable, UnknownModelError
+from palette.common.samplers import SeedSampling
 from palette.common.seeds import SeedError
 from palette.common.templates import TemplateError, TemplateSpec, analyse
 from palette.scheduler import commands
@@ -39,6 +41,9 @@ PLAN_CHARS_KEPT = 8_000_000
 """Characters of template text the kept plans may hold in all (a template may have 2 M)."""
 
 
+SEED_SAMPLING: TypeAdapter[SeedSampling] = TypeAdapter(SeedSampling)
+
+
 @dataclass(frozen=True, slots=True)
 class JobPlan:
     """What a started job's partitions are made of; fixed once the job runs."""
@@ -47,6 +52,7 @@ class JobPlan:
     seed_key: str
     seed_count: int
     record_estimate: int
+    seed_sampling: SeedSampling = "uniform"
 
     @property
     def chars(self) -> int:
@@ -98,6 +104,7 @@ class Scheduler(PartitionDispatch):
             seed_key=job["seed_key"],
             seed_count=int(job["seed_count"]),
             record_estimate=int(job["record_estimate"]),
+            seed_sampling=SEED_SAMPLING.validate_python(job.get("seed_sampling") or "uniform"),
         )
         if job_id in self._plans:  # another message of the job read it meanwhile
             return self._plans[job_id]

@@ -17,9 +17,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from palette.common.messages import PreviewRecord, PreviewResult, utcnow
 from palette.common.money import usd_string, usd_to_picos
 from palette.common.pricing import UnknownModelError
+from palette.common.samplers import preview_variables
 from palette.common.templates import TemplateError, TemplateSpec, missing_fields
 from palette.gateway.controllers.templates import Version, store_new, visible_template
 from palette.gateway.estimating import SampleRun, job_estimate
+from palette.gateway.job_views import template_spec
 from palette.gateway.openapi import problems
 from palette.gateway.ports import GatewayRuntime
 from palette.gateway.preview_budget import release, reserve_previews
@@ -46,16 +48,36 @@ class YamlBodyOperation(Operation):
 
 
 def _rendered(
-    spec: TemplateSpec, seed: dict[str, Any], runtime: GatewayRuntime, name: str = "seed"
+    spec: TemplateSpec,
+    seed: dict[str, Any],
+    runtime: GatewayRuntime,
+    name: str = "seed",
+    variables: dict[str, Any] | None = None,
 ) -> tuple[list[StepPreviewView], int]:
+    seconds = runtime.settings.template_render_seconds
     try:
-        return preview_steps(spec, seed, runtime.pricing, runtime.settings.template_render_seconds)
+        return preview_steps(spec, seed, runtime.pricing, seconds, variables)
     except TemplateError as exc:
         if name != "seed":
             raise invalid(name, f"{exc.field}: {exc.problem}") from None
         raise invalid(exc.field, exc.problem) from None
     except UnknownModelError as exc:
         raise invalid("template_id", str(exc)) from None
+
+
+def _render_records(
+    spec: TemplateSpec, seeds: list[tuple[str, dict[str, Any]]], runtime: GatewayRuntime
+) -> tuple[list[dict[str, Any]], list[StepPreviewView], list[int]]:
+    """Each record's draws, the first record's steps, and each record's worst case."""
+    try:
+        drawn = preview_variables(spec.variables, [s for _, s in seeds])
+    except ValueError as exc:
+        raise invalid("seed", str(exc)) from None
+    steps, worst = _rendered(spec, seeds[0][1], runtime, variables=drawn[0])
+    worsts = [worst] + [
+        _rendered(spec, s, runtime, n, drawn[k])[1] for k, (n, s) in enumerate(seeds) if k
+    ]
+    return drawn, steps, worsts
 
 
 def _seeds(data: PreviewRequest) -> list[tuple[str, dict[str, Any]]]:
@@ -94,7 +116,7 @@ async def _run(
     owner: str,
     template_id: str,
     spec: TemplateSpec,
-    seeds: list[dict[str, Any]],
+    seeds: list[tuple[dict[str, Any], dict[str, Any]]],
     worsts: list[int],
 ) -> list[PreviewResult]:
     """Run the records one after another, every worst case reserved before the first runs."""
@@ -105,12 +127,13 @@ async def _run(
     deadlines = [start + timedelta(seconds=timeout * (k + 1)) for k in range(len(seeds))]
     preview_ids = await reserve_previews(runtime, owner, template_id, worsts, deadlines)
     results: list[PreviewResult] = []
-    for k, (seed, worst) in enumerate(zip(seeds, worsts, strict=True)):
+    for k, ((seed, variables), worst) in enumerate(zip(seeds, worsts, strict=True)):
         request = PreviewRecord(
             message_id=preview_ids[k],
             owner=owner,
             template=spec,
             seed=seed,
+            variables=variables,
             max_cost=worst,
             deadline=min(utcnow() + timedelta(seconds=timeout), deadlines[k]),
         )
@@ -192,9 +215,9 @@ class TemplateToolsController(Controller):
         doc = await visible_template(runtime, owner, template_id, version)
         seeds = _seeds(data)
         _check_seeds(seeds, list(doc.get("schema_requirements", [])))
-        spec = TemplateSpec.model_validate({"steps": doc["steps"]})
-        steps, worst = _rendered(spec, data.seed, runtime)
-        worsts = [worst] + [_rendered(spec, s, runtime, n)[1] for n, s in seeds[1:]]
+        spec = template_spec(doc)
+        drawn, steps, worsts = _render_records(spec, seeds, runtime)
+        worst = worsts[0]
         view = PreviewView(
             template_id=template_id,
             version=doc["version"],
@@ -206,7 +229,8 @@ class TemplateToolsController(Controller):
         if not run:
             return view
         _within_cap(runtime.settings, max(worsts))  # refused before any record is billed
-        results = await _run(runtime, owner, template_id, spec, [s for _, s in seeds], worsts)
+        records = [(s, drawn[k]) for k, (_, s) in enumerate(seeds)]
+        results = await _run(runtime, owner, template_id, spec, records, worsts)
         sample = SampleRun()
         for (name, _), record in zip(seeds, results, strict=True):
             sample = sample.add(name, record.cost, record.error)

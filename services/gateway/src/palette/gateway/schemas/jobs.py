@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from palette.common.messages import MAX_RECORDS, JobStatus, OutputFormat
+from palette.common.samplers import SeedSampling
 from palette.gateway.schemas.base import Cursor, Reply, Request, VersionNumber
 
 
@@ -30,6 +31,14 @@ class CreateJob(Request):
         "scheduler's `PALETTE_SCHEDULER_PARTITION_SIZE`.",
     )
     priority: Annotated[int, Field(ge=0, le=9)] = 0
+    seed_sampling: SeedSampling = Field(
+        "uniform",
+        description='Which seed record each record draws: `"uniform"` (at random, with '
+        'replacement), `"shuffle"` (every seed record once per pass over the file, in an '
+        'order of the job\'s own) or `{"stratify": "FIELD"}` (the field\'s values in turn, '
+        "so each is drawn as often as the others). The same record always draws the same.",
+        examples=["shuffle", {"stratify": "topic"}],
+    )
 
 
 class ExportView(Reply):

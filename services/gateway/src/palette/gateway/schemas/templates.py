@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from palette.common.messages import MAX_RECORDS
+from palette.common.samplers import MAX_VARIABLES, VARIABLE_NAME, Sampler
 from palette.common.templates import MAX_PROMPT_CHARS, MAX_STEPS, STEP_ID
 from palette.gateway.schemas.base import Cursor, Name, Reply, Request
 
@@ -30,11 +31,34 @@ class StepIn(Request):
     temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
 
 
+VARIABLES_DESCRIPTION = (
+    "Samplers drawn per record, read in prompts as `{{ vars.NAME }}`; the same record "
+    "always draws the same (from the job id and record index). Each is one of "
+    '`{"type": "category", "values": [...], "weights": [...]}` (weights optional), '
+    '`{"type": "int", "min": 1, "max": 10}`, `{"type": "float", "min": 0, "max": 1}`, '
+    '`{"type": "choice_from_seed", "field": "topic"}` (one of the seed file\'s distinct '
+    "values of the field)."
+)
+VARIABLES_EXAMPLE = {
+    "tone": {"type": "category", "values": ["formal", "casual"], "weights": [3, 1]},
+    "age": {"type": "int", "min": 18, "max": 80},
+}
+
+
 class CreateTemplate(Request):
     """Body of ``POST /templates`` and ``PUT /templates/{id}`` (a new version)."""
 
     name: Name
     steps: Annotated[list[StepIn], Field(min_length=1, max_length=MAX_STEPS)]
+    variables: Annotated[
+        dict[Annotated[str, Field(pattern=VARIABLE_NAME)], Sampler],
+        Field(
+            default_factory=dict,
+            max_length=MAX_VARIABLES,
+            description=VARIABLES_DESCRIPTION,
+            examples=[VARIABLES_EXAMPLE],
+        ),
+    ]
     public: bool = False
 
 
@@ -58,6 +82,9 @@ class TemplateView(Reply):
     public: bool
     owned: bool = Field(True, description="Whether the caller owns the template.")
     steps: list[StepOut]
+    variables: dict[str, Sampler] = Field(
+        default_factory=dict, description="The template's samplers (see `CreateTemplate`)."
+    )
     schema_requirements: list[str] = Field(
         description="Seed fields (dotted paths) every seed record must have."
     )
