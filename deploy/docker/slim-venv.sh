@@ -20,6 +20,9 @@
 #             back on). faker comes with litestar's polyfactory, which no service
 #             imports; Faker() still works whole.
 #   faststream  the Kafka, Confluent, NATS, Redis and MQTT brokers (RabbitMQ only).
+#   pygments  every lexer but Python's and JSON/YAML's (4 MB of 600 languages):
+#             rich, which the services load, highlights Python in tracebacks. Asking
+#             it to highlight another language fails (no lexer module); no service does.
 #   *.pyi     type stubs (read by type checkers, never at run time).
 #   *.so      debug symbols (strip --strip-unneeded; binutils is in the builder only).
 set -eu
@@ -61,6 +64,16 @@ fi
 for broker in kafka confluent nats redis mqtt; do
     rm -rf "$site/faststream/$broker"
 done
+
+lexers="$site/pygments/lexers"
+if [ -d "$lexers" ]; then
+    for file in "$lexers"/*.py; do
+        case $(basename "$file") in
+            __init__.py|_mapping.py|python.py|data.py) ;;
+            *) rm -f "$file" ;;
+        esac
+    done
+fi
 
 find "$site" -name '*.pyi' -type f -delete
 

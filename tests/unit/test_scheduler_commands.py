@@ -50,6 +50,9 @@ class TestCommands:
             incomplete=2,
             bytes=345,
             output_format=m.OutputFormat.CSV,
+            rejected=5,
+            rejected_reasons={"keep_if": 4, "duplicate": 1},
+            rejected_key="jobs/j/export/dataset.rejected.jsonl",
         )
         assert commands.written_export(done) == {
             "key": "jobs/j/export/dataset.csv",
@@ -57,4 +60,7 @@ class TestCommands:
             "incomplete": 2,
             "bytes": 345,
             "format": "csv",
+            "rejected": 5,
+            "rejected_reasons": {"keep_if": 4, "duplicate": 1},
+            "rejected_key": "jobs/j/export/dataset.rejected.jsonl",
         }

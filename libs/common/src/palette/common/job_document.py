@@ -62,6 +62,8 @@ def job_document(
         "partition_size": submit.partition_size,
         "priority": submit.priority,
         "seed_sampling": _dump(submit.seed_sampling),
+        "keep_if": submit.keep_if,
+        "dedup": _dump(submit.dedup),
         "status": JobStatus.QUEUED.value,
         "created_at": now,
         "updated_at": now,

@@ -61,6 +61,12 @@ def export_key(job_id: str, fmt: OutputFormat) -> str:
     return f"jobs/{job_id}/export/dataset.{fmt.value}"
 
 
+def rejected_key(dataset_key: str) -> str:
+    """Key of the rejected records beside a dataset (or a snapshot): JSONL, whatever its format."""
+    folder, _, name = dataset_key.rpartition("/")
+    return f"{folder}/{name.rsplit('.', 1)[0]}.rejected.jsonl"
+
+
 def mongo_field(name: str) -> str:
     """Encode a name (a model id has dots) for use as a MongoDB field name."""
     return name.replace("%", "%25").replace(".", "%2E").replace("$", "%24")

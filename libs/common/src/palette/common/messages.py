@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
 from palette.common.templates import TemplateSpec
 
@@ -122,6 +123,10 @@ class SubmitJob(Message):
         description="Records per partition; null: PALETTE_SCHEDULER_PARTITION_SIZE.",
     )
     priority: int = Field(default=0, ge=0, le=9)
+    keep_if: KeepIfExpression | None = None
+    dedup: Dedup | None = Field(
+        None, description="Duplicates of an earlier record (by index) are rejected."
+    )
     seed_sampling: SeedSampling = Field(
         default="uniform",
         description='Which seed record each record draws: "uniform" (with replacement), '
@@ -312,6 +317,15 @@ class ExportCompleted(Message):
     bytes: NonNegInt
     incomplete: NonNegInt = Field(
         0, description="Rows of records whose later steps never ran (`complete` false)."
+    )
+    rejected: NonNegInt = Field(
+        0, description="Complete records the job's keep_if or dedup left out of the file."
+    )
+    rejected_reasons: dict[str, NonNegInt] = Field(
+        default_factory=dict, description="Rejected records by reason: keep_if, duplicate."
+    )
+    rejected_key: str | None = Field(
+        None, description="The JSONL file of rejected records with their reasons (null: none)."
     )
 
 

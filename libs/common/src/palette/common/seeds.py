@@ -14,7 +14,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from typing import IO, Any
 
@@ -290,3 +290,17 @@ def pick_seeds(
         missing = sorted(want - set(found))[:5]
         raise SeedError(f"seed file has fewer records than expected (missing {missing})")
     return found
+
+
+def missing_fields(record: Mapping[str, Any], requirements: list[str]) -> list[str]:
+    """The required dotted paths a seed record does not have."""
+    missing = []
+    for path in requirements:
+        value: Any = record
+        for part in path.split("."):
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+            else:
+                missing.append(path)
+                break
+    return missing

@@ -41,7 +41,7 @@ __all__ = [
     "TemplateError",
     "TemplateSpec",
     "analyse",
-    "missing_fields",
+    "references",
     "render",
     "step_context",
 ]
@@ -198,6 +198,17 @@ def _references(ast: nodes.Template) -> list[list[str]]:
     return found
 
 
+def references(source: str, field: str) -> list[list[str]]:
+    """The dotted paths a template (or ``{{ expression }}``) reads from outside; checked."""
+    return _references(_parse(source, field))
+
+
+def compile_expression(source: str, field: str) -> Any:
+    """A sandboxed expression (a job's ``keep_if``), checked like a template's ``{{ }}``."""
+    _parse("{{ (" + source + ") }}", field)
+    return _ENV.compile_expression(source)
+
+
 def analyse(template: TemplateSpec) -> list[str]:
     """Check every step and return the seed fields it needs as dotted paths.
 
@@ -214,7 +225,7 @@ def analyse(template: TemplateSpec) -> list[str]:
             if source is None:
                 continue
             field = f"steps[{index}].{name}"
-            for path in _references(_parse(source, field)):
+            for path in references(source, field):
                 if path[0] == "steps":
                     if len(path) < 3 or path[2] != "output":
                         raise TemplateError(field, "use steps.<id>.output to refer to a step")
@@ -258,20 +269,6 @@ def renders_the_same(source: str) -> bool:
         if node.name in _CHANCE_FILTERS:
             return False
     return not any(node.name == VARS for node in ast.find_all(nodes.Name))
-
-
-def missing_fields(record: Mapping[str, Any], requirements: list[str]) -> list[str]:
-    """The required dotted paths a seed record does not have."""
-    missing = []
-    for path in requirements:
-        value: Any = record
-        for part in path.split("."):
-            if isinstance(value, Mapping) and part in value:
-                value = value[part]
-            else:
-                missing.append(path)
-                break
-    return missing
 
 
 _COMPILED: dict[str, Any] = {}

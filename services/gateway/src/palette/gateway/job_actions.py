@@ -19,14 +19,22 @@ import structlog
 from botocore.exceptions import ClientError
 from pymongo.errors import DuplicateKeyError
 
+from palette.common import record_filters
 from palette.common.clients import is_missing
 from palette.common.keys import seed_prefix
 from palette.common.messages import CancelJob, DeleteJob
 from palette.common.samplers import Stratify
 from palette.common.seeds import SeedError
+from palette.common.templates import TemplateError
 from palette.common.tracing import traceparent
 from palette.gateway import outbox
-from palette.gateway.job_views import decimal_string, new_job_document, now_ms, submit_message
+from palette.gateway.job_views import (
+    decimal_string,
+    new_job_document,
+    now_ms,
+    submit_message,
+    template_spec,
+)
 from palette.gateway.metrics import JOBS_CREATED
 from palette.gateway.ports import GatewayRuntime
 from palette.gateway.problems import Problem, field_error, invalid, not_found
@@ -109,6 +117,10 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
             f"template {data.template_id!r} uses unpriced models: {problems}",
             errors=[field_error("template_id", e["problem"], step=e["field"]) for e in unpriced],
         )
+    try:
+        record_filters.check(template_spec(template), data.keep_if, data.dedup)
+    except TemplateError as exc:
+        raise invalid(exc.field, exc.problem) from None
     requirements = list(template.get("schema_requirements", []))
     if isinstance(data.seed_sampling, Stratify) and data.seed_sampling.stratify not in requirements:
         requirements.append(data.seed_sampling.stratify)

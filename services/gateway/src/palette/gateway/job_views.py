@@ -52,6 +52,8 @@ _SUBMITTED = {
     "partition_size",
     "priority",
     "seed_sampling",
+    "keep_if",
+    "dedup",
 }
 """Fields of ``POST /jobs`` that its ``SubmitJob`` carries as they are."""
 
@@ -119,6 +121,8 @@ def submit_message(job: Document) -> SubmitJob:
         partition_size=job.get("partition_size"),
         priority=job.get("priority", 0),
         seed_sampling=job.get("seed_sampling") or "uniform",
+        keep_if=job.get("keep_if"),
+        dedup=job.get("dedup"),
     )
 
 
@@ -132,6 +136,8 @@ def _export(job: Document) -> ExportView | None:
         incomplete=int(export.get("incomplete") or 0),
         bytes=int(export["bytes"]),
         format=OutputFormat(export.get("format") or job["output_format"]),
+        rejected=int(export.get("rejected") or 0),
+        rejected_reasons=dict(export.get("rejected_reasons") or {}),
     )
 
 

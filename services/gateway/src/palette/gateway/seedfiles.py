@@ -18,10 +18,10 @@ from palette.common.seeds import (
     SeedFormat,
     count_records,
     format_from_name,
+    missing_fields,
     read_records,
     sniff_format,
 )
-from palette.common.templates import missing_fields
 
 MAX_FILENAME_CHARS = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -12,6 +12,7 @@ import structlog
 
 from palette.common import keys
 from palette.common import messages as m
+from palette.common.record_filters import RecordFilter
 from palette.common.templates import Step
 from palette.common.tracing import span
 from palette.generator.format_writers import (
@@ -23,7 +24,7 @@ from palette.generator.format_writers import (
 )
 from palette.generator.metrics import RECORDS_EXPORTED
 from palette.generator.records import FinishedRecord, decode_line
-from palette.generator.repository import ExportInfo
+from palette.generator.repository import ExportInfo, Filters
 from palette.generator.runtime import GeneratorRuntime, Publish
 from palette.generator.storage import Storage
 
@@ -51,6 +52,10 @@ class ExportResult:
     out_of_range: int = 0
     incomplete: int = 0
     """Rows of incomplete records (``complete`` false)."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Complete records not in the dataset, by reason (``keep_if``, ``duplicate``)."""
+    rejected_key: str | None = None
+    """Where the rejected records are (None: the job filters nothing)."""
 
 
 class IncompleteRecords:
@@ -87,21 +92,42 @@ class Rows:
     writer: RowWriter
     num_records: int
     result: ExportResult
+    keep: RecordFilter | None = None
+    rejected: RowWriter | None = None
     seen: Bitmap = field(init=False)
 
     def __post_init__(self) -> None:
         self.seen = Bitmap(self.num_records)
 
     def add(self, record: FinishedRecord) -> None:
-        """Write the record unless its index is out of range or written already."""
+        """Write the record unless its index is out of range or written already.
+
+        A complete record the job's filter rejects goes to the rejected rows with
+        its reason instead (records arrive in index order: the first of duplicates
+        is the one kept).
+        """
         if not 0 <= record.index < self.num_records:
             self.result.out_of_range += 1
         elif self.seen.add(record.index):
+            if record.complete and self.keep is not None and self._rejected(record):
+                return
             self.writer.write(self.plan.row(self.job_id, record))
             self.result.records += 1
             self.result.incomplete += not record.complete
         elif record.complete:  # an incomplete record made complete later is no duplicate
             self.result.duplicates += 1
+
+    def _rejected(self, record: FinishedRecord) -> bool:
+        assert self.keep is not None
+        assert self.rejected is not None
+        rejection = self.keep.rejection(record.index, record.outputs, record.variables)
+        if rejection is None:
+            return False
+        reason, detail = rejection
+        row = self.plan.row(self.job_id, record)
+        self.rejected.write({**row, "rejected_reason": reason, "rejected_detail": detail})
+        self.result.rejected[reason] = self.result.rejected.get(reason, 0) + 1
+        return True
 
 
 def write_dataset(
@@ -115,6 +141,7 @@ def write_dataset(
     part_bytes: int,
     key: str | None = None,
     variables: Mapping[str, Any] | None = None,
+    filters: Filters | None = None,
 ) -> ExportResult:
     """Stream every part in key order, and the incomplete records, into the export object.
 
@@ -123,35 +150,56 @@ def write_dataset(
     order. Memory holds ``READ_AHEAD_PARTS`` parts and as many incomplete
     records, one batch of rows and one upload part. ``key`` is the job's
     export key unless given (a snapshot writes elsewhere). ``variables``: the
-    template's, a column each after the steps'.
+    template's, a column each after the steps'. ``filters``: the job's
+    ``keep_if`` and ``dedup``; the records they reject are written as JSONL
+    beside the dataset (``keys.rejected_key``) with their reason.
     """
     plan = ColumnPlan(steps, variables)
     result = ExportResult(key or keys.export_key(job_id, fmt))
     sink = storage.upload(result.key, part_bytes, CONTENT_TYPES[fmt])
-    incomplete = IncompleteRecords(
-        storage.read_ahead(storage.incomplete_keys(job_id), READ_AHEAD_PARTS)
-    )
+    rejected_sink = None
+    if filters is not None and filters.active:
+        result.rejected_key = keys.rejected_key(result.key)
+        rejected_sink = storage.upload(
+            result.rejected_key, part_bytes, CONTENT_TYPES[m.OutputFormat.JSONL]
+        )
     try:
         rows = Rows(job_id, plan, make_writer(fmt, sink, plan, batch_rows), num_records, result)
-        for part, body in storage.read_ahead(storage.part_keys(job_id), READ_AHEAD_PARTS):
-            for record in incomplete.below(keys.part_start(part)):
-                rows.add(record)
-            for line_no, raw in enumerate(body.split(b"\n"), start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    record = decode_line(raw)
-                except ValueError as exc:
-                    raise ExportError(f"{part} line {line_no}: {exc}") from exc
-                rows.add(record)
-        for record in incomplete.below(None):
-            rows.add(record)
+        if rejected_sink is not None and filters is not None:
+            rows.keep = RecordFilter(filters.keep_if, filters.dedup)
+            rows.rejected = make_writer(m.OutputFormat.JSONL, rejected_sink, plan, batch_rows)
+        _add_every_record(storage, job_id, rows)
         rows.writer.close()
+        if rows.rejected is not None and rejected_sink is not None:
+            rows.rejected.close()
+            rejected_sink.finish()  # before the dataset: a dataset never lacks its rejected file
         result.bytes = sink.finish()
     except BaseException:
         sink.abort()
+        if rejected_sink is not None:
+            rejected_sink.abort()
         raise
     return result
+
+
+def _add_every_record(storage: Storage, job_id: str, rows: Rows) -> None:
+    """Hand every part's records and the incomplete ones to ``rows``, in index order."""
+    incomplete = IncompleteRecords(
+        storage.read_ahead(storage.incomplete_keys(job_id), READ_AHEAD_PARTS)
+    )
+    for part, body in storage.read_ahead(storage.part_keys(job_id), READ_AHEAD_PARTS):
+        for record in incomplete.below(keys.part_start(part)):
+            rows.add(record)
+        for line_no, raw in enumerate(body.split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = decode_line(raw)
+            except ValueError as exc:
+                raise ExportError(f"{part} line {line_no}: {exc}") from exc
+            rows.add(record)
+    for record in incomplete.below(None):
+        rows.add(record)
 
 
 async def write_job_dataset(
@@ -173,6 +221,7 @@ async def write_job_dataset(
         part_bytes=rt.settings.export_part_bytes,
         key=key,
         variables=info.template.variables,
+        filters=info.filters,
     )
 
 
@@ -216,6 +265,9 @@ async def run_export(msg: m.ExportJob, rt: GeneratorRuntime, publish: Publish) -
             records=result.records,
             incomplete=result.incomplete,
             bytes=result.bytes,
+            rejected=sum(result.rejected.values()),
+            rejected_reasons=result.rejected,
+            rejected_key=result.rejected_key,
         )
     )
     log.info(

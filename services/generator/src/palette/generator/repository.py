@@ -9,7 +9,21 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from palette.common.lease_view import lease_closed
 from palette.common.messages import JobStatus
+from palette.common.record_filters import Dedup
 from palette.common.templates import TemplateSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """A job's ``keep_if`` and ``dedup`` (``palette.common.record_filters``)."""
+
+    keep_if: str | None = None
+    dedup: Dedup | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the job rejects anything at all."""
+        return self.keep_if is not None or self.dedup is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +32,7 @@ class ExportInfo:
 
     num_records: int
     template: TemplateSpec
+    filters: Filters = Filters()
 
 
 class JobsRepository:
@@ -35,12 +50,15 @@ class JobsRepository:
 
     async def export_info(self, job_id: str) -> ExportInfo | None:
         """The job's record count and template snapshot, or None if no such job."""
-        doc = await self._jobs.find_one({"_id": job_id}, {"num_records": 1, "template": 1})
+        fields = {"num_records": 1, "template": 1, "keep_if": 1, "dedup": 1}
+        doc = await self._jobs.find_one({"_id": job_id}, fields)
         if doc is None:
             return None
+        dedup = doc.get("dedup")
         return ExportInfo(
             num_records=int(doc["num_records"]),
             template=TemplateSpec.model_validate(doc["template"]),
+            filters=Filters(doc.get("keep_if"), Dedup.model_validate(dedup) if dedup else None),
         )
 
 

@@ -89,6 +89,9 @@ def written_export(msg: m.ExportCompleted) -> Doc:
         "incomplete": msg.incomplete,
         "bytes": msg.bytes,
         "format": msg.output_format.value,
+        "rejected": msg.rejected,
+        "rejected_reasons": dict(msg.rejected_reasons),
+        "rejected_key": msg.rejected_key,
     }
 
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
@@ -71,6 +71,12 @@ async def progress_events(
         job = current
 
 
+FILE_HELP = (
+    "`rejected`: the records the job's keep_if or dedup left out, as JSONL with "
+    "`rejected_reason` and `rejected_detail` (once the dataset is written)."
+)
+
+
 class JobDataController(Controller):
     """A job's live progress and its data; another user's job answers 404."""
 
@@ -131,15 +137,20 @@ class JobDataController(Controller):
             OutputFormat | None,
             QueryParameter(description="Format of the file; the job's own format when omitted."),
         ] = None,
+        file: Annotated[Literal["dataset", "rejected"], QueryParameter(description=FILE_HELP)] = (
+            "dataset"
+        ),
     ) -> DownloadLink:
         """A presigned GET (valid ``download_url_seconds``, one hour) of the job's data.
 
         The export once written, in the job's format; otherwise a snapshot of
         what is done so far, written on request (a running job's partial
         export, or a finished job in another format). 409 while a job has no
-        records yet.
+        records yet. ``file=rejected``: the rejected records beside the export.
         """
         job = await owned_job(runtime, owner, job_id)
+        if file == "rejected":
+            return await _rejected_link(runtime, job)
         settings = runtime.settings
         fmt = format or OutputFormat(job["output_format"])
         export = job.get("export") or {}
@@ -198,3 +209,27 @@ class JobDataController(Controller):
                     headers={"Retry-After": "5"},
                 )
             await asyncio.sleep(SNAPSHOT_POLL_SECONDS)
+
+
+async def _rejected_link(runtime: GatewayRuntime, job: dict[str, Any]) -> DownloadLink:
+    """The presigned GET of a written export's rejected records (409 when there is none)."""
+    export = job.get("export") or {}
+    key = export.get("rejected_key") if export_status(job) is ExportStatus.DONE else None
+    size = await runtime.seeds.size(key) if key else None
+    if key is None or size is None:
+        raise Problem(
+            409,
+            f"job {job['_id']!r} has no rejected records file: it has no keep_if or dedup, "
+            "or its dataset is not written yet",
+            errors=[field_error("file", "no rejected records file")],
+        )
+    seconds = runtime.settings.download_url_seconds
+    return DownloadLink(
+        url=runtime.seeds.presign_get(key, f"{job['_id']}-rejected.jsonl", seconds),
+        expires_at=utcnow() + timedelta(seconds=seconds),
+        key=key,
+        format=OutputFormat.JSONL,
+        partial=False,
+        bytes=size,
+        records=int(export.get("rejected") or 0),
+    )

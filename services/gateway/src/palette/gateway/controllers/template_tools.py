@@ -18,7 +18,8 @@ from palette.common.messages import PreviewRecord, PreviewResult, utcnow
 from palette.common.money import usd_string, usd_to_picos
 from palette.common.pricing import UnknownModelError
 from palette.common.samplers import preview_variables
-from palette.common.templates import TemplateError, TemplateSpec, missing_fields
+from palette.common.seeds import missing_fields
+from palette.common.templates import TemplateError, TemplateSpec
 from palette.gateway.controllers.templates import Version, store_new, visible_template
 from palette.gateway.estimating import SampleRun, job_estimate
 from palette.gateway.job_views import template_spec

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from palette.common.messages import MAX_RECORDS, JobStatus, OutputFormat
+from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
 from palette.gateway.schemas.base import Cursor, Reply, Request, VersionNumber
 
@@ -31,6 +32,21 @@ class CreateJob(Request):
         "scheduler's `PALETTE_SCHEDULER_PARTITION_SIZE`.",
     )
     priority: Annotated[int, Field(ge=0, le=9)] = 0
+    keep_if: KeepIfExpression | None = Field(
+        None,
+        description="Keep only records for which this expression is true: it reads "
+        "`steps.<id>.output` and `vars.<name>` in the prompts' sandbox. The others are "
+        "rejected: left out of the dataset and written, with the reason, to the rejected "
+        "file (`GET /jobs/{id}/download?file=rejected`). Applied when the dataset is written.",
+        examples=["steps.answer.output | length > 40"],
+    )
+    dedup: Dedup | None = Field(
+        None,
+        description='Reject duplicates of an earlier record (by index): `{"field": '
+        '"steps.question.output", "mode": "exact"}` compares normalised text, `"near"` '
+        "MinHash similarity of word shingles at least `threshold` (0.85 by default).",
+        examples=[{"field": "steps.question.output", "mode": "near", "threshold": 0.85}],
+    )
     seed_sampling: SeedSampling = Field(
         "uniform",
         description='Which seed record each record draws: `"uniform"` (at random, with '
@@ -53,6 +69,12 @@ class ExportView(Reply):
     )
     bytes: int
     format: OutputFormat
+    rejected: int = Field(
+        0, description="Complete records the job's keep_if or dedup left out of the file."
+    )
+    rejected_reasons: dict[str, int] = Field(
+        default_factory=dict, description="Rejected records by reason: `keep_if`, `duplicate`."
+    )
 
 
 class JobView(Reply):

@@ -1,0 +1,180 @@
+"""What a job keeps of what it made: its ``keep_if`` filter and its ``dedup``.
+
+Pure logic, no I/O. Both are applied when the dataset is written, to the
+complete records in index order, so what is kept never depends on which
+record finished first: a record ``keep_if`` is false for is rejected with the
+reason ``keep_if``; of records whose ``dedup`` field is the same (``exact``:
+the same text once normalised) or alike (``near``: estimated Jaccard similarity
+of word shingles at least ``threshold``, by MinHash with locality-sensitive
+hashing from ``rensa``: candidates from the LSH bands, then each candidate's
+estimated similarity checked against the threshold), the first by index is kept
+and the others are
+rejected as ``duplicate``. Records whose later steps never ran are neither:
+they stay in the dataset flagged ``complete: false``.
+
+``keep_if`` is an expression in the prompts' sandbox that reads
+``steps.<id>.output`` and ``vars.<name>``, e.g.
+``steps.answer.output | length > 40 and vars.tone == "formal"``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from rensa import RMinHash, RMinHashLSH
+
+from palette.common.samplers import field_value
+from palette.common.sandbox import TemplateError, build_budget
+from palette.common.templates import TemplateSpec, compile_expression, references
+from palette.common.time_limit import Expired, time_limit
+
+MAX_KEEP_IF_CHARS = 2_000
+KEEP_IF_SECONDS = 0.5
+NUM_PERM = 128
+LSH_BANDS = 32
+"""Bands of 4 rows: a pair at similarity 0.5 is a candidate with probability 0.87, at 0.85 with
+probability ~1; candidates are then checked against the threshold."""
+MINHASH_SEED = 42
+SHINGLE_WORDS = 3
+DEDUP_FIELD = r"^(steps\.[A-Za-z_][A-Za-z0-9_]{0,63}\.output|vars\.[A-Za-z_][A-Za-z0-9_]{0,63})$"
+KEEP_IF = "keep_if"
+DUPLICATE = "duplicate"
+
+KeepIfExpression = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_KEEP_IF_CHARS,
+        description="An expression over `steps.<id>.output` and `vars.<name>`; records for "
+        "which it is false are rejected (not in the dataset; in the rejected file).",
+        examples=["steps.answer.output | length > 40"],
+    ),
+]
+
+
+class Dedup(BaseModel):
+    """Which records are duplicates of an earlier one (by record index)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: Annotated[
+        str, Field(pattern=DEDUP_FIELD, description="`steps.<id>.output` or `vars.<name>`.")
+    ]
+    mode: Literal["exact", "near"] = "exact"
+    threshold: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.85, description="near: the Jaccard similarity from which two records are duplicates."
+    )
+
+
+def check(template: TemplateSpec, keep_if: str | None, dedup: Dedup | None) -> None:
+    """Refuse a ``keep_if`` or ``dedup`` that reads what a kept record does not have.
+
+    Raises:
+        TemplateError: naming ``keep_if`` or ``dedup.field`` and the problem.
+    """
+    steps = {step.id for step in template.steps}
+    if keep_if is not None:
+        for path in references("{{ (" + keep_if + ") }}", KEEP_IF):
+            _check_path(KEEP_IF, path, steps, template.variables)
+        compile_expression(keep_if, KEEP_IF)
+    if dedup is not None:
+        _check_path("dedup.field", dedup.field.split("."), steps, template.variables)
+
+
+def _check_path(field: str, path: list[str], steps: set[str], variables: Mapping[str, Any]) -> None:
+    name = ".".join(path)
+    if path[0] == "steps":
+        if len(path) < 3 or path[2] != "output":
+            raise TemplateError(field, f"{name}: use steps.<id>.output to read a step")
+        if path[1] not in steps:
+            raise TemplateError(field, f"{name}: the template has no step {path[1]!r}")
+    elif path[0] == "vars":
+        if len(path) < 2 or path[1] not in variables:
+            raise TemplateError(field, f"{name}: the template has no variable of that name")
+    else:
+        raise TemplateError(
+            field, f"{name}: only steps.<id>.output and vars.<name> are known of a record"
+        )
+
+
+def normalise(text: str) -> str:
+    """Text compared for duplicates: NFKC, case-folded, words only, single spaces."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.findall(r"\w+", folded))
+
+
+class RecordFilter:
+    """Decides, record by record in index order, whether each complete record is kept."""
+
+    def __init__(self, keep_if: str | None, dedup: Dedup | None) -> None:
+        self._keep_if = compile_expression(keep_if, KEEP_IF) if keep_if else None
+        self._dedup = dedup
+        self._exact: dict[str, int] = {}
+        self._near: RMinHashLSH | None = None
+        self._sketches: dict[int, RMinHash] = {}
+        if dedup is not None and dedup.mode == "near":
+            self._near = RMinHashLSH(
+                threshold=dedup.threshold, num_perm=NUM_PERM, num_bands=LSH_BANDS
+            )
+
+    def rejection(
+        self, index: int, outputs: Mapping[str, Any], variables: Mapping[str, Any]
+    ) -> tuple[str, str] | None:
+        """``(reason, detail)`` of a rejected record; None for a kept one (then remembered)."""
+        context = {
+            "steps": {step: {"output": value} for step, value in outputs.items()},
+            "vars": dict(variables),
+        }
+        if self._keep_if is not None:
+            failed = self._failed_keep_if(context)
+            if failed is not None:
+                return KEEP_IF, failed
+        if self._dedup is None:
+            return None
+        value = field_value(context, self._dedup.field)
+        text = normalise("" if value is None else str(value))
+        first = self._duplicate_of(index, text)
+        return None if first is None else (DUPLICATE, f"duplicate of record {first}")
+
+    def _failed_keep_if(self, context: dict[str, Any]) -> str | None:
+        assert self._keep_if is not None
+        try:
+            with build_budget(), time_limit(KEEP_IF_SECONDS):
+                kept = self._keep_if(**context)
+        except Expired:
+            return f"keep_if took longer than {KEEP_IF_SECONDS}s"
+        except Exception as exc:  # the expression's own error on this record
+            return f"keep_if failed: {type(exc).__name__}: {exc}"[:500]
+        return None if kept else "keep_if is false"
+
+    def _duplicate_of(self, index: int, text: str) -> int | None:
+        if self._near is None:
+            first = self._exact.get(text)
+            if first is None:
+                self._exact[text] = index
+            return first
+        sketch = RMinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
+        words = text.split()
+        sketch.update(
+            sorted(
+                {
+                    " ".join(words[i : i + SHINGLE_WORDS])
+                    for i in range(max(1, len(words) - SHINGLE_WORDS + 1))
+                }
+            )
+        )
+        assert self._dedup is not None
+        alike = [
+            key
+            for key in self._near.query(sketch)
+            if self._sketches[key].jaccard(sketch) >= self._dedup.threshold
+        ]
+        if alike:
+            return int(min(alike))
+        self._near.insert(index, sketch)
+        self._sketches[index] = sketch
+        return None
