@@ -290,17 +290,18 @@ export function JobPage({ id }: { id: string }) {
     }
   }
 
-  async function download(format: OutputFormat) {
-    setBusy(`download-${format}`);
+  async function download(format: OutputFormat, file: "dataset" | "rejected" = "dataset") {
+    setBusy(`download-${file === "rejected" ? "rejected" : format}`);
     setError(null);
     try {
       const link = ok(
         await api.GET("/jobs/{job_id}/download", {
-          params: { path: { job_id: id }, query: { format } },
+          params: { path: { job_id: id }, query: file === "rejected" ? { file } : { format } },
         }),
       );
+      const what = file === "rejected" ? "Rejected records" : `${link.partial ? "Partial" : "Full"} ${link.format}`;
       setNote(
-        `${link.partial ? "Partial" : "Full"} ${link.format} download: ${count(link.bytes)} bytes` +
+        `${what} download: ${count(link.bytes)} bytes` +
           (link.records !== null && link.records !== undefined ? `, ${count(link.records)} records` : ""),
       );
       const anchor = document.createElement("a");
@@ -398,6 +399,21 @@ export function JobPage({ id }: { id: string }) {
             {final ? "Download" : "Partial download"} {format}
           </button>
         ))}
+        {job.export && job.export.rejected > 0 && (
+          <button
+            type="button"
+            class="outline secondary"
+            data-testid="download-rejected"
+            onClick={() => void download("jsonl", "rejected")}
+            disabled={busy !== ""}
+            aria-busy={busy === "download-rejected"}
+            title={Object.entries(job.export.rejected_reasons ?? {})
+              .map(([reason, n]) => `${reason}: ${n}`)
+              .join(", ")}
+          >
+            Rejected records ({count(job.export.rejected)})
+          </button>
+        )}
         {final && !job.settled && (
           <span aria-busy="true" data-testid="exporting">
             Writing the dataset…
@@ -436,6 +452,19 @@ export function JobPage({ id }: { id: string }) {
               <dt>Incomplete</dt>
               <dd>{count(progress?.incomplete ?? job.records_incomplete)}</dd>
             </div>
+            {job.export && job.export.rejected > 0 && (
+              <div>
+                <dt>Rejected (keep_if, dedup)</dt>
+                <dd data-testid="records-rejected">
+                  {count(job.export.rejected)}{" "}
+                  <small class="muted">
+                    {Object.entries(job.export.rejected_reasons ?? {})
+                      .map(([reason, n]) => `${reason} ${count(n)}`)
+                      .join(" · ")}
+                  </small>
+                </dd>
+              </div>
+            )}
             <div>
               <dt>Rate</dt>
               <dd>{rate(progress?.records_per_second)}</dd>
