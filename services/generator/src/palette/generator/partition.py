@@ -268,7 +268,7 @@ async def finish(state: AttemptState) -> None:
         "unknown_calls": tuple(unknown),
         "unknown_worst": sum(unknown.values()),
     }
-    if state.failure is None and missing and not (state.stopped or state.exhausted):
+    if state.failure is None and missing and not (state.stopped or state.exhausted or state.paused):
         state.failure = (f"{missing} records of the partition are still missing", True)
     if state.stopped:
         outcome = m.PartitionOutcome.JOB_STOPPED
@@ -287,6 +287,8 @@ async def finish(state: AttemptState) -> None:
             unknown_calls=len(unknown),
         )
         return
+    elif state.paused is not None:
+        outcome = m.PartitionOutcome.MODEL_UNAVAILABLE
     elif state.exhausted:
         outcome = m.PartitionOutcome.LEASE_EXHAUSTED
     else:
@@ -294,7 +296,12 @@ async def finish(state: AttemptState) -> None:
     needed = state.needed if outcome is m.PartitionOutcome.LEASE_EXHAUSTED else 0
     await state.emit(
         m.PartitionCompleted(
-            **common, outcome=outcome, records_done=done, records_missing=missing, needed=needed
+            **common,
+            outcome=outcome,
+            records_done=done,
+            records_missing=missing,
+            needed=needed,
+            reason=(state.paused or "")[:2000],
         )
     )
     log.info(
@@ -307,4 +314,7 @@ async def finish(state: AttemptState) -> None:
         held=state.guard.held,
         unknown_calls=len(unknown),
         orphan_calls=state.orphan.calls,
+        throttled=state.retries.throttled,
+        quota_wait_ms=state.retries.waited_ms,
+        reason=state.paused,
     )
