@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from palette.generator.pacing import AimdParams, AimdRate, fair_shares
-from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError, UsageWindow
+from palette.generator.pacing import AimdParams, AimdRate, UsageWindow, fair_shares
+from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError
 
 pytestmark = pytest.mark.unit
 

@@ -20,6 +20,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+WINDOW_SECONDS = 10
+
 
 @dataclass(frozen=True, slots=True)
 class AimdParams:
@@ -170,3 +172,37 @@ def fair_shares(quota: float, demands: Mapping[str, float | None]) -> dict[str, 
         open_.pop(0)
     spare = left / len(shares)
     return {h: s + spare for h, s in shares.items()}
+
+
+class UsageWindow:
+    """Quota tokens used per second over the last ``seconds`` (a ring of one-second slots)."""
+
+    __slots__ = ("_first", "_last", "_slots")
+
+    def __init__(self, seconds: int = WINDOW_SECONDS) -> None:
+        self._slots = [0.0] * seconds
+        self._first: int | None = None
+        self._last = 0
+
+    def _roll(self, second: int) -> None:
+        if self._first is None:
+            self._first = self._last = second
+            return
+        size = len(self._slots)
+        for s in range(self._last + 1, min(second, self._last + size) + 1):
+            self._slots[s % size] = 0.0
+        self._last = max(self._last, second)
+
+    def add(self, now: float, tokens: float) -> None:
+        """Count ``tokens`` used now."""
+        second = int(now)
+        self._roll(second)
+        self._slots[second % len(self._slots)] += tokens
+
+    def per_minute(self, now: float) -> float:
+        """Tokens per minute used over the window (or since the first use, if shorter)."""
+        if self._first is None:
+            return 0.0
+        self._roll(int(now))
+        span = min(float(len(self._slots)), max(1.0, now - self._first))
+        return sum(self._slots) / span * 60.0

@@ -268,12 +268,9 @@ async def finish(state: AttemptState) -> None:
         "unknown_calls": tuple(unknown),
         "unknown_worst": sum(unknown.values()),
     }
-    if state.failure is None and missing and not (state.stopped or state.exhausted or state.paused):
-        state.failure = (f"{missing} records of the partition are still missing", True)
-    if state.stopped:
-        outcome = m.PartitionOutcome.JOB_STOPPED
-    elif state.failure is not None:
-        error, retryable = state.failure
+    outcome = state.outcome(missing)
+    if outcome is None:
+        error, retryable = state.failure or ("", True)
         lost = state.claim.lost_holder
         await state.emit(
             m.PartitionFailed(**common, error=error[:2000], retryable=retryable, lost_holder=lost)
@@ -287,12 +284,6 @@ async def finish(state: AttemptState) -> None:
             unknown_calls=len(unknown),
         )
         return
-    elif state.paused is not None:
-        outcome = m.PartitionOutcome.MODEL_UNAVAILABLE
-    elif state.exhausted:
-        outcome = m.PartitionOutcome.LEASE_EXHAUSTED
-    else:
-        outcome = m.PartitionOutcome.DONE
     needed = state.needed if outcome is m.PartitionOutcome.LEASE_EXHAUSTED else 0
     await state.emit(
         m.PartitionCompleted(

@@ -29,13 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from palette.generator.metrics import THROTTLE_CODES
-from palette.generator.pacing import AimdParams, AimdRate
+from palette.generator.pacing import AimdParams, AimdRate, UsageWindow
 
 BURST_SECONDS = 1.0
 """The bucket holds at most this long of its rate (a full bucket admits any one call)."""
 SLACK = 1e-9
 """Float refill may leave a bucket paced exactly a hair short."""
-WINDOW_SECONDS = 10
 ADVANCE_SECONDS = 0.1
 """The rate's additive increase is applied at most this often."""
 DEMAND_HEADROOM = 1.25
@@ -60,40 +59,6 @@ class Ticket:
     tokens: int
     waited: float = 0.0
     """Seconds the call waited for the bucket."""
-
-
-class UsageWindow:
-    """Quota tokens used per second over the last ``seconds`` (a ring of one-second slots)."""
-
-    __slots__ = ("_first", "_last", "_slots")
-
-    def __init__(self, seconds: int = WINDOW_SECONDS) -> None:
-        self._slots = [0.0] * seconds
-        self._first: int | None = None
-        self._last = 0
-
-    def _roll(self, second: int) -> None:
-        if self._first is None:
-            self._first = self._last = second
-            return
-        size = len(self._slots)
-        for s in range(self._last + 1, min(second, self._last + size) + 1):
-            self._slots[s % size] = 0.0
-        self._last = max(self._last, second)
-
-    def add(self, now: float, tokens: float) -> None:
-        """Count ``tokens`` used now."""
-        second = int(now)
-        self._roll(second)
-        self._slots[second % len(self._slots)] += tokens
-
-    def per_minute(self, now: float) -> float:
-        """Tokens per minute used over the window (or since the first use, if shorter)."""
-        if self._first is None:
-            return 0.0
-        self._roll(int(now))
-        span = min(float(len(self._slots)), max(1.0, now - self._first))
-        return sum(self._slots) / span * 60.0
 
 
 class ModelPacer:

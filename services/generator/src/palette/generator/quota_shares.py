@@ -38,7 +38,7 @@ from palette.generator.quota_pacer import ModelPacer
 
 log = structlog.get_logger("palette.generator.quotas")
 
-COLLECTION = "quota_shares"
+QUOTA_SHARES = "quota_shares"
 TTL_INDEX = "gen_quota_shares_ttl"
 QUOTA_IDLE_SECONDS = 5.0
 EXPIRY_INTERVALS = 3
@@ -54,7 +54,7 @@ class QuotaShares:
     """The generator's access to ``quota_shares`` (one document per region, model, holder)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self.collection = db[COLLECTION]
+        self.collection = db[QUOTA_SHARES]
 
     async def create_indexes(self) -> None:
         """The TTL index on ``expires`` and the index of a model's holders."""

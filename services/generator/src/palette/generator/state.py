@@ -82,6 +82,20 @@ class AttemptState:
             self.failure = (error, retryable)
             log.warning("partition_failing", error=error, retryable=retryable)
 
+    def outcome(self, missing: int) -> m.PartitionOutcome | None:
+        """How the attempt ends, ``missing`` records short: None when it failed (``failure``)."""
+        if self.failure is None and missing and not (self.stopped or self.exhausted or self.paused):
+            self.failure = (f"{missing} records of the partition are still missing", True)
+        if self.stopped:
+            return m.PartitionOutcome.JOB_STOPPED
+        if self.failure is not None:
+            return None
+        if self.paused is not None:
+            return m.PartitionOutcome.MODEL_UNAVAILABLE
+        if self.exhausted:
+            return m.PartitionOutcome.LEASE_EXHAUSTED
+        return m.PartitionOutcome.DONE
+
     def halt(self, cause: Exception) -> None:
         """No new record: the job stopped, or a model is unavailable (the attempt pauses)."""
         if not isinstance(cause, ModelUnavailableError):
