@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from palette.devstack.quota_buckets import QuotaBuckets, QuotaLimits
 from palette.generator.pacing import AimdParams, AimdRate, UsageWindow, fair_shares
 from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError
 
@@ -247,6 +249,88 @@ class TestModelPacer:
         assert ticket is not None
         p.settle(ticket, 50, 10)
         assert p.demand(clock.now, 1.0) == pytest.approx(60 * 60 * 1.25)
+
+    def test_a_throttled_call_keeps_its_reservation_so_its_retry_waits(self) -> None:
+        clock = Clock()
+        p = pacer(clock)
+        clock.now += 1.0
+        first = p.try_take(50)
+        assert first is not None
+        p.throttled(first)  # decreases: the bucket is emptied
+        clock.now += 0.9  # 70 a second now
+        second = p.try_take(60)
+        assert second is not None
+        p.throttled(second)  # within the cooldown: no decrease, the 60 stay taken
+        assert p.rate is not None
+        assert p.rate > 6000 * 0.7  # not decreased again (it recovered a little meanwhile)
+        assert p.try_take(60) is None  # its retry waits for the bucket
+
+    def test_the_bucket_holds_two_of_its_largest_calls_so_no_correction_is_lost(self) -> None:
+        clock = Clock()
+        p = pacer(clock, quota=600.0)  # ten tokens a second: a call of 40 is four seconds
+        clock.now += 4.0
+        ticket = p.try_take(40)
+        assert ticket is not None
+        clock.now += 4.0
+        p.settle(ticket, 5, 5)  # 30 of the 40 come back on top of the 40 refilled
+        assert p.try_take(70) is not None  # a bucket of one second's rate would hold 10
+
+
+class Bedrock:
+    """The emulator's buckets (``palette.devstack.quota_buckets``) on the test's clock."""
+
+    def __init__(self, clock: Clock, tpm: float) -> None:
+        self.clock = clock
+        self.buckets = QuotaBuckets({"m": QuotaLimits(tpm=tpm)}, now=clock.now)
+        self.used = 0
+        self.throttled = 0
+
+    def run(self, pacers: list[ModelPacer], seconds: float, workers: int = 8) -> None:
+        """Calls of 15 tokens in, up to 64 out (40 made), 0.5 s each, as fast as paced."""
+        busy: list[tuple[float, Any, ModelPacer]] = []
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            for call in [c for c in busy if c[0] <= self.clock.now]:
+                busy.remove(call)
+                self.used += self.buckets.settle("m", 79, 15, 40, self.clock.now)
+                call[2].settle(call[1], 15, 40)
+            for p in pacers:
+                while sum(1 for c in busy if c[2] is p) < workers:
+                    ticket = p.try_take(60 + 64)  # the input bound is above the 15 counted
+                    if ticket is None:
+                        break
+                    if self.buckets.admit("m", 79, self.clock.now) is not None:
+                        self.throttled += 1
+                        p.throttled(ticket)
+                        continue
+                    busy.append((self.clock.now + 0.5, ticket, p))
+            self.clock.now += 0.01
+
+
+class TestAgainstBedrocksBuckets:
+    def test_generators_sharing_a_quota_fill_it_and_are_not_throttled(self) -> None:
+        clock, tpm = Clock(), 6000.0
+        bedrock = Bedrock(clock, tpm)
+        bedrock.buckets.admit("m", int(tpm), clock.now)  # its burst spent: the refill binds
+        shares = fair_shares(tpm * 0.98, {"a": None, "b": None, "c": None})
+        pacers = [pacer(clock, quota=tpm) for _ in shares]
+        for p, share in zip(pacers, shares.values(), strict=True):
+            p.set_share(share)
+        bedrock.run(pacers, 10.0)  # settle in
+        before = bedrock.used
+        bedrock.run(pacers, 60.0)
+        assert (bedrock.used - before) / tpm >= 0.95
+        assert bedrock.throttled == 0
+
+    def test_an_unknown_quota_is_found_with_few_throttles(self) -> None:
+        clock, tpm = Clock(), 6000.0
+        bedrock = Bedrock(clock, tpm)
+        p = pacer(clock, quota=None)
+        bedrock.run([p], 60.0)  # its burst spent, the rate found
+        before, throttled = bedrock.used, bedrock.throttled
+        bedrock.run([p], 60.0)
+        assert (bedrock.used - before) / tpm >= 0.85
+        assert bedrock.throttled - throttled <= 0.05 * (bedrock.used - before) / 55
 
 
 class TestWaiting:

@@ -134,7 +134,7 @@ class AimdRate:
         if self.cap is None and now - self._throttled > p.unlimit_after:
             self.rate, self.ceiling = None, None
             return
-        if self.ceiling is None:
+        if self.ceiling is None:  # a known cap: 10 % of it a second; unknown: doubling
             step = p.recover * self.cap if self.cap is not None else self.rate
         elif self.rate < p.near * self.ceiling:
             step = p.recover * self.ceiling

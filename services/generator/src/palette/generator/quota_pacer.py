@@ -32,7 +32,10 @@ from palette.generator.metrics import THROTTLE_CODES
 from palette.generator.pacing import AimdParams, AimdRate, UsageWindow
 
 BURST_SECONDS = 1.0
-"""The bucket holds at most this long of its rate (a full bucket admits any one call)."""
+"""The bucket holds this long of its rate, or two of its largest calls if more (a full
+bucket admits any one call)."""
+PROBE_SECONDS = 10.0
+"""However throttled, the rate lets one call through this often."""
 SLACK = 1e-9
 """Float refill may leave a bucket paced exactly a hair short."""
 ADVANCE_SECONDS = 0.1
@@ -142,6 +145,10 @@ class ModelPacer:
 
     # --------------------------------------------------------------- bucket
 
+    def _full(self, per_second: float) -> float:
+        """The bucket's size: a second of its rate, and room for two of its largest calls."""
+        return max(per_second * BURST_SECONDS, 2.0 * self._largest)
+
     def _refill(self, now: float) -> None:
         rate = self.control.rate
         if now - self._advanced >= ADVANCE_SECONDS:
@@ -152,23 +159,20 @@ class ModelPacer:
         if rate is None or dt <= 0:
             return
         per_second = rate / 60.0
-        self._level = min(per_second * BURST_SECONDS, self._level + per_second * dt)
+        self._level = min(self._full(per_second), self._level + per_second * dt)
         if self._requests_per_token is not None:
             requests = per_second * self._requests_per_token
-            self._requests = min(requests * BURST_SECONDS, self._requests + requests * dt)
+            self._requests = min(max(requests * BURST_SECONDS, 2.0), self._requests + requests * dt)
 
     def _fits(self, tokens: int) -> bool:
         rate = self.control.rate
         if rate is None:
             return True
-        full = rate / 60.0 * BURST_SECONDS
+        full = self._full(rate / 60.0)
         level = self._level + SLACK * max(1.0, full)
         if not (level >= tokens or level >= full):
             return False
-        if self._requests_per_token is None:
-            return True
-        requests = self._requests + SLACK
-        return requests >= 1.0 or requests >= full * self._requests_per_token
+        return self._requests_per_token is None or self._requests + SLACK >= 1.0
 
     def _take(self, tokens: int) -> None:
         if self.control.rate is not None:
@@ -180,18 +184,22 @@ class ModelPacer:
         if rate is None:
             return 0.0
         per_second = rate / 60.0
-        need = (min(tokens, per_second * BURST_SECONDS) - self._level) / per_second
+        need = (min(tokens, self._full(per_second)) - self._level) / per_second
         if self._requests_per_token is not None:
             requests = per_second * self._requests_per_token
-            need = max(need, (min(1.0, requests * BURST_SECONDS) - self._requests) / requests)
+            need = max(need, (1.0 - self._requests) / requests)
         return max(need, 0.001)
 
     def _note_ask(self, tokens: int) -> None:
         if tokens > self._largest:
             self._largest = tokens
-            one_a_second = tokens * 60.0
-            cap = self.control.cap
-            self.control.minimum = one_a_second if cap is None else min(one_a_second, cap)
+            self._set_minimum()
+
+    def _set_minimum(self) -> None:
+        """The rate's least: a call every ``PROBE_SECONDS``, at most the share."""
+        least = self._largest * 60.0 / PROBE_SECONDS
+        cap = self.control.cap
+        self.control.minimum = least if cap is None else min(least, cap)
 
     def try_take(self, tokens: int) -> Ticket | None:
         """Take ``tokens`` now if the bucket holds them and nobody waits; else None."""
@@ -263,8 +271,7 @@ class ModelPacer:
 
     def _give_back(self, tokens: float, requests: float = 0.0) -> None:
         if self.control.rate is not None:
-            full = self.control.rate / 60.0 * BURST_SECONDS
-            self._level = min(full, self._level + tokens)
+            self._level = min(self._full(self.control.rate / 60.0), self._level + tokens)
             self._requests += requests
         if self._waiters:
             self._wake()
@@ -284,7 +291,12 @@ class ModelPacer:
         self._give_back(ticket.tokens)
 
     def throttled(self, ticket: Ticket) -> None:
-        """The call was throttled: give its reservation back and slow down."""
+        """The call was throttled: slow down.
+
+        Bedrock took nothing for it, but the bucket keeps the reservation (and
+        is emptied when the rate decreases): the call is made again at the
+        bucket's pace, not at once.
+        """
         now = self._clock()
         self.throttles += 1
         if self._streak is None:
@@ -292,13 +304,9 @@ class ModelPacer:
         unlimited = self.control.rate is None
         if self.control.throttled(now, self._window.per_minute(now)):
             if unlimited:
-                self._level, self._requests, self._updated = 0.0, 0.0, now
-            else:
-                self._give_back(ticket.tokens)
-                self._level = min(self._level, 0.0)
-                self._requests = min(self._requests, 0.0)
-        else:
-            self._give_back(ticket.tokens)
+                self._updated = now
+            self._level = min(self._level, 0.0)
+            self._requests = min(self._requests, 0.0)
         if self._waiters:
             self._wake()
 
@@ -313,8 +321,7 @@ class ModelPacer:
     def set_share(self, share: float) -> None:
         """This generator's fair share of the known quota (tokens per minute) from now on."""
         self.control.set_cap(share, self._clock())
-        if self._largest:
-            self.control.minimum = min(self._largest * 60.0, share)
+        self._set_minimum()
         self.ready = True
         if self._waiters:
             self._wake()
