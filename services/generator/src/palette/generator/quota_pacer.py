@@ -28,8 +28,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from palette.generator.metrics import THROTTLE_CODES
 from palette.generator.pacing import AimdParams, AimdRate, UsageWindow
+
+log = structlog.get_logger("palette.generator.quotas")
 
 BURST_SECONDS = 1.0
 """The bucket holds this long of its rate, or two of its largest calls if more (a full
@@ -290,8 +294,8 @@ class ModelPacer:
         """The call was refused before the model ran (not billed): give it all back."""
         self._give_back(ticket.tokens)
 
-    def throttled(self, ticket: Ticket) -> None:
-        """The call was throttled: slow down.
+    def throttled(self, ticket: Ticket) -> bool:
+        """The call was throttled: slow down; whether the rate decreased.
 
         Bedrock took nothing for it, but the bucket keeps the reservation (and
         is emptied when the rate decreases): the call is made again at the
@@ -302,18 +306,27 @@ class ModelPacer:
         if self._streak is None:
             self._streak = now
         unlimited = self.control.rate is None
-        if self.control.throttled(now, self._window.per_minute(now)):
+        decreased = self.control.throttled(now, self._window.per_minute(now))
+        if decreased:
             if unlimited:
                 self._updated = now
             self._level = min(self._level, 0.0)
             self._requests = min(self._requests, 0.0)
         if self._waiters:
             self._wake()
+        return decreased
 
     def failed(self, ticket: Ticket, code: str, maybe_billed: bool) -> None:
         """The call brought no answer: a throttle, refused unbilled, or of unknown outcome."""
         if code in THROTTLE_CODES:
-            self.throttled(ticket)
+            if self.throttled(ticket):
+                log.info(
+                    "quota_rate_decreased",
+                    model=self.model_id,
+                    rate=None if self.rate is None else round(self.rate),
+                    share=None if self.share is None else round(self.share),
+                    throttles=self.throttles,
+                )
         elif not maybe_billed:
             self.release(ticket)
         # else it may have run: Bedrock keeps its reservation, and so does the bucket

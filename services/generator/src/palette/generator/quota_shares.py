@@ -42,6 +42,8 @@ QUOTA_SHARES = "quota_shares"
 TTL_INDEX = "gen_quota_shares_ttl"
 QUOTA_IDLE_SECONDS = 5.0
 EXPIRY_INTERVALS = 3
+SHARE_LOGGED_CHANGE = 0.05
+"""A share that moves by more than this fraction is logged (``quota_share``)."""
 """A document counts for this many sync intervals after its last heartbeat."""
 
 
@@ -177,7 +179,8 @@ class QuotaBoard:
         demands = {str(d["holder"]): d.get("demand") for d in docs}
         demands[self.holder] = pacer.demand(now, self.interval)
         share = fair_shares(pacer.quota * self.target, demands)[self.holder]
-        if share != pacer.share:
+        previous = pacer.share
+        if previous is None or abs(share - previous) > SHARE_LOGGED_CHANGE * previous:
             log.info(
                 "quota_share",
                 model=model_id,
