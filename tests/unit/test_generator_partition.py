@@ -340,6 +340,23 @@ class TestGeneratePartition:
         # Errors without a throttling code: three attempts, two of them made again.
         assert end.retries == m.RetryCounts(throttled=0, retried=2)
 
+    async def test_a_model_throttling_every_call_for_too_long_pauses_the_attempt(self) -> None:
+        throttled = ModelCallError(
+            "429", retryable=True, code="ThrottlingException", maybe_billed=False
+        )
+        models = FakeModels([throttled] * 100_000)
+        rt = runtime(FakeStorage(), models)
+        rt.settings = rt.settings.model_copy(update={"model_unavailable_seconds": 0.2})
+        events = await run(command(end=3), rt)
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted), end
+        assert end.outcome is m.PartitionOutcome.MODEL_UNAVAILABLE
+        assert MODEL in end.reason
+        assert "throttled every call" in end.reason
+        assert (end.records_done, end.records_missing, end.usage) == (0, 3, ())
+        assert end.retries.throttled == len(models.requests) > 3  # waited out, then paused
+        assert end.unknown_calls == ()
+
     async def test_throttled_and_retried_attempts_go_with_the_part_and_the_end(self) -> None:
         throttled = ModelCallError("429", retryable=True, code="ThrottlingException")
         unavailable = ModelCallError("503", retryable=True, code="ServiceUnavailableException")

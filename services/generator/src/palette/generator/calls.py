@@ -94,12 +94,7 @@ class ModelCalls:
             if isinstance(outcome, ModelResult):
                 return outcome
             if outcome.code in THROTTLE_CODES:
-                self._state.count_retries(throttled=1)
-                unavailable = pacer.unavailable_for()
-                if unavailable >= rt.settings.model_unavailable_seconds:
-                    error = ModelUnavailableError(step.model, unavailable)
-                    pacer.fail_waiters(error)
-                    raise error
+                self._throttled(pacer, outcome)
                 continue
             failures += 1
             if not outcome.retryable or failures >= attempts:
@@ -115,6 +110,26 @@ class ModelCalls:
             )
             if await rt.stops.sleep(msg.job_id, delay):
                 raise Stopped
+
+    def _throttled(self, pacer: ModelPacer, outcome: ModelCallError) -> None:
+        """Count a throttle; raise when the call must not wait it out any longer.
+
+        A generator shutting down ends the call (a retryable failure). A model
+        throttled without an answer for ``model_unavailable_seconds``, or an
+        attempt that pauses for it already, ends it with ModelUnavailableError
+        (and every call waiting for the model's bucket with it).
+        """
+        state = self._state
+        state.count_retries(throttled=1)
+        if state.rt.draining:
+            raise outcome
+        unavailable = pacer.unavailable_for()
+        if state.paused is None and unavailable < state.rt.settings.model_unavailable_seconds:
+            return
+        error = ModelUnavailableError(pacer.model_id, unavailable)
+        if state.paused is None:
+            pacer.fail_waiters(error)
+        raise error
 
     async def _pace(self, pacer: ModelPacer, ask: int) -> Ticket:
         """The call's reservation in its model's bucket, waited for if need be."""
