@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -31,6 +32,8 @@ from tests.integration.waiting import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 MODEL = "amazon.nova-lite-v1:0"
+UNLISTED = "meta.llama3-1-8b-instruct-v1:0"
+"""A model the generators' quota table does not list: paced by throttles alone."""
 TPM = 6_000
 """A hundred quota tokens a second: a few calls a second of the template below."""
 TEMPLATE = {
@@ -94,35 +97,44 @@ def quota_group(
 
 @pytest.fixture
 def emulator(devstack: DevStack) -> Iterator[EmulatorControl]:
-    """The session's emulator enforcing TPM on MODEL, its bucket drained; removed after."""
+    """The session's emulator enforcing TPM on MODEL and UNLISTED, drained; removed after."""
     control = devstack.emulator_control()
-    control.set_quota(MODEL, tpm=TPM)
-    drain(devstack.bedrock_endpoint_url)
+    for model in (MODEL, UNLISTED):
+        control.set_quota(model, tpm=TPM)
+        drain(devstack.bedrock_endpoint_url, model)
     control.reset_stats()
     try:
         yield control
     finally:
         control.remove_quota(MODEL)
+        control.remove_quota(UNLISTED)
 
 
-def drain(endpoint_url: str) -> None:
-    """Spend the emulator's bucket of MODEL until a call is throttled."""
+def drain(endpoint_url: str, model: str) -> None:
+    """Spend the emulator's bucket of ``model`` until a call is throttled."""
     client = bedrock(endpoint_url)
     for _ in range(200):
         try:
             client.converse(
-                modelId=MODEL,
+                modelId=model,
                 messages=[{"role": "user", "content": [{"text": "drain"}]}],
                 inferenceConfig={"maxTokens": 1000},
             )
         except client.exceptions.ThrottlingException:
             return
-    raise AssertionError("the emulator never throttled MODEL")
+    raise AssertionError(f"the emulator never throttled {model}")
 
 
-def job_run(group: Group, records: int) -> dict[str, Any]:
-    _, _, job = start(group.api, records, TEMPLATE)
+def job_run(group: Group, records: int, model: str = MODEL) -> dict[str, Any]:
+    steps = [{**TEMPLATE["steps"][0], "model": model}]  # type: ignore[index]
+    _, _, job = start(group.api, records, {**TEMPLATE, "steps": steps})
     return job
+
+
+def live_shares(group: Group) -> list[dict[str, Any]]:
+    """The generators' live documents of MODEL in ``quota_shares``."""
+    now = datetime.now(UTC)
+    return list(group.db["quota_shares"].find({"model": MODEL, "expires": {"$gt": now}}))
 
 
 def assert_no_partition_failed(group: Group, job_id: str) -> None:
@@ -138,6 +150,20 @@ class TestQuotaBinds:
     ) -> None:
         started = time.monotonic()
         job = job_run(quota_group, 60)
+        generators = len(quota_group.group.generators)
+        # Each generator with calls for the model holds a share; together, once they have
+        # seen each other (a sync interval), at most the quota.
+        wait_until(
+            lambda: (
+                len(docs := live_shares(quota_group)) == generators
+                and all(doc["share"] is not None for doc in docs)
+                and sum(doc["share"] for doc in docs) <= TPM * 0.98 + 1
+            ),
+            what=f"{generators} generators sharing the quota",
+            timeout=120,
+        )
+        lines = quota_group.api.dashboard(job["id"])["quotas"]
+        assert [(q["model"], q["quota_tpm"]) for q in lines] == [(MODEL, TPM)]
         final = quota_group.api.wait(job["id"], timeout=240)
         elapsed = time.monotonic() - started
         stats = emulator.stats()
@@ -154,6 +180,23 @@ class TestQuotaBinds:
         board = quota_group.api.dashboard(job["id"])
         assert board["tokens"]["throttled"] == throttled
         assert board["tokens"]["quota_wait_seconds"] > 0
+
+
+class TestUnknownQuota:
+    def test_a_model_the_table_does_not_list_is_paced_by_its_throttles(
+        self, quota_group: Group, emulator: EmulatorControl, devstack: DevStack
+    ) -> None:
+        job = job_run(quota_group, 60, UNLISTED)
+        final = quota_group.api.wait(job["id"], timeout=240)
+        stats = emulator.stats()
+        assert final["status"] == "COMPLETED", final
+        assert_no_partition_failed(quota_group, job["id"])
+        doc = assert_ledger_matches_billing(devstack, quota_group.db, job["id"])
+        throttled = int(stats.get("quota_tpm", 0))
+        print(f"unlisted: {doc['calls']} calls, {throttled} throttled")
+        assert doc["calls"] == 60
+        # Throttles found the rate: fewer throttled attempts than answered calls.
+        assert 0 < throttled < doc["calls"], stats
 
 
 class TestQuotaOutage:

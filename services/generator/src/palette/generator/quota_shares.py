@@ -2,10 +2,11 @@
 
 Every generator process keeps one ``ModelPacer`` per model id it calls
 (``QuotaBoard.pacer``). While it has calls for a model, a task of its own
-upserts the generator's document for the model every ``quota_sync_seconds``
-(its demand, the share and rate it uses, a heartbeat ``expires``), reads the
-documents of the model's other live holders, and sets its share to the
-max-min fair share of ``quota x target`` by demand (``pacing.fair_shares``).
+reads the documents of the model's live holders every ``quota_sync_seconds``,
+sets its share to the max-min fair share of ``quota x target`` by demand
+(``pacing.fair_shares``), then upserts its own document (its demand, the share
+and rate it uses, a heartbeat ``expires``). Two generators that join at the
+same moment may each take the whole quota for one interval.
 A generator waiting for the bucket asks for all it can get; one that is not
 asks for what it used lately plus a quarter. When it has had no call for the
 model for ``QUOTA_IDLE_SECONDS``, it deletes its document and the task ends;
@@ -65,11 +66,14 @@ class QuotaShares:
         )
         await self.collection.create_index([("region", ASCENDING), ("model", ASCENDING)])
 
-    async def exchange(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
-        """Write this holder's document; every live holder's of the model (its own too)."""
-        await self.collection.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True)
-        query = {"region": doc["region"], "model": doc["model"], "expires": {"$gt": utcnow()}}
+    async def holders(self, region: str, model: str) -> list[dict[str, Any]]:
+        """Every live holder's document of the model."""
+        query = {"region": region, "model": model, "expires": {"$gt": utcnow()}}
         return [d async for d in self.collection.find(query)]
+
+    async def upsert(self, doc: dict[str, Any]) -> None:
+        """Write this holder's document."""
+        await self.collection.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True)
 
     async def withdraw(self, doc_id: str) -> None:
         """Delete this holder's document (it has no calls for the model any more)."""
@@ -166,29 +170,38 @@ class QuotaBoard:
                 await asyncio.shield(self.shares.withdraw(doc_id))
 
     async def _sync_once(self, model_id: str, pacer: ModelPacer, now: float) -> None:
+        """Read the model's holders, take this generator's fair share, then write it."""
         assert self.shares is not None
         try:
-            docs = await self.shares.exchange(self._doc(model_id, pacer, now))
+            docs = await self.shares.holders(self.region, model_id)
+            if pacer.quota is not None:
+                demands = {str(d["holder"]): d.get("demand") for d in docs}
+                demands[self.holder] = pacer.demand(now, self.interval)
+                share = fair_shares(pacer.quota * self.target, demands)[self.holder]
+                self._log_share(model_id, pacer, share, len(demands))
+                pacer.set_share(share)
+            await self.shares.upsert(self._doc(model_id, pacer, now))
         except PyMongoError as exc:
             log.warning("quota_share_unsynced", model=model_id, error=str(exc))
             if not pacer.ready and pacer.quota is not None:
                 pacer.set_share(pacer.quota * self.target)  # alone, as far as it knows
-            return
-        if pacer.quota is None:
-            return
-        demands = {str(d["holder"]): d.get("demand") for d in docs}
-        demands[self.holder] = pacer.demand(now, self.interval)
-        share = fair_shares(pacer.quota * self.target, demands)[self.holder]
+
+    @staticmethod
+    def _log_share(model_id: str, pacer: ModelPacer, share: float, holders: int) -> None:
         previous = pacer.share
-        if previous is None or abs(share - previous) > SHARE_LOGGED_CHANGE * previous:
-            log.info(
-                "quota_share",
-                model=model_id,
-                share=round(share),
-                holders=len(demands),
-                rate=None if pacer.rate is None else round(pacer.rate),
-            )
-        pacer.set_share(share)
+        if (
+            pacer.ready
+            and previous is not None
+            and abs(share - previous) <= (SHARE_LOGGED_CHANGE * previous)
+        ):
+            return
+        log.info(
+            "quota_share",
+            model=model_id,
+            share=round(share),
+            holders=holders,
+            rate=None if pacer.rate is None else round(pacer.rate),
+        )
 
     async def close(self) -> None:
         """Stop the sync tasks (each withdraws its document)."""
