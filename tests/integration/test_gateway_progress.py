@@ -64,6 +64,8 @@ class TestDashboard:
             "records_per_second": None,
             "partitions_total": 1,
             "partitions_in_flight": 0,
+            "partitions_paused": 0,
+            "paused_reason": None,
         }
         assert board["progress"]["records_per_second"] > 0
         assert Decimal(board["budget"]["spent_usd"]) == usd(ledger["spent"])

@@ -197,8 +197,9 @@ class TestRetries:
     def test_partition_failing_every_attempt_fails_the_job_and_spends_nothing(
         self, api: GatewayClient, devstack: DevStack, mongo: Any
     ) -> None:
+        # 503 on every call (a throttle is waited out: test_quota_pacing.py).
         emulator = devstack.emulator_control()
-        emulator.configure(throttle_rate=1.0, fault_models=[MISTRAL])
+        emulator.configure(unavailable_rate=1.0, fault_models=[MISTRAL])
         try:
             steps = [{"id": "a", "model": MISTRAL, "prompt": "{{ product }}"}]
             _, _, job = start(api, 20, {"name": "m", "steps": steps}, budget_usd="1")
@@ -206,7 +207,7 @@ class TestRetries:
         finally:
             emulator.reset()
         assert final["status"] == "FAILED"
-        assert "Throttling" in final["error"]
+        assert "ServiceUnavailable" in final["error"]
         partition = mongo["partitions"].find_one({"job_id": job["id"]})
         assert partition["failures"] == 3  # the scheduler's max_attempts
         doc = assert_ledger_matches_billing(devstack, mongo, job["id"])

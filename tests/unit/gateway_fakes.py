@@ -17,6 +17,7 @@ from typing import IO, Any
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import Message
 from palette.common.pricing import load_pricing
+from palette.common.quota_view import QuotaUse
 from palette.common.seeds import SeedFormat, format_from_name, read_records
 from palette.gateway.ports import GatewayRuntime
 from palette.gateway.seedfiles import first_missing, validate_records
@@ -156,6 +157,10 @@ class InMemoryRepository:
     async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
         """Every job's ledger view."""
         return {job_id: await self.ledger(job_id, budget) for job_id, budget in budgets.items()}
+
+    async def quota_uses(self, models: list[str], region: str) -> list[QuotaUse]:
+        """No generator shares a quota here."""
+        return []
 
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """A ledger view from the stored spent/reserved amounts."""

@@ -149,13 +149,23 @@ class TestPlainProgressLine:
                 "percent": 2.0,
                 "records_per_second": 2.5,
                 "partitions_in_flight": 1,
+                "partitions_paused": 2,
+                "paused_reason": "model m throttled every call for 300 s",
             },
             "budget": {"spent_usd": "0.01", "limit_usd": "1", "percent_spent": 1.0},
             "timing": {"eta_seconds": 196},
-            "tokens": {"calls": 30, "input": 1, "output": 2, "throttled": 3, "retried": 4},
+            "tokens": {
+                "calls": 30,
+                "input": 1,
+                "output": 2,
+                "throttled": 3,
+                "retried": 4,
+                "quota_wait_seconds": 12.34,
+            },
         }
         console = Console(width=120, record=True, file=io.StringIO())
         console.print(render(dash))
         text = console.export_text()
         assert "Retries" in text
-        assert "3 throttled, 4 retried" in text
+        assert "3 throttled, 4 retried, 12.3 s waited for quota" in text
+        assert "2 partitions: model m throttled every call for 300 s" in text

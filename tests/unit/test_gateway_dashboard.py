@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from palette.common.ledger_view import LedgerView, Totals
+from palette.common.quota_view import quota_uses
 from palette.gateway.dashboard import build_dashboard
 from palette.gateway.job_views import job_view
 from palette.gateway.rates import RateTracker, average_rate
@@ -172,3 +173,38 @@ class TestDashboard:
         pending = job(status="CANCELLED", export={"status": "PENDING"})
         assert build_dashboard(pending, ledger(), None, NOW).progress.incomplete is None
         assert job_view({**pending, **VIEW_FIELDS}, ledger()).records_incomplete is None
+
+
+class TestQuotaPanels:
+    def test_the_dashboard_shows_time_waited_paused_partitions_and_the_quotas_in_use(
+        self,
+    ) -> None:
+        money = ledger()
+        money.quota_wait_ms = 12_345
+        money.throttled_calls = 3
+        paused = {"4": {"reason": "model m throttled every call for 300 s", "until": NOW}}
+        docs = [
+            {"model": MICRO, "quota": 300000.0, "share": 147000.0, "rate": 100000.0,
+             "used": 90000.4, "waiting": 3},
+            {"model": MICRO, "quota": 300000.0, "share": 147000.0, "rate": 147000.0,
+             "used": 140000.0, "waiting": 0},
+            {"model": HAIKU, "quota": None, "share": None, "rate": None, "used": 5.0,
+             "waiting": 0},
+        ]  # fmt: skip
+        board = build_dashboard(job(paused=paused), money, None, NOW, quota_uses(docs))
+        assert board.tokens.quota_wait_seconds == 12.345
+        assert board.tokens.throttled == 3
+        assert board.progress.partitions_paused == 1
+        assert board.progress.paused_reason == "model m throttled every call for 300 s"
+        lines = {line.model: line for line in board.quotas}
+        assert lines[MICRO].generators == 2
+        assert (lines[MICRO].quota_tpm, lines[MICRO].share_tpm) == (300000, 294000)
+        assert (lines[MICRO].rate_tpm, lines[MICRO].used_tpm) == (247000, 230000)
+        assert lines[MICRO].waiting == 3
+        assert (lines[HAIKU].quota_tpm, lines[HAIKU].rate_tpm) == (None, None)
+
+    def test_a_job_that_ended_shows_no_paused_partition(self) -> None:
+        paused = {"4": {"reason": "away", "until": NOW}}
+        board = build_dashboard(job(status="CANCELLED", paused=paused), ledger(), None, NOW)
+        assert board.progress.partitions_paused == 0
+        assert board.quotas == []

@@ -11,12 +11,14 @@ import pytest
 from palette.common import keys
 from palette.common import messages as m
 from palette.common.pricing import load_pricing
+from palette.common.quotas import QuotaEntry, QuotaTable
 from palette.common.seeds import pick_seeds, seed_index
 from palette.common.templates import TemplateSpec
 from palette.generator import partition
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.claims import ClaimHandle
 from palette.generator.partition import end_message_id, run_partition
+from palette.generator.quota_shares import QuotaBoard
 from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
 from palette.generator.rendering import Renderer
 from palette.generator.runtime import GeneratorRuntime
@@ -30,6 +32,9 @@ pytestmark = pytest.mark.unit
 MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
 PRICING = load_pricing(None)
 PRICE = PRICING.price(MODEL)
+AMPLE_QUOTA = QuotaTable(
+    {"us-east-1": {MODEL: QuotaEntry(tpm=10**12, source="test", as_of="2026-12-07")}}
+)
 SEEDS = [{"topic": f"topic {i}"} for i in range(7)]
 
 
@@ -151,6 +156,9 @@ def runtime(
         # the machine (tests/integration/test_generator_rendering.py covers those).
         renderer=Renderer(settings.render_seconds, settings.render_seconds, 1),
         broker=None,  # type: ignore[arg-type]  # run_partition publishes through its argument
+        # The model's quota is known and far above these calls: a throttle is made again
+        # within a fraction of a second (tests/unit/test_generator_pacing.py paces for real).
+        quotas=QuotaBoard(AMPLE_QUOTA, "us-east-1", 1.0, None, 1.0),
     )
 
 
@@ -332,6 +340,23 @@ class TestGeneratePartition:
         # Errors without a throttling code: three attempts, two of them made again.
         assert end.retries == m.RetryCounts(throttled=0, retried=2)
 
+    async def test_a_model_throttling_every_call_for_too_long_pauses_the_attempt(self) -> None:
+        throttled = ModelCallError(
+            "429", retryable=True, code="ThrottlingException", maybe_billed=False
+        )
+        models = FakeModels([throttled] * 100_000)
+        rt = runtime(FakeStorage(), models)
+        rt.settings = rt.settings.model_copy(update={"model_unavailable_seconds": 0.2})
+        events = await run(command(end=3), rt)
+        end = events[-1]
+        assert isinstance(end, m.PartitionCompleted), end
+        assert end.outcome is m.PartitionOutcome.MODEL_UNAVAILABLE
+        assert MODEL in end.reason
+        assert "throttled every call" in end.reason
+        assert (end.records_done, end.records_missing, end.usage) == (0, 3, ())
+        assert end.retries.throttled == len(models.requests) > 3  # waited out, then paused
+        assert end.unknown_calls == ()
+
     async def test_throttled_and_retried_attempts_go_with_the_part_and_the_end(self) -> None:
         throttled = ModelCallError("429", retryable=True, code="ThrottlingException")
         unavailable = ModelCallError("503", retryable=True, code="ServiceUnavailableException")
@@ -342,13 +367,15 @@ class TestGeneratePartition:
         parts = [e for e in events if isinstance(e, m.RecordsGenerated)]
         end = events[-1]
         assert isinstance(end, m.PartitionCompleted)
-        assert [p.retries for p in parts] == [m.RetryCounts(throttled=2, retried=3)]
-        assert end.retries == m.RetryCounts(throttled=2, retried=3)
+        counts = parts[0].retries
+        assert (counts.throttled, counts.retried) == (2, 3)
+        assert [p.retries for p in parts] == [counts]
+        assert end.retries == counts
         # The part keeps its counts, so a redelivery re-announces them.
         again = await run(command(end=1), runtime(storage, FakeModels()))
         reannounced = [e for e in again if isinstance(e, m.RecordsGenerated)]
-        assert [p.retries for p in reannounced] == [m.RetryCounts(throttled=2, retried=3)]
-        assert again[-1].retries == m.RetryCounts(throttled=2, retried=3)
+        assert [p.retries for p in reannounced] == [counts]
+        assert again[-1].retries == counts
 
     async def test_a_call_that_may_be_billed_keeps_its_reservation(self) -> None:
         worst_a = (len(b"About topic 0") + 32) * PRICE.input_picos + 20 * PRICE.output_picos

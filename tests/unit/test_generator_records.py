@@ -322,15 +322,18 @@ class TestPartMetadata:
 
     def test_retry_counts_round_trip_and_a_part_without_them_has_none(self) -> None:
         meta = PartMeta(
-            records=1, lease="l", message="m", usage=UsageTally(), retries=RetryTally(4, 3)
+            records=1, lease="l", message="m", usage=UsageTally(), retries=RetryTally(4, 3, 250)
         )
         encoded = meta.to_metadata()
-        assert encoded["retries"] == "4,3"
+        assert encoded["retries"] == "4,3,250"
+        assert PartMeta.from_metadata(encoded).retries == RetryTally(4, 3, 250)
+        # A part written before the time waited was counted has two counts.
+        encoded["retries"] = "4,3"
         assert PartMeta.from_metadata(encoded).retries == RetryTally(4, 3)
         del encoded["retries"]
         assert PartMeta.from_metadata(encoded).retries == RetryTally(0, 0)
 
-    @pytest.mark.parametrize("text", ["", "1", "1,2,3", "-1,0", "a,b", "1, 2"])
+    @pytest.mark.parametrize("text", ["", "1", "1,2,3,4", "-1,0", "a,b", "1, 2"])
     def test_bad_retry_counts_are_refused(self, text: str) -> None:
         metadata = {"records": "1", "lease": "l", "message": "m", "usage": "[]", "retries": text}
         with pytest.raises(ValueError, match="retry counts"):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from palette.common.job_document import ExportStatus
+from palette.common.job_document import ExportStatus, paused_partitions
 from palette.common.messages import JobStatus, PartitionOutcome
 from palette.scheduler.states import (
     IN_FLIGHT,
@@ -23,6 +24,7 @@ from palette.scheduler.states import (
     failure_event,
     job_move,
     partition_move,
+    pause_until,
     stop_event,
 )
 
@@ -44,6 +46,9 @@ PARTITION_LEGAL: dict[tuple[PartitionStatus, PartitionEvent], PartitionStatus] =
     (P.DISPATCHED, PE.GIVE_UP): P.FAILED,
     (P.PENDING, PE.JOB_STOP): P.STOPPED,
     (P.WAITING_BUDGET, PE.JOB_STOP): P.STOPPED,
+    (P.DISPATCHED, PE.PAUSE): P.PAUSED,
+    (P.PAUSED, PE.RESUME): P.PENDING,
+    (P.PAUSED, PE.JOB_STOP): P.STOPPED,
 }
 PARTITION_ILLEGAL = [
     pair for pair in itertools.product(P, PE) if pair not in PARTITION_LEGAL
@@ -101,7 +106,7 @@ class TestPartitionMoves:
 
     def test_statuses_are_stored_as_the_strings_they_always_were(self) -> None:
         stored = ["PENDING", "RESERVING", "DISPATCHED", "WAITING_BUDGET", "DONE", "FAILED"]
-        assert [status.value for status in P] == [*stored, "STOPPED"]
+        assert [status.value for status in P] == [*stored, "STOPPED", "PAUSED"]
         assert P.DONE == "DONE"
 
 
@@ -158,6 +163,30 @@ class TestStops:
             stop_event(status)
 
 
+class TestPauses:
+    def test_a_paused_partition_waits_the_pause_then_is_pending_again(self) -> None:
+        now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+        assert pause_until(now, 60.0) == now + timedelta(seconds=60)
+        paused = partition_move(P.DISPATCHED, completion_event(PartitionOutcome.MODEL_UNAVAILABLE))
+        assert partition_move(paused, PE.RESUME) is P.PENDING
+
+    def test_a_paused_partition_holds_back_a_running_jobs_export_but_not_a_stopped_ones(
+        self,
+    ) -> None:
+        assert P.PAUSED in export_blockers(job(J.RUNNING))  # type: ignore[operator]
+        assert P.PAUSED not in IN_FLIGHT
+
+    def test_a_running_job_shows_its_paused_partitions_and_the_latest_reason(self) -> None:
+        early = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+        paused = {
+            "3": {"reason": "model a away", "until": early},
+            "5": {"reason": "model b away", "until": early + timedelta(seconds=5)},
+        }
+        assert paused_partitions({"status": "RUNNING", "paused": paused}) == (2, "model b away")
+        assert paused_partitions({"status": "RUNNING", "paused": {}}) == (0, None)
+        assert paused_partitions({"status": "CANCELLED", "paused": paused}) == (0, None)
+
+
 class TestAttemptEnds:
     @pytest.mark.parametrize(
         ("outcome", "target"),
@@ -165,6 +194,7 @@ class TestAttemptEnds:
             (PartitionOutcome.DONE, P.DONE),
             (PartitionOutcome.LEASE_EXHAUSTED, P.PENDING),
             (PartitionOutcome.JOB_STOPPED, P.STOPPED),
+            (PartitionOutcome.MODEL_UNAVAILABLE, P.PAUSED),
         ],
     )
     def test_a_completed_attempt_moves_its_dispatched_partition_by_outcome(

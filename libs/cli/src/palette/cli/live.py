@@ -89,8 +89,12 @@ def render(dash: dict[str, Any]) -> RenderableType:
     grid.add_row(
         "Retries",
         "",
-        f"{tokens.get('throttled', 0)} throttled, {tokens.get('retried', 0)} retried",
+        f"{tokens.get('throttled', 0)} throttled, {tokens.get('retried', 0)} retried, "
+        f"{tokens.get('quota_wait_seconds', 0):.1f} s waited for quota",
     )
+    if progress.get("partitions_paused"):
+        reason = progress.get("paused_reason") or ""
+        grid.add_row("Paused", "", f"{progress['partitions_paused']} partitions: {reason}")
     line = Text.assemble(
         ("Job ", "bold"), dash["job_id"], "  ", (status, STATUS_STYLES.get(status, "bold"))
     )

@@ -106,3 +106,18 @@ def export_settled(job: Doc) -> bool:
 def job_settled(job: Doc) -> bool:
     """Whether the job has ended and its export is settled: nothing about it will change."""
     return JobStatus(job["status"]).is_final and export_settled(job)
+
+
+def paused_partitions(job: Doc) -> tuple[int, str | None]:
+    """A running job's paused partitions (its ``paused`` map): how many, and the latest reason.
+
+    The scheduler keeps ``paused.<index> = {"reason", "until"}`` while a
+    partition waits out a model that throttled every call for too long.
+    """
+    if job.get("status") != JobStatus.RUNNING.value:
+        return 0, None
+    entries = [entry for entry in (job.get("paused") or {}).values() if isinstance(entry, dict)]
+    if not entries:
+        return 0, None
+    latest = max(entries, key=lambda entry: str(entry.get("until", "")))
+    return len(entries), str(latest.get("reason") or "") or None

@@ -55,6 +55,8 @@ class LedgerView:
     """Model-call attempts refused for the provider's quota (not billed)."""
     retried_calls: int = 0
     """Model-call attempts made again after a retryable failure."""
+    quota_wait_ms: int = 0
+    """Milliseconds model calls waited for their model's quota (summed over calls)."""
 
     @classmethod
     def empty(cls, budget: int) -> LedgerView:
@@ -97,6 +99,7 @@ def build_view(doc: dict[str, Any] | None, budget: int, leases: list[dict[str, A
         exceeded=bool(doc.get("exceeded", False)),
         throttled_calls=int(doc.get("throttled_calls", 0)),
         retried_calls=int(doc.get("retried_calls", 0)),
+        quota_wait_ms=int(doc.get("quota_wait_ms", 0)),
     )
     _merge(view.by_model, doc.get("by_model", {}), key_is_model=True)
     _merge(view.by_step, doc.get("by_step", {}), key_is_model=False)
@@ -113,6 +116,7 @@ def build_view(doc: dict[str, Any] | None, budget: int, leases: list[dict[str, A
         retries = lease.get("retries") or {}
         view.throttled_calls += int(retries.get("throttled", 0))
         view.retried_calls += int(retries.get("retried", 0))
+        view.quota_wait_ms += int(retries.get("waited_ms", 0))
         usage = lease.get("usage") or {}
         for entry in usage.values():
             view.calls += int(entry.get("calls", 0))

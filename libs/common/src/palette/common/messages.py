@@ -95,12 +95,14 @@ class RetryCounts(BaseModel):
     ``throttled``: attempts the provider refused for its quota (``ThrottlingException``
     and the like). ``retried``: attempts made again after a retryable failure (a
     throttle, a 5xx, a timeout). A throttled attempt that was retried counts in both.
+    ``waited_ms``: milliseconds calls waited for their model's quota before they were sent.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     throttled: NonNegInt = 0
     retried: NonNegInt = 0
+    waited_ms: NonNegInt = 0
 
 
 # ----------------------------------------------------------------- commands
@@ -226,6 +228,8 @@ class PartitionOutcome(StrEnum):
     DONE = "done"
     LEASE_EXHAUSTED = "lease_exhausted"
     JOB_STOPPED = "job_stopped"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    """A model throttled every call for too long (its quota may be 0): the partition pauses."""
 
 
 class PartitionCompleted(Message):
@@ -252,6 +256,8 @@ class PartitionCompleted(Message):
     unknown_worst: NonNegInt = 0
     retries: RetryCounts = RetryCounts()
     """The whole attempt's throttled and retried attempts (re-announced parts too)."""
+    reason: str = Field("", max_length=2000)
+    """Why the attempt ended early (``model_unavailable``: which model, for how long)."""
 
 
 class PartitionFailed(Message):

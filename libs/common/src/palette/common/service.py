@@ -21,7 +21,9 @@ the whole topology before the runtime opens and before any subscriber consumes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Final, TypeVar
 
@@ -118,3 +120,16 @@ def run_service(name: str, settings: CommonSettings, app_factory: Callable[[], F
     app = app_factory()
     app.after_startup(freeze_startup_heap)
     uvloop.run(app.run())
+
+
+@asynccontextmanager
+async def background(*work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``work`` in tasks of their own until the block ends, then cancel them."""
+    tasks = [asyncio.create_task(w) for w in work]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

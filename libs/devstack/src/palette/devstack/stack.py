@@ -168,6 +168,8 @@ class DevStack:
         }
         if self.pricing_file:
             env["PALETTE_PRICING_FILE"] = self.pricing_file
+        enforced = bool(self.emulator_options.get("quota_table"))  # pace to what it enforces
+        env["PALETTE_GENERATOR_QUOTA_TABLE"] = "true" if enforced else "false"
         if self.invocation_log_prefix is not None:
             # Delivered every flush period; the margin covers a put slowed down by a
             # loaded machine (a record read as absent would be settled as unbilled).

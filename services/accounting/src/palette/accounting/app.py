@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import structlog
 from faststream import FastStream
@@ -25,7 +23,7 @@ from palette.accounting.webhook_store import WebhookStore
 from palette.common.clients import mongo_client, s3_client
 from palette.common.messages import utcnow
 from palette.common.pricing import load_pricing
-from palette.common.service import build_service
+from palette.common.service import background, build_service
 
 log = structlog.get_logger("palette.accounting.previews")
 
@@ -53,19 +51,6 @@ async def release_expired_forever(previews: PreviewLedger, interval: float) -> N
             if released:
                 log.info("preview_reservations_released", previews=released)
         await asyncio.sleep(interval)
-
-
-@asynccontextmanager
-async def background(*work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """Run ``work`` in tasks of their own until the block ends, then cancel them."""
-    tasks = [asyncio.create_task(w) for w in work]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def create_app(settings: AccountingSettings | None = None) -> FastStream:

@@ -108,13 +108,21 @@ def aggregate_increments(usage: UsageMap) -> dict[str, int]:
     return inc
 
 
-RETRY_FIELDS = {"throttled": "throttled_calls", "retried": "retried_calls"}
+RETRY_FIELDS = {
+    "throttled": "throttled_calls",
+    "retried": "retried_calls",
+    "waited_ms": "quota_wait_ms",
+}
 """A lease's ``retries.<name>`` counter -> the ledger's total of it."""
 
 
 def retry_fields(retries: RetryCounts) -> dict[str, int]:
     """A lease's ``retries.*`` fields for counts (the non-zero ones)."""
-    counts = {"throttled": retries.throttled, "retried": retries.retried}
+    counts = {
+        "throttled": retries.throttled,
+        "retried": retries.retried,
+        "waited_ms": retries.waited_ms,
+    }
     return {f"retries.{name}": n for name, n in counts.items() if n}
 
 

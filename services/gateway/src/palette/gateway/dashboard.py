@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from palette.common.job_document import paused_partitions
 from palette.common.ledger_view import LedgerView, Totals
 from palette.common.messages import JobStatus
 from palette.common.money import usd_string
+from palette.common.quota_view import QuotaUse
 from palette.gateway.job_views import in_flight, percent, records_incomplete
 from palette.gateway.rates import average_rate
 from palette.gateway.schemas import (
@@ -15,6 +18,7 @@ from palette.gateway.schemas import (
     CostLine,
     Dashboard,
     ProgressPanel,
+    QuotaLine,
     TimingPanel,
     TokensPanel,
 )
@@ -45,13 +49,36 @@ def cost_lines(
     return sorted(lines, key=lambda line: (-costs[line.name], line.name))
 
 
+def progress_panel(
+    job: dict[str, Any], done: int, target: int, rate: float | None
+) -> ProgressPanel:
+    """How far the job is, and its partitions in flight and paused."""
+    paused, paused_reason = paused_partitions(job)
+    return ProgressPanel(
+        done=done,
+        incomplete=records_incomplete(job),
+        target=target,
+        percent=percent(done, target),
+        records_per_second=round(rate, 3) if rate is not None else None,
+        partitions_total=job.get("partitions_total"),
+        partitions_in_flight=in_flight(job),
+        partitions_paused=paused,
+        paused_reason=paused_reason,
+    )
+
+
 def build_dashboard(
-    job: dict[str, Any], ledger: LedgerView, recent_rate: float | None, now: datetime
+    job: dict[str, Any],
+    ledger: LedgerView,
+    recent_rate: float | None,
+    now: datetime,
+    quotas: list[QuotaUse] | None = None,
 ) -> Dashboard:
-    """Everything the dashboard shows, from the job document and its live ledger.
+    """Everything the dashboard shows, from the job document, its live ledger and quotas.
 
     ``recent_rate`` (records per second) comes from recent observations; without
     it the average since the start is used. The ETA is only given while running.
+    ``quotas``: how the generators share the quotas of the job's models now.
     """
     status = JobStatus(job["status"])
     done, target = int(job.get("records_done") or 0), int(job["num_records"])
@@ -70,15 +97,7 @@ def build_dashboard(
     return Dashboard(
         job_id=str(job["_id"]),
         status=status,
-        progress=ProgressPanel(
-            done=done,
-            incomplete=records_incomplete(job),
-            target=target,
-            percent=percent(done, target),
-            records_per_second=round(rate, 3) if rate is not None else None,
-            partitions_total=job.get("partitions_total"),
-            partitions_in_flight=in_flight(job),
-        ),
+        progress=progress_panel(job, done, target, rate),
         cost_by_model=cost_lines(ledger.by_model, by_model=True),
         cost_by_step=cost_lines(ledger.by_step, by_model=False, models=step_models(job)),
         budget=BudgetPanel(
@@ -95,6 +114,7 @@ def build_dashboard(
             calls=ledger.calls,
             throttled=ledger.throttled_calls,
             retried=ledger.retried_calls,
+            quota_wait_seconds=round(ledger.quota_wait_ms / 1000, 3),
         ),
         timing=TimingPanel(
             created_at=job["created_at"],
@@ -104,4 +124,5 @@ def build_dashboard(
             eta_seconds=eta_seconds,
             eta_at=eta_at,
         ),
+        quotas=[QuotaLine(**asdict(use)) for use in quotas or []],
     )

@@ -13,7 +13,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from palette.common.job_document import ExportStatus, export_status, job_document, job_settled
+from palette.common.job_document import (
+    ExportStatus,
+    export_status,
+    job_document,
+    job_settled,
+    paused_partitions,
+)
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat, SubmitJob, utcnow
 from palette.common.money import decimal_string, usd_string, usd_to_picos
@@ -171,6 +177,7 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
     budget = int(job.get("budget_picos") or usd_to_picos(Decimal(str(job["budget_usd"]))))
     money = ledger or LedgerView.empty(budget)
     done = int(job.get("records_done") or 0)
+    paused, paused_reason = paused_partitions(job)
     return JobView(
         id=str(job["_id"]),
         status=JobStatus(job["status"]),
@@ -195,6 +202,8 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         export=_export(job),
         partitions_total=job.get("partitions_total"),
         partitions_in_flight=in_flight(job),
+        partitions_paused=paused,
+        paused_reason=paused_reason,
         seed_count=job.get("seed_count"),
         settled=job_settled(job),
         etag=job_etag(job),

@@ -13,6 +13,7 @@ from typing import IO, Any, Protocol, TypeVar
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import Message
 from palette.common.pricing import PricingTable
+from palette.common.quota_view import QuotaUse
 from palette.common.seeds import SeedFormat
 from palette.gateway.limits import OwnerLocks
 from palette.gateway.rates import RateTracker
@@ -75,6 +76,9 @@ class Repository(Protocol):
 
     async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
         """The live ledgers of several jobs (job id -> budget)."""
+
+    async def quota_uses(self, models: list[str], region: str) -> list[QuotaUse]:
+        """How the generators share these models' quotas now."""
 
     async def usage(self, owner: str, start: datetime, end: datetime) -> UsageRecords:
         """The owner's leases granted and previews reserved in ``[start, end)``."""

@@ -23,7 +23,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from palette.common.lease_view import leases_granted
 from palette.common.ledger_view import LedgerView, read_ledger, read_ledgers
-from palette.common.messages import JobStatus
+from palette.common.messages import JobStatus, utcnow
+from palette.common.quota_view import QuotaUse, quota_uses
 from palette.gateway.ports import Document
 from palette.gateway.readcache import ReadCache
 from palette.gateway.usage import UsageRecords
@@ -35,6 +36,7 @@ TEMPLATES = "templates"
 JOBS = "jobs"
 IDEMPOTENCY = "idempotency_keys"
 PREVIEWS = "previews"  # accounting's, read only
+QUOTA_SHARES = "quota_shares"  # the generators', read only
 ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
 
 
@@ -218,6 +220,15 @@ class MongoRepository:
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """The live ledger of a job (accounting's documents, read only)."""
         return await self._shared(("ledger", job_id), lambda: read_ledger(self._db, job_id, budget))
+
+    async def quota_uses(self, models: list[str], region: str) -> list[QuotaUse]:
+        """How the generators share these models' quotas now (the generators' documents)."""
+
+        async def read() -> list[QuotaUse]:
+            query = {"region": region, "model": {"$in": models}, "expires": {"$gt": utcnow()}}
+            return quota_uses([doc async for doc in self._db[QUOTA_SHARES].find(query)])
+
+        return await self._shared(("quotas", region, tuple(sorted(models))), read)
 
     async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
         """The live ledgers of several jobs (job id -> budget), in two queries.

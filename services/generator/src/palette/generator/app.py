@@ -10,10 +10,12 @@ from faststream.rabbit import RabbitBroker
 
 from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
+from palette.common.quotas import load_quotas
 from palette.common.service import build_service
 from palette.generator.bedrock import open_bedrock
 from palette.generator.claims import Claims
 from palette.generator.handlers import HANDLERS
+from palette.generator.quota_shares import QuotaBoard, QuotaShares
 from palette.generator.rendering import Renderer
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.runtime import GeneratorRuntime
@@ -37,8 +39,17 @@ async def open_runtime(
     renderer = Renderer(
         settings.render_seconds, settings.render_loop_seconds, settings.render_processes
     )
+    shares = QuotaShares(db)
+    quotas = QuotaBoard(
+        load_quotas(settings.quotas_file) if settings.quota_table else None,
+        settings.aws_region,
+        settings.quota_target,
+        shares,
+        settings.quota_sync_seconds,
+    )
     try:
         await claims.create_indexes()
+        await shares.create_indexes()
         async with open_bedrock(settings) as models:
             yield GeneratorRuntime(
                 settings=settings,
@@ -52,8 +63,10 @@ async def open_runtime(
                 claims=claims,
                 renderer=renderer,
                 broker=broker,
+                quotas=quotas,
             )
     finally:
+        await quotas.close()
         await renderer.close()
         await mongo.close()
 

@@ -1,4 +1,4 @@
-"""Model calls of one record: stop check, claim check, reservation, retries, settlement."""
+"""Model calls of one record: quota, stop check, claim check, reservation, retries, settlement."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import structlog
 
 from palette.common.pricing import TokenPrice
 from palette.common.templates import Step
+from palette.common.token_bounds import input_token_bound
+from palette.generator import metrics
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.metrics import THROTTLE_CODES
+from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError, Ticket
 from palette.generator.state import AttemptState
 
 log = structlog.get_logger("palette.generator.calls")
@@ -59,33 +62,44 @@ class ModelCalls:
         )
 
     async def call(self, step: Step, prompt: str, system: str | None, worst: int) -> ModelResult:
-        """One step's call with up to ``max_call_attempts`` attempts.
+        """One step's call, throttles waited out, up to ``max_call_attempts`` failed attempts.
 
-        Before every attempt: wait for a call slot, check the job is not
-        stopped and the claim is still this attempt's, reserve ``worst``
-        (Exhausted if it does not fit). The reservation is released to the
-        cost of the response's usage, to zero when the call was refused before
-        the model ran, and is held for the rest of the attempt, under the
-        call's ``call_id``, when the model may have run without an answer.
+        Before every attempt: take the call's reservation from the model's
+        quota bucket (waiting for it if need be), wait for a call slot, check
+        the job is not stopped and the claim is still this attempt's, reserve
+        ``worst`` (Exhausted if it does not fit). The reservation is released
+        to the cost of the response's usage, to zero when the call was refused
+        before the model ran, and is held for the rest of the attempt, under
+        the call's ``call_id``, when the model may have run without an answer.
+        A throttled attempt is counted (``throttled``) and made again once the
+        bucket allows, without counting toward ``max_call_attempts``.
 
         Raises:
             Stopped: the job stopped before an attempt.
             Exhausted: the call does not fit in the lease.
             ClaimLapsedError: the claim on the lease may have passed to another generator.
+            ModelUnavailableError: the model throttled every call for too long.
             ModelCallError: non-retryable, or retryable after the last attempt.
         """
         rt, msg = self._state.rt, self._state.msg
         price = rt.pricing.price(step.model)
+        pacer = rt.quotas.pacer(step.model)
+        ask = input_token_bound(prompt, system) + step.max_tokens
         attempts = rt.settings.max_call_attempts
-        for attempt in range(1, attempts + 1):
-            outcome = await self._attempt(step, prompt, system, worst, attempt, price)
+        failures = attempt = 0
+        while True:
+            attempt += 1
+            ticket = await self._pace(pacer, ask)
+            outcome = await self._attempt(step, prompt, system, worst, attempt, price, ticket)
             if isinstance(outcome, ModelResult):
                 return outcome
             if outcome.code in THROTTLE_CODES:
-                self._state.count_retries(throttled=1)
-            if not outcome.retryable or attempt == attempts:
+                self._throttled(pacer, outcome)
+                continue
+            failures += 1
+            if not outcome.retryable or failures >= attempts:
                 raise outcome
-            delay = rt.backoff(attempt)
+            delay = rt.backoff(failures)
             log.info(
                 "model_call_retry",
                 record=self._record,
@@ -96,7 +110,39 @@ class ModelCalls:
             )
             if await rt.stops.sleep(msg.job_id, delay):
                 raise Stopped
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _throttled(self, pacer: ModelPacer, outcome: ModelCallError) -> None:
+        """Count a throttle; raise when the call must not wait it out any longer.
+
+        A generator shutting down ends the call (a retryable failure). A model
+        throttled without an answer for ``model_unavailable_seconds``, or an
+        attempt that pauses for it already, ends it with ModelUnavailableError
+        (and every call waiting for the model's bucket with it).
+        """
+        state = self._state
+        state.count_retries(throttled=1)
+        if state.rt.draining:
+            raise outcome
+        unavailable = pacer.unavailable_for()
+        if state.paused is None and unavailable < state.rt.settings.model_unavailable_seconds:
+            return
+        error = ModelUnavailableError(pacer.model_id, unavailable)
+        if state.paused is None:
+            pacer.fail_waiters(error)
+        raise error
+
+    async def _pace(self, pacer: ModelPacer, ask: int) -> Ticket:
+        """The call's reservation in its model's bucket, waited for if need be."""
+        ticket = pacer.try_take(ask)
+        if ticket is not None:
+            return ticket
+        state = self._state
+        ticket = await state.rt.stops.race(state.msg.job_id, pacer.take(ask))
+        if ticket is None:
+            raise Stopped
+        state.count_retries(waited=ticket.waited)
+        metrics.QUOTA_WAIT.labels(pacer.model_id).inc(ticket.waited)
+        return ticket
 
     async def _attempt(
         self,
@@ -106,37 +152,47 @@ class ModelCalls:
         worst: int,
         attempt: int,
         price: TokenPrice,
+        ticket: Ticket,
     ) -> ModelResult | ModelCallError:
         """One attempt of a call under a slot: its result, or the error that ended it."""
         state = self._state
         rt, guard = state.rt, state.guard
+        pacer = rt.quotas.pacer(step.model)
         request = self._request(step, prompt, system, attempt)
-        async with rt.call_slots.hold(self._priority):
-            if rt.stops.is_stopped(state.msg.job_id):
-                raise Stopped
-            if not state.claim.valid():
-                raise ClaimLapsedError
-            reservation = guard.try_reserve(worst)
-            if reservation is None:
-                raise Exhausted
-            if attempt > 1:
-                state.count_retries(retried=1)
-            try:
-                result = await rt.models.converse(request)
-            except ModelCallError as exc:
-                if exc.maybe_billed:
+        sent = False
+        try:
+            async with rt.call_slots.hold(self._priority):
+                if rt.stops.is_stopped(state.msg.job_id):
+                    raise Stopped
+                if not state.claim.valid():
+                    raise ClaimLapsedError
+                reservation = guard.try_reserve(worst)
+                if reservation is None:
+                    raise Exhausted
+                if attempt > 1:
+                    state.count_retries(retried=1)
+                sent = True
+                try:
+                    result = await rt.models.converse(request)
+                except ModelCallError as exc:
+                    pacer.failed(ticket, exc.code, exc.maybe_billed)
+                    if exc.maybe_billed:
+                        guard.hold(reservation, request.metadata["call_id"])
+                    else:
+                        guard.release(reservation)
+                    return exc
+                except BaseException:  # cancelled or a bug: the request may have gone out
                     guard.hold(reservation, request.metadata["call_id"])
-                else:
-                    guard.release(reservation)
-                return exc
-            except BaseException:  # cancelled or a bug: the request may have gone out
-                guard.hold(reservation, request.metadata["call_id"])
-                raise
-            cost = price.cost(result.input_tokens, result.output_tokens)
-            overrun = guard.settle(reservation, cost)
-            state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
-            if overrun:
-                log.error(
-                    "worst_case_exceeded", record=self._record, step=step.id, worst=worst, cost=cost
-                )
-            return result
+                    raise
+        finally:
+            if not sent:
+                pacer.release(ticket)
+        pacer.settle(ticket, result.input_tokens, result.output_tokens)
+        cost = price.cost(result.input_tokens, result.output_tokens)
+        overrun = guard.settle(reservation, cost)
+        state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
+        if overrun:
+            log.error(
+                "worst_case_exceeded", record=self._record, step=step.id, worst=worst, cost=cost
+            )
+        return result

@@ -27,6 +27,7 @@ from palette.common.templates import Step, TemplateError, step_context
 from palette.generator.bedrock import ModelCallError
 from palette.generator.budget import PledgeBook
 from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
+from palette.generator.quota_pacer import ModelUnavailableError
 from palette.generator.records import FinishedRecord, RunAssembler
 from palette.generator.rendering import Renderer
 from palette.generator.state import AttemptState
@@ -273,8 +274,8 @@ async def run_record(
         state.exhausted = True
         estimate = record_worst_case(steps, state.prices, seed_bytes(seed), known, state.observed)
         state.needed = max(state.needed, estimate)
-    except Stopped:
-        state.stopped = True
+    except (Stopped, ModelUnavailableError) as exc:
+        state.halt(exc)
     except ClaimLapsedError:
         state.fail("the claim on the lease lapsed (renewals failed)", retryable=True)
     except TemplateError as exc:

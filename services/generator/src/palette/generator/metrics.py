@@ -8,7 +8,12 @@ and its tokens are the billed tokens.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from palette.generator.quota_pacer import ModelPacer
 
 THROTTLE_CODES = frozenset(
     {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
@@ -41,6 +46,39 @@ INPUT_TOKENS = Counter(
 OUTPUT_TOKENS = Counter(
     "palette_model_output_tokens", "Output tokens of successful model calls, by model.", ["model"]
 )
+
+QUOTA_WAIT = Counter(
+    "palette_quota_wait_seconds",
+    "Seconds model calls waited for their model's quota (the local bucket), by model.",
+    ["model"],
+)
+QUOTA_SHARE = Gauge(
+    "palette_quota_share_tokens_per_minute",
+    "This process's fair share of the model's tokens-per-minute quota (known quotas).",
+    ["model"],
+)
+QUOTA_RATE = Gauge(
+    "palette_quota_rate_tokens_per_minute",
+    "Tokens per minute this process lets the model's calls use now: its share times the "
+    "throttle factor, or the rate found by throttles for an unknown quota (-1: unlimited).",
+    ["model"],
+)
+QUOTA_USED = Gauge(
+    "palette_quota_used_tokens_per_minute",
+    "Quota tokens (input + output x burndown) the model's answered calls used lately.",
+    ["model"],
+)
+QUOTA_WAITING = Gauge(
+    "palette_quota_waiting_calls", "Model calls waiting for the model's quota now.", ["model"]
+)
+
+
+def quota_state(model: str, pacer: ModelPacer) -> None:
+    """Set the quota gauges of a model from its pacer."""
+    QUOTA_SHARE.labels(model).set(pacer.share if pacer.share is not None else 0.0)
+    QUOTA_RATE.labels(model).set(pacer.rate if pacer.rate is not None else -1.0)
+    QUOTA_USED.labels(model).set(pacer.used_per_minute())
+    QUOTA_WAITING.labels(model).set(pacer.waiting)
 
 
 def failure_outcome(code: str, retryable: bool) -> str:

@@ -277,12 +277,9 @@ async def finish(state: AttemptState) -> None:
         "unknown_calls": tuple(unknown),
         "unknown_worst": sum(unknown.values()),
     }
-    if state.failure is None and missing and not (state.stopped or state.exhausted):
-        state.failure = (f"{missing} records of the partition are still missing", True)
-    if state.stopped:
-        outcome = m.PartitionOutcome.JOB_STOPPED
-    elif state.failure is not None:
-        error, retryable = state.failure
+    outcome = state.outcome(missing)
+    if outcome is None:
+        error, retryable = state.failure or ("", True)
         lost = state.claim.lost_holder
         await state.emit(
             m.PartitionFailed(**common, error=error[:2000], retryable=retryable, lost_holder=lost)
@@ -296,14 +293,15 @@ async def finish(state: AttemptState) -> None:
             unknown_calls=len(unknown),
         )
         return
-    elif state.exhausted:
-        outcome = m.PartitionOutcome.LEASE_EXHAUSTED
-    else:
-        outcome = m.PartitionOutcome.DONE
     needed = state.needed if outcome is m.PartitionOutcome.LEASE_EXHAUSTED else 0
     await state.emit(
         m.PartitionCompleted(
-            **common, outcome=outcome, records_done=done, records_missing=missing, needed=needed
+            **common,
+            outcome=outcome,
+            records_done=done,
+            records_missing=missing,
+            needed=needed,
+            reason=(state.paused or "")[:2000],
         )
     )
     log.info(
@@ -316,4 +314,7 @@ async def finish(state: AttemptState) -> None:
         held=state.guard.held,
         unknown_calls=len(unknown),
         orphan_calls=state.orphan.calls,
+        throttled=state.retries.throttled,
+        quota_wait_ms=state.retries.waited_ms,
+        reason=state.paused,
     )

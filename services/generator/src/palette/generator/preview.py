@@ -27,6 +27,7 @@ from palette.common import messages as m
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.pricing import UnknownModelError
 from palette.common.templates import TemplateError, step_context
+from palette.common.token_bounds import input_token_bound
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
 from palette.generator.runtime import GeneratorRuntime
@@ -60,16 +61,25 @@ class Spend:
 async def _call(
     rt: GeneratorRuntime, request: ModelRequest, worst: int, spend: Spend
 ) -> ModelResult:
-    """One call in a preview slot; a call that may have run adds its worst case to ``spend``."""
+    """One call in a preview slot; a call that may have run adds its worst case to ``spend``.
+
+    It takes its reservation from the model's quota bucket first, like a partition's.
+    """
+    pacer = rt.quotas.pacer(request.model_id)
+    ask = input_token_bound(request.prompt, request.system) + request.max_tokens
+    ticket = pacer.try_take(ask) or await pacer.take(ask)
     async with rt.call_slots.hold(PREVIEW):
         try:
-            return await rt.models.converse(request)
+            result = await rt.models.converse(request)
         except ModelCallError as exc:
+            pacer.failed(ticket, exc.code, exc.maybe_billed)
             spend.unknown_worst += worst if exc.maybe_billed else 0
             raise
         except BaseException:
             spend.unknown_worst += worst  # cut short: it may have run
             raise
+    pacer.settle(ticket, result.input_tokens, result.output_tokens)
+    return result
 
 
 async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) -> m.PreviewResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from faststream.rabbit import RabbitBroker
 
@@ -13,6 +13,7 @@ from palette.common.messages import Message
 from palette.common.pricing import PricingTable
 from palette.generator.bedrock import ModelCaller
 from palette.generator.claims import Claims
+from palette.generator.quota_shares import QuotaBoard
 from palette.generator.rendering import Renderer
 from palette.generator.repository import JobsRepository, LeasesRepository
 from palette.generator.settings import GeneratorSettings
@@ -43,6 +44,10 @@ class GeneratorRuntime:
     """Renders prompts on the loop when fast, else in a render process."""
     broker: RabbitBroker
     """Where events and reports are published (``publish``)."""
+    quotas: QuotaBoard = field(
+        default_factory=lambda: QuotaBoard(None, "us-east-1", 1.0, None, 1.0)
+    )
+    """Every model's quota bucket and the shares of the quotas (default: all unknown)."""
     draining: bool = False
     """Set at shutdown: attempts start no new record and end as soon as they can."""
 

@@ -35,7 +35,11 @@ class GeneratorSettings(CommonSettings):
         60.0, gt=0, description="Seconds to wait for one model call's response."
     )
     max_call_attempts: int = Field(
-        4, ge=1, le=20, description="Attempts of a model call on throttling, 5xx or timeout."
+        4,
+        ge=1,
+        le=20,
+        description="Attempts of a model call on 5xx or timeout (a throttled attempt is "
+        "waited out and not counted).",
     )
     backoff_base: float = Field(
         0.25, ge=0, description="First retry delay in seconds (doubles per attempt, jittered)."
@@ -90,4 +94,37 @@ class GeneratorSettings(CommonSettings):
     )
     export_part_bytes: int = Field(
         8 * MIB, ge=5 * MIB, description="Bytes of one multipart upload part of an export."
+    )
+    quotas_file: str | None = Field(
+        None,
+        validation_alias=AliasChoices("PALETTE_QUOTAS_FILE", "quotas_file"),
+        description="A quota table (JSON, the shape of the shipped quotas.json) that replaces "
+        "the shipped one: tokens and requests per minute and output burndown per Region and "
+        "model id, which the generators pace their calls to.",
+    )
+    quota_table: bool = Field(
+        True,
+        description="Pace the calls of a model the quota table lists to its quota, shared "
+        "among the generators; false: every model is paced by throttles alone, as a model "
+        "the table does not list (the dev stack sets it so while its emulator enforces no "
+        "quota).",
+    )
+    quota_target: float = Field(
+        0.98,
+        gt=0,
+        le=1,
+        description="Fraction of a model's quota the generators together aim to use.",
+    )
+    quota_sync_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often a generator with calls for a model renews its document in "
+        "`quota_shares` and recomputes its share of the model's quota.",
+    )
+    model_unavailable_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A model that throttles every call for this long without one answer "
+        "pauses the partitions waiting on it (the scheduler dispatches them again after "
+        "PALETTE_SCHEDULER_PAUSE_SECONDS); a shorter throttle is waited out.",
     )

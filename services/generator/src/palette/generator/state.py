@@ -10,6 +10,7 @@ from palette.common import messages as m
 from palette.common.pricing import TokenPrice
 from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
+from palette.generator.quota_pacer import ModelUnavailableError
 from palette.generator.records import FinishedRecord
 from palette.generator.runtime import GeneratorRuntime, Publish
 from palette.generator.seed_draws import SeedDraws
@@ -47,6 +48,8 @@ class AttemptState:
     """Records this attempt wrote in parts."""
     stopped: bool = False
     exhausted: bool = False
+    paused: str | None = None
+    """Why the attempt pauses (a model throttled every call for too long)."""
     needed: int = 0
     failure: tuple[str, bool] | None = None
     fatal: BaseException | None = None
@@ -64,11 +67,13 @@ class AttemptState:
     def __post_init__(self) -> None:
         self.draws = SeedDraws(self.msg, None)
 
-    def count_retries(self, *, throttled: int = 0, retried: int = 0) -> None:
-        """Count call attempts refused for quota, and attempts made again."""
+    def count_retries(self, *, throttled: int = 0, retried: int = 0, waited: float = 0.0) -> None:
+        """Count call attempts refused for quota, attempts made again, seconds waited for quota."""
+        waited_ms = round(waited * 1000)
         for tally in (self.retries, self.unannounced):
             tally.throttled += throttled
             tally.retried += retried
+            tally.waited_ms += waited_ms
 
     async def emit(self, message: m.Message) -> None:
         """Publish, marking a failure as one that only a redelivery can repair."""
@@ -83,10 +88,38 @@ class AttemptState:
             self.failure = (error, retryable)
             log.warning("partition_failing", error=error, retryable=retryable)
 
+    def outcome(self, missing: int) -> m.PartitionOutcome | None:
+        """How the attempt ends, ``missing`` records short: None when it failed (``failure``)."""
+        if self.failure is None and missing and not (self.stopped or self.exhausted or self.paused):
+            self.failure = (f"{missing} records of the partition are still missing", True)
+        if self.stopped:
+            return m.PartitionOutcome.JOB_STOPPED
+        if self.failure is not None:
+            return None
+        if self.paused is not None:
+            return m.PartitionOutcome.MODEL_UNAVAILABLE
+        if self.exhausted:
+            return m.PartitionOutcome.LEASE_EXHAUSTED
+        return m.PartitionOutcome.DONE
+
+    def halt(self, cause: Exception) -> None:
+        """No new record: the job stopped, or a model is unavailable (the attempt pauses)."""
+        if not isinstance(cause, ModelUnavailableError):
+            self.stopped = True
+        elif self.paused is None:
+            self.paused = str(cause)
+            log.warning("partition_pausing", reason=self.paused)
+
     def halted(self) -> bool:
         """Whether no new record may start."""
         if self.rt.stops.is_stopped(self.msg.job_id):
             self.stopped = True
         if self.rt.draining and self.failure is None:
             self.fail("the generator is shutting down", retryable=True)
-        return self.stopped or self.exhausted or self.failure is not None or self.fatal is not None
+        return (
+            self.stopped
+            or self.exhausted
+            or self.paused is not None
+            or self.failure is not None
+            or self.fatal is not None
+        )

@@ -93,50 +93,58 @@ class UsageTally:
 
 
 class RetryTally:
-    """Throttled and retried model-call attempts (``RetryCounts``), counted as they happen."""
+    """Throttled and retried model-call attempts and time waited for quota (``RetryCounts``)."""
 
-    __slots__ = ("retried", "throttled")
+    __slots__ = ("retried", "throttled", "waited_ms")
 
-    def __init__(self, throttled: int = 0, retried: int = 0) -> None:
+    def __init__(self, throttled: int = 0, retried: int = 0, waited_ms: int = 0) -> None:
         self.throttled = throttled
         self.retried = retried
+        self.waited_ms = waited_ms
 
     def merge(self, other: RetryTally) -> None:
         """Add another tally to this one."""
         self.throttled += other.throttled
         self.retried += other.retried
+        self.waited_ms += other.waited_ms
 
     def take(self) -> RetryTally:
         """Move the counts into a new tally, leaving this one at zero."""
-        moved = RetryTally(self.throttled, self.retried)
-        self.throttled = self.retried = 0
+        moved = RetryTally(self.throttled, self.retried, self.waited_ms)
+        self.throttled = self.retried = self.waited_ms = 0
         return moved
 
     def to_counts(self) -> RetryCounts:
         """As a message field."""
-        return RetryCounts(throttled=self.throttled, retried=self.retried)
+        return RetryCounts(throttled=self.throttled, retried=self.retried, waited_ms=self.waited_ms)
 
     def encode(self) -> str:
-        """``throttled,retried`` (S3 user metadata)."""
-        return f"{self.throttled},{self.retried}"
+        """``throttled,retried,waited_ms`` (S3 user metadata)."""
+        return f"{self.throttled},{self.retried},{self.waited_ms}"
 
     @classmethod
     def decode(cls, text: str) -> RetryTally:
-        """Parse ``encode``'s output; ValueError when it is not two counts."""
+        """Parse ``encode``'s output (or the older two counts); ValueError otherwise."""
         fields = text.split(",")
-        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+        if len(fields) not in (2, 3) or not all(f.isdigit() for f in fields):
             raise ValueError(f"bad retry counts {text!r}")
-        return cls(int(fields[0]), int(fields[1]))
+        return cls(*(int(f) for f in fields))
 
     def __bool__(self) -> bool:
-        return bool(self.throttled or self.retried)
+        return bool(self.throttled or self.retried or self.waited_ms)
+
+    def _key(self) -> tuple[int, int, int]:
+        return (self.throttled, self.retried, self.waited_ms)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RetryTally):
             return NotImplemented
-        return (self.throttled, self.retried) == (other.throttled, other.retried)
+        return self._key() == other._key()
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"RetryTally(throttled={self.throttled}, retried={self.retried})"
+        return (
+            f"RetryTally(throttled={self.throttled}, retried={self.retried}, "
+            f"waited_ms={self.waited_ms})"
+        )

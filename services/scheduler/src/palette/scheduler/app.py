@@ -15,7 +15,7 @@ from palette.common.clients import is_missing, mongo_client, s3_client
 from palette.common.metrics import job_status_gauge
 from palette.common.pricing import load_pricing
 from palette.common.seeds import SeedError, format_from_name, read_records
-from palette.common.service import build_service
+from palette.common.service import background, build_service
 from palette.scheduler.handlers import HANDLERS
 from palette.scheduler.lifecycle import Scheduler
 from palette.scheduler.partitioning import SeedSummary, summarize_seeds
@@ -58,7 +58,8 @@ def create_app(settings: SchedulerSettings | None = None) -> FastStream:
                 else contextlib.nullcontext()
             )
             with gauge:
-                yield scheduler
+                async with background(scheduler.resume_paused_forever()):
+                    yield scheduler
         finally:
             await client.close()
 

@@ -9,6 +9,7 @@ an attempt's end decides is in ``states.py``.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from palette.scheduler.states import (
     completion_event,
     dispatched_under,
     failure_event,
+    pause_until,
 )
 
 if TYPE_CHECKING:
@@ -152,19 +154,47 @@ class PartitionDispatch(ABC):
         await self.repo.record_part(msg.job_id, msg.partition, msg.part_key, msg.records)
 
     async def completed(self, msg: m.PartitionCompleted) -> None:
-        """An attempt ended: done, out of lease (ask again), or stopped."""
+        """An attempt ended: done, out of lease (ask again), stopped, or paused (a model away)."""
         fields: Doc = {"records_done": msg.records_done}
         if msg.outcome is m.PartitionOutcome.LEASE_EXHAUSTED:
             fields["needed"] = msg.needed
-        if await self._end_lease(msg, completion_event(msg.outcome), fields) is not None:
+        event = completion_event(msg.outcome)
+        until = pause_until(m.utcnow(), self.settings.pause_seconds)
+        if event is PartitionEvent.PAUSE:
+            fields |= {"error": msg.reason, "paused_until": until}
+        if await self._end_lease(msg, event, fields) is not None:
+            if event is PartitionEvent.PAUSE:
+                await self.repo.note_paused(msg.job_id, msg.partition, msg.reason, until)
             log.info(
                 "partition_ended",
                 job_id=msg.job_id,
                 partition_id=msg.partition,
                 outcome=msg.outcome.value,
                 records=msg.records_done,
+                reason=msg.reason or None,
             )
         await self.wake(msg.job_id)
+
+    async def resume_paused(self) -> None:
+        """Partitions whose pause is over take new leases like any pending one."""
+        for part in await self.repo.paused_due(m.utcnow()):
+            job_id, index = part["job_id"], part["index"]
+            resumed = await self.repo.move_partition(
+                job_id, index, part["lease_id"], PartitionEvent.RESUME
+            )
+            await self.repo.clear_paused(job_id, index)
+            if resumed is not None:
+                log.info("partition_resumed", job_id=job_id, partition_id=index)
+                await self.pump(job_id)
+
+    async def resume_paused_forever(self) -> None:
+        """``resume_paused`` every ``pause_check_seconds``."""
+        while True:
+            try:
+                await self.resume_paused()
+            except Exception:  # the database may be away for a while: try again next time
+                log.exception("resume_paused_failed")
+            await asyncio.sleep(self.settings.pause_check_seconds)
 
     async def failed(self, msg: m.PartitionFailed) -> None:
         """An attempt failed: retry it, or fail the job after too many (``failure_event``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -51,6 +52,7 @@ class SchedulerRepository:
         await self.partitions.create_index([("job_id", ASCENDING), ("status", ASCENDING)])
         await self.jobs.create_index([("status", ASCENDING)])
         await self.jobs.create_index([("status_announced", ASCENDING)])
+        await self.partitions.create_index([("status", ASCENDING), ("paused_until", ASCENDING)])
 
     # ---------------------------------------------------------------- jobs
 
@@ -245,6 +247,23 @@ class SchedulerRepository:
     async def stop_open_partitions(self, job_id: str) -> None:
         """Partitions that never started will not run."""
         await self.move_partitions(job_id, PartitionEvent.JOB_STOP)
+
+    async def note_paused(self, job_id: str, index: int, reason: str, until: datetime) -> None:
+        """Show a paused partition on its job (``paused.<index>``: reason and until when)."""
+        await self.jobs.update_one(
+            {"_id": job_id}, {"$set": {f"paused.{index}": {"reason": reason, "until": until}}}
+        )
+
+    async def clear_paused(self, job_id: str, index: int) -> None:
+        """The partition is no longer paused."""
+        await self.jobs.update_one({"_id": job_id}, {"$unset": {f"paused.{index}": ""}})
+
+    async def paused_due(self, now: datetime) -> list[Doc]:
+        """Paused partitions whose pause is over."""
+        query = {"status": PartitionStatus.PAUSED.value, "paused_until": {"$lte": now}}
+        return [
+            d async for d in self.partitions.find(query, {"job_id": 1, "index": 1, "lease_id": 1})
+        ]
 
     async def count(self, job_id: str, statuses: Iterable[PartitionStatus]) -> int:
         """Partitions of a job in any of the given statuses."""

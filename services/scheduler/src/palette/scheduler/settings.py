@@ -24,3 +24,15 @@ class SchedulerSettings(CommonSettings):
     window: int = Field(4, ge=1, description="Partitions of one job in flight at once.")
     max_attempts: int = Field(3, ge=1, description="Failed attempts before a job fails.")
     prefetch: int = Field(32, ge=1, description="Messages processed at once per queue.")
+    pause_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a partition paused for an unavailable model (a model that "
+        "throttled every call for PALETTE_GENERATOR_MODEL_UNAVAILABLE_SECONDS) waits before "
+        "it is dispatched again.",
+    )
+    pause_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often the scheduler looks for paused partitions whose pause is over.",
+    )

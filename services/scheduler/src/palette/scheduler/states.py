@@ -11,10 +11,11 @@ decides from an attempt's outcome; ``lifecycle.py`` does the I/O.
 Partitions::
 
     PENDING --claim--> RESERVING --reserved--> DISPATCHED --done--> DONE
-       ^                   |                       |-- lease exhausted / retry --> PENDING
-       |                 denied                    |-- attempt stopped --> STOPPED
-       +-- reopen -- WAITING_BUDGET                +-- give up --> FAILED
-    PENDING, WAITING_BUDGET --job stop--> STOPPED
+       ^  ^                |                       |-- lease exhausted / retry --> PENDING
+       |  |              denied                    |-- attempt stopped --> STOPPED
+       |  +-- reopen -- WAITING_BUDGET             |-- give up --> FAILED
+       +----- resume -- PAUSED <--model unavailable+
+    PENDING, WAITING_BUDGET, PAUSED --job stop--> STOPPED
 
 Jobs: ``QUEUED --start--> RUNNING --exported--> COMPLETED``; a queued job is
 refused (``FAILED``); a queued or running job is cancelled, runs out of
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -53,6 +55,8 @@ class PartitionStatus(StrEnum):
     """Failed too often; the job failed with it."""
     STOPPED = "STOPPED"
     """The job stopped before the partition was done."""
+    PAUSED = "PAUSED"
+    """A model it calls throttled every call for too long; dispatched again at ``paused_until``."""
 
 
 IN_FLIGHT: frozenset[PartitionStatus] = frozenset(
@@ -84,6 +88,10 @@ class PartitionEvent(StrEnum):
     """``PartitionFailed`` once too often: the job fails."""
     JOB_STOP = "job_stop"
     """The job stopped: partitions not started will not run."""
+    PAUSE = "pause"
+    """``PartitionCompleted(model_unavailable)``: wait before dispatching it again."""
+    RESUME = "resume"
+    """Its pause is over: it takes a new lease like any pending partition."""
 
 
 class JobEvent(StrEnum):
@@ -142,7 +150,11 @@ PARTITION_MOVES: Mapping[PartitionEvent, Move[PartitionStatus]] = {
     PartitionEvent.ATTEMPT_STOPPED: Move(frozenset({_P.DISPATCHED}), _P.STOPPED),
     PartitionEvent.RETRY: Move(frozenset({_P.DISPATCHED}), _P.PENDING),
     PartitionEvent.GIVE_UP: Move(frozenset({_P.DISPATCHED}), _P.FAILED),
-    PartitionEvent.JOB_STOP: Move(frozenset({_P.PENDING, _P.WAITING_BUDGET}), _P.STOPPED),
+    PartitionEvent.JOB_STOP: Move(
+        frozenset({_P.PENDING, _P.WAITING_BUDGET, _P.PAUSED}), _P.STOPPED
+    ),
+    PartitionEvent.PAUSE: Move(frozenset({_P.DISPATCHED}), _P.PAUSED),
+    PartitionEvent.RESUME: Move(frozenset({_P.PAUSED}), _P.PENDING),
 }
 
 _J = JobStatus
@@ -174,6 +186,7 @@ _OUTCOMES: Mapping[PartitionOutcome, PartitionEvent] = {
     PartitionOutcome.DONE: PartitionEvent.DONE,
     PartitionOutcome.LEASE_EXHAUSTED: PartitionEvent.LEASE_EXHAUSTED,
     PartitionOutcome.JOB_STOPPED: PartitionEvent.ATTEMPT_STOPPED,
+    PartitionOutcome.MODEL_UNAVAILABLE: PartitionEvent.PAUSE,
 }
 
 
@@ -245,6 +258,11 @@ def failure_event(
     if lost_holder or (retryable and failures + 1 < max_attempts):
         return PartitionEvent.RETRY
     return PartitionEvent.GIVE_UP
+
+
+def pause_until(now: datetime, pause_seconds: float) -> datetime:
+    """When a partition paused now is dispatched again."""
+    return now + timedelta(seconds=pause_seconds)
 
 
 def dispatched_under(part: Mapping[str, Any], lease_id: str) -> bool:

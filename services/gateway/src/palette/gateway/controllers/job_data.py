@@ -16,8 +16,9 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from palette.common.job_document import ExportStatus, export_status, job_settled
 from palette.common.keys import snapshot_key
 from palette.common.messages import ExportSnapshot, JobStatus, OutputFormat, utcnow
+from palette.common.quota_view import QuotaUse
 from palette.gateway.controllers.jobs import ledger_of, owned_job
-from palette.gateway.dashboard import build_dashboard
+from palette.gateway.dashboard import build_dashboard, step_models
 from palette.gateway.job_views import job_view
 from palette.gateway.openapi import problems
 from palette.gateway.ports import GatewayRuntime
@@ -38,7 +39,11 @@ async def dashboard_of(runtime: GatewayRuntime, job: dict[str, Any]) -> Dashboar
     else:
         runtime.rates.forget(job_id)
         rate = None
-    return build_dashboard(job, ledger, rate, utcnow())
+    quotas: list[QuotaUse] = []
+    if JobStatus(job["status"]) is JobStatus.RUNNING:
+        models = sorted(set(step_models(job).values()))
+        quotas = await runtime.repository.quota_uses(models, runtime.settings.aws_region)
+    return build_dashboard(job, ledger, rate, utcnow(), quotas)
 
 
 async def progress_events(

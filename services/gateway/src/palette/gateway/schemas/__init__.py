@@ -26,6 +26,7 @@ from palette.gateway.schemas.jobs import (
     JobPage,
     JobView,
     ProgressPanel,
+    QuotaLine,
     TimingPanel,
     TokensPanel,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "PreviewView",
     "ProblemDetails",
     "ProgressPanel",
+    "QuotaLine",
     "Reply",
     "Request",
     "SeedUpload",

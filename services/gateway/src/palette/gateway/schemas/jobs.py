@@ -111,6 +111,14 @@ class JobView(Reply):
     export: ExportView | None
     partitions_total: int | None
     partitions_in_flight: int = Field(0, description="Partitions being generated right now.")
+    partitions_paused: int = Field(
+        0,
+        description="Partitions waiting out a model that throttled every call for too long "
+        "(its quota may be 0); each is dispatched again after a pause.",
+    )
+    paused_reason: str | None = Field(
+        None, description="Why the latest of them paused (which model, for how long)."
+    )
     seed_count: int | None = Field(None, description="Records in the seed file, once counted.")
     settled: bool = Field(
         False,
@@ -166,6 +174,14 @@ class ProgressPanel(Reply):
     )
     partitions_total: int | None
     partitions_in_flight: int
+    partitions_paused: int = Field(
+        0,
+        description="Partitions waiting out a model that throttled every call for too long "
+        "(its quota may be 0); each is dispatched again after a pause.",
+    )
+    paused_reason: str | None = Field(
+        None, description="Why the latest of them paused (which model, for how long)."
+    )
 
 
 class CostLine(Reply):
@@ -202,6 +218,31 @@ class TokensPanel(Reply):
     retried: int = Field(
         0, description="Call attempts made again after a throttle, a 5xx or a timeout."
     )
+    quota_wait_seconds: float = Field(
+        0.0,
+        description="Seconds the job's calls waited for their model's quota before they were "
+        "sent, summed over calls (a throttled call waits, it does not fail).",
+    )
+
+
+class QuotaLine(Reply):
+    """How the generators share one model's quota now (over every job on the model)."""
+
+    model: str
+    quota_tpm: int | None = Field(
+        description="The model's tokens per minute from the quota table (null: not listed, "
+        "the rate is found from throttles)."
+    )
+    generators: int = Field(description="Generator processes calling the model now.")
+    share_tpm: int | None = Field(
+        description="Their shares of the quota, summed (null for an unlisted model)."
+    )
+    rate_tpm: int | None = Field(
+        description="Tokens per minute they let the model's calls use now: shares times the "
+        "throttle factor, summed (null: some are unlimited, nothing throttled them)."
+    )
+    used_tpm: int = Field(description="Quota tokens per minute the model's answered calls used.")
+    waiting: int = Field(description="Calls waiting for the quota now.")
 
 
 class TimingPanel(Reply):
@@ -226,6 +267,11 @@ class Dashboard(Reply):
     budget: BudgetPanel
     tokens: TokensPanel
     timing: TimingPanel
+    quotas: list[QuotaLine] = Field(
+        default_factory=list,
+        description="The quota of each model of the job's template, as the generators share "
+        "it now (a model no generator calls now is absent).",
+    )
 
 
 class DownloadLink(Reply):

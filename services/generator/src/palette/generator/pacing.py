@@ -1,0 +1,208 @@
+"""Quota pacing arithmetic: AIMD rate control and max-min fair shares. Pure, no I/O.
+
+Rates are quota tokens per minute, counted as Bedrock counts them: a call
+reserves its input tokens plus ``maxTokens`` when it starts, corrected at its
+end to input + output x burndown (docs/internals.md, "Bedrock quotas").
+
+``AimdRate`` is one model's rate in one generator: its cap is the generator's
+fair share of the model's quota (None: the quota is unknown, and the rate
+starts unlimited). A throttle decreases it multiplicatively, at most once per
+``cooldown``; time without throttles increases it additively, fast while it
+is well below the rate the last throttle met (the ``ceiling``: it recovers to
+what worked) and slowly around it (it probes). An unknown quota paced for a
+throttle becomes unlimited again once nothing has throttled for
+``unlimit_after`` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+WINDOW_SECONDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class AimdParams:
+    """The controller's constants (rates as fractions of the ceiling per second)."""
+
+    decrease: float = 0.7
+    """A throttle multiplies the rate by this."""
+    cooldown: float = 1.0
+    """Seconds after a decrease during which further throttles decrease nothing more."""
+    recover: float = 0.1
+    """Increase per second while below ``near`` x the ceiling, as a fraction of the ceiling."""
+    probe: float = 0.02
+    """Increase per second from there on, as a fraction of the ceiling."""
+    near: float = 0.9
+    floor: float = 0.05
+    """The rate never goes below this fraction of its cap (or, unknown, of the best seen)."""
+    unlimit_after: float = 60.0
+    """An unknown quota's rate is lifted after this long without a throttle."""
+
+
+class AimdRate:
+    """One model's rate (tokens per minute) in one generator: a cap times AIMD.
+
+    Args:
+        cap: the fair share of a known quota; None: unknown quota, unlimited until throttled.
+        now: the clock's reading (seconds).
+        params: the controller's constants.
+    """
+
+    def __init__(self, cap: float | None, now: float, params: AimdParams | None = None) -> None:
+        self.params = params or AimdParams()
+        self.cap = cap
+        self.rate: float | None = cap
+        """Tokens per minute now; None: unlimited (an unknown quota, nothing throttled)."""
+        self.ceiling: float | None = None
+        """The rate the last throttle after a success met: what to recover to."""
+        self.best = 0.0
+        """The largest use seen (unknown quota): the floor's reference."""
+        self.minimum = 0.0
+        """The least rate whatever the floor (the pacer sets one call a second)."""
+        self._updated = now
+        self._decreased = -math.inf
+        self._throttled = -math.inf
+        self._succeeded_since_decrease = True
+
+    @property
+    def factor(self) -> float | None:
+        """The rate as a fraction of the cap (None when either is unknown)."""
+        if self.cap is None or self.rate is None or self.cap <= 0:
+            return None
+        return self.rate / self.cap
+
+    def _floor(self) -> float:
+        base = self.cap if self.cap is not None else self.best
+        return max(base * self.params.floor, self.minimum)
+
+    def set_cap(self, cap: float, now: float) -> None:
+        """A new fair share of a known quota: the rate keeps its factor."""
+        self.advance(now)
+        if self.cap is None or self.rate is None or self.cap <= 0:
+            self.rate = cap
+        else:
+            scale = cap / self.cap
+            self.rate *= scale
+            if self.ceiling is not None:
+                self.ceiling *= scale
+        self.cap = cap
+
+    def succeeded(self) -> None:
+        """A call was answered: the next throttle may move the ceiling."""
+        self._succeeded_since_decrease = True
+
+    def throttled(self, now: float, used: float) -> bool:
+        """A throttle; ``used`` is what the model's calls used lately (tokens per minute).
+
+        Returns whether the rate decreased (at most once per cooldown).
+        """
+        self.advance(now)
+        self._throttled = now
+        if now - self._decreased < self.params.cooldown:
+            return False
+        self.best = max(self.best, used)
+        current = self.rate if self.rate is not None else used
+        if used > 0:  # what the calls used, when the rate stood above it
+            current = min(current, used)
+        if self._succeeded_since_decrease or self.ceiling is None:
+            self.ceiling = current if current > self._floor() else None
+        self.rate = max(self._floor(), current * self.params.decrease)
+        if self.cap is not None:
+            self.rate = min(self.rate, self.cap)
+        self._decreased = now
+        self._succeeded_since_decrease = False
+        return True
+
+    def advance(self, now: float) -> None:
+        """Additive increase for the time since the last look.
+
+        Below the ceiling it recovers fast, then probes slowly past it; with no
+        ceiling (probed past it, or nothing known) a known quota's rate grows by
+        ``recover`` of its cap a second, an unknown one's doubles every second.
+        An unknown quota not throttled for ``unlimit_after`` is unlimited again.
+        """
+        dt = now - self._updated
+        if dt <= 0:
+            return
+        self._updated = now
+        if self.rate is None:
+            return
+        p = self.params
+        if self.cap is None and now - self._throttled > p.unlimit_after:
+            self.rate, self.ceiling = None, None
+            return
+        if self.ceiling is None:  # a known cap: 10 % of it a second; unknown: doubling
+            step = p.recover * self.cap if self.cap is not None else self.rate
+        elif self.rate < p.near * self.ceiling:
+            step = p.recover * self.ceiling
+        else:
+            step = p.probe * self.ceiling
+        self.rate += step * dt
+        if self.ceiling is not None and self.rate > self.ceiling * (1 + 5 * p.probe):
+            self.ceiling = None  # probed well past it and nothing throttled
+        if self.cap is not None and self.rate >= self.cap:
+            self.rate, self.ceiling = self.cap, None
+
+
+def fair_shares(quota: float, demands: Mapping[str, float | None]) -> dict[str, float]:
+    """Max-min fair shares of ``quota`` by demand (None: as much as there is).
+
+    Demands below an equal split are met; the rest is split equally among the
+    others; whatever no demand takes is split equally among all, so the shares
+    always add up to the quota.
+    """
+    if not demands:
+        return {}
+    shares = dict.fromkeys(demands, 0.0)
+    left = quota
+    open_ = sorted(demands, key=lambda h: (math.inf if demands[h] is None else demands[h], h))
+    while open_:
+        equal = left / len(open_)
+        holder = open_[0]
+        wanted = demands[holder]
+        if wanted is None or wanted >= equal:
+            for h in open_:
+                shares[h] = equal
+            return shares
+        shares[holder] = max(wanted, 0.0)
+        left -= shares[holder]
+        open_.pop(0)
+    spare = left / len(shares)
+    return {h: s + spare for h, s in shares.items()}
+
+
+class UsageWindow:
+    """Quota tokens used per second over the last ``seconds`` (a ring of one-second slots)."""
+
+    __slots__ = ("_first", "_last", "_slots")
+
+    def __init__(self, seconds: int = WINDOW_SECONDS) -> None:
+        self._slots = [0.0] * seconds
+        self._first: int | None = None
+        self._last = 0
+
+    def _roll(self, second: int) -> None:
+        if self._first is None:
+            self._first = self._last = second
+            return
+        size = len(self._slots)
+        for s in range(self._last + 1, min(second, self._last + size) + 1):
+            self._slots[s % size] = 0.0
+        self._last = max(self._last, second)
+
+    def add(self, now: float, tokens: float) -> None:
+        """Count ``tokens`` used now."""
+        second = int(now)
+        self._roll(second)
+        self._slots[second % len(self._slots)] += tokens
+
+    def per_minute(self, now: float) -> float:
+        """Tokens per minute used over the window (or since the first use, if shorter)."""
+        if self._first is None:
+            return 0.0
+        self._roll(int(now))
+        span = min(float(len(self._slots)), max(1.0, now - self._first))
+        return sum(self._slots) / span * 60.0

@@ -1,0 +1,368 @@
+"""Quota pacing: fair shares, the AIMD rate and the local token bucket (no I/O)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from palette.devstack.quota_buckets import QuotaBuckets, QuotaLimits
+from palette.generator.pacing import AimdParams, AimdRate, UsageWindow, fair_shares
+from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestFairShares:
+    def test_generators_that_all_want_more_split_the_quota_equally(self) -> None:
+        assert fair_shares(900.0, {"a": None, "b": None, "c": None}) == {
+            "a": 300.0,
+            "b": 300.0,
+            "c": 300.0,
+        }
+
+    def test_a_small_demand_is_met_and_the_rest_goes_to_the_others(self) -> None:
+        shares = fair_shares(1000.0, {"a": 100.0, "b": None, "c": 600.0})
+        assert shares == {"a": 100.0, "b": 450.0, "c": 450.0}
+
+    def test_what_no_demand_takes_is_spread_over_all_and_the_shares_add_up(self) -> None:
+        shares = fair_shares(1000.0, {"a": 100.0, "b": 300.0})
+        assert shares == {"a": 400.0, "b": 600.0}
+        assert sum(fair_shares(777.0, {"a": 5.0, "b": None, "c": 80.0}).values()) == 777.0
+
+    def test_a_lone_generator_has_the_whole_quota(self) -> None:
+        assert fair_shares(500.0, {"me": 1.0}) == {"me": 500.0}
+        assert fair_shares(500.0, {}) == {}
+
+
+class TestAimdKnownQuota:
+    def test_a_throttle_decreases_once_per_cooldown(self) -> None:
+        rate = AimdRate(1000.0, 0.0)
+        assert rate.throttled(1.0, used=0.0)
+        assert rate.rate == pytest.approx(700.0)
+        assert not rate.throttled(1.0, used=0.0)  # the same congestion
+        assert rate.rate == pytest.approx(700.0)
+        assert not rate.throttled(1.5, used=0.0)  # still: half a second of recovery only
+        assert rate.rate == pytest.approx(750.0)
+        assert rate.throttled(2.0, used=0.0)
+        assert rate.rate == pytest.approx(800.0 * 0.7)
+
+    def test_it_recovers_fast_to_the_ceiling_then_probes_then_reaches_its_cap(self) -> None:
+        rate = AimdRate(1000.0, 0.0)
+        rate.throttled(0.0, used=0.0)  # ceiling 1000, rate 700
+        rate.advance(1.0)
+        assert rate.rate == pytest.approx(800.0)  # +10 % of the ceiling a second
+        rate.advance(2.0)
+        assert rate.rate == pytest.approx(900.0)
+        rate.advance(3.0)
+        assert rate.rate == pytest.approx(920.0)  # near it: +2 % a second
+        rate.advance(100.0)
+        assert rate.rate == 1000.0  # never above the share
+        assert rate.factor == 1.0
+
+    def test_it_never_goes_below_its_floor(self) -> None:
+        rate = AimdRate(1000.0, 0.0, AimdParams(floor=0.05, recover=0.0, probe=0.0))
+        for k in range(30):
+            rate.throttled(float(k) * 2, used=0.0)
+        assert rate.rate == pytest.approx(50.0)
+
+    def test_throttles_without_answers_keep_it_trying_about_once_per_cooldown(self) -> None:
+        # An outage: the ceiling stays, so between throttles it recovers fast.
+        rate = AimdRate(1000.0, 0.0)
+        for k in range(30):
+            rate.throttled(float(k), used=0.0)
+        assert rate.rate == pytest.approx(0.7 * 100 / 0.3, rel=0.01)
+
+    def test_the_ceiling_stays_where_the_first_throttle_after_an_answer_met_it(self) -> None:
+        rate = AimdRate(1000.0, 0.0)
+        rate.throttled(0.0, used=0.0)
+        rate.throttled(2.0, used=0.0)  # no answer in between: an outage, not a lower quota
+        assert rate.ceiling == pytest.approx(1000.0)
+        rate.succeeded()
+        rate.throttled(4.0, used=0.0)
+        assert rate.ceiling == pytest.approx(rate.rate / 0.7)
+
+    def test_a_new_share_keeps_the_factor(self) -> None:
+        rate = AimdRate(1000.0, 0.0)
+        rate.throttled(0.0, used=0.0)
+        rate.set_cap(500.0, 0.0)
+        assert rate.rate == pytest.approx(350.0)
+        assert rate.factor == pytest.approx(0.7)
+
+    def test_a_throttle_decreases_from_what_the_calls_used_when_that_was_less(self) -> None:
+        rate = AimdRate(1000.0, 0.0)
+        rate.throttled(0.0, used=200.0)
+        assert rate.rate == pytest.approx(140.0)
+
+
+class TestAimdUnknownQuota:
+    def test_it_is_unlimited_until_a_throttle_sets_the_rate_from_the_use(self) -> None:
+        rate = AimdRate(None, 0.0)
+        assert rate.rate is None
+        rate.advance(100.0)
+        assert rate.rate is None
+        rate.throttled(100.0, used=6000.0)
+        assert rate.rate == pytest.approx(4200.0)
+        assert rate.ceiling == pytest.approx(6000.0)
+
+    def test_it_is_unlimited_again_after_a_minute_without_throttles(self) -> None:
+        rate = AimdRate(None, 0.0)
+        rate.throttled(0.0, used=6000.0)
+        rate.advance(30.0)
+        assert rate.rate is not None
+        rate.advance(61.0)
+        assert rate.rate is None
+
+    def test_with_nothing_known_it_starts_from_its_minimum_and_doubles(self) -> None:
+        rate = AimdRate(None, 0.0)
+        rate.minimum = 600.0
+        rate.throttled(0.0, used=0.0)
+        assert rate.rate == 600.0
+        assert rate.ceiling is None
+        rate.advance(1.0)
+        assert rate.rate == pytest.approx(1200.0)
+
+
+class TestUsageWindow:
+    def test_use_per_minute_over_the_last_ten_seconds(self) -> None:
+        window = UsageWindow(10)
+        for second in range(20):
+            window.add(100.0 + second, 50.0)
+        assert window.per_minute(119.5) == pytest.approx(50.0 * 60)
+        assert window.per_minute(200.0) == 0.0  # all of it older than the window
+
+
+def pacer(clock: Clock, quota: float | None = 6000.0, **kwargs: object) -> ModelPacer:
+    """A pacer of a known quota of 6,000 tokens a minute (100 a second), all its own."""
+    p = ModelPacer("m", quota, clock=clock, **kwargs)  # type: ignore[arg-type]
+    if quota is not None:
+        p.set_share(quota)
+    return p
+
+
+class TestModelPacer:
+    def test_a_call_takes_its_reservation_as_the_bucket_refills(self) -> None:
+        clock = Clock()
+        p = pacer(clock)
+        assert p.try_take(50) is None  # a new bucket starts empty
+        clock.now += 0.5
+        assert p.try_take(50) is not None
+        assert p.try_take(1) is None
+
+    def test_the_end_corrects_the_reservation_with_the_burndown(self) -> None:
+        clock = Clock()
+        p = pacer(clock, burndown=5)
+        clock.now += 1.0
+        ticket = p.try_take(100)
+        assert ticket is not None
+        # 10 in + 4 out x 5 = 30 used of the 100 reserved: 70 come back.
+        p.settle(ticket, 10, 4)
+        assert p.try_take(70) is not None
+        assert p.try_take(1) is None
+        assert p.used_per_minute(clock.now) == pytest.approx(30 * 60)
+
+    def test_a_refused_call_gives_its_reservation_back(self) -> None:
+        clock = Clock()
+        p = pacer(clock)
+        clock.now += 1.0
+        ticket = p.try_take(100)
+        assert ticket is not None
+        p.failed(ticket, "ServiceUnavailableException", maybe_billed=False)
+        assert p.try_take(100) is not None
+
+    def test_a_call_that_may_have_run_keeps_its_reservation(self) -> None:
+        clock = Clock()
+        p = pacer(clock)
+        clock.now += 1.0
+        ticket = p.try_take(100)
+        assert ticket is not None
+        p.failed(ticket, "", maybe_billed=True)
+        assert p.try_take(1) is None
+
+    def test_a_throttle_empties_the_bucket_and_slows_it(self) -> None:
+        clock = Clock()
+        p = pacer(clock)
+        clock.now += 1.0
+        ticket = p.try_take(60)
+        assert ticket is not None
+        p.failed(ticket, "ThrottlingException", maybe_billed=False)
+        assert p.throttles == 1
+        assert p.rate == pytest.approx(6000.0 * 0.7)
+        assert p.try_take(1) is None
+        clock.now += 10 / 70  # 70 a second now
+        assert p.try_take(10) is not None
+
+    def test_requests_per_minute_bound_the_calls_too(self) -> None:
+        clock = Clock()
+        p = ModelPacer("m", 6000.0, rpm=60.0, clock=clock)  # one call a second
+        p.set_share(6000.0)
+        clock.now += 1.0
+        assert p.try_take(1) is not None
+        assert p.try_take(1) is None  # tokens left, no request left
+        clock.now += 1.0
+        assert p.try_take(1) is not None
+
+    def test_an_unknown_quota_takes_anything_until_throttled(self) -> None:
+        clock = Clock()
+        p = pacer(clock, quota=None)
+        assert all(p.try_take(10_000) is not None for _ in range(100))
+        assert p.rate is None
+
+    def test_a_known_quota_waits_for_its_first_share(self) -> None:
+        clock = Clock()
+        p = ModelPacer("m", 6000.0, clock=clock)
+        clock.now += 5.0
+        assert p.try_take(1) is None
+        p.set_share(3000.0)
+        assert p.try_take(1) is not None
+
+    def test_the_model_is_unavailable_after_throttles_without_an_answer(self) -> None:
+        clock = Clock()
+        p = pacer(clock)
+        clock.now += 1.0
+        ticket = p.try_take(10)
+        assert ticket is not None
+        p.throttled(ticket)
+        clock.now += 30.0
+        assert p.unavailable_for() == pytest.approx(30.0)
+        ticket = p.try_take(10)
+        assert ticket is not None
+        p.settle(ticket, 5, 5)
+        assert p.unavailable_for() == 0.0
+
+    def test_demand_is_everything_while_calls_wait_else_the_recent_use(self) -> None:
+        clock = Clock()
+        p = pacer(clock)
+        clock.now += 1.0
+        ticket = p.try_take(100)
+        assert ticket is not None
+        p.settle(ticket, 50, 10)
+        assert p.demand(clock.now, 1.0) == pytest.approx(60 * 60 * 1.25)
+
+    def test_a_throttled_call_keeps_its_reservation_so_its_retry_waits(self) -> None:
+        clock = Clock()
+        p = pacer(clock)
+        clock.now += 1.0
+        first = p.try_take(50)
+        assert first is not None
+        p.throttled(first)  # decreases: the bucket is emptied
+        clock.now += 0.9  # 70 a second now
+        second = p.try_take(60)
+        assert second is not None
+        p.throttled(second)  # within the cooldown: no decrease, the 60 stay taken
+        assert p.rate is not None
+        assert p.rate > 6000 * 0.7  # not decreased again (it recovered a little meanwhile)
+        assert p.try_take(60) is None  # its retry waits for the bucket
+
+    def test_the_bucket_holds_two_of_its_largest_calls_so_no_correction_is_lost(self) -> None:
+        clock = Clock()
+        p = pacer(clock, quota=600.0)  # ten tokens a second: a call of 40 is four seconds
+        clock.now += 4.0
+        ticket = p.try_take(40)
+        assert ticket is not None
+        clock.now += 4.0
+        p.settle(ticket, 5, 5)  # 30 of the 40 come back on top of the 40 refilled
+        assert p.try_take(70) is not None  # a bucket of one second's rate would hold 10
+
+
+class Bedrock:
+    """The emulator's buckets (``palette.devstack.quota_buckets``) on the test's clock."""
+
+    def __init__(self, clock: Clock, tpm: float) -> None:
+        self.clock = clock
+        self.buckets = QuotaBuckets({"m": QuotaLimits(tpm=tpm)}, now=clock.now)
+        self.used = 0
+        self.throttled = 0
+
+    def run(self, pacers: list[ModelPacer], seconds: float, workers: int = 8) -> None:
+        """Calls of 15 tokens in, up to 64 out (40 made), 0.5 s each, as fast as paced."""
+        busy: list[tuple[float, Any, ModelPacer]] = []
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            for call in [c for c in busy if c[0] <= self.clock.now]:
+                busy.remove(call)
+                self.used += self.buckets.settle("m", 79, 15, 40, self.clock.now)
+                call[2].settle(call[1], 15, 40)
+            for p in pacers:
+                while sum(1 for c in busy if c[2] is p) < workers:
+                    ticket = p.try_take(60 + 64)  # the input bound is above the 15 counted
+                    if ticket is None:
+                        break
+                    if self.buckets.admit("m", 79, self.clock.now) is not None:
+                        self.throttled += 1
+                        p.throttled(ticket)
+                        continue
+                    busy.append((self.clock.now + 0.5, ticket, p))
+            self.clock.now += 0.01
+
+
+class TestAgainstBedrocksBuckets:
+    def test_generators_sharing_a_quota_fill_it_and_are_not_throttled(self) -> None:
+        clock, tpm = Clock(), 6000.0
+        bedrock = Bedrock(clock, tpm)
+        bedrock.buckets.admit("m", int(tpm), clock.now)  # its burst spent: the refill binds
+        shares = fair_shares(tpm * 0.98, {"a": None, "b": None, "c": None})
+        pacers = [pacer(clock, quota=tpm) for _ in shares]
+        for p, share in zip(pacers, shares.values(), strict=True):
+            p.set_share(share)
+        bedrock.run(pacers, 10.0)  # settle in
+        before = bedrock.used
+        bedrock.run(pacers, 60.0)
+        assert (bedrock.used - before) / tpm >= 0.95
+        assert bedrock.throttled == 0
+
+    def test_an_unknown_quota_is_found_with_few_throttles(self) -> None:
+        clock, tpm = Clock(), 6000.0
+        bedrock = Bedrock(clock, tpm)
+        p = pacer(clock, quota=None)
+        bedrock.run([p], 60.0)  # its burst spent, the rate found
+        before, throttled = bedrock.used, bedrock.throttled
+        bedrock.run([p], 60.0)
+        assert (bedrock.used - before) / tpm >= 0.85
+        assert bedrock.throttled - throttled <= 0.05 * (bedrock.used - before) / 55
+
+
+class TestWaiting:
+    async def test_waiters_are_served_in_order_as_the_bucket_refills(self) -> None:
+        p = ModelPacer("m", 60_000.0)  # a thousand tokens a second, on the real clock
+        p.set_share(60_000.0)
+        order: list[int] = []
+
+        async def call(k: int) -> None:
+            await p.take(200)
+            order.append(k)
+
+        await asyncio.wait_for(asyncio.gather(*(call(k) for k in range(5))), 5)
+        assert order == [0, 1, 2, 3, 4]
+        assert p.waited_seconds > 0.5  # 1,000 tokens at 1,000 a second
+
+    async def test_unavailability_ends_the_waiting_calls(self) -> None:
+        p = ModelPacer("m", 60.0)  # one token a second
+        p.set_share(60.0)
+        waiting = asyncio.ensure_future(p.take(1_000))
+        await asyncio.sleep(0.01)
+        assert p.waiting == 1
+        p.fail_waiters(ModelUnavailableError("m", 301.0))
+        with pytest.raises(ModelUnavailableError, match="301 s"):
+            await waiting
+
+    async def test_a_cancelled_waiter_leaves_the_queue(self) -> None:
+        p = ModelPacer("m", 60.0)
+        p.set_share(60.0)
+        waiting = asyncio.ensure_future(p.take(1_000))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert p.try_take(0) is not None
