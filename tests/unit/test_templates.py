@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
+from palette.common.seeds import missing_fields
 from palette.common.templates import (
     RenderLimitError,
     RenderTimeoutError,
@@ -15,7 +16,6 @@ from palette.common.templates import (
     TemplateError,
     TemplateSpec,
     analyse,
-    missing_fields,
     render,
     renders_the_same,
     step_context,
