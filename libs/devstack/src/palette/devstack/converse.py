@@ -74,6 +74,19 @@ class Completion:
     output_tokens: int
     stop_reason: str
 
+    def body(self, seconds: float) -> dict[str, Any]:
+        """The Converse response body, ``seconds`` after the request arrived."""
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": self.text}]}},
+            "stopReason": self.stop_reason,
+            "usage": {
+                "inputTokens": self.input_tokens,
+                "outputTokens": self.output_tokens,
+                "totalTokens": self.input_tokens + self.output_tokens,
+            },
+            "metrics": {"latencyMs": int(seconds * 1000)},
+        }
+
 
 def count_tokens(text: str) -> int:
     """Tokens of a text: each whitespace-separated piece of b bytes is ceil(b / 4)."""

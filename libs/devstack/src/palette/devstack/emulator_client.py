@@ -110,6 +110,19 @@ class EmulatorControl:
         """Per model id: the quotas enforced and each bucket's level now."""
         return cast(dict[str, Any], self._call("GET", "quotas"))
 
+    def quota_usage(self, model_id: str | None = None, since: int = 0) -> dict[str, Any]:
+        """Per quota'd model id, one row per second from ``since`` (epoch seconds) on.
+
+        Each row: ``t``, ``admitted``, ``throttled``, ``reserved``, ``used`` (quota
+        tokens of the requests admitted that second) and ``tpm_level_min``.
+        """
+        query = urlencode({"since": since, **({"model_id": model_id} if model_id else {})})
+        return cast(dict[str, Any], self._call("GET", f"quotas/usage?{query}"))
+
+    def clear_quota_usage(self) -> int:
+        """Forget the per-second quota rows; returns how many there were."""
+        return int(self._call("DELETE", "quotas/usage")["cleared"])
+
     def throttles(self, offset: int = 0, **metadata: str) -> list[dict[str, Any]]:
         """Calls throttled for a quota from ``offset`` on, oldest first.
 
