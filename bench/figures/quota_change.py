@@ -60,13 +60,17 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
     finally:
         rig.emulator.clear_quotas()
     steady = job.window
+    last = max((r.t + 1 for r in job.rows if r.admitted), default=0)
     phases: list[dict[str, Any]] = []
     worst = float("nan")
-    if len(changes) == 2 and steady is not None:
-        bounds = [math.ceil(changes[0]), math.ceil(changes[1]), steady.end]
+    if len(changes) == 2:
+        bounds = [math.ceil(changes[0]), math.ceil(changes[1]), steady.end if steady else last]
         delays = []
         for name, start, end in zip(("halved", "restored"), bounds, bounds[1:], strict=False):
-            phase = quota.Window(start, end)
+            phase = quota.Window(start, min(end, last))
+            if phase.length <= quota.MIN_REST_SECONDS:
+                problems.append(f"the job's requests ended before the quota was {name}")
+                continue
             delay = quota.recovery_seconds(job.rows, phase, BOUND)
             if delay is None:
                 problems.append(f"throttled share never under 2 % while {name}")
@@ -80,7 +84,7 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
                     "tokens_per_minute": round(quota.used_per_minute(job.rows, phase)),
                 }
             )
-        worst = float(max(delays))
+        worst = float(max(delays, default=math.nan))
     details = {**job.details(), "phases": phases}
     problems += [job.broken] if job.status != "COMPLETED" else []
     note = (
