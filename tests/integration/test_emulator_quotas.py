@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,19 @@ class TestChangingQuotas:
         control.remove_quota(MODEL)
         assert all(call(client, tag) for _ in range(5))
         assert len(control.throttles(tag=tag)) == 2
+
+    def test_draining_a_quota_throttles_until_it_refills(
+        self, client: BedrockRuntimeClient, control: EmulatorControl
+    ) -> None:
+        fresh(control, rpm=RPM)
+        tag = str(uuid.uuid4())
+        assert call(client, tag)
+        status = control.drain_quota(MODEL)
+        assert status[MODEL]["levels"]["rpm"] <= 0.1  # what refilled since
+        assert not call(client, tag)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            control.drain_quota(PROFILE)
+        assert refused.value.code == 404
 
     def test_tokens_per_minute_throttle_the_model_but_not_its_profile(
         self, client: BedrockRuntimeClient, control: EmulatorControl

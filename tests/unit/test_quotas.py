@@ -180,6 +180,16 @@ class TestChangingLimits:
         assert quota.admit(NOVA, 50, now=10.0) is None  # 300/60 a second refilled for 10 s
         assert quota.admit(NOVA, 1, now=10.0) is not None
 
+    def test_draining_empties_every_bucket_and_keeps_a_debt(self) -> None:
+        quota = buckets(rpm=10, tpm=1000)
+        assert quota.admit(NOVA, 100, now=0.0) is None
+        quota.drain(NOVA, now=0.0)
+        assert (quota.level(NOVA, now=0.0), quota.level(NOVA, now=0.0, reason="rpm")) == (0, 0)
+        assert quota.admit(NOVA, 1, now=0.0) is not None
+        assert quota.settle(NOVA, 100, 50, 100, now=0.0) == 150  # 50 more than reserved
+        quota.drain(NOVA, now=0.0)
+        assert quota.level(NOVA, now=0.0) == -50
+
     def test_level_is_none_for_a_bucket_not_enforced(self) -> None:
         assert buckets(rpm=5).level(NOVA, now=0.0) is None
         assert buckets(rpm=5).level(NOVA, now=0.0, reason="rpm") == 5

@@ -29,7 +29,8 @@ Control API (JSON), beside the model routes:
 - ``GET /_emulator/quotas/usage[?model_id=M][&since=T]``: per quota'd model, one
   row per second (``palette.devstack.quota_usage``: requests admitted and
   throttled, tokens reserved and used, the TPM bucket's lowest level);
-  ``DELETE /_emulator/quotas/usage``: forget them.
+  ``DELETE /_emulator/quotas/usage``: forget them;
+  ``POST /_emulator/quotas/drain`` ``{"model_id": M}``: empty M's buckets now.
 - ``GET /_emulator/invocation-log``: where Bedrock-style model invocation logs
   go and how their delivery went (``{"enabled": false}`` when off);
   ``POST /_emulator/invocation-log/flush``: deliver the queued records now.
@@ -42,7 +43,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from urllib.parse import unquote
 
 from pydantic import ValidationError
 
@@ -53,6 +53,7 @@ from palette.devstack.converse import (
     complete,
     input_tokens,
     max_tokens_of,
+    model_from_path,
     parse_request,
 )
 from palette.devstack.eventlog import EventLog, ThrottleLog
@@ -100,16 +101,6 @@ def error_response(code: str, message: str, request_id: str) -> Response:
         {"message": message},
         [("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", code + ERROR_TYPE_SUFFIX)],
     )
-
-
-def model_from_path(segment: str) -> str:
-    """The model id of a URL path segment (a model's or inference profile's ARN names it)."""
-    model = unquote(segment)
-    if model.startswith("arn:") and (
-        ":foundation-model/" in model or ":inference-profile/" in model
-    ):
-        return model.rsplit("/", 1)[1]
-    return model
 
 
 class BedrockEmulator:
@@ -250,6 +241,7 @@ class BedrockEmulator:
             ("DELETE", "stats"): self._clear_stats,
             ("GET", "quotas"): self._get_quotas,
             ("GET", "quotas/usage"): self._get_usage,
+            ("POST", "quotas/drain"): self._drain,
             ("DELETE", "quotas/usage"): lambda _r: json_response(
                 200, {"cleared": self.usage.clear()}
             ),
@@ -298,6 +290,13 @@ class BedrockEmulator:
         return json_response(200, {})
 
     def _get_quotas(self, request: Request) -> Response:
+        return json_response(200, self.quotas.status(time.monotonic()))
+
+    def _drain(self, request: Request) -> Response:
+        model_id = str(request.json().get("model_id", ""))
+        if not self.quotas.enforced(model_id):
+            return json_response(404, {"message": f"no quota enforced on {model_id!r}"})
+        self.quotas.drain(model_id, time.monotonic())
         return json_response(200, self.quotas.status(time.monotonic()))
 
     def _get_usage(self, request: Request) -> Response:

@@ -119,6 +119,14 @@ class EmulatorControl:
         query = urlencode({"since": since, **({"model_id": model_id} if model_id else {})})
         return cast(dict[str, Any], self._call("GET", f"quotas/usage?{query}"))
 
+    def drain_quota(self, model_id: str) -> dict[str, Any]:
+        """Empty ``model_id``'s quota buckets now (as if the account had used them up).
+
+        Raises:
+            urllib.error.HTTPError: 404 when no quota is enforced on it.
+        """
+        return cast(dict[str, Any], self._call("POST", "quotas/drain", {"model_id": model_id}))
+
     def clear_quota_usage(self) -> int:
         """Forget the per-second quota rows; returns how many there were."""
         return int(self._call("DELETE", "quotas/usage")["cleared"])

@@ -163,6 +163,16 @@ class QuotaBuckets:
         bucket.refill(now)
         return bucket.level
 
+    def drain(self, model_id: str, now: float) -> None:
+        """Empty every bucket of ``model_id`` (one below zero stays there).
+
+        As if the rest of the account had just used all the quota holds: the
+        rate a quota allows then binds at once, whatever a client left unused.
+        """
+        for bucket in self._buckets.get(model_id, {}).values():
+            bucket.refill(now)
+            bucket.level = min(bucket.level, 0.0)
+
     def output_burndown(self, model_id: str) -> int:
         """Quota tokens one output token of ``model_id`` uses."""
         quota = self.limits.get(model_id)
