@@ -45,10 +45,11 @@ def partition_failures(rig: Rig, job_id: str) -> int:
     return sum(int(p.get("failures", 0)) for p in rig.mongo["partitions"].find({"job_id": job_id}))
 
 
-def running(rig: Rig, job_id: str) -> bool:
-    """Whether the job is not final yet."""
+def status(rig: Rig, job_id: str) -> str:
+    """The job's status now."""
     doc = rig.mongo["jobs"].find_one({"_id": job_id}, {"status": 1})
-    return doc is not None and doc["status"] not in FINAL
+    assert doc is not None, f"no job {job_id}"
+    return str(doc["status"])
 
 
 def throttled_in_outage(rig: Rig, job_id: str) -> int:
@@ -72,13 +73,14 @@ def outage_case(rig: Rig, case: str, generators: int, kill_one: bool) -> None:
     wait_billed(rig.stack, job["id"], RECORDS // 3, timeout=120)
     rig.emulator.set_quota(MODEL, rpm=0, tpm=0)
     outage_began = time.monotonic()
-    assert running(rig, job["id"]), "the job ended before the outage"
+    assert status(rig, job["id"]) not in FINAL, "the job ended before the outage"
     throttled_in_outage(rig, job["id"])
     if kill_one:
         victim = busy_generator(group)
         victim.kill(signal.SIGKILL)
     time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_began)))
-    assert running(rig, job["id"]), "the job ended during the outage"
+    now = status(rig, job["id"])
+    assert now not in FINAL, f"the job ended {now} during the outage"
     rig.emulator.set_quota(MODEL, **limits)
     final = rig.final(job)
     counters = rig.count(case, job, started)
