@@ -35,7 +35,7 @@ test: install ## Lint, type-check, the page's unit tests, then the unit, integra
 	@cd services/gateway/ui && npm test --silent
 	@$(UV) run pytest -m "(not faults or quick) and not e2e" -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
-bench: install ## The benchmarks against their targets (~6.5 min on 2 cores; ARGS=--quick: ~2 min): table, bench/results/latest.json, docs/benchmarks.md
+bench: install ## The benchmarks against their targets (~21 min on 2 cores, of which ~10 the quota figures; ARGS=--quick: ~2 min, without them): table, bench/results/latest.json, docs/benchmarks.md
 	@$(UV) run --group bench python -m bench $(ARGS)
 
 bench-quick: install ## The quick benchmark run (~2 min; indicative sizes)

@@ -23,7 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import machine
-from bench.plan import FIGURES, FULL, QUICK, Plan, parse_figures, table_position
+from bench.plan import (
+    FIGURES,
+    FULL,
+    QUICK,
+    QUOTA_FIGURES,
+    Plan,
+    parse_figures,
+    table_position,
+)
 from bench.profiling import Profiler
 from bench.report import Figure, Run, render_markdown, render_table, update_doc
 from bench.rig import DEFAULT_VHOST, Rig
@@ -70,6 +78,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Plan, tuple[
     except ValueError as exc:
         parser.error(str(exc))
     plan = QUICK if args.quick else FULL
+    if args.quick and not args.only:
+        names = tuple(name for name in names if name not in QUOTA_FIGURES)
     if args.runs is not None:
         if args.runs < 1:
             parser.error("--runs must be at least 1")
@@ -152,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         write_results(run)
     print()
     print(render_table(run.figures))
+    for figure in run.figures:
+        if figure.broken and figure.passed is False:
+            print(f"{figure.name}: FAIL because {figure.broken}")
     for error in run.errors:
         print(f"not measured: {error}")
     print(f"\n{plan.mode} run, {run.duration_s:.0f} s; machine {facts['load_summary']}")

@@ -12,10 +12,16 @@ FIGURES = (
     "scaleout",
     "overshoot",
     "memory",
+    "quota",
+    "quota_change",
+    "unknown_quota",
+    "concurrency",
 )
 """Every measurement, in the order a run makes them (so generators restart seldom).
 
 ``overshoot`` also gives the budget-exhausted stop latency, ``memory`` the export speed.
+The quota figures come last: they run the scheduler and accounting on a quota table
+of their own (``bench.quota_jobs``) and leave them so.
 """
 
 TABLE_ORDER = (
@@ -27,6 +33,9 @@ TABLE_ORDER = (
     "gateway",
     "memory",
     "export",
+    "quota",
+    "unknown",
+    "high concurrency",
 )
 """Rows in the order of the benchmark table (by the start of their names)."""
 
@@ -66,6 +75,25 @@ class Plan:
     gateway_seconds: float = 20.0
     memory_small: int = 10_000
     memory_large: int = 100_000
+    quota_records: int = 3_000
+    quota_latency_ms: float = 500.0
+    quota_jitter_ms: float = 100.0
+    quota_tpm: int = 135_000
+    """About 1,500 calls a minute of the one-step template (~42 input, ~48 output tokens):
+    3,000 records take about two minutes paced at the quota."""
+    quota_rpm: int = 3_000
+    """Twice the calls TPM allows: TPM binds."""
+    quota_concurrency: int = 32
+    quota_generators: tuple[int, ...] = (1, 4)
+    quota_change_records: int = 2_400
+    quota_change_at: int = 800
+    """Records done when the quota is halved."""
+    quota_change_hold_s: float = 30.0
+    """Seconds the quota stays halved."""
+    concurrency: int = 512
+    concurrency_latency_ms: float = 2_000.0
+    concurrency_records: int = 6_000
+    concurrency_partition: int = 500
 
     @property
     def throughput_limit(self) -> float:
@@ -89,8 +117,14 @@ QUICK = replace(
     gateway_seconds=4.0,
     memory_small=300,
     memory_large=3_000,
+    concurrency_records=2_000,
 )
-"""About two minutes: every figure, smaller; its numbers are indicative only."""
+"""About two minutes: every figure but ``QUOTA_FIGURES``, smaller; indicative only."""
+
+QUOTA_FIGURES = ("quota", "quota_change", "unknown_quota")
+"""Left out of a quick run unless ``--only`` names them (then at full size): a
+quota's bucket holds a minute of it, so a job shorter than a few minutes has no
+steady part to measure."""
 
 
 def parse_figures(text: str | None) -> tuple[str, ...]:

@@ -60,10 +60,14 @@ class Figure:
     """The value of every run the reported value summarises (e.g. its median)."""
     details: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    broken: str = ""
+    """A condition of the measurement that did not hold (e.g. the job failed): a miss."""
 
     @property
     def passed(self) -> bool | None:
-        """Whether the target is met (None: reported only)."""
+        """Whether the target is met (None: reported only); never when ``broken``."""
+        if self.broken and self.target.comparison != "report":
+            return False
         return self.target.met_by(self.value)
 
     @property
@@ -91,6 +95,7 @@ class Figure:
             "runs": self.runs,
             "details": self.details,
             "note": self.note,
+            "broken": self.broken,
         }
 
 
@@ -172,7 +177,11 @@ def render_markdown(run: Run) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(run.figures)]
-    notes = [f"- **{f.name}**: {f.note}" for f in run.figures if f.note]
+    notes = [
+        f"- **{f.name}**: {f.note}" + (f" (miss: {f.broken})" if f.broken else "")
+        for f in run.figures
+        if f.note
+    ]
     if notes:
         lines += ["", *notes]
     if run.errors:

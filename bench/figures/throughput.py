@@ -57,10 +57,16 @@ def warm_up(rig: Rig, work: Workload) -> None:
     wait_final(rig, job, 120)
 
 
-def timed_job(rig: Rig, work: Workload, records: int, timeout: float = 600) -> RateRun:
+def timed_job(
+    rig: Rig,
+    work: Workload,
+    records: int,
+    timeout: float = 600,
+    partition_size: int | None = None,
+) -> RateRun:
     """Run one job to its last record; its timing."""
     rig.emulator.clear_billing()
-    job, submitted = submit(rig, work, records)
+    job, submitted = submit(rig, work, records, partition_size=partition_size)
     done = wait_records(rig, job, records, timeout)
     wait_final(rig, job, timeout)
     calls = calls_of(rig, job)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,19 @@ class TestChangingQuotas:
         assert all(call(client, tag) for _ in range(5))
         assert len(control.throttles(tag=tag)) == 2
 
+    def test_draining_a_quota_throttles_until_it_refills(
+        self, client: BedrockRuntimeClient, control: EmulatorControl
+    ) -> None:
+        fresh(control, rpm=RPM)
+        tag = str(uuid.uuid4())
+        assert call(client, tag)
+        status = control.drain_quota(MODEL)
+        assert status[MODEL]["levels"]["rpm"] <= 0.1  # what refilled since
+        assert not call(client, tag)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            control.drain_quota(PROFILE)
+        assert refused.value.code == 404
+
     def test_tokens_per_minute_throttle_the_model_but_not_its_profile(
         self, client: BedrockRuntimeClient, control: EmulatorControl
     ) -> None:
@@ -154,3 +168,27 @@ class TestChangingQuotas:
         assert throttle["tokens"] > 1001
         billed = control.billing(tag=tag)
         assert [entry["model_id"] for entry in billed] == [PROFILE, MODEL]
+
+
+class TestUsagePerSecond:
+    def test_rows_show_what_the_quota_let_in_and_refused_each_second(
+        self, client: BedrockRuntimeClient, control: EmulatorControl
+    ) -> None:
+        fresh(control, rpm=3, tpm=100_000)
+        control.clear_quota_usage()
+        before = int(time.time())
+        tag = str(uuid.uuid4())
+        outcomes = burst_until_throttled(client, tag, 10)
+        rows = control.quota_usage(MODEL)[MODEL]
+        assert all(row["t"] >= before for row in rows)
+        assert sum(row["admitted"] for row in rows) == outcomes.count(True) == 3
+        assert sum(row["throttled"] for row in rows) == 1
+        billed = control.billing(tag=tag)
+        used = sum(entry["input_tokens"] + entry["output_tokens"] for entry in billed)
+        assert sum(row["used"] for row in rows) == used  # burndown 1
+        assert sum(row["reserved"] for row in rows) > used
+        lowest = min(row["tpm_level_min"] for row in rows)
+        assert 100_000 - sum(row["reserved"] for row in rows) <= lowest < 100_000
+        assert control.quota_usage("us." + MODEL) == {}
+        assert control.clear_quota_usage() == len(rows)
+        assert control.quota_usage() == {}

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bench import stats
+from bench import quota, stats
 from bench.figures.overshoot import budget_fractions
 from bench.figures.stops import latency_figure
 from bench.plan import FIGURES, FULL, QUICK, parse_figures, table_position
@@ -98,6 +98,11 @@ class TestTargets:
 
 
 class TestFigures:
+    def test_a_broken_measurement_misses_whatever_its_value(self) -> None:
+        figure = Figure("quota efficiency", 0.99, Target(">=", 0.95), broken="job FAILED")
+        assert (figure.passed, figure.verdict, figure.shown_value()) == (False, "FAIL", "0.99")
+        assert Figure("x", 1.0, Target("report"), broken="job FAILED").passed is None
+
     def test_verdicts_and_values(self) -> None:
         passing = Figure("throughput efficiency", 0.97, Target(">=", 0.95))
         failing = Figure("gateway latency p99", 31.25, Target("<=", 25), unit="ms")
@@ -126,6 +131,7 @@ class TestFigures:
             "runs": [100.0, 120.0],
             "details": {"stops": 2},
             "note": "DELETE",
+            "broken": "",
         }
         assert Figure("x", math.nan, Target("<=", 1)).to_dict()["value"] is None
 
@@ -219,6 +225,9 @@ class TestPlan:
             "platform overhead",
             "throughput efficiency",
             "scale-out, 2 generators",
+            "high concurrency efficiency",
+            "quota change, recovery",
+            "unknown quota efficiency",
             "something else",
         ]
         assert sorted(names, key=table_position) == [
@@ -227,6 +236,9 @@ class TestPlan:
             "scale-out, 2 generators",
             "gateway errors",
             "export speed, csv",
+            "quota change, recovery",
+            "unknown quota efficiency",
+            "high concurrency efficiency",
             "something else",
         ]
 
@@ -278,3 +290,77 @@ class TestProfileSummary:
             "work (b.py)": 0.75,
             "idle (c.py)": 0.25,
         }
+
+
+def rows(*spec: tuple[int, int, int, int, float | None]) -> list[quota.Second]:
+    """Seconds from (t, admitted, throttled, used, level) tuples."""
+    return [quota.Second(t, a, th, u, level) for t, a, th, u, level in spec]
+
+
+class TestQuotaArithmetic:
+    TPM = 6_000.0  # 100 tokens a second
+
+    def test_a_client_that_drains_the_full_bucket_is_steady_once_drained(self) -> None:
+        burst = [(t, 30, 0, 3_000, 6_000 - 3_000.0 * (t + 1) + 100 * t) for t in range(2)]
+        paced = [(t, 1, 1, 100, 50.0) for t in range(2, 40)]
+        seconds = rows(*burst, *paced)
+        window = quota.steady_window(seconds, self.TPM)
+        assert window is not None
+        # drained at once: the skip, then the burst's calls in flight
+        assert window.start == quota.SKIP_SECONDS + quota.SETTLE_SECONDS
+        assert quota.efficiency(seconds, window, self.TPM) == pytest.approx(1.0)
+        assert quota.throttled_share(seconds, window) == pytest.approx(0.5)
+
+    def test_a_client_that_paces_from_the_start_is_steady_after_the_skip(self) -> None:
+        seconds = rows(*[(t, 1, 0, 90, 5_900.0) for t in range(60)])
+        window = quota.steady_window(seconds, self.TPM)
+        skipped = quota.SKIP_SECONDS + quota.SETTLE_SECONDS
+        assert window == quota.Window(skipped, 58)  # the last 3 % left out
+        assert quota.efficiency(seconds, window, self.TPM) == pytest.approx(0.9)
+
+    def test_steady_begins_where_the_level_settles(self) -> None:
+        falling = [(t, 2, 0, 150, 6_000.0 - 500 * t) for t in range(10)]
+        settled = [(t, 1, 0, 100, 800.0) for t in range(10, 50)]
+        window = quota.steady_window(rows(*falling, *settled), self.TPM)
+        assert window is not None
+        # 1,500 at 9 is above the lowest 800 + 5 % of 6,000; 800 at 10 is not
+        assert window.start == 10 + quota.SETTLE_SECONDS
+
+    def test_what_the_store_gave_up_in_the_window_is_not_pacing(self) -> None:
+        draining = [(t, 3, 0, 300, 1_000.0 - 200 * t) for t in range(5)]  # 200 a second drawn
+        seconds = rows(*draining)
+        window = quota.Window(0, 5)
+        assert quota.drawn_from_store(seconds, window) == 800
+        assert quota.used_per_minute(seconds, window) == 18_000
+        assert quota.efficiency(seconds, window, self.TPM) == pytest.approx((300 - 160) / 100)
+        later = quota.Window(2, 5)  # from the level just before it: 800 - 200
+        assert quota.drawn_from_store(seconds, later) == 600
+
+    def test_no_calls_no_window(self) -> None:
+        assert quota.steady_window(rows((0, 0, 3, 0, 0.0)), self.TPM) is None
+
+    def test_rows_from_the_emulator(self) -> None:
+        parsed = quota.seconds(
+            [
+                {"t": 9, "admitted": 1, "throttled": 0, "reserved": 9, "used": 5,
+                 "tpm_level_min": None},
+                {"t": 8, "admitted": 2, "throttled": 1, "reserved": 9, "used": 7,
+                 "tpm_level_min": 3.5},
+            ]
+        )  # fmt: skip
+        assert parsed == rows((8, 2, 1, 7, 3.5), (9, 1, 0, 5, None))
+        assert quota.attempts(parsed) == (1, 4)
+
+    def test_recovery_is_when_the_rest_of_the_phase_stays_under_the_bound(self) -> None:
+        storm = [(t, 10, 40, 0, 0.0) for t in range(100, 104)]
+        calm = [(t, 50, 0, 0, 0.0) for t in range(104, 130)]
+        phase = quota.Window(100, 130)
+        assert quota.recovery_seconds(rows(*storm, *calm), phase, 0.02) == 4
+        assert quota.recovery_seconds(rows(*calm), phase, 0.02) == 0
+
+    def test_never_recovered_and_silence_is_not_recovery(self) -> None:
+        phase = quota.Window(0, 20)
+        stormy = rows(*[(t, 10, 5, 0, 0.0) for t in range(20)])
+        assert quota.recovery_seconds(stormy, phase, 0.02) is None
+        silent = rows((0, 1, 5, 0, 0.0))
+        assert quota.recovery_seconds(silent, phase, 0.02) is None

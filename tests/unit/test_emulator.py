@@ -11,7 +11,7 @@ import pytest
 
 from palette.common.pricing import load_pricing
 from palette.common.token_bounds import input_token_bound
-from palette.devstack.bedrock_emulator import INVALID_MODEL, BedrockEmulator, model_from_path
+from palette.devstack.bedrock_emulator import INVALID_MODEL, BedrockEmulator
 from palette.devstack.billing import BillingLog
 from palette.devstack.converse import (
     CORPUS_WORDS,
@@ -22,6 +22,7 @@ from palette.devstack.converse import (
     complete,
     count_tokens,
     input_tokens,
+    model_from_path,
     parse_request,
 )
 from palette.devstack.faults import EmulatorConfig, FaultInjector

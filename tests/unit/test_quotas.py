@@ -7,6 +7,7 @@ import pytest
 from palette.common.pricing import PricingTable
 from palette.common.quotas import MINUTES_PER_DAY, QuotaTable
 from palette.devstack.quota_buckets import QuotaBuckets, QuotaLimits
+from palette.devstack.quota_usage import QuotaUsage
 
 pytestmark = pytest.mark.unit
 
@@ -161,13 +162,37 @@ class TestDailyQuota:
 
 
 class TestChangingLimits:
-    def test_halving_keeps_what_is_in_use_and_restoring_gives_it_back(self) -> None:
+    def test_halving_caps_the_level_and_restoring_adds_the_headroom(self) -> None:
         quota = buckets(tpm=1000)
         assert quota.admit(NOVA, 400, now=0.0) is None  # 600 left
         quota.configure({NOVA: QuotaLimits(tpm=500)}, now=0.0)
-        assert quota.admit(NOVA, 101, now=0.0) is not None  # 100 left
+        assert quota.level(NOVA, now=0.0) == 500  # capped, nothing owed
+        assert quota.admit(NOVA, 501, now=0.0) is not None
         quota.configure({NOVA: QuotaLimits(tpm=1000)}, now=0.0)
-        assert quota.admit(NOVA, 600, now=0.0) is None
+        assert quota.level(NOVA, now=0.0) == 1000  # 500 more of headroom at once
+        assert quota.admit(NOVA, 1000, now=0.0) is None
+
+    def test_lowering_a_drained_quota_applies_the_new_rate_at_once(self) -> None:
+        quota = buckets(tpm=600)
+        assert quota.admit(NOVA, 600, now=0.0) is None  # drained
+        quota.configure({NOVA: QuotaLimits(tpm=300)}, now=0.0)
+        assert quota.level(NOVA, now=0.0) == 0  # no debt of the old quota's minute
+        assert quota.admit(NOVA, 50, now=10.0) is None  # 300/60 a second refilled for 10 s
+        assert quota.admit(NOVA, 1, now=10.0) is not None
+
+    def test_draining_empties_every_bucket_and_keeps_a_debt(self) -> None:
+        quota = buckets(rpm=10, tpm=1000)
+        assert quota.admit(NOVA, 100, now=0.0) is None
+        quota.drain(NOVA, now=0.0)
+        assert (quota.level(NOVA, now=0.0), quota.level(NOVA, now=0.0, reason="rpm")) == (0, 0)
+        assert quota.admit(NOVA, 1, now=0.0) is not None
+        assert quota.settle(NOVA, 100, 50, 100, now=0.0) == 150  # 50 more than reserved
+        quota.drain(NOVA, now=0.0)
+        assert quota.level(NOVA, now=0.0) == -50
+
+    def test_level_is_none_for_a_bucket_not_enforced(self) -> None:
+        assert buckets(rpm=5).level(NOVA, now=0.0) is None
+        assert buckets(rpm=5).level(NOVA, now=0.0, reason="rpm") == 5
 
     def test_removing_a_limit_stops_throttling_and_setting_it_again_starts_full(self) -> None:
         quota = buckets(rpm=1)
@@ -192,3 +217,32 @@ class TestInferenceProfiles:
         assert quota.admit(NOVA, 1, now=0.0) is not None
         assert quota.admit("us." + NOVA, 1, now=0.0) is None
         assert quota.admit("eu." + NOVA, 1, now=0.0) is None  # no quota of its own set
+
+
+class TestQuotaUsage:
+    def test_rows_count_admitted_throttled_reserved_used_and_lowest_level(self) -> None:
+        usage = QuotaUsage()
+        usage.admitted(NOVA, 100, reserved=50, level=950)
+        usage.admitted(NOVA, 100, reserved=50, level=900)
+        usage.throttled(NOVA, 101, level=-5)
+        usage.used(NOVA, 100, 30)  # kept on the second the request was admitted in
+        assert usage.rows() == {
+            NOVA: [
+                {"t": 100, "admitted": 2, "throttled": 0, "reserved": 100, "used": 30,
+                 "tpm_level_min": 900},
+                {"t": 101, "admitted": 0, "throttled": 1, "reserved": 0, "used": 0,
+                 "tpm_level_min": -5},
+            ]
+        }  # fmt: skip
+        assert [row["t"] for row in usage.rows(NOVA, since=101)[NOVA]] == [101]
+        assert usage.rows("other") == {}
+
+    def test_old_rows_are_dropped_and_clear_forgets_every_row(self) -> None:
+        usage = QuotaUsage(retention_seconds=10)
+        usage.admitted(NOVA, 100, reserved=1, level=None)
+        usage.admitted(NOVA, 111, reserved=1, level=None)
+        usage.used(NOVA, 100, 5)  # its row is gone: ignored
+        assert [row["t"] for row in usage.rows()[NOVA]] == [111]
+        assert usage.rows()[NOVA][0]["tpm_level_min"] is None
+        assert usage.clear() == 1
+        assert usage.rows() == {}

@@ -26,6 +26,11 @@ Control API (JSON), beside the model routes:
   ``GET /_emulator/throttles[?offset=N][&key=value...]``: calls throttled for a
   quota, oldest first (``model_id``, ``at``, ``reason`` rpm/tpm/daily, ``tokens``
   asked, ``request_metadata``); ``DELETE /_emulator/throttles``: forget them.
+- ``GET /_emulator/quotas/usage[?model_id=M][&since=T]``: per quota'd model, one
+  row per second (``palette.devstack.quota_usage``: requests admitted and
+  throttled, tokens reserved and used, the TPM bucket's lowest level);
+  ``DELETE /_emulator/quotas/usage``: forget them;
+  ``POST /_emulator/quotas/drain`` ``{"model_id": M}``: empty M's buckets now.
 - ``GET /_emulator/invocation-log``: where Bedrock-style model invocation logs
   go and how their delivery went (``{"enabled": false}`` when off);
   ``POST /_emulator/invocation-log/flush``: deliver the queued records now.
@@ -38,18 +43,17 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from urllib.parse import unquote
 
 from pydantic import ValidationError
 
 from palette.devstack.billing import BillingLog
 from palette.devstack.converse import (
-    Completion,
     ConverseCall,
     ConverseRequestError,
     complete,
     input_tokens,
     max_tokens_of,
+    model_from_path,
     parse_request,
 )
 from palette.devstack.eventlog import EventLog, ThrottleLog
@@ -64,6 +68,7 @@ from palette.devstack.faults import (
 from palette.devstack.httpd import DropConnection, Later, Request, Response, json_response
 from palette.devstack.invocation_log import InvocationLogDelivery
 from palette.devstack.quota_buckets import REASONS, QuotaBuckets, Throttle
+from palette.devstack.quota_usage import QuotaUsage
 
 ERROR_STATUS = {
     "ValidationException": 400,
@@ -98,16 +103,6 @@ def error_response(code: str, message: str, request_id: str) -> Response:
     )
 
 
-def model_from_path(segment: str) -> str:
-    """The model id of a URL path segment (a model's or inference profile's ARN names it)."""
-    model = unquote(segment)
-    if model.startswith("arn:") and (
-        ":foundation-model/" in model or ":inference-profile/" in model
-    ):
-        return model.rsplit("/", 1)[1]
-    return model
-
-
 class BedrockEmulator:
     """The request handler: Converse, and the control API."""
 
@@ -126,6 +121,7 @@ class BedrockEmulator:
         self.invocations = invocations
         self.throttles = throttles if throttles is not None else ThrottleLog()
         self.quotas = QuotaBuckets(config.quotas, burndown, time.monotonic())
+        self.usage = QuotaUsage()
         self.stats: Counter[str] = Counter()
         self.quota_stats: Counter[str] = Counter()
 
@@ -157,14 +153,10 @@ class BedrockEmulator:
             self.stats["ValidationException"] += 1
             message = str(exc) if isinstance(exc, ConverseRequestError) else "Malformed input."
             return error_response("ValidationException", message, request_id)
-        reserved = 0
-        if self.quotas.enforced(model_id):
-            reserved = input_tokens(call.messages, call.system) + max_tokens_of(
-                call, self.faults.config.default_max_tokens
-            )
-            throttle = self.quotas.admit(model_id, reserved, time.monotonic())
-            if throttle is not None:
-                return self._throttled(throttle, call, request_id)
+        second = int(time.time())
+        reserved = self._admit(model_id, call, second)
+        if isinstance(reserved, Throttle):
+            return self._throttled(reserved, call, request_id)
         outcome = self.faults.draw(model_id)
         self.stats[outcome] += 1
         if outcome not in (OK, MODEL_TIMEOUT, BILLED_TIMEOUT):
@@ -177,13 +169,14 @@ class BedrockEmulator:
                 self.quotas.release(model_id, reserved, time.monotonic())
                 return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
             if reserved:
-                self.quotas.settle(
+                used = self.quotas.settle(
                     model_id,
                     reserved,
                     completion.input_tokens,
                     completion.output_tokens,
                     time.monotonic(),
                 )
+                self.usage.used(model_id, second, used)
             entry = self.billing.record(
                 request_id,
                 model_id,
@@ -196,9 +189,26 @@ class BedrockEmulator:
                 self.invocations.add(entry)
             if outcome == BILLED_TIMEOUT:
                 return self._billed_timeout(request_id)
-            return _answer(completion, request_id, started)
+            return json_response(
+                200, completion.body(time.monotonic() - started), [("x-amzn-RequestId", request_id)]
+            )
 
         return Later(self.faults.latency_seconds(), finish)
+
+    def _admit(self, model_id: str, call: ConverseCall, second: int) -> int | Throttle:
+        """The tokens a call reserves from its model's quota (0: none enforced), or its throttle."""
+        if not self.quotas.enforced(model_id):
+            return 0
+        reserved = input_tokens(call.messages, call.system) + max_tokens_of(
+            call, self.faults.config.default_max_tokens
+        )
+        throttle = self.quotas.admit(model_id, reserved, now := time.monotonic())
+        level = self.quotas.level(model_id, now)
+        if throttle is not None:
+            self.usage.throttled(model_id, second, level)
+            return throttle
+        self.usage.admitted(model_id, second, reserved, level)
+        return reserved
 
     def _throttled(self, throttle: Throttle, call: ConverseCall, request_id: str) -> Response:
         self.stats[THROTTLING] += 1
@@ -230,6 +240,11 @@ class BedrockEmulator:
             ("GET", "stats"): self._get_stats,
             ("DELETE", "stats"): self._clear_stats,
             ("GET", "quotas"): self._get_quotas,
+            ("GET", "quotas/usage"): self._get_usage,
+            ("POST", "quotas/drain"): self._drain,
+            ("DELETE", "quotas/usage"): lambda _r: json_response(
+                200, {"cleared": self.usage.clear()}
+            ),
             ("GET", "throttles"): self._get_throttles,
             ("DELETE", "throttles"): self._clear_throttles,
             ("GET", "invocation-log"): self._invocation_log,
@@ -277,6 +292,18 @@ class BedrockEmulator:
     def _get_quotas(self, request: Request) -> Response:
         return json_response(200, self.quotas.status(time.monotonic()))
 
+    def _drain(self, request: Request) -> Response:
+        model_id = str(request.json().get("model_id", ""))
+        if not self.quotas.enforced(model_id):
+            return json_response(404, {"message": f"no quota enforced on {model_id!r}"})
+        self.quotas.drain(model_id, time.monotonic())
+        return json_response(200, self.quotas.status(time.monotonic()))
+
+    def _get_usage(self, request: Request) -> Response:
+        query = dict(request.query)
+        rows = self.usage.rows(query.get("model_id"), int(query.get("since", "0")))
+        return json_response(200, rows)
+
     def _get_throttles(self, request: Request) -> Response:
         return _log_entries(self.throttles, request)
 
@@ -303,20 +330,6 @@ def _log_entries(log: EventLog, request: Request) -> Response:
 
 def _drop() -> Response:
     raise DropConnection
-
-
-def _answer(completion: Completion, request_id: str, started: float) -> Response:
-    body = {
-        "output": {"message": {"role": "assistant", "content": [{"text": completion.text}]}},
-        "stopReason": completion.stop_reason,
-        "usage": {
-            "inputTokens": completion.input_tokens,
-            "outputTokens": completion.output_tokens,
-            "totalTokens": completion.input_tokens + completion.output_tokens,
-        },
-        "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
-    }
-    return json_response(200, body, [("x-amzn-RequestId", request_id)])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ import math
 import random
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 MESSAGE_OVERHEAD_TOKENS = 3
 TOKEN_BYTES = 4
@@ -73,6 +74,19 @@ class Completion:
     input_tokens: int
     output_tokens: int
     stop_reason: str
+
+    def body(self, seconds: float) -> dict[str, Any]:
+        """The Converse response body, ``seconds`` after the request arrived."""
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": self.text}]}},
+            "stopReason": self.stop_reason,
+            "usage": {
+                "inputTokens": self.input_tokens,
+                "outputTokens": self.output_tokens,
+                "totalTokens": self.input_tokens + self.output_tokens,
+            },
+            "metrics": {"latencyMs": int(seconds * 1000)},
+        }
 
 
 def count_tokens(text: str) -> int:
@@ -181,3 +195,13 @@ def complete(model_id: str, call: ConverseCall, default_max_tokens: int) -> Comp
         output_tokens=count,
         stop_reason="max_tokens" if wanted >= max_tokens else "end_turn",
     )
+
+
+def model_from_path(segment: str) -> str:
+    """The model id of a URL path segment (a model's or inference profile's ARN names it)."""
+    model = unquote(segment)
+    if model.startswith("arn:") and (
+        ":foundation-model/" in model or ":inference-profile/" in model
+    ):
+        return model.rsplit("/", 1)[1]
+    return model

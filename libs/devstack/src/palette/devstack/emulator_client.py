@@ -110,6 +110,27 @@ class EmulatorControl:
         """Per model id: the quotas enforced and each bucket's level now."""
         return cast(dict[str, Any], self._call("GET", "quotas"))
 
+    def quota_usage(self, model_id: str | None = None, since: int = 0) -> dict[str, Any]:
+        """Per quota'd model id, one row per second from ``since`` (epoch seconds) on.
+
+        Each row: ``t``, ``admitted``, ``throttled``, ``reserved``, ``used`` (quota
+        tokens of the requests admitted that second) and ``tpm_level_min``.
+        """
+        query = urlencode({"since": since, **({"model_id": model_id} if model_id else {})})
+        return cast(dict[str, Any], self._call("GET", f"quotas/usage?{query}"))
+
+    def drain_quota(self, model_id: str) -> dict[str, Any]:
+        """Empty ``model_id``'s quota buckets now (as if the account had used them up).
+
+        Raises:
+            urllib.error.HTTPError: 404 when no quota is enforced on it.
+        """
+        return cast(dict[str, Any], self._call("POST", "quotas/drain", {"model_id": model_id}))
+
+    def clear_quota_usage(self) -> int:
+        """Forget the per-second quota rows; returns how many there were."""
+        return int(self._call("DELETE", "quotas/usage")["cleared"])
+
     def throttles(self, offset: int = 0, **metadata: str) -> list[dict[str, Any]]:
         """Calls throttled for a quota from ``offset`` on, oldest first.
 

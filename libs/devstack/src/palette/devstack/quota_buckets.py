@@ -16,9 +16,12 @@ Per model id (a cross-region inference profile id is a model id of its own):
 A request is admitted when every bucket holds what it asks; otherwise nothing is
 taken and it is throttled, with the first reason of ``rpm``, ``tpm``, ``daily``.
 Buckets start full and refill continuously, so a client pacing at the quota is
-never throttled. Changing a limit keeps what is in use: the level moves by the
-change of capacity (halving a full quota leaves half; raising it adds headroom at
-once); a removed limit forgets its bucket, and one set again starts full.
+never throttled. Raising a limit adds the headroom at once (the level moves up by
+the change of capacity); lowering one caps the level at the new capacity (halving
+a full quota leaves half) and carries no debt over, so the new rate applies from
+the change on (a drained bucket stays drained and refills at the new rate, rather
+than owing the old quota's last minute); a removed limit forgets its bucket, and
+one set again starts full.
 """
 
 from __future__ import annotations
@@ -96,8 +99,8 @@ class TokenBucket:
         self.level = min(self.capacity, self.level + amount)
 
     def resize(self, capacity: float) -> None:
-        """A new capacity: what is in use stays in use."""
-        self.level = min(capacity, self.level + capacity - self.capacity)
+        """A new capacity: a larger one adds its headroom, a smaller one caps the level."""
+        self.level = min(capacity, self.level + max(0.0, capacity - self.capacity))
         self.capacity = capacity
 
 
@@ -151,6 +154,24 @@ class QuotaBuckets:
     def enforced(self, model_id: str) -> bool:
         """Whether any quota applies to ``model_id``."""
         return bool(self._buckets.get(model_id))
+
+    def level(self, model_id: str, now: float, reason: Reason = "tpm") -> float | None:
+        """What one of ``model_id``'s buckets holds now (None: not enforced)."""
+        bucket = self._buckets.get(model_id, {}).get(reason)
+        if bucket is None:
+            return None
+        bucket.refill(now)
+        return bucket.level
+
+    def drain(self, model_id: str, now: float) -> None:
+        """Empty every bucket of ``model_id`` (one below zero stays there).
+
+        As if the rest of the account had just used all the quota holds: the
+        rate a quota allows then binds at once, whatever a client left unused.
+        """
+        for bucket in self._buckets.get(model_id, {}).values():
+            bucket.refill(now)
+            bucket.level = min(bucket.level, 0.0)
 
     def output_burndown(self, model_id: str) -> int:
         """Quota tokens one output token of ``model_id`` uses."""
