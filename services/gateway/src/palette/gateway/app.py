@@ -108,7 +108,14 @@ def _provide_runtime(state: State) -> GatewayRuntime:
     return runtime
 
 
-def _provide_owner(request: ASGIConnection[Any, Any, Any, Any]) -> str:
+def _provide_owner(request: ASGIConnection[Any, Any, Any, Any], runtime: GatewayRuntime) -> str:
+    """The caller; it names ``runtime`` only to be resolved after it.
+
+    Litestar resolves the dependencies of one level concurrently, in an anyio
+    task group with a task each (about 70 us of CPU per request for these two
+    plain functions); one after the other they cost a few microseconds.
+    """
+    del runtime
     return current_owner(request)
 
 
