@@ -18,6 +18,7 @@ from palette.gateway.limits import OwnerLocks
 from palette.gateway.rates import RateTracker
 from palette.gateway.settings import GatewaySettings
 from palette.gateway.usage import UsageRecords
+from palette.gateway.view_memo import JobViews
 from palette.gateway.webhook_store import WebhookStore
 
 Document = dict[str, Any]
@@ -65,7 +66,7 @@ class Repository(Protocol):
     async def list_jobs(
         self, owner: str, statuses: list[str], before: tuple[datetime, str] | None, limit: int
     ) -> list[Document]:
-        """The owner's jobs, newest first, after a cursor position."""
+        """The owner's jobs, newest first, after a cursor position (read only: shared)."""
 
     async def count_active_jobs(self, owner: str) -> int:
         """How many of the owner's jobs are queued or running."""
@@ -161,3 +162,4 @@ class GatewayRuntime:
     webhooks: WebhookStore
     rates: RateTracker = field(default_factory=RateTracker)
     locks: OwnerLocks = field(default_factory=OwnerLocks)
+    views: JobViews = field(default_factory=JobViews)

@@ -182,11 +182,15 @@ class MongoRepository:
         before: tuple[datetime, str] | None,
         limit: int,
     ) -> list[Document]:
-        """The owner's jobs, newest first, strictly after the cursor position ``before``."""
+        """The owner's jobs, newest first, strictly after the cursor position ``before``.
+
+        The documents are the shared read's own, handed to every request for a
+        moment (``view_memo.py`` builds their views once): read only.
+        """
         generation = self._page_generation.get(owner, 0)
         key = ("page", owner, generation, tuple(statuses), before, limit)
         page = await self._shared(key, lambda: self._list_jobs(owner, statuses, before, limit))
-        return [dict(doc) for doc in page]
+        return list(page)
 
     async def _list_jobs(
         self,

@@ -130,7 +130,7 @@ class JobController(Controller):
         ledgers = await runtime.repository.ledgers(
             {str(job["_id"]): int(job["budget_picos"]) for job in page}
         )
-        items = [job_view(job, ledgers[str(job["_id"])]) for job in page]
+        items = [runtime.views.view(job, ledgers[str(job["_id"])]) for job in page]
         last = page[-1] if more else None
         next_cursor = job_cursor(last["created_at"], str(last["_id"])) if last else None
         return JobPage(items=items, next_cursor=next_cursor)
