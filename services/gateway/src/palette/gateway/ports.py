@@ -6,6 +6,7 @@ hand ``create_app`` a runtime of in-memory fakes instead.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Protocol, TypeVar
@@ -74,8 +75,10 @@ class Repository(Protocol):
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """The live ledger of a job."""
 
-    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
-        """The live ledgers of several jobs (job id -> budget)."""
+    async def ledgers(
+        self, budgets: dict[str, int], final: Collection[str] = ()
+    ) -> dict[str, LedgerView]:
+        """The live ledgers of several jobs (job id -> budget); ``final``: jobs that ended."""
 
     async def usage(self, owner: str, start: datetime, end: datetime) -> UsageRecords:
         """The owner's leases granted and previews reserved in ``[start, end)``."""

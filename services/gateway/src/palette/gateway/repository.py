@@ -12,11 +12,12 @@ job this process inserts and its owner's pages are read fresh afterwards.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
+from cachetools import LRUCache
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -36,6 +37,7 @@ JOBS = "jobs"
 IDEMPOTENCY = "idempotency_keys"
 PREVIEWS = "previews"  # accounting's, read only
 ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+FINAL_LEDGERS = 10_000
 
 
 def _visible(owner: str) -> dict[str, Any]:
@@ -54,6 +56,8 @@ class MongoRepository:
         self._db = db
         self._cache = ReadCache(cache_seconds, clock) if cache_seconds > 0 else None
         self._page_generation: dict[str, int] = {}
+        self._final: LRUCache[str, LedgerView] = LRUCache(FINAL_LEDGERS)
+        """Ledgers of ended jobs, read once (see ``ledgers``)."""
         self._templates = db[TEMPLATES]
         self._jobs = db[JOBS]
         self._keys = db[IDEMPOTENCY]
@@ -223,15 +227,41 @@ class MongoRepository:
         """The live ledger of a job (accounting's documents, read only)."""
         return await self._shared(("ledger", job_id), lambda: read_ledger(self._db, job_id, budget))
 
-    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
-        """The live ledgers of several jobs (job id -> budget), in two queries.
+    async def ledgers(
+        self, budgets: dict[str, int], final: Collection[str] = ()
+    ) -> dict[str, LedgerView]:
+        """The live ledgers of several jobs (job id -> budget), in two queries at most.
 
         A page's ledgers are shared as one read (refreshed ahead like every
         shared read): were they shared one by one, a request would wait for the
         database each time the page's entries lapse, every ``cache_seconds``.
+        With the shared reads on, the ledgers of jobs in ``final`` (ended: the
+        scheduler finishes a job only once none of its leases is open, so its
+        ledger no longer changes) are read once and kept, and a single job
+        still running shares the read of its own ledger (``GET /jobs/{id}``):
+        a page of ended jobs and one running costs no ledger read of its own.
         """
-        key = ("ledgers", tuple(sorted(budgets.items())))
-        return dict(await self._shared(key, lambda: read_ledgers(self._db, budgets)))
+        if self._cache is None:
+            return await read_ledgers(self._db, budgets)
+        views = {job: self._final[job] for job in budgets if job in final and job in self._final}
+        ended = {
+            job: budget for job, budget in budgets.items() if job in final and job not in views
+        }
+        live = {job: budget for job, budget in budgets.items() if job not in final}
+        if ended:
+            # never a read shared from before they ended: a key of its own
+            key = ("final-ledgers", tuple(sorted(ended.items())))
+            for job, view in (
+                await self._shared(key, lambda: read_ledgers(self._db, ended))
+            ).items():
+                self._final[job] = views[job] = view
+        if len(live) == 1:
+            ((job, budget),) = live.items()
+            views[job] = await self.ledger(job, budget)
+        elif live:
+            key = ("ledgers", tuple(sorted(live.items())))
+            views |= await self._shared(key, lambda: read_ledgers(self._db, live))
+        return {job: views[job] for job in budgets}
 
     async def usage(self, owner: str, start: datetime, end: datetime) -> UsageRecords:
         """The owner's leases granted and previews reserved in ``[start, end)`` (whole days)."""

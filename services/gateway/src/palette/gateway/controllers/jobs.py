@@ -128,7 +128,8 @@ class JobController(Controller):
         jobs = await runtime.repository.list_jobs(owner, statuses, before, limit + 1)
         page, more = jobs[:limit], len(jobs) > limit
         ledgers = await runtime.repository.ledgers(
-            {str(job["_id"]): int(job["budget_picos"]) for job in page}
+            {str(job["_id"]): int(job["budget_picos"]) for job in page},
+            final={str(job["_id"]) for job in page if JobStatus(job["status"]).is_final},
         )
         items = [runtime.views.view(job, ledgers[str(job["_id"])]) for job in page]
         last = page[-1] if more else None
