@@ -23,7 +23,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import uvloop
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -265,13 +264,8 @@ async def serve(settings: EmulatorSettings, port_file: Path | None = None) -> No
 
 
 def run_cli(argv: list[str] | None = None) -> None:
-    """Parse flags and serve, on uvloop like the services.
-
-    The emulator answers every model call of a run on the same 2 cores as the
-    services: with the loop, its sockets and callbacks in C it spends less of
-    them per call (the bare loop of the benchmark meets the same emulator).
-    """
+    """Parse flags and serve."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings, port_file = parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(serve(settings, port_file))
+        asyncio.run(serve(settings, port_file))

