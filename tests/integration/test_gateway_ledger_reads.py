@@ -58,3 +58,30 @@ async def test_a_page_of_ledgers_is_refreshed_ahead_without_waiting(devstack: De
     finally:
         await db["ledgers"].delete_many({"_id": {"$in": jobs}})
         await client.close()
+
+
+async def test_ledgers_of_ended_jobs_are_read_once_and_a_running_one_shares_its_own(
+    devstack: DevStack,
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(devstack.mongo_url)
+    db = client[devstack.mongo_db]
+    ended = [f"ledger-ended-{uuid.uuid4().hex}" for _ in range(2)]
+    running = f"ledger-running-{uuid.uuid4().hex}"
+    budgets = dict.fromkeys([*ended, running], 1000)
+    try:
+        await db["ledgers"].insert_many([ledger(job, 10) for job in [*ended, running]])
+        clock = ManualClock()
+        repo = MongoRepository(db, cache_seconds=TTL, clock=clock)
+        first = await repo.ledgers(budgets, final=ended)
+        assert [first[job].spent for job in budgets] == [10, 10, 10]
+        assert first[running] is await repo.ledger(running, 1000)  # the job's own read
+
+        # (an ended job's ledger never changes: this stands for a read that would differ)
+        await db["ledgers"].update_many({"_id": {"$in": list(budgets)}}, {"$set": {"spent": 20}})
+        clock.now += TTL * 2  # every shared read has lapsed
+        later = await repo.ledgers(budgets, final=ended)
+        assert [later[job].spent for job in ended] == [10, 10]  # read once, kept
+        assert later[running].spent == 20  # read again
+    finally:
+        await db["ledgers"].delete_many({"_id": {"$in": list(budgets)}})
+        await client.close()

@@ -9,7 +9,7 @@ test can inspect and break (``publisher.down = True``).
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import IO, Any
@@ -154,8 +154,10 @@ class InMemoryRepository:
             if j["owner"] == owner and j["status"] in ("QUEUED", "RUNNING")
         )
 
-    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
-        """Every job's ledger view."""
+    async def ledgers(
+        self, budgets: dict[str, int], final: Collection[str] = ()
+    ) -> dict[str, LedgerView]:
+        """Every job's ledger view (``final`` changes nothing here: nothing is kept)."""
         return {job_id: await self.ledger(job_id, budget) for job_id, budget in budgets.items()}
 
     async def quota_uses(self, models: list[str], region: str) -> list[QuotaUse]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import botocore
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 from botocore.exceptions import (
@@ -16,6 +17,7 @@ from botocore.exceptions import (
 )
 
 from palette.generator.bedrock import (
+    USER_AGENT,
     ModelCallError,
     bedrock_client,
     classify,
@@ -108,6 +110,10 @@ class TestParseResponse:
             parse_response({"output": {"message": {"content": [{"text": "x"}]}}})
 
 
+class _Captured(Exception):
+    """Ends a call once its request is built, before anything is sent."""
+
+
 class TestClient:
     def test_sdk_retries_are_off_and_the_pool_fits_the_concurrency(self) -> None:
         settings = GeneratorSettings(
@@ -122,6 +128,21 @@ class TestClient:
         assert config.read_timeout == 7
         assert client.meta.endpoint_url == "http://127.0.0.1:1"
 
+    def test_a_call_sends_the_fixed_user_agent(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        client: Any = bedrock_client(GeneratorSettings(bedrock_endpoint_url="http://127.0.0.1:1"))
+        sent: dict[str, str] = {}
+
+        def capture(request: Any, **_: Any) -> None:
+            sent["user_agent"] = request.headers["User-Agent"].decode()
+            raise _Captured
+
+        client.meta.events.register("before-send.bedrock-runtime.Converse", capture)
+        with pytest.raises(_Captured):
+            client.converse(modelId="m", messages=[{"role": "user", "content": [{"text": "hi"}]}])
+        assert sent["user_agent"] == f"{USER_AGENT} Botocore/{botocore.__version__}"
+
     async def test_the_asyncio_client_has_the_same_configuration(self) -> None:
         settings = GeneratorSettings(
             concurrency=48,
@@ -134,6 +155,7 @@ class TestClient:
             assert config.retries["total_max_attempts"] == 1
             assert config.max_pool_connections >= 48
             assert config.read_timeout == 7
+            assert config.user_agent.startswith(USER_AGENT)
             assert client.meta.endpoint_url == "http://127.0.0.1:1"
 
 

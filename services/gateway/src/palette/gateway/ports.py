@@ -6,6 +6,7 @@ hand ``create_app`` a runtime of in-memory fakes instead.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Protocol, TypeVar
@@ -19,6 +20,7 @@ from palette.gateway.limits import OwnerLocks
 from palette.gateway.rates import RateTracker
 from palette.gateway.settings import GatewaySettings
 from palette.gateway.usage import UsageRecords
+from palette.gateway.view_memo import JobViews
 from palette.gateway.webhook_store import WebhookStore
 
 Document = dict[str, Any]
@@ -66,7 +68,7 @@ class Repository(Protocol):
     async def list_jobs(
         self, owner: str, statuses: list[str], before: tuple[datetime, str] | None, limit: int
     ) -> list[Document]:
-        """The owner's jobs, newest first, after a cursor position."""
+        """The owner's jobs, newest first, after a cursor position (read only: shared)."""
 
     async def count_active_jobs(self, owner: str) -> int:
         """How many of the owner's jobs are queued or running."""
@@ -74,8 +76,10 @@ class Repository(Protocol):
     async def ledger(self, job_id: str, budget: int) -> LedgerView:
         """The live ledger of a job."""
 
-    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
-        """The live ledgers of several jobs (job id -> budget)."""
+    async def ledgers(
+        self, budgets: dict[str, int], final: Collection[str] = ()
+    ) -> dict[str, LedgerView]:
+        """The live ledgers of several jobs (job id -> budget); ``final``: jobs that ended."""
 
     async def quota_uses(self, models: list[str], region: str) -> list[QuotaUse]:
         """How the generators share these models' quotas now."""
@@ -165,3 +169,4 @@ class GatewayRuntime:
     webhooks: WebhookStore
     rates: RateTracker = field(default_factory=RateTracker)
     locks: OwnerLocks = field(default_factory=OwnerLocks)
+    views: JobViews = field(default_factory=JobViews)

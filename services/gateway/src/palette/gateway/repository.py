@@ -7,16 +7,22 @@ filters on ``owner`` (or ``public`` for templates), so another user's resource
 looks exactly like a missing one. With ``cache_seconds``, reads of a job, of a
 page of jobs and of a ledger are shared for that long (``readcache.py``); a
 job this process inserts and its owner's pages are read fresh afterwards.
+
+Long because it is the gateway's one port to MongoDB (``ports.Repository``):
+every read that the shared-read cache serves goes through ``_shared`` here, and
+split by collection the pieces would each need the cache, the job inserts this
+process made and the final ledgers it keeps.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
+from cachetools import LRUCache
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -38,6 +44,7 @@ IDEMPOTENCY = "idempotency_keys"
 PREVIEWS = "previews"  # accounting's, read only
 QUOTA_SHARES = "quota_shares"  # the generators', read only
 ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+FINAL_LEDGERS = 10_000
 
 
 def _visible(owner: str) -> dict[str, Any]:
@@ -56,6 +63,8 @@ class MongoRepository:
         self._db = db
         self._cache = ReadCache(cache_seconds, clock) if cache_seconds > 0 else None
         self._page_generation: dict[str, int] = {}
+        self._final: LRUCache[str, LedgerView] = LRUCache(FINAL_LEDGERS)
+        """Ledgers of ended jobs, read once (see ``ledgers``)."""
         self._templates = db[TEMPLATES]
         self._jobs = db[JOBS]
         self._keys = db[IDEMPOTENCY]
@@ -184,11 +193,15 @@ class MongoRepository:
         before: tuple[datetime, str] | None,
         limit: int,
     ) -> list[Document]:
-        """The owner's jobs, newest first, strictly after the cursor position ``before``."""
+        """The owner's jobs, newest first, strictly after the cursor position ``before``.
+
+        The documents are the shared read's own, handed to every request for a
+        moment (``view_memo.py`` builds their views once): read only.
+        """
         generation = self._page_generation.get(owner, 0)
         key = ("page", owner, generation, tuple(statuses), before, limit)
         page = await self._shared(key, lambda: self._list_jobs(owner, statuses, before, limit))
-        return [dict(doc) for doc in page]
+        return list(page)
 
     async def _list_jobs(
         self,
@@ -230,15 +243,41 @@ class MongoRepository:
 
         return await self._shared(("quotas", region, tuple(sorted(models))), read)
 
-    async def ledgers(self, budgets: dict[str, int]) -> dict[str, LedgerView]:
-        """The live ledgers of several jobs (job id -> budget), in two queries.
+    async def ledgers(
+        self, budgets: dict[str, int], final: Collection[str] = ()
+    ) -> dict[str, LedgerView]:
+        """The live ledgers of several jobs (job id -> budget), in two queries at most.
 
         A page's ledgers are shared as one read (refreshed ahead like every
         shared read): were they shared one by one, a request would wait for the
         database each time the page's entries lapse, every ``cache_seconds``.
+        With the shared reads on, the ledgers of jobs in ``final`` (ended: the
+        scheduler finishes a job only once none of its leases is open, so its
+        ledger no longer changes) are read once and kept, and a single job
+        still running shares the read of its own ledger (``GET /jobs/{id}``):
+        a page of ended jobs and one running costs no ledger read of its own.
         """
-        key = ("ledgers", tuple(sorted(budgets.items())))
-        return dict(await self._shared(key, lambda: read_ledgers(self._db, budgets)))
+        if self._cache is None:
+            return await read_ledgers(self._db, budgets)
+        views = {job: self._final[job] for job in budgets if job in final and job in self._final}
+        ended = {
+            job: budget for job, budget in budgets.items() if job in final and job not in views
+        }
+        live = {job: budget for job, budget in budgets.items() if job not in final}
+        if ended:
+            # never a read shared from before they ended: a key of its own
+            key = ("final-ledgers", tuple(sorted(ended.items())))
+            for job, view in (
+                await self._shared(key, lambda: read_ledgers(self._db, ended))
+            ).items():
+                self._final[job] = views[job] = view
+        if len(live) == 1:
+            ((job, budget),) = live.items()
+            views[job] = await self.ledger(job, budget)
+        elif live:
+            key = ("ledgers", tuple(sorted(live.items())))
+            views |= await self._shared(key, lambda: read_ledgers(self._db, live))
+        return {job: views[job] for job in budgets}
 
     async def usage(self, owner: str, start: datetime, end: datetime) -> UsageRecords:
         """The owner's leases granted and previews reserved in ``[start, end)`` (whole days)."""

@@ -128,9 +128,10 @@ class JobController(Controller):
         jobs = await runtime.repository.list_jobs(owner, statuses, before, limit + 1)
         page, more = jobs[:limit], len(jobs) > limit
         ledgers = await runtime.repository.ledgers(
-            {str(job["_id"]): int(job["budget_picos"]) for job in page}
+            {str(job["_id"]): int(job["budget_picos"]) for job in page},
+            final={str(job["_id"]) for job in page if JobStatus(job["status"]).is_final},
         )
-        items = [job_view(job, ledgers[str(job["_id"])]) for job in page]
+        items = [runtime.views.view(job, ledgers[str(job["_id"])]) for job in page]
         last = page[-1] if more else None
         next_cursor = job_cursor(last["created_at"], str(last["_id"])) if last else None
         return JobPage(items=items, next_cursor=next_cursor)
