@@ -17,7 +17,7 @@ import structlog
 from litestar import Litestar, Router
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -108,7 +108,9 @@ def _provide_runtime(state: State) -> GatewayRuntime:
     return runtime
 
 
-def _provide_owner(request: ASGIConnection[Any, Any, Any, Any], runtime: GatewayRuntime) -> str:
+def _provide_owner(
+    request: ASGIConnection[Any, Any, Any, Any], runtime: NamedDependency[GatewayRuntime]
+) -> str:
     """The caller; it names ``runtime`` only to be resolved after it.
 
     Litestar resolves the dependencies of one level concurrently, in an anyio
