@@ -141,6 +141,12 @@ class RecordFilter:
         return None if first is None else (DUPLICATE, f"duplicate of record {first}")
 
     def _failed_keep_if(self, context: dict[str, Any]) -> str | None:
+        """Why ``keep_if`` rejects the record (None: kept).
+
+        The sandbox's build budget bounds what the expression may build anywhere;
+        the time limit applies where it runs on the main thread (an export runs
+        in a worker thread, where ``time_limit`` sets none).
+        """
         assert self._keep_if is not None
         try:
             with build_budget(), time_limit(KEEP_IF_SECONDS):

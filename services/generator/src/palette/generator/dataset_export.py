@@ -245,7 +245,7 @@ async def run_export(msg: m.ExportJob, rt: GeneratorRuntime, publish: Publish) -
         error = f"export failed: {type(exc).__name__}: {exc}"[:2000]
         await publish(m.ExportFailed(message_id=event_id, job_id=msg.job_id, error=error))
         return
-    complete = result.records - result.incomplete
+    complete = result.records - result.incomplete + sum(result.rejected.values())
     if complete != msg.expected_records or result.duplicates or result.out_of_range:
         log.warning(
             "export_counts",
