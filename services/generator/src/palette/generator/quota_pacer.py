@@ -45,6 +45,9 @@ SLACK = 1e-9
 ADVANCE_SECONDS = 0.1
 """The rate's additive increase is applied at most this often."""
 DEMAND_HEADROOM = 1.25
+RECENT_SECONDS = 3
+"""A throttle decreases the rate from what the calls used in this many whole seconds before it
+(the ten of the usage window still hold what they used before a quota change)."""
 """A generator that is not waiting asks for this much more than it used lately."""
 
 
@@ -306,7 +309,7 @@ class ModelPacer:
         if self._streak is None:
             self._streak = now
         unlimited = self.control.rate is None
-        decreased = self.control.throttled(now, self._window.per_minute(now))
+        decreased = self.control.throttled(now, self._window.recent_per_minute(now, RECENT_SECONDS))
         if decreased:
             if unlimited:
                 self._updated = now
