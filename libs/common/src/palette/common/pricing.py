@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palette.common.model_ids import base_model_id, profile_prefix
-from palette.common.money import MoneyError, usd_to_picos
+from palette.common.money import usd_to_picos
 from palette.common.service_tiers import BATCH, ServiceTier, TierPrice
 
 DEFAULT_PRICING_FILE = Path(__file__).with_name("pricing.json")
@@ -36,30 +35,15 @@ class UnknownModelError(LookupError):
         self.model_id = model_id
 
 
-class PriceEntry(BaseModel):
-    """One model's price, in USD per million tokens."""
+class PriceEntry(TierPrice):
+    """One model's price, in USD per million tokens (the default tier's), and its other rates."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    input_per_million: Decimal = Field(ge=0)
-    output_per_million: Decimal = Field(ge=0)
-    source: str = Field(min_length=1)
-    as_of: str = Field(min_length=1, description="Date the price was read, ISO 8601")
     batch: TierPrice | None = Field(None, description="Batch inference price; null: none")
     service_tiers: dict[ServiceTier, TierPrice] = Field(
         default_factory=dict,
         description="Prices at the flex and priority tiers Bedrock offers the model "
         "(the entry's own price is the default tier's)",
     )
-
-    @field_validator("input_per_million", "output_per_million")
-    @classmethod
-    def _exact_in_picos(cls, value: Decimal) -> Decimal:
-        try:
-            usd_to_picos(value / 10**6)
-        except MoneyError as exc:
-            raise ValueError("a price may have at most six decimals per million tokens") from exc
-        return value
 
     def at_rate(self, rate: str) -> PriceEntry | None:
         """This entry priced at a service tier or in batch (None: no price there)."""
