@@ -93,3 +93,27 @@ class TestNames:
         assert rate_names() == ("default", "flex", "priority", "batch")
         assert [t.value for t in ServiceTier] == ["default", "flex", "priority"]
         assert [m.value for m in JobMode] == ["online", "batch"]
+
+
+class TestPreviewEstimateByRate:
+    def test_each_rate_side_by_side_and_null_where_a_model_has_no_price(self) -> None:
+        from palette.gateway.estimating import by_rate, rate_costs
+
+        pro = rate_costs([(PRO, 100, 50)], PRICING)
+        micro = rate_costs([(MICRO, 100, 50)], PRICING)
+        assert pro == {
+            "default": 100 * 800_000 + 50 * 3_200_000,
+            "flex": 100 * 400_000 + 50 * 1_600_000,
+            "priority": 100 * 1_400_000 + 50 * 5_600_000,
+            "batch": 100 * 400_000 + 50 * 1_600_000,
+        }
+        views = by_rate(1000, [pro], [pro, pro])
+        assert views["flex"] is not None
+        assert views["flex"].worst_case_usd == "0.12"
+        assert views["flex"].mean_usd == "0.12"
+        assert views["priority"] is not None
+        assert views["priority"].worst_case_usd == "0.42"
+        mixed = by_rate(10, [pro, micro])
+        assert mixed["flex"] is None
+        assert mixed["batch"] is not None
+        assert mixed["batch"].mean_usd is None

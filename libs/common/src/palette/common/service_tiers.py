@@ -47,6 +47,12 @@ class JobMode(StrEnum):
     """Bedrock batch inference jobs at the batch price (not run yet: see the README)."""
 
 
+BATCH_NOT_AVAILABLE = (
+    'mode "batch" is not available yet: Bedrock batch jobs are not run by this version '
+    '(use "online", with service_tier "flex" for lower prices where the model has them)'
+)
+"""Why a batch job is refused (the gateway's 422, the scheduler's refusal)."""
+
 BATCH = "batch"
 """The rate name of batch inference, beside the service tiers' (``rate_names``)."""
 
