@@ -64,6 +64,8 @@ def job_document(
         "seed_sampling": _dump(submit.seed_sampling),
         "keep_if": submit.keep_if,
         "dedup": _dump(submit.dedup),
+        "mode": submit.mode.value,
+        "service_tier": submit.service_tier.value,
         "status": JobStatus.QUEUED.value,
         "created_at": now,
         "updated_at": now,

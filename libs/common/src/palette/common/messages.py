@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
+from palette.common.service_tiers import JobMode, ServiceTier
 from palette.common.templates import TemplateSpec
 
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -87,6 +88,8 @@ class StepUsage(BaseModel):
     calls: NonNegInt = 0
     input_tokens: NonNegInt = 0
     output_tokens: NonNegInt = 0
+    service_tier: ServiceTier = ServiceTier.DEFAULT
+    """The tier the calls were served at: their tokens are priced at its price."""
 
 
 class RetryCounts(BaseModel):
@@ -135,6 +138,16 @@ class SubmitJob(Message):
         '"shuffle" (every seed once per epoch) or {"stratify": FIELD} (balanced across the '
         "field's values).",
     )
+    mode: JobMode = Field(
+        default=JobMode.ONLINE,
+        description='"online": one Converse call per record and step; "batch": Bedrock batch '
+        "inference jobs at the batch price (accepted by contract, not run yet).",
+    )
+    service_tier: ServiceTier = Field(
+        default=ServiceTier.DEFAULT,
+        description='Bedrock service tier of online calls: "default", "flex" (cheaper, slower) '
+        'or "priority" (dearer, served first); calls are priced at its price.',
+    )
 
 
 class CancelJob(Message):
@@ -168,6 +181,8 @@ class GeneratePartition(Message):
     seed_key: str
     seed_count: PosInt
     seed_sampling: SeedSampling = "uniform"
+    service_tier: ServiceTier = ServiceTier.DEFAULT
+    """The ``serviceTier`` of every call; the lease guard prices calls at its price."""
     part_size: PosInt | None = Field(
         None,
         description="Not read any more: generators use their own PALETTE_GENERATOR_PART_SIZE. "

@@ -41,7 +41,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -55,6 +55,12 @@ from palette.devstack.converse import (
     max_tokens_of,
     model_from_path,
     parse_request,
+)
+from palette.devstack.emulator_errors import (
+    ERROR_MESSAGES,
+    INVALID_MODEL,
+    QUOTA_MESSAGES,
+    error_response,
 )
 from palette.devstack.eventlog import EventLog, ThrottleLog
 from palette.devstack.faults import (
@@ -70,37 +76,7 @@ from palette.devstack.invocation_log import InvocationLogDelivery
 from palette.devstack.quota_buckets import REASONS, QuotaBuckets, Throttle
 from palette.devstack.quota_usage import QuotaUsage
 
-ERROR_STATUS = {
-    "ValidationException": 400,
-    "ThrottlingException": 429,
-    "ServiceUnavailableException": 503,
-    "ModelTimeoutException": 408,
-    "ResourceNotFoundException": 404,
-    "UnknownOperationException": 404,
-}
-ERROR_MESSAGES = {
-    "ThrottlingException": "Too many requests, please wait before trying again.",
-    "ServiceUnavailableException": "Bedrock is unable to process your request.",
-    "ModelTimeoutException": "Model has timed out in processing the request. "
-    "Try your request again.",
-}
-QUOTA_MESSAGES = {
-    "rpm": "Too many requests, please wait before trying again.",
-    "tpm": "Too many tokens, please wait before trying again.",
-    "daily": "Too many tokens per day, please wait before trying again.",
-}
-INVALID_MODEL = "The provided model identifier is invalid."
-ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 CONTROL_PREFIX = "/_emulator/"
-
-
-def error_response(code: str, message: str, request_id: str) -> Response:
-    """An error in the wire form botocore's REST-JSON parser reads."""
-    return json_response(
-        ERROR_STATUS[code],
-        {"message": message},
-        [("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", code + ERROR_TYPE_SUFFIX)],
-    )
 
 
 class BedrockEmulator:
@@ -114,9 +90,12 @@ class BedrockEmulator:
         invocations: InvocationLogDelivery | None = None,
         throttles: ThrottleLog | None = None,
         burndown: Callable[[str], int] | None = None,
+        tiers: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.faults = FaultInjector(config)
         self.models = frozenset(models)
+        # Models served at each tier other than the default (None: every model at every tier).
+        self.tiers = None if tiers is None else {t: frozenset(m) for t, m in tiers.items()}
         self.billing = billing if billing is not None else BillingLog()
         self.invocations = invocations
         self.throttles = throttles if throttles is not None else ThrottleLog()
@@ -153,6 +132,8 @@ class BedrockEmulator:
             self.stats["ValidationException"] += 1
             message = str(exc) if isinstance(exc, ConverseRequestError) else "Malformed input."
             return error_response("ValidationException", message, request_id)
+        if not self.serves_tier(model_id, call.service_tier):
+            return self._tier_refused(call.service_tier, request_id)
         second = int(time.time())
         reserved = self._admit(model_id, call, second)
         if isinstance(reserved, Throttle):
@@ -184,6 +165,7 @@ class BedrockEmulator:
                 completion.output_tokens,
                 call.request_metadata,
                 arrived,
+                call.service_tier,
             )
             if self.invocations is not None:
                 self.invocations.add(entry)
@@ -193,7 +175,21 @@ class BedrockEmulator:
                 200, completion.body(time.monotonic() - started), [("x-amzn-RequestId", request_id)]
             )
 
-        return Later(self.faults.latency_seconds(), finish)
+        return Later(self._latency(call.service_tier), finish)
+
+    def _latency(self, tier: str) -> float:
+        """A call's latency: the configured one, plus ``flex_latency_ms`` at the flex tier."""
+        extra = self.faults.config.flex_latency_ms / 1000.0 if tier == "flex" else 0.0
+        return self.faults.latency_seconds() + extra
+
+    def _tier_refused(self, tier: str, request_id: str) -> Response:
+        self.stats["ValidationException"] += 1
+        message = f"The model does not support the {tier} service tier."
+        return error_response("ValidationException", message, request_id)
+
+    def serves_tier(self, model_id: str, tier: str) -> bool:
+        """Whether a model is served at a service tier (every model at ``default``)."""
+        return tier == "default" or self.tiers is None or model_id in self.tiers.get(tier, ())
 
     def _admit(self, model_id: str, call: ConverseCall, second: int) -> int | Throttle:
         """The tokens a call reserves from its model's quota (0: none enforced), or its throttle."""

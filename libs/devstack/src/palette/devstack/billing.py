@@ -23,11 +23,14 @@ class BillingLog(EventLog):
         output_tokens: int,
         request_metadata: dict[str, str],
         started_at: datetime | None = None,
+        service_tier: str = "default",
     ) -> dict[str, Any]:
         """Append one billed call and return its entry.
 
         ``at`` is when the call was billed (its answer was ready); ``started_at``
-        when its request arrived (default: the same moment).
+        when its request arrived (default: the same moment). ``service_tier`` is
+        the rate it is billed at: ``default``, ``flex``, ``priority``, or ``batch``
+        for an entry of a batch inference job.
         """
         now = datetime.now(UTC)
         entry: dict[str, Any] = {
@@ -38,22 +41,29 @@ class BillingLog(EventLog):
             "started_at": (started_at or now).isoformat(),
             "at": now.isoformat(),
             "request_metadata": request_metadata,
+            "service_tier": service_tier,
         }
         return self.append(entry)
 
     def summary(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """Calls and tokens in total and per model (of the entries ``metadata`` selects)."""
         by_model: dict[str, dict[str, int]] = {}
+        by_tier: dict[str, dict[str, int]] = {}
         for entry in self.entries(0, metadata):
-            row = by_model.setdefault(
-                entry["model_id"], {"calls": 0, "input_tokens": 0, "output_tokens": 0}
-            )
-            row["calls"] += 1
-            row["input_tokens"] += entry["input_tokens"]
-            row["output_tokens"] += entry["output_tokens"]
+            tier = entry.get("service_tier", "default")
+            for row in (
+                by_model.setdefault(
+                    entry["model_id"], {"calls": 0, "input_tokens": 0, "output_tokens": 0}
+                ),
+                by_tier.setdefault(tier, {"calls": 0, "input_tokens": 0, "output_tokens": 0}),
+            ):
+                row["calls"] += 1
+                row["input_tokens"] += entry["input_tokens"]
+                row["output_tokens"] += entry["output_tokens"]
         return {
             "calls": sum(row["calls"] for row in by_model.values()),
             "input_tokens": sum(row["input_tokens"] for row in by_model.values()),
             "output_tokens": sum(row["output_tokens"] for row in by_model.values()),
             "by_model": by_model,
+            "by_service_tier": by_tier,
         }

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from palette.common.pricing import load_pricing
 from palette.common.quotas import load_quotas
+from palette.common.service_tiers import rated_table
 from palette.devstack.bedrock_emulator import BedrockEmulator
 from palette.devstack.billing import BillingLog
 from palette.devstack.eventlog import ThrottleLog
@@ -108,7 +109,8 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
 
     Its invocation log delivery, if any, is not started yet (``start_emulator``).
     """
-    models = load_pricing(settings.pricing_file).models
+    pricing = load_pricing(settings.pricing_file)
+    models = pricing.models
     invocations = None
     if settings.invocation_log_bucket:
         invocations = InvocationLogDelivery(
@@ -126,6 +128,7 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
         invocations,
         ThrottleLog(settings.throttle_file),
         settings.output_burndown,
+        {tier: rated_table(pricing, tier).models for tier in ("flex", "priority")},
     )
 
 
@@ -199,6 +202,9 @@ _FLAGS: dict[str, Any] = {
     "hang_ms": float,
     "seed": int,
     "default_max_tokens": int,
+    "flex_latency_ms": float,
+    "batch_delay_ms": float,
+    "batch_error_rate": float,
     "quotas": json.loads,
     "quota_table": lambda text: text.lower() in ("1", "true", "yes", "on"),
     "quotas_file": str,

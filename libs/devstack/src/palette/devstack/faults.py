@@ -75,6 +75,15 @@ class EmulatorConfig(BaseModel):
     default_max_tokens: int = Field(
         512, ge=1, description="maxTokens of a call that does not set it."
     )
+    flex_latency_ms: float = Field(
+        0.0, ge=0, description="Extra latency of a call at the flex service tier, in ms."
+    )
+    batch_delay_ms: float = Field(
+        0.0, ge=0, description="How long a batch inference job runs before its output is written."
+    )
+    batch_error_rate: float = Field(
+        0.0, ge=0, le=1, description="Share of a batch job's entries answered with an error."
+    )
     quotas: dict[str, QuotaLimits] = Field(
         default_factory=dict,
         description="Quotas enforced per model id, as JSON: "

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from palette.common.service_tiers import ServiceTier
+
 SCHEMA_TYPE = "ModelInvocationLog"
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -38,6 +40,8 @@ class LoggedCall:
     lease_id: str
     step: str
     call_id: str | None = None
+    service_tier: str = "default"
+    """The tier the generator asked for (its ``requestMetadata``): the call is priced at it."""
 
 
 def model_id_of(value: str) -> str:
@@ -82,7 +86,13 @@ def parse_record(record: Any, where: str) -> LoggedCall | None:
         lease_id=str(metadata["lease_id"]),
         step=str(metadata.get("step") or "unknown"),
         call_id=str(call_id) if call_id else None,
+        service_tier=_tier(metadata.get("service_tier")),
     )
+
+
+def _tier(value: Any) -> str:
+    """A logged call's service tier (a value that is none of them: the default)."""
+    return value if value in {t.value for t in ServiceTier} else ServiceTier.DEFAULT.value
 
 
 def parse_log_object(body: bytes, source: str) -> list[LoggedCall]:

@@ -13,13 +13,19 @@ from palette.accounting.invocations import LoggedCall, unique
 from palette.common.keys import mongo_field
 from palette.common.messages import LeaseClosed, RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
+from palette.common.service_tiers import ServiceTier, rated_table
 
 UsageMap = dict[str, dict[str, Any]]
 
 
+def step_cost(u: StepUsage, pricing: PricingTable) -> int:
+    """Exact cost of one usage row, at the price of the service tier it was served at."""
+    return rated_table(pricing, u.service_tier).cost(u.model_id, u.input_tokens, u.output_tokens)
+
+
 def usage_cost(usage: Iterable[StepUsage], pricing: PricingTable) -> int:
     """Exact cost of a usage list."""
-    return sum(pricing.cost(u.model_id, u.input_tokens, u.output_tokens) for u in usage)
+    return sum(step_cost(u, pricing) for u in usage)
 
 
 def grant(available: int, amount: int, minimum: int) -> int | None:
@@ -61,7 +67,7 @@ def usage_map(
         entry["calls"] += u.calls
         entry["input_tokens"] += u.input_tokens
         entry["output_tokens"] += u.output_tokens
-        entry["cost"] += pricing.cost(u.model_id, u.input_tokens, u.output_tokens)
+        entry["cost"] += step_cost(u, pricing)
     return result
 
 
@@ -225,6 +231,7 @@ def logged_usage(calls: Iterable[LoggedCall], pricing: PricingTable) -> UsageMap
                 calls=1,
                 input_tokens=c.input_tokens,
                 output_tokens=c.output_tokens,
+                service_tier=ServiceTier(c.service_tier),
             )
             for c in unique(calls)
         ),

@@ -25,6 +25,12 @@ from palette.common.keys import seed_prefix
 from palette.common.messages import CancelJob, DeleteJob
 from palette.common.samplers import Stratify
 from palette.common.seeds import SeedError
+from palette.common.service_tiers import (
+    BATCH_NOT_AVAILABLE,
+    JobMode,
+    UnpricedRateError,
+    require_rate,
+)
 from palette.common.templates import TemplateError
 from palette.common.tracing import traceparent
 from palette.gateway import outbox
@@ -108,6 +114,13 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
     settings = runtime.settings
     if data.budget_usd > settings.max_budget_usd:
         raise invalid("budget_usd", f"must be at most {settings.max_budget_usd} USD")
+    if data.mode is not JobMode.ONLINE:
+        raise Problem(
+            422,
+            BATCH_NOT_AVAILABLE,
+            errors=[field_error("mode", BATCH_NOT_AVAILABLE)],
+            slug="mode-not-available",
+        )
     template = await template_for(runtime, owner, data)
     unpriced = unpriced_models(template["steps"], runtime.pricing)
     if unpriced:
@@ -117,6 +130,10 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
             f"template {data.template_id!r} uses unpriced models: {problems}",
             errors=[field_error("template_id", e["problem"], step=e["field"]) for e in unpriced],
         )
+    try:
+        require_rate(runtime.pricing, data.service_tier.value, template_spec(template).models)
+    except UnpricedRateError as exc:
+        raise invalid("service_tier", str(exc), model=exc.model_id) from None
     try:
         record_filters.check(template_spec(template), data.keep_if, data.dedup)
     except TemplateError as exc:

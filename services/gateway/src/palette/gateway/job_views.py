@@ -60,6 +60,8 @@ _SUBMITTED = {
     "seed_sampling",
     "keep_if",
     "dedup",
+    "mode",
+    "service_tier",
 }
 """Fields of ``POST /jobs`` that its ``SubmitJob`` carries as they are."""
 
@@ -129,6 +131,8 @@ def submit_message(job: Document) -> SubmitJob:
         seed_sampling=job.get("seed_sampling") or "uniform",
         keep_if=job.get("keep_if"),
         dedup=job.get("dedup"),
+        mode=job.get("mode") or "online",
+        service_tier=job.get("service_tier") or "default",
     )
 
 
@@ -190,6 +194,8 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         progress_percent=percent(done, int(job["num_records"])),
         partition_size=job.get("partition_size"),
         priority=int(job.get("priority") or 0),
+        mode=job.get("mode") or "online",
+        service_tier=job.get("service_tier") or "default",
         cost_usd=usd_string(money.spent),
         budget_usd=decimal_string(Decimal(str(job["budget_usd"]))),
         reserved_usd=usd_string(money.reserved),

@@ -133,6 +133,8 @@ class ModelRequest:
     max_tokens: int
     temperature: float
     metadata: Mapping[str, str] = field(default_factory=dict)
+    service_tier: str = "default"
+    """Sent as ``serviceTier: {"type": ...}`` unless ``default`` (Bedrock's own default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +246,8 @@ class BedrockCaller:
             kwargs["system"] = [{"text": request.system}]
         if request.metadata:
             kwargs["requestMetadata"] = dict(request.metadata)
+        if request.service_tier != "default":
+            kwargs["serviceTier"] = {"type": request.service_tier}
         started = time.perf_counter()
         try:
             try:

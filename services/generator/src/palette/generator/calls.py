@@ -42,6 +42,9 @@ class ModelCalls:
 
     def _request(self, step: Step, prompt: str, system: str | None, attempt: int) -> ModelRequest:
         msg = self._state.msg
+        tier = msg.service_tier.value
+        # The tier rides in requestMetadata too, so the invocation log prices a call as billed.
+        extra = {} if tier == "default" else {"service_tier": tier}
         return ModelRequest(
             model_id=step.model,
             prompt=prompt,
@@ -58,7 +61,9 @@ class ModelCalls:
                 "call_attempt": str(attempt),
                 "call_id": self._state.claim.call_id(),
                 "holder": self._state.claim.holder,
+                **extra,
             },
+            service_tier=tier,
         )
 
     async def call(self, step: Step, prompt: str, system: str | None, worst: int) -> ModelResult:
@@ -82,7 +87,7 @@ class ModelCalls:
             ModelCallError: non-retryable, or retryable after the last attempt.
         """
         rt, msg = self._state.rt, self._state.msg
-        price = rt.pricing.price(step.model)
+        price = self._state.prices[step.model]
         pacer = rt.quotas.pacer(step.model)
         ask = input_token_bound(prompt, system) + step.max_tokens
         attempts = rt.settings.max_call_attempts

@@ -29,6 +29,7 @@ from palette.common import keys, seeds
 from palette.common import messages as m
 from palette.common.estimates import record_worst_case
 from palette.common.pricing import UnknownModelError
+from palette.common.service_tiers import rated_table
 from palette.common.templates import renders_the_same
 from palette.common.tracing import span
 from palette.generator import metrics
@@ -113,8 +114,9 @@ async def attempt(state: AttemptState) -> None:
         )
         return
     try:
-        state.prices = {model: rt.pricing.price(model) for model in msg.template.models}
-        state.guard = LeaseGuard(msg.lease_amount, state.usage.cost(rt.pricing))
+        pricing = rated_table(rt.pricing, msg.service_tier)
+        state.prices = {model: pricing.price(model) for model in msg.template.models}
+        state.guard = LeaseGuard(msg.lease_amount, state.usage.cost(pricing))
     except UnknownModelError as exc:
         state.fail(str(exc), retryable=False)
         missing = []
@@ -253,7 +255,7 @@ async def announce(state: AttemptState, key: str, meta: PartMeta) -> None:
             lease_id=meta.lease,
             part_key=key,
             records=meta.records,
-            usage=meta.usage.to_step_usages(),
+            usage=meta.usage.to_step_usages(state.msg.service_tier),
             retries=meta.retries.to_counts(),
         )
     )
@@ -272,7 +274,7 @@ async def finish(state: AttemptState) -> None:
         "partition": msg.partition,
         "attempt": msg.attempt,
         "lease_id": msg.lease_id,
-        "usage": state.usage.to_step_usages(),
+        "usage": state.usage.to_step_usages(msg.service_tier),
         "retries": state.retries.to_counts(),
         "unknown_calls": tuple(unknown),
         "unknown_worst": sum(unknown.values()),

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from palette.common.messages import RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
+from palette.common.service_tiers import ServiceTier
 
 
 class UsageTally:
@@ -39,15 +40,25 @@ class UsageTally:
         moved._rows, self._rows = self._rows, {}
         return moved
 
-    def to_step_usages(self) -> tuple[StepUsage, ...]:
-        """As message rows."""
+    def to_step_usages(self, tier: ServiceTier = ServiceTier.DEFAULT) -> tuple[StepUsage, ...]:
+        """As message rows, of calls served at ``tier``."""
         return tuple(
-            StepUsage(step_id=s, model_id=m, calls=c, input_tokens=i, output_tokens=o)
+            StepUsage(
+                step_id=s,
+                model_id=m,
+                calls=c,
+                input_tokens=i,
+                output_tokens=o,
+                service_tier=tier,
+            )
             for (s, m), (c, i, o) in self._rows.items()
         )
 
     def cost(self, pricing: PricingTable) -> int:
-        """Exact cost in picodollars (UnknownModelError for a model without price)."""
+        """Exact cost in picodollars at ``pricing`` (a tier's: ``service_tiers.rated_table``).
+
+        UnknownModelError for a model without price there.
+        """
         return sum(pricing.cost(m, i, o) for (_, m), (_, i, o) in self._rows.items())
 
     @property

@@ -12,6 +12,7 @@ from pydantic import Field
 from palette.common.messages import MAX_RECORDS, JobStatus, OutputFormat
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
+from palette.common.service_tiers import JobMode, ServiceTier
 from palette.gateway.schemas.base import Cursor, Reply, Request, VersionNumber
 
 
@@ -54,6 +55,22 @@ class CreateJob(Request):
         'order of the job\'s own) or `{"stratify": "FIELD"}` (the field\'s values in turn, '
         "so each is drawn as often as the others). The same record always draws the same.",
         examples=["shuffle", {"stratify": "topic"}],
+    )
+    mode: JobMode = Field(
+        JobMode.ONLINE,
+        description='How the job calls the model: `"online"` (one Converse call per record and '
+        'step) or `"batch"` (Bedrock batch inference at about half the price; not available '
+        "yet: answered 422 `mode-not-available`).",
+        examples=["online"],
+    )
+    service_tier: ServiceTier = Field(
+        ServiceTier.DEFAULT,
+        description='Bedrock service tier of the online calls: `"default"` (standard), '
+        '`"flex"` (cheaper, slower when Bedrock is busy) or `"priority"` (dearer, served '
+        "first). Calls are priced, and the budget reserved, at the tier's price; a model "
+        "the pricing table has no price for at that tier is refused (422). The preview's "
+        "`estimate.by_rate` compares the choices.",
+        examples=["flex"],
     )
 
 
@@ -99,6 +116,8 @@ class JobView(Reply):
         "once the job has started (null until then)."
     )
     priority: int
+    mode: JobMode = JobMode.ONLINE
+    service_tier: ServiceTier = ServiceTier.DEFAULT
     cost_usd: str = Field(description="Spend settled so far in USD (exact decimal string).")
     budget_usd: str
     reserved_usd: str = Field(description="Budget currently leased to running partitions.")

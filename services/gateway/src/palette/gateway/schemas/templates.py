@@ -169,6 +169,15 @@ class StepPreviewView(Reply):
     cost_usd: str | None = Field(None, description="With `run`: the exact cost of the call.")
 
 
+class RateEstimateView(Reply):
+    """The estimate of the same job at one way of paying (a service tier, or batch)."""
+
+    worst_case_usd: str = Field(description="`worst_case_usd` at this rate's prices.")
+    mean_usd: str | None = Field(
+        None, description="`mean_usd` at this rate's prices (the same tokens); null when none ran."
+    )
+
+
 class JobEstimateView(Reply):
     """What a job of ``num_records`` records may cost, from the records previewed.
 
@@ -203,6 +212,12 @@ class JobEstimateView(Reply):
         default_factory=list,
         description="Records run that stopped early, left out of the mean and the spread, "
         "with why (`seed` or `more_seeds[i]`).",
+    )
+    by_rate: dict[str, RateEstimateView | None] = Field(
+        default_factory=dict,
+        description="The same estimate at each way of paying, side by side: the service "
+        "tiers `default` (the figures above), `flex`, `priority`, and `batch` (a job's "
+        "`service_tier` and `mode`); null where a model of the template has no price there.",
     )
 
 

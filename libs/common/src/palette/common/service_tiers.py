@@ -1,0 +1,128 @@
+"""How a job pays for its calls: online at a service tier, or (soon) as Bedrock batch jobs.
+
+Bedrock prices the same tokens differently by how they are served:
+
+- the **service tier** of an online Converse call (``serviceTier: {"type": T}``):
+  ``default`` (standard, the model's on-demand price), ``flex`` (cheaper, slower
+  when Bedrock is busy) and ``priority`` (dearer, served first);
+- **batch** inference (``CreateModelInvocationJob``): JSONL in S3, about half the
+  on-demand price.
+
+The pricing table (``pricing.json``) gives each model's standard price and, where
+Bedrock offers them, ``batch`` and ``service_tiers`` prices (``TierPrice``), each
+with its source and date. ``rated_table`` turns the table into the one a job's
+calls are priced at, so every place that prices a call (the generator's lease
+guard, accounting's ledger, the scheduler's and the gateway's estimates) asks the
+same table the same way, exactly, in picodollars. No I/O here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from palette.common.money import MoneyError, usd_to_picos
+
+if TYPE_CHECKING:
+    from palette.common.pricing import PricingTable
+
+
+class ServiceTier(StrEnum):
+    """The ``serviceTier`` of an online Converse call (botocore's ``ServiceTierType``)."""
+
+    DEFAULT = "default"
+    FLEX = "flex"
+    PRIORITY = "priority"
+
+
+class JobMode(StrEnum):
+    """How a job calls the model."""
+
+    ONLINE = "online"
+    """One Converse call per record and step (today's way), at the job's service tier."""
+    BATCH = "batch"
+    """Bedrock batch inference jobs at the batch price (not run yet: see the README)."""
+
+
+BATCH_NOT_AVAILABLE = (
+    'mode "batch" is not available yet: Bedrock batch jobs are not run by this version '
+    '(use "online", with service_tier "flex" for lower prices where the model has them)'
+)
+"""Why a batch job is refused (the gateway's 422, the scheduler's refusal)."""
+
+BATCH = "batch"
+"""The rate name of batch inference, beside the service tiers' (``rate_names``)."""
+
+
+def rate_names() -> tuple[str, ...]:
+    """Every way a token can be priced: the service tiers, then batch."""
+    return (*(tier.value for tier in ServiceTier), BATCH)
+
+
+class TierPrice(BaseModel):
+    """A model's price at one service tier or in batch, in USD per million tokens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_per_million: Decimal = Field(ge=0)
+    output_per_million: Decimal = Field(ge=0)
+    source: str = Field(min_length=1)
+    as_of: str = Field(min_length=1, description="Date the price was read, ISO 8601")
+
+    @field_validator("input_per_million", "output_per_million")
+    @classmethod
+    def _exact_in_picos(cls, value: Decimal) -> Decimal:
+        try:
+            usd_to_picos(value / 10**6)
+        except MoneyError as exc:
+            raise ValueError("a price may have at most six decimals per million tokens") from exc
+        return value
+
+
+class UnpricedRateError(LookupError):
+    """A model that Bedrock does not serve (or we have no price for) at a tier or in batch."""
+
+    def __init__(self, model_id: str, rate: str) -> None:
+        where = "in batch" if rate == BATCH else f"at the {rate!r} service tier"
+        super().__init__(f"model {model_id!r} has no price {where} in the pricing table")
+        self.model_id = model_id
+        self.rate = rate
+
+
+def rated_table(table: PricingTable, rate: str) -> PricingTable:
+    """The pricing table of one rate (``default``, ``flex``, ``priority`` or ``batch``).
+
+    ``default`` is the table itself. Any other holds the models that have a
+    price at that rate (their inference profiles too); a model without one is
+    unknown there (``UnknownModelError``: refused before any call). Built once
+    per table and rate.
+    """
+    if rate == ServiceTier.DEFAULT.value:
+        return table
+    if rate not in rate_names():
+        raise ValueError(f"unknown rate {rate!r}: one of {', '.join(rate_names())}")
+    return table.rated(rate)
+
+
+def require_rate(table: PricingTable, rate: str, model_ids: list[str] | tuple[str, ...]) -> None:
+    """Raise UnpricedRateError for the first model without a price at ``rate``."""
+    for model_id in model_ids:
+        table.price(model_id)  # an unknown model is refused as such first
+        if rate != ServiceTier.DEFAULT.value and model_id not in rated_table(table, rate):
+            raise UnpricedRateError(model_id, rate)
+
+
+def rate_costs(
+    table: PricingTable, model_id: str, input_tokens: int, output_tokens: int
+) -> dict[str, int | None]:
+    """The cost of the same usage at every rate (None where the model has no price there)."""
+    costs: dict[str, int | None] = {}
+    for rate in rate_names():
+        rated = rated_table(table, rate)
+        costs[rate] = (
+            rated.cost(model_id, input_tokens, output_tokens) if model_id in rated else None
+        )
+    return costs
