@@ -47,8 +47,7 @@ ADVANCE_SECONDS = 0.1
 DEMAND_HEADROOM = 1.25
 """A generator that is not waiting asks for this much more than it used lately."""
 RECENT_SECONDS = 3
-"""A throttle decreases the rate from what the calls used in this many whole seconds before it
-(the ten of the usage window still hold what they used before a quota change)."""
+"""A throttle decreases the rate from the calls' use over this many whole seconds before it."""
 
 
 class ModelUnavailableError(Exception):
