@@ -83,12 +83,14 @@ class TestRefused:
         assert body["errors"][0]["field"] == "service_tier"
         assert "'flex' service tier" in body["detail"]
 
-    def test_batch_mode_is_a_clear_422_not_yet_available(self, api: GatewayClient) -> None:
+    def test_batch_mode_with_a_service_tier_is_a_422_naming_service_tier(
+        self, api: GatewayClient
+    ) -> None:
         created = api.create_template(PRO_STEP)
-        response = _post_job(api, created["id"], mode="batch")
+        response = _post_job(api, created["id"], mode="batch", service_tier="flex")
         body = problem(response, 422)
-        assert body["errors"][0]["field"] == "mode"
-        assert "not available yet" in body["detail"]
+        assert body["errors"][0]["field"] == "service_tier"
+        assert "online calls only" in body["detail"]
 
     def test_an_unknown_tier_is_a_400_naming_the_field(self, api: GatewayClient) -> None:
         created = api.create_template(PRO_STEP)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
-from palette.common.service_tiers import JobMode, ServiceTier
+from palette.common.service_tiers import JobMode, Rate, ServiceTier
 from palette.common.templates import TemplateSpec
 
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -88,8 +88,8 @@ class StepUsage(BaseModel):
     calls: NonNegInt = 0
     input_tokens: NonNegInt = 0
     output_tokens: NonNegInt = 0
-    service_tier: ServiceTier = ServiceTier.DEFAULT
-    """The tier the calls were served at: their tokens are priced at its price."""
+    service_tier: Rate = ServiceTier.DEFAULT
+    """The tier the calls were served at, or ``batch``: their tokens are priced at its price."""
 
 
 class RetryCounts(BaseModel):
@@ -141,7 +141,7 @@ class SubmitJob(Message):
     mode: JobMode = Field(
         default=JobMode.ONLINE,
         description='"online": one Converse call per record and step; "batch": Bedrock batch '
-        "inference jobs at the batch price (accepted by contract, not run yet).",
+        "inference jobs at the batch price, step by step.",
     )
     service_tier: ServiceTier = Field(
         default=ServiceTier.DEFAULT,
@@ -183,6 +183,8 @@ class GeneratePartition(Message):
     seed_sampling: SeedSampling = "uniform"
     service_tier: ServiceTier = ServiceTier.DEFAULT
     """The ``serviceTier`` of every call; the lease guard prices calls at its price."""
+    mode: JobMode = JobMode.ONLINE
+    """``batch``: the records go through Bedrock batch inference jobs, priced at the batch price."""
     part_size: PosInt | None = Field(
         None,
         description="Not read any more: generators use their own PALETTE_GENERATOR_PART_SIZE. "

@@ -1,4 +1,4 @@
-"""How a job pays for its calls: online at a service tier, or (soon) as Bedrock batch jobs.
+"""How a job pays for its calls: online at a service tier, or as Bedrock batch jobs.
 
 Bedrock prices the same tokens differently by how they are served:
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -44,17 +44,19 @@ class JobMode(StrEnum):
     ONLINE = "online"
     """One Converse call per record and step (today's way), at the job's service tier."""
     BATCH = "batch"
-    """Bedrock batch inference jobs at the batch price (not run yet: see the README)."""
+    """Bedrock batch inference jobs at the batch price, step by step (``generator.batch_run``)."""
 
-
-BATCH_NOT_AVAILABLE = (
-    'mode "batch" is not available yet: Bedrock batch jobs are not run by this version '
-    '(use "online", with service_tier "flex" for lower prices where the model has them)'
-)
-"""Why a batch job is refused (the gateway's 422, the scheduler's refusal)."""
 
 BATCH = "batch"
 """The rate name of batch inference, beside the service tiers' (``rate_names``)."""
+
+Rate = ServiceTier | Literal["batch"]
+"""What a usage row is billed at: a service tier, or batch inference."""
+
+
+def job_rate(mode: JobMode | str, tier: ServiceTier | str) -> str:
+    """The rate a job's calls are priced at: ``batch`` in batch mode, else its tier."""
+    return BATCH if mode == JobMode.BATCH else ServiceTier(tier).value
 
 
 def rate_names() -> tuple[str, ...]:

@@ -34,6 +34,8 @@ Control API (JSON), beside the model routes:
 - ``GET /_emulator/invocation-log``: where Bedrock-style model invocation logs
   go and how their delivery went (``{"enabled": false}`` when off);
   ``POST /_emulator/invocation-log/flush``: deliver the queued records now.
+- ``GET /_emulator/batch``: batch inference jobs created (``submissions``), each with
+  its status, counts, tags (``batch_jobs`` serves ``/model-invocation-job``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from palette.devstack.batch_jobs import BatchJobs
 from palette.devstack.billing import BillingLog
 from palette.devstack.converse import (
     ConverseCall,
@@ -103,6 +106,8 @@ class BedrockEmulator:
         self.usage = QuotaUsage()
         self.stats: Counter[str] = Counter()
         self.quota_stats: Counter[str] = Counter()
+        self.batch: BatchJobs | None = None
+        """Batch inference jobs (``palette.devstack.batch_jobs``), when S3 is set up."""
 
     def __call__(self, request: Request) -> Response | Later:
         """Route one request."""
@@ -114,6 +119,8 @@ class BedrockEmulator:
             return error_response(
                 "UnknownOperationException", "Unknown operation.", str(uuid.uuid4())
             )
+        if path.startswith("/model-invocation-job") and self.batch is not None:
+            return self.batch(request)
         if path.startswith(CONTROL_PREFIX):
             return self.control(request.method, path[len(CONTROL_PREFIX) :], request)
         return json_response(404, {"message": "not found"})
@@ -245,10 +252,14 @@ class BedrockEmulator:
             ("DELETE", "throttles"): self._clear_throttles,
             ("GET", "invocation-log"): self._invocation_log,
             ("POST", "invocation-log/flush"): self._flush_invocation_log,
+            ("GET", "batch"): self._batch_status,
         }.get((method, route))
         if action is None:
             return json_response(404, {"message": f"no route {method} {CONTROL_PREFIX}{route}"})
         return action(request)
+
+    def _batch_status(self, request: Request) -> Response:
+        return json_response(200, self.batch.status() if self.batch else {"submissions": 0})
 
     def _health(self, request: Request) -> Response:
         return json_response(200, {"status": "ok", "models": sorted(self.models)})

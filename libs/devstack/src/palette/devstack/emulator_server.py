@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from palette.common.pricing import load_pricing
 from palette.common.quotas import load_quotas
 from palette.common.service_tiers import rated_table
+from palette.devstack.batch_jobs import BatchJobs
 from palette.devstack.bedrock_emulator import BedrockEmulator
 from palette.devstack.billing import BillingLog
 from palette.devstack.eventlog import ThrottleLog
@@ -83,7 +84,9 @@ class EmulatorSettings(EmulatorConfig, BaseSettings):
         "us-east-1", description="Region in the invocation logs' keys and records."
     )
     s3_endpoint_url: str | None = Field(
-        None, description="S3 endpoint the invocation logs go to (None: AWS's own)."
+        None,
+        description="S3 endpoint of the invocation logs and of batch jobs' input and output "
+        "(None: AWS's own).",
     )
 
     def emulator_config(self) -> EmulatorConfig:
@@ -121,7 +124,7 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
             flush_seconds=settings.invocation_log_flush_ms / 1000.0,
             s3_endpoint_url=settings.s3_endpoint_url,
         )
-    return BedrockEmulator(
+    emulator = BedrockEmulator(
         settings.emulator_config(),
         models,
         BillingLog(settings.billing_file),
@@ -130,6 +133,15 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
         settings.output_burndown,
         {tier: rated_table(pricing, tier).models for tier in ("flex", "priority")},
     )
+    emulator.batch = BatchJobs(
+        lambda: emulator.faults.config,
+        frozenset(rated_table(pricing, "batch").models),
+        emulator.billing,
+        settings.s3_endpoint_url,
+        settings.invocation_log_region,
+        settings.invocation_log_account,
+    )
+    return emulator
 
 
 def close_emulator(emulator: BedrockEmulator) -> None:
@@ -205,6 +217,8 @@ _FLAGS: dict[str, Any] = {
     "flex_latency_ms": float,
     "batch_delay_ms": float,
     "batch_error_rate": float,
+    "batch_min_records": int,
+    "batch_max_records": int,
     "quotas": json.loads,
     "quota_table": lambda text: text.lower() in ("1", "true", "yes", "on"),
     "quotas_file": str,

@@ -84,6 +84,12 @@ class EmulatorConfig(BaseModel):
     batch_error_rate: float = Field(
         0.0, ge=0, le=1, description="Share of a batch job's entries answered with an error."
     )
+    batch_min_records: int = Field(
+        100, ge=1, description="Fewest entries a batch inference job takes (Bedrock's quota)."
+    )
+    batch_max_records: int = Field(
+        50_000, ge=1, description="Most entries a batch inference job takes (Bedrock's quota)."
+    )
     quotas: dict[str, QuotaLimits] = Field(
         default_factory=dict,
         description="Quotas enforced per model id, as JSON: "

@@ -26,9 +26,10 @@ from palette.common.messages import CancelJob, DeleteJob
 from palette.common.samplers import Stratify
 from palette.common.seeds import SeedError
 from palette.common.service_tiers import (
-    BATCH_NOT_AVAILABLE,
     JobMode,
+    ServiceTier,
     UnpricedRateError,
+    job_rate,
     require_rate,
 )
 from palette.common.templates import TemplateError
@@ -114,13 +115,8 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
     settings = runtime.settings
     if data.budget_usd > settings.max_budget_usd:
         raise invalid("budget_usd", f"must be at most {settings.max_budget_usd} USD")
-    if data.mode is not JobMode.ONLINE:
-        raise Problem(
-            422,
-            BATCH_NOT_AVAILABLE,
-            errors=[field_error("mode", BATCH_NOT_AVAILABLE)],
-            slug="mode-not-available",
-        )
+    if data.mode is JobMode.BATCH and data.service_tier is not ServiceTier.DEFAULT:
+        raise invalid("service_tier", "a service tier applies to online calls only (mode batch)")
     template = await template_for(runtime, owner, data)
     unpriced = unpriced_models(template["steps"], runtime.pricing)
     if unpriced:
@@ -130,10 +126,12 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
             f"template {data.template_id!r} uses unpriced models: {problems}",
             errors=[field_error("template_id", e["problem"], step=e["field"]) for e in unpriced],
         )
+    rate = job_rate(data.mode, data.service_tier)
     try:
-        require_rate(runtime.pricing, data.service_tier.value, template_spec(template).models)
+        require_rate(runtime.pricing, rate, template_spec(template).models)
     except UnpricedRateError as exc:
-        raise invalid("service_tier", str(exc), model=exc.model_id) from None
+        field = "mode" if data.mode is JobMode.BATCH else "service_tier"
+        raise invalid(field, str(exc), model=exc.model_id) from None
     try:
         record_filters.check(template_spec(template), data.keep_if, data.dedup)
     except TemplateError as exc:

@@ -36,6 +36,8 @@ class FinishedRecord:
     carried: frozenset[str] = frozenset()
     variables: dict[str, Any] = field(default_factory=dict)
     """The template's variables as this record drew them (``vars`` of a part line)."""
+    rates: dict[str, str] = field(default_factory=dict)
+    """Steps billed at a rate other than the attempt's (``UsageTally.add``'s ``rate``)."""
 
     def line(self, job_id: str) -> dict[str, Any]:
         """The record as a part line object (``vars`` only when the template has variables)."""
@@ -57,7 +59,7 @@ class FinishedRecord:
         tally = UsageTally()
         for step, (i, o) in self.usage.items():
             if step not in self.carried:
-                tally.add(step, self.models[step], i, o)
+                tally.add(step, self.models[step], i, o, rate=self.rates.get(step, ""))
         return tally
 
     def resumed(self) -> FinishedRecord:

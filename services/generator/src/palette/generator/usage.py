@@ -10,28 +10,41 @@ from collections.abc import Iterable
 
 from palette.common.messages import RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
-from palette.common.service_tiers import ServiceTier
+from palette.common.service_tiers import Rate, ServiceTier, rated_table
 
 
 class UsageTally:
     """Calls and tokens per (step id, model id), in first-seen order."""
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, str], list[int]] = {}
+        self._rows: dict[tuple[str, str, str], list[int]] = {}
 
     def add(
-        self, step_id: str, model_id: str, input_tokens: int, output_tokens: int, calls: int = 1
+        self,
+        step_id: str,
+        model_id: str,
+        input_tokens: int,
+        output_tokens: int,
+        calls: int = 1,
+        rate: str = "",
     ) -> None:
-        """Count ``calls`` calls of a step with their tokens."""
-        row = self._rows.setdefault((step_id, model_id), [0, 0, 0])
+        """Count ``calls`` calls of a step with their tokens.
+
+        ``rate``: the rate they were billed at when not the attempt's own (a batch-mode
+        partition's online calls: ``default``); "" is the attempt's.
+        """
+        row = self._rows.setdefault((step_id, model_id, rate), [0, 0, 0])
         row[0] += calls
         row[1] += input_tokens
         row[2] += output_tokens
 
     def merge(self, other: UsageTally | Iterable[StepUsage]) -> None:
         """Add another tally (or StepUsage rows) to this one."""
-        rows = other.to_step_usages() if isinstance(other, UsageTally) else other
-        for u in rows:
+        if isinstance(other, UsageTally):
+            for (s, m, r), (c, i, o) in other._rows.items():
+                self.add(s, m, i, o, c, r)
+            return
+        for u in other:
             self.add(u.step_id, u.model_id, u.input_tokens, u.output_tokens, u.calls)
 
     def take(self) -> UsageTally:
@@ -40,8 +53,8 @@ class UsageTally:
         moved._rows, self._rows = self._rows, {}
         return moved
 
-    def to_step_usages(self, tier: ServiceTier = ServiceTier.DEFAULT) -> tuple[StepUsage, ...]:
-        """As message rows, of calls served at ``tier``."""
+    def to_step_usages(self, tier: Rate = ServiceTier.DEFAULT) -> tuple[StepUsage, ...]:
+        """As message rows, of calls billed at ``tier`` (the attempt's rate) or their own."""
         return tuple(
             StepUsage(
                 step_id=s,
@@ -49,17 +62,21 @@ class UsageTally:
                 calls=c,
                 input_tokens=i,
                 output_tokens=o,
-                service_tier=tier,
+                service_tier=r or tier,
             )
-            for (s, m), (c, i, o) in self._rows.items()
+            for (s, m, r), (c, i, o) in self._rows.items()
         )
 
-    def cost(self, pricing: PricingTable) -> int:
+    def cost(self, pricing: PricingTable, full: PricingTable | None = None) -> int:
         """Exact cost in picodollars at ``pricing`` (a tier's: ``service_tiers.rated_table``).
 
-        UnknownModelError for a model without price there.
+        Rows billed at a rate of their own are priced at it in ``full`` (the whole
+        table). UnknownModelError for a model without price there.
         """
-        return sum(pricing.cost(m, i, o) for (_, m), (_, i, o) in self._rows.items())
+        return sum(
+            (rated_table(full, r) if r and full is not None else pricing).cost(m, i, o)
+            for (_, m, r), (_, i, o) in self._rows.items()
+        )
 
     @property
     def calls(self) -> int:
@@ -67,8 +84,8 @@ class UsageTally:
         return sum(row[0] for row in self._rows.values())
 
     def encode(self) -> str:
-        """Compact ASCII JSON ``[[step, model, calls, in, out], ...]``."""
-        rows = [[s, m, c, i, o] for (s, m), (c, i, o) in self._rows.items()]
+        """Compact ASCII JSON ``[[step, model, calls, in, out(, rate)], ...]``."""
+        rows = [[s, m, c, i, o, *([r] if r else [])] for (s, m, r), (c, i, o) in self._rows.items()]
         return json.dumps(rows, separators=(",", ":"), ensure_ascii=True)
 
     @classmethod
@@ -81,12 +98,12 @@ class UsageTally:
         for row in rows:
             if not (
                 isinstance(row, list)
-                and len(row) == 5
-                and all(isinstance(v, str) for v in row[:2])
-                and all(isinstance(v, int) and v >= 0 for v in row[2:])
+                and len(row) in (5, 6)
+                and all(isinstance(v, str) for v in (*row[:2], *row[5:]))
+                and all(isinstance(v, int) and v >= 0 for v in row[2:5])
             ):
                 raise ValueError(f"bad usage row {row!r}")
-            tally.add(row[0], row[1], row[3], row[4], row[2])
+            tally.add(row[0], row[1], row[3], row[4], row[2], *row[5:])
         return tally
 
     def __bool__(self) -> bool:

@@ -69,6 +69,7 @@ def generate_partition(msg: m.BudgetReserved, part: Doc, plan: JobPlan) -> m.Gen
         seed_count=plan.seed_count,
         seed_sampling=plan.seed_sampling,
         service_tier=plan.service_tier,
+        mode=plan.mode,
     )
 
 

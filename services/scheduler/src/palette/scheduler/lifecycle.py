@@ -26,10 +26,10 @@ from palette.common.pricing import PricingTable, UnknownModelError
 from palette.common.samplers import SeedSampling
 from palette.common.seeds import SeedError
 from palette.common.service_tiers import (
-    BATCH_NOT_AVAILABLE,
     JobMode,
     ServiceTier,
     UnpricedRateError,
+    job_rate,
     rated_table,
     require_rate,
 )
@@ -62,6 +62,7 @@ class JobPlan:
     record_estimate: int
     seed_sampling: SeedSampling = "uniform"
     service_tier: ServiceTier = ServiceTier.DEFAULT
+    mode: JobMode = JobMode.ONLINE
 
     @property
     def chars(self) -> int:
@@ -115,6 +116,7 @@ class Scheduler(PartitionDispatch):
             record_estimate=int(job["record_estimate"]),
             seed_sampling=SEED_SAMPLING.validate_python(job.get("seed_sampling") or "uniform"),
             service_tier=ServiceTier(job.get("service_tier") or "default"),
+            mode=JobMode(job.get("mode") or "online"),
         )
         if job_id in self._plans:  # another message of the job read it meanwhile
             return self._plans[job_id]
@@ -137,12 +139,9 @@ class Scheduler(PartitionDispatch):
         """Check a queued job, create its partitions and run it; False if it is refused."""
         job_id = job["_id"]
         template = TemplateSpec.model_validate(job["template"])
-        if (job.get("mode") or JobMode.ONLINE.value) != JobMode.ONLINE.value:
-            await self.fail_before_start(job_id, BATCH_NOT_AVAILABLE)
-            return False
+        tier = job_rate(job.get("mode") or JobMode.ONLINE, job.get("service_tier") or "default")
         try:
             analyse(template)
-            tier = job.get("service_tier") or ServiceTier.DEFAULT.value
             require_rate(self.pricing, tier, template.models)
             seeds = await self.count_seeds(job["seed_key"])
         except (TemplateError, UnknownModelError, UnpricedRateError, SeedError) as exc:

@@ -59,8 +59,8 @@ class CreateJob(Request):
     mode: JobMode = Field(
         JobMode.ONLINE,
         description='How the job calls the model: `"online"` (one Converse call per record and '
-        'step) or `"batch"` (Bedrock batch inference at about half the price; not available '
-        "yet: answered 422 `mode-not-available`).",
+        'step) or `"batch"` (Bedrock batch inference jobs, step by step, at about half the '
+        "price; slower: each step waits for its batch).",
         examples=["online"],
     )
     service_tier: ServiceTier = Field(
