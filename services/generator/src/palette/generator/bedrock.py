@@ -38,6 +38,7 @@ from urllib3.exceptions import NewConnectionError
 
 from palette.generator import metrics
 from palette.generator.settings import GeneratorSettings
+from palette.generator.structured import StructuredOutput
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -133,6 +134,8 @@ class ModelRequest:
     max_tokens: int
     temperature: float
     metadata: Mapping[str, str] = field(default_factory=dict)
+    output: StructuredOutput | None = None
+    """A schema the answer must match (``structured.py``); None: free text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,8 @@ class ModelResult:
     input_tokens: int
     output_tokens: int
     stop_reason: str | None = None
+    tool_input: Any = None
+    """The input of the answer's tool use (a forced tool use call), else None."""
 
 
 class ModelCallError(Exception):
@@ -216,11 +221,15 @@ def parse_response(response: Mapping[str, Any]) -> ModelResult:
     text = "".join(
         block["text"] for block in content if isinstance(block, Mapping) and "text" in block
     )
+    tool_uses = [
+        block["toolUse"] for block in content if isinstance(block, Mapping) and "toolUse" in block
+    ]
     return ModelResult(
         text=text,
         input_tokens=int(usage["inputTokens"]),
         output_tokens=int(usage["outputTokens"]),
         stop_reason=response.get("stopReason"),
+        tool_input=tool_uses[0].get("input") if tool_uses else None,
     )
 
 
@@ -244,6 +253,8 @@ class BedrockCaller:
             kwargs["system"] = [{"text": request.system}]
         if request.metadata:
             kwargs["requestMetadata"] = dict(request.metadata)
+        if request.output is not None:
+            kwargs.update(request.output.request_fields())
         started = time.perf_counter()
         try:
             try:

@@ -11,6 +11,7 @@ from faststream.rabbit import RabbitBroker
 from palette.common.broker import publish
 from palette.common.messages import Message
 from palette.common.pricing import PricingTable
+from palette.common.structured_support import StructuredSupport, load_support
 from palette.generator.bedrock import ModelCaller
 from palette.generator.claims import Claims
 from palette.generator.quota_shares import QuotaBoard
@@ -48,6 +49,8 @@ class GeneratorRuntime:
         default_factory=lambda: QuotaBoard(None, "us-east-1", 1.0, None, 1.0)
     )
     """Every model's quota bucket and the shares of the quotas (default: all unknown)."""
+    structured: StructuredSupport = field(default_factory=lambda: load_support(None))
+    """How each model answers a schema (``structured_output.json``)."""
     draining: bool = False
     """Set at shutdown: attempts start no new record and end as soon as they can."""
 
