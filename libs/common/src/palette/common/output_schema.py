@@ -39,10 +39,12 @@ def check_schema(schema: Any) -> dict[str, Any]:
         raise ValueError("output_schema must be a JSON Schema object")
     if schema.get("type") != "object":
         raise ValueError('output_schema must describe an object at the top ("type": "object")')
-    if len(canonical(schema)) > MAX_SCHEMA_CHARS:
-        raise ValueError(f"output_schema is longer than {MAX_SCHEMA_CHARS} characters as JSON")
     try:
+        if len(canonical(schema)) > MAX_SCHEMA_CHARS:
+            raise ValueError(f"output_schema is longer than {MAX_SCHEMA_CHARS} characters as JSON")
         Draft202012Validator.check_schema(schema)
+    except RecursionError:
+        raise ValueError("output_schema is nested too deeply") from None
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(top)"
         problem = f"output_schema is not a valid JSON Schema at {where}: {exc.message}"
@@ -130,3 +132,15 @@ def field_problem(schema: Mapping[str, Any], path: Sequence[str]) -> str | None:
             continue
         return None  # a scalar's or a list's attribute may be a method (``.upper()``)
     return None
+
+
+def probe_output(schema: Any, mark: str) -> Any:
+    """A stand-in answer of ``schema`` whose every leaf is ``mark`` (an array holds one)."""
+    if not isinstance(schema, Mapping):
+        return mark
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and properties:
+        return {name: probe_output(sub, mark) for name, sub in properties.items()}
+    if schema.get("type") == "array":
+        return [probe_output(schema.get("items"), mark)]
+    return mark

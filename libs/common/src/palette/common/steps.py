@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from palette.common.output_schema import check_schema, judge_instructions, judge_schema
+from palette.common.output_schema import canonical, check_schema, judge_instructions, judge_schema
 
 STEP_ID = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 MAX_PROMPT_CHARS = 100_000
@@ -100,3 +100,10 @@ class Step(BaseModel):
             return rendered
         instructions = judge_instructions(self.rubric, self.scale)
         return f"{rendered}\n\n{instructions}" if rendered else instructions
+
+    def bound_system(self, system: str | None) -> str | None:
+        """The system text an input bound counts: the call's, then the schema's JSON text."""
+        schema = self.answer_schema
+        if schema is None:
+            return system
+        return f"{system}\n{canonical(schema)}" if system else canonical(schema)

@@ -15,7 +15,7 @@ from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.metrics import THROTTLE_CODES
 from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError, Ticket
 from palette.generator.state import AttemptState
-from palette.generator.structured import StructuredOutput, bound_system
+from palette.generator.structured import StructuredOutput
 
 log = structlog.get_logger("palette.generator.calls")
 
@@ -150,7 +150,7 @@ class ModelCalls:
         rt, msg = self._state.rt, self._state.msg
         price = rt.pricing.price(step.model)
         pacer = rt.quotas.pacer(step.model)
-        ask = input_token_bound(prompt, bound_system(system, output)) + step.max_tokens
+        ask = input_token_bound(prompt, step.bound_system(system)) + step.max_tokens
         attempts = rt.settings.max_call_attempts
         failures = attempt = 0
         while True:

@@ -31,7 +31,7 @@ from palette.generator.quota_pacer import ModelUnavailableError
 from palette.generator.records import FinishedRecord, RunAssembler
 from palette.generator.rendering import Renderer
 from palette.generator.state import AttemptState
-from palette.generator.structured import bound_system, for_step
+from palette.generator.structured import for_step
 
 log = structlog.get_logger("palette.generator.partition")
 
@@ -263,7 +263,7 @@ async def run_record(
                 prompt, system = await render_step(state.rt.renderer, step, k, context, draws)
             output = for_step(step, state.rt.structured)
             worst = rendered_call_worst_case(
-                state.prices[step.model], prompt, bound_system(system, output), step.max_tokens
+                state.prices[step.model], prompt, step.bound_system(system), step.max_tokens
             )
             known[step.id] = worst
             state.observed[step.id] = max(worst, state.observed.get(step.id, 0))

@@ -36,7 +36,7 @@ from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
 from palette.generator.runtime import GeneratorRuntime
 from palette.generator.slots import PREVIEW
-from palette.generator.structured import bound_system, for_step
+from palette.generator.structured import for_step
 
 log = structlog.get_logger("palette.generator.preview")
 
@@ -71,7 +71,8 @@ async def _call(
     It takes its reservation from the model's quota bucket first, like a partition's.
     """
     pacer = rt.quotas.pacer(request.model_id)
-    ask = input_token_bound(request.prompt, bound_system(request.system, request.output))
+    schema = None if request.output is None else request.output.text
+    ask = input_token_bound(request.prompt, "\n".join(filter(None, [request.system, schema])))
     ask += request.max_tokens
     ticket = pacer.try_take(ask) or await pacer.take(ask)
     async with rt.call_slots.hold(PREVIEW):
@@ -99,7 +100,7 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
             prompt, system = await render_step(rt.renderer, step, k, context)
             price = rt.pricing.price(step.model)
             output = for_step(step, rt.structured)
-            bound = bound_system(system, output)
+            bound = step.bound_system(system)
             worst = rendered_call_worst_case(price, prompt, bound, step.max_tokens)
             if spent + worst > msg.max_cost:
                 raise PreviewStop(

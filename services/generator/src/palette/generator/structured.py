@@ -65,10 +65,3 @@ def for_step(step: Step, support: StructuredSupport) -> StructuredOutput | None:
         return None
     entry = support.entry(step.model)
     return StructuredOutput(entry.mode, schema, canonical(schema), entry.tool_choice)
-
-
-def bound_system(system: str | None, output: StructuredOutput | None) -> str | None:
-    """The system text an input bound counts: the call's, and the schema's text."""
-    if output is None:
-        return system
-    return f"{system}\n{output.text}" if system else output.text
