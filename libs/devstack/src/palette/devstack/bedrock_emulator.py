@@ -50,7 +50,6 @@ from palette.devstack.billing import BillingLog
 from palette.devstack.converse import (
     ConverseCall,
     ConverseRequestError,
-    complete,
     input_tokens,
     max_tokens_of,
     model_from_path,
@@ -165,11 +164,7 @@ class BedrockEmulator:
         if outcome not in (OK, MODEL_TIMEOUT, BILLED_TIMEOUT):
             self.quotas.release(model_id, reserved, time.monotonic())
             return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-        completion = (
-            complete(model_id, call, self.faults.config.default_max_tokens)
-            if ask is None
-            else respond(model_id, call, ask, self.faults, self.stats)
-        )
+        completion = respond(model_id, call, ask, self.faults, self.stats)
 
         def finish() -> Response | Later:
             if outcome == MODEL_TIMEOUT:

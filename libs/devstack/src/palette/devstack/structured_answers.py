@@ -33,6 +33,7 @@ from palette.devstack.converse import (
     Completion,
     ConverseCall,
     ConverseRequestError,
+    complete,
     count_tokens,
     input_tokens,
     max_tokens_of,
@@ -268,15 +269,18 @@ def answer(
 def respond(
     model_id: str,
     call: ConverseCall,
-    ask: StructuredAsk,
+    ask: StructuredAsk | None,
     faults: FaultInjector,
     stats: Counter[str],
-) -> StructuredCompletion:
-    """The emulator's structured answer to a call (invalid at ``invalid_output_rate``).
+) -> Completion | StructuredCompletion:
+    """The emulator's answer to a call: free text (no ``ask``), else structured.
 
-    ``stats["invalid_output"]`` counts the answers drawn invalid.
+    A structured answer is drawn invalid at ``invalid_output_rate``;
+    ``stats["invalid_output"]`` counts those.
     """
     default = faults.config.default_max_tokens
+    if ask is None:
+        return complete(model_id, call, default)
     seed = request_seed(model_id, call.messages, call.system, call.inference_config)
     tokens = input_tokens(call.messages, call.system)
     invalid = faults.draw_invalid(model_id)

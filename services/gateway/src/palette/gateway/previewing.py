@@ -60,7 +60,7 @@ def preview_steps(
         earlier = {s.id: probe_output(s.answer_schema, sentinels[s.id]) for s in spec.steps[:k]}
         context = step_context(seed, earlier, variables)
         prompt = _render(step.prompt, context, f"steps[{k}].prompt", next(slices))
-        system = (
+        system = step.call_system(
             _render(step.system, context, f"steps[{k}].system", next(slices))
             if step.system
             else None
@@ -80,8 +80,7 @@ def preview_steps(
             shown = PLACEHOLDER.format(prior.id)
             bare_prompt = bare_prompt.replace(shown, "")
             bare_system = bare_system.replace(shown, "") if bare_system is not None else None
-        system = step.call_system(system)
-        bare_system = step.bound_system(step.call_system(bare_system))
+        bare_system = step.bound_system(bare_system)
         bound = pending_input_bound(bare_prompt, bare_system, extra_bytes)
         worst = call_worst_case(pricing.price(step.model), bound, step.max_tokens)
         total += worst

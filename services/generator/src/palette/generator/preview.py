@@ -36,7 +36,7 @@ from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
 from palette.generator.runtime import GeneratorRuntime
 from palette.generator.slots import PREVIEW
-from palette.generator.structured import for_step
+from palette.generator.structured import StructuredOutput, for_step
 
 log = structlog.get_logger("palette.generator.preview")
 
@@ -89,6 +89,11 @@ async def _call(
     return result
 
 
+def _value(result: ModelResult, output: StructuredOutput | None) -> Any:
+    """A step's answer: its text, or the value its schema validates (OutputInvalidError)."""
+    return result.text if output is None else output.parse(result.text, result.tool_input)
+
+
 async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) -> m.PreviewResult:
     """Render and call each step in order; stop at the first problem. Usage goes to ``spend``."""
     steps: list[m.StepPreview] = []
@@ -99,7 +104,6 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
             context = step_context(msg.seed, outputs, msg.variables)
             prompt, system = await render_step(rt.renderer, step, k, context)
             price = rt.pricing.price(step.model)
-            output = for_step(step, rt.structured)
             bound = step.bound_system(system)
             worst = rendered_call_worst_case(price, prompt, bound, step.max_tokens)
             if spent + worst > msg.max_cost:
@@ -114,7 +118,7 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
                 max_tokens=step.max_tokens,
                 temperature=step.temperature,
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
-                output=output,
+                output=(output := for_step(step, rt.structured)),
             )
             result = await _call(rt, request, worst, spend)
             spend.usage.append(
@@ -128,8 +132,7 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
             )
             cost = price.cost(result.input_tokens, result.output_tokens)
             spent += cost
-            value = result.text if output is None else output.parse(result.text, result.tool_input)
-            outputs[step.id] = value
+            outputs[step.id] = value = _value(result, output)
             steps.append(
                 m.StepPreview(
                     step_id=step.id,

@@ -80,8 +80,10 @@ class StepIn(Request):
         description="A judge step's scoring rubric.",
         examples=["Is the answer correct and complete for the question?"],
     )
-    scale: tuple[int, int] = Field(
-        DEFAULT_SCALE, description="A judge step's lowest and highest score.", examples=[[1, 5]]
+    scale: Annotated[list[int], Field(min_length=2, max_length=2)] = Field(
+        default_factory=lambda: list(DEFAULT_SCALE),
+        description="A judge step's lowest and highest score, `[low, high]`.",
+        examples=[[1, 5]],
     )
 
     @model_serializer(mode="wrap")
@@ -134,7 +136,7 @@ class StepOut(Reply):
     kind: Literal["generate", "judge"] = "generate"
     output_schema: dict[str, Any] | None = None
     rubric: str | None = None
-    scale: tuple[int, int] = DEFAULT_SCALE
+    scale: list[int] = Field(default_factory=lambda: list(DEFAULT_SCALE))
 
 
 class TemplateView(Reply):
