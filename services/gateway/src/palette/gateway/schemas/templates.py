@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from palette.common.messages import MAX_RECORDS
 from palette.common.samplers import MAX_VARIABLES, VARIABLE_NAME, Sampler
@@ -22,31 +22,32 @@ OUTPUT_SCHEMA_EXAMPLE = {
     },
     "required": ["city", "population"],
 }
-STEPS_EXAMPLE = [
-    {
-        "id": "facts",
-        "model": "anthropic.claude-haiku-4-5-20251001-v1:0",
-        "prompt": "Give facts about a city in {{ country }}.",
-        "output_schema": OUTPUT_SCHEMA_EXAMPLE,
-    },
-    {
-        "id": "answer",
-        "model": "amazon.nova-micro-v1:0",
-        "prompt": "Write a travel tip for {{ steps.facts.output.city }}.",
-    },
-    {
-        "id": "grade",
-        "kind": "judge",
-        "model": "amazon.nova-lite-v1:0",
-        "prompt": "Tip: {{ steps.answer.output }}",
-        "rubric": "Is the tip specific to the city and useful?",
-        "scale": [1, 5],
-    },
-]
+JUDGE_EXAMPLE = {
+    "id": "grade",
+    "kind": "judge",
+    "model": "amazon.nova-lite-v1:0",
+    "prompt": "Tip: {{ steps.answer.output }}",
+    "rubric": "Is the tip specific to the city and useful?",
+    "scale": [1, 5],
+}
 
 
 class StepIn(Request):
     """One model call of a template."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "facts",
+                    "model": "anthropic.claude-haiku-4-5-20251001-v1:0",
+                    "prompt": "Give facts about a city in {{ country }}.",
+                    "output_schema": OUTPUT_SCHEMA_EXAMPLE,
+                },
+                JUDGE_EXAMPLE,
+            ]
+        }
+    )
 
     id: Annotated[str, Field(pattern=STEP_ID, description="Unique step id, e.g. `question`.")]
     model: Annotated[str, Field(min_length=1, max_length=200, description="A priced model id.")]
@@ -109,9 +110,7 @@ class CreateTemplate(Request):
     """Body of ``POST /templates`` and ``PUT /templates/{id}`` (a new version)."""
 
     name: Name
-    steps: Annotated[
-        list[StepIn], Field(min_length=1, max_length=MAX_STEPS, examples=[STEPS_EXAMPLE])
-    ]
+    steps: Annotated[list[StepIn], Field(min_length=1, max_length=MAX_STEPS)]
     variables: Annotated[
         dict[Annotated[str, Field(pattern=VARIABLE_NAME)], Sampler],
         Field(
