@@ -13,7 +13,7 @@ from palette.common.steps import DEFAULT_SCALE, MAX_RUBRIC_CHARS, without_unused
 from palette.common.templates import MAX_PROMPT_CHARS, MAX_STEPS, STEP_ID
 from palette.gateway.schemas.base import Cursor, Name, Reply, Request
 
-OUTPUT_SCHEMA_EXAMPLE = {
+OUTPUT_SCHEMA_EXAMPLE: dict[str, Any] = {
     "type": "object",
     "properties": {
         "city": {"type": "string"},
@@ -22,7 +22,7 @@ OUTPUT_SCHEMA_EXAMPLE = {
     },
     "required": ["city", "population"],
 }
-JUDGE_EXAMPLE = {
+JUDGE_EXAMPLE: dict[str, Any] = {
     "id": "grade",
     "kind": "judge",
     "model": "amazon.nova-lite-v1:0",
