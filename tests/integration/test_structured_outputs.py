@@ -217,3 +217,27 @@ class TestTemplateChecks:
         steps = imported.json()["steps"]
         assert steps[0]["output_schema"] == FACTS_SCHEMA
         assert (steps[2]["kind"], steps[2]["scale"]) == ("judge", [1, 5])
+
+    def test_a_schema_with_defs_and_refs_is_stored_and_answered(self, api: GatewayClient) -> None:
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$defs": {"place": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "type": "object",
+            "properties": {"home": {"$ref": "#/$defs/place"}, "count": {"type": "integer"}},
+            "required": ["count"],
+        }
+        step = {"id": "facts", "model": HAIKU, "prompt": "About {{ product }}.", "max_tokens": 200}
+        created = api.create_template(
+            {"name": "refs", "steps": [{**step, "output_schema": schema}]}
+        )
+        assert api.http.get(f"/templates/{created['id']}").json()["steps"][0]["output_schema"] == (
+            schema
+        )
+        response = api.http.post(
+            f"/templates/{created['id']}/preview",
+            params={"run": "true"},
+            json={"seed": {"product": "a map app"}},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json().get("error") is None, response.text
+        assert isinstance(json.loads(response.json()["steps"][0]["output"])["count"], int)

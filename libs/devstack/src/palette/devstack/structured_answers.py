@@ -141,8 +141,11 @@ def ask_of(
     return ask
 
 
-def instance(schema: Any, rng: random.Random, depth: int = 0) -> Any:
-    """A value of the schema's type, drawn from ``rng``."""
+def instance(schema: Any, rng: random.Random, depth: int = 0, root: Any = None) -> Any:
+    """A value of the schema's type, drawn from ``rng`` (a local ``$ref`` read in ``root``)."""
+    root = schema if root is None else root
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and depth < MAX_DEPTH:
+        return instance(_resolve(root, schema["$ref"]), rng, depth + 1, root)
     if not isinstance(schema, dict):
         return _words(rng, 3)
     if "const" in schema:
@@ -151,36 +154,47 @@ def instance(schema: Any, rng: random.Random, depth: int = 0) -> Any:
         return rng.choice(schema["enum"])
     for key in ("anyOf", "oneOf", "allOf"):
         if isinstance(schema.get(key), list) and schema[key]:
-            return instance(schema[key][0], rng, depth + 1)
+            return instance(schema[key][0], rng, depth + 1, root)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
-    return _BY_TYPE.get(kind, _string)(schema, rng, depth)
+    return _BY_TYPE.get(kind, _string)(schema, rng, depth, root)
 
 
-def _object(schema: dict[str, Any], rng: random.Random, depth: int) -> Any:
+def _resolve(root: Any, ref: str) -> Any:
+    """The part of ``root`` a local ``$ref`` (``#/$defs/place``) points at; {} if none."""
+    node = root
+    for part in ref.removeprefix("#").strip("/").split("/") if ref.startswith("#") else ["?"]:
+        if not part:
+            continue
+        key = part.replace("~1", "/").replace("~0", "~")
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def _object(schema: dict[str, Any], rng: random.Random, depth: int, root: Any) -> Any:
     properties = schema.get("properties") or {} if depth < MAX_DEPTH else {}
-    return {name: instance(sub, rng, depth + 1) for name, sub in properties.items()}
+    return {name: instance(sub, rng, depth + 1, root) for name, sub in properties.items()}
 
 
-def _array(schema: dict[str, Any], rng: random.Random, depth: int) -> Any:
+def _array(schema: dict[str, Any], rng: random.Random, depth: int, root: Any) -> Any:
     low = int(schema.get("minItems", 1))
     high = max(low, int(schema.get("maxItems", low + 2)))
     count = rng.randint(low, high) if depth < MAX_DEPTH else 0
-    return [instance(schema.get("items", {}), rng, depth + 1) for _ in range(count)]
+    return [instance(schema.get("items", {}), rng, depth + 1, root) for _ in range(count)]
 
 
-def _integer(schema: dict[str, Any], rng: random.Random, depth: int) -> Any:
+def _integer(schema: dict[str, Any], rng: random.Random, depth: int, root: Any) -> Any:
     low = int(schema.get("minimum", 0))
     return rng.randint(low, int(schema.get("maximum", low + 100)))
 
 
-def _number(schema: dict[str, Any], rng: random.Random, depth: int) -> Any:
+def _number(schema: dict[str, Any], rng: random.Random, depth: int, root: Any) -> Any:
     low = float(schema.get("minimum", 0.0))
     return round(rng.uniform(low, float(schema.get("maximum", low + 100.0))), 3)
 
 
-def _string(schema: dict[str, Any], rng: random.Random, depth: int = 0) -> Any:
+def _string(schema: dict[str, Any], rng: random.Random, depth: int = 0, root: Any = None) -> Any:
     low = int(schema.get("minLength", 1))
     high = int(schema.get("maxLength", max(low, 60)))
     text = _words(rng, rng.randint(2, 8))
@@ -194,8 +208,8 @@ _BY_TYPE: dict[str, Any] = {
     "array": _array,
     "integer": _integer,
     "number": _number,
-    "boolean": lambda _s, rng, _d: rng.random() < 0.5,
-    "null": lambda _s, _r, _d: None,
+    "boolean": lambda _s, rng, _d, _root: rng.random() < 0.5,
+    "null": lambda _s, _r, _d, _root: None,
     "string": _string,
 }
 
