@@ -19,8 +19,8 @@ Control API (JSON), beside the model routes:
   ``requestMetadata``;
   ``GET /_emulator/billing/summary[?key=value...]``: totals per model;
   ``DELETE /_emulator/billing``: forget them.
-- ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome, and
-  ``quota_rpm``, ``quota_tpm``, ``quota_daily``: calls throttled by each quota.
+- ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome, ``invalid_output``,
+  and ``quota_rpm``, ``quota_tpm``, ``quota_daily``: calls throttled by each quota.
 - ``GET /_emulator/quotas``: the quotas enforced per model id and each bucket's
   level now (set them through ``config``'s ``quotas``);
   ``GET /_emulator/throttles[?offset=N][&key=value...]``: calls throttled for a
@@ -53,7 +53,6 @@ from palette.devstack.billing import BillingLog
 from palette.devstack.converse import (
     ConverseCall,
     ConverseRequestError,
-    complete,
     input_tokens,
     max_tokens_of,
     model_from_path,
@@ -78,6 +77,7 @@ from palette.devstack.httpd import DropConnection, Later, Request, Response, jso
 from palette.devstack.invocation_log import InvocationLogDelivery
 from palette.devstack.quota_buckets import REASONS, QuotaBuckets, Throttle
 from palette.devstack.quota_usage import QuotaUsage
+from palette.devstack.structured_answers import ask_of, respond
 
 CONTROL_PREFIX = "/_emulator/"
 
@@ -134,7 +134,9 @@ class BedrockEmulator:
             self.stats["ValidationException"] += 1
             return error_response("ValidationException", INVALID_MODEL, request_id)
         try:
-            call = parse_request(request.json())
+            body = request.json()
+            call = parse_request(body)
+            ask = ask_of(model_id, body)
         except ValueError as exc:  # ConverseRequestError and malformed JSON
             self.stats["ValidationException"] += 1
             message = str(exc) if isinstance(exc, ConverseRequestError) else "Malformed input."
@@ -150,7 +152,7 @@ class BedrockEmulator:
         if outcome not in (OK, MODEL_TIMEOUT, BILLED_TIMEOUT):
             self.quotas.release(model_id, reserved, time.monotonic())
             return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-        completion = complete(model_id, call, self.faults.config.default_max_tokens)
+        completion = respond(model_id, call, ask, self.faults, self.stats)
 
         def finish() -> Response | Later:
             if outcome == MODEL_TIMEOUT:

@@ -15,6 +15,7 @@ from typing import Any
 
 from palette.common.estimates import call_worst_case, output_bytes, pending_input_bound
 from palette.common.money import usd_string
+from palette.common.output_schema import probe_output
 from palette.common.pricing import PricingTable
 from palette.common.templates import TemplateSpec, render, step_context
 from palette.gateway.schemas import StepPreviewView
@@ -56,10 +57,10 @@ def preview_steps(
     total = 0
     slices = time_slices(seconds)
     for k, step in enumerate(spec.steps):
-        earlier = {s.id: sentinels[s.id] for s in spec.steps[:k]}
+        earlier = {s.id: probe_output(s.answer_schema, sentinels[s.id]) for s in spec.steps[:k]}
         context = step_context(seed, earlier, variables)
         prompt = _render(step.prompt, context, f"steps[{k}].prompt", next(slices))
-        system = (
+        system = step.call_system(
             _render(step.system, context, f"steps[{k}].system", next(slices))
             if step.system
             else None
@@ -79,6 +80,7 @@ def preview_steps(
             shown = PLACEHOLDER.format(prior.id)
             bare_prompt = bare_prompt.replace(shown, "")
             bare_system = bare_system.replace(shown, "") if bare_system is not None else None
+        bare_system = step.bound_system(bare_system)
         bound = pending_input_bound(bare_prompt, bare_system, extra_bytes)
         worst = call_worst_case(pricing.price(step.model), bound, step.max_tokens)
         total += worst

@@ -12,6 +12,7 @@ from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
 from palette.common.quotas import load_quotas
 from palette.common.service import build_service
+from palette.common.structured_support import load_support
 from palette.generator.batch_store import BatchClient, BatchStore
 from palette.generator.bedrock import open_bedrock
 from palette.generator.claims import Claims
@@ -70,6 +71,7 @@ async def open_runtime(
                 renderer=renderer,
                 broker=broker,
                 quotas=quotas,
+                structured=load_support(settings.structured_output_file),
             )
     finally:
         await quotas.close()

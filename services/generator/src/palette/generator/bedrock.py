@@ -38,6 +38,7 @@ from urllib3.exceptions import NewConnectionError
 
 from palette.generator import metrics
 from palette.generator.settings import GeneratorSettings
+from palette.generator.structured import StructuredOutput
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -135,6 +136,8 @@ class ModelRequest:
     metadata: Mapping[str, str] = field(default_factory=dict)
     service_tier: str = "default"
     """Sent as ``serviceTier: {"type": ...}`` unless ``default`` (Bedrock's own default)."""
+    output: StructuredOutput | None = None
+    """A schema the answer must match (``structured.py``); None: free text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,8 @@ class ModelResult:
     input_tokens: int
     output_tokens: int
     stop_reason: str | None = None
+    tool_input: Any = None
+    """The input of the answer's tool use (a forced tool use call), else None."""
 
 
 class ModelCallError(Exception):
@@ -218,11 +223,15 @@ def parse_response(response: Mapping[str, Any]) -> ModelResult:
     text = "".join(
         block["text"] for block in content if isinstance(block, Mapping) and "text" in block
     )
+    tool_uses = [
+        block["toolUse"] for block in content if isinstance(block, Mapping) and "toolUse" in block
+    ]
     return ModelResult(
         text=text,
         input_tokens=int(usage["inputTokens"]),
         output_tokens=int(usage["outputTokens"]),
         stop_reason=response.get("stopReason"),
+        tool_input=tool_uses[0].get("input") if tool_uses else None,
     )
 
 
@@ -248,6 +257,8 @@ class BedrockCaller:
             kwargs["requestMetadata"] = dict(request.metadata)
         if request.service_tier != "default":
             kwargs["serviceTier"] = {"type": request.service_tier}
+        if request.output is not None:
+            kwargs.update(request.output.request_fields())
         started = time.perf_counter()
         try:
             try:

@@ -29,7 +29,8 @@ class FinishedRecord:
 
     index: int
     seed_index: int
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Step id -> its text, or the JSON object a structured step answered."""
     models: dict[str, str] = field(default_factory=dict)
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)
     complete: bool = True
@@ -105,7 +106,7 @@ class FinishedRecord:
         return cls(
             index=index,
             seed_index=seed,
-            outputs={str(k): str(v) for k, v in outputs.items()},
+            outputs={str(k): v if isinstance(v, dict) else str(v) for k, v in outputs.items()},
             models={str(k): str(v) for k, v in models.items()},
             usage=pairs,
             complete=complete,

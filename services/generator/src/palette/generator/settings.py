@@ -83,6 +83,13 @@ class GeneratorSettings(CommonSettings):
         description="A partition's lease is held exclusively by one generator; the claim is "
         "renewed every third of this and taken over by another one after it lapses.",
     )
+    max_output_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Calls of a structured step (output_schema, judge) until its answer "
+        "matches the schema; every one is reserved, billed and accounted.",
+    )
     claim_retention_seconds: float = Field(
         86_400.0,
         ge=0,

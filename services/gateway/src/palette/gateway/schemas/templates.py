@@ -3,18 +3,51 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from palette.common.messages import MAX_RECORDS
 from palette.common.samplers import MAX_VARIABLES, VARIABLE_NAME, Sampler
+from palette.common.steps import DEFAULT_SCALE, MAX_RUBRIC_CHARS, without_unused
 from palette.common.templates import MAX_PROMPT_CHARS, MAX_STEPS, STEP_ID
 from palette.gateway.schemas.base import Cursor, Name, Reply, Request
+
+OUTPUT_SCHEMA_EXAMPLE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "population": {"type": "integer"},
+        "landmarks": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["city", "population"],
+}
+JUDGE_EXAMPLE: dict[str, Any] = {
+    "id": "grade",
+    "kind": "judge",
+    "model": "amazon.nova-lite-v1:0",
+    "prompt": "Tip: {{ steps.answer.output }}",
+    "rubric": "Is the tip specific to the city and useful?",
+    "scale": [1, 5],
+}
 
 
 class StepIn(Request):
     """One model call of a template."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "facts",
+                    "model": "anthropic.claude-haiku-4-5-20251001-v1:0",
+                    "prompt": "Give facts about a city in {{ country }}.",
+                    "output_schema": OUTPUT_SCHEMA_EXAMPLE,
+                },
+                JUDGE_EXAMPLE,
+            ]
+        }
+    )
 
     id: Annotated[str, Field(pattern=STEP_ID, description="Unique step id, e.g. `question`.")]
     model: Annotated[str, Field(min_length=1, max_length=200, description="A priced model id.")]
@@ -29,6 +62,34 @@ class StepIn(Request):
     system: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS)] = None
     max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 512
     temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    kind: Literal["generate", "judge"] = Field(
+        "generate",
+        description="`generate`: the step answers text, or JSON matching `output_schema`. "
+        '`judge`: it scores by `rubric` on `scale` and answers `{"score": int, '
+        '"reason": str}` (read as `steps.<id>.output.score`).',
+    )
+    output_schema: dict[str, Any] | None = Field(
+        None,
+        description="A JSON Schema (an object at the top) the step's answer must match: "
+        "asked through Bedrock's structured output or forced tool use, validated, asked "
+        "again when invalid (each call billed). Later steps read its fields as "
+        "`steps.<id>.output.<field>`; reading a field it lacks is refused (422).",
+        examples=[OUTPUT_SCHEMA_EXAMPLE],
+    )
+    rubric: Annotated[str | None, Field(min_length=1, max_length=MAX_RUBRIC_CHARS)] = Field(
+        None,
+        description="A judge step's scoring rubric.",
+        examples=["Is the answer correct and complete for the question?"],
+    )
+    scale: Annotated[list[int], Field(min_length=2, max_length=2)] = Field(
+        default_factory=lambda: list(DEFAULT_SCALE),
+        description="A judge step's lowest and highest score, `[low, high]`.",
+        examples=[[1, 5]],
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return without_unused(handler(self))
 
 
 VARIABLES_DESCRIPTION = (
@@ -71,6 +132,10 @@ class StepOut(Reply):
     system: str | None = None
     max_tokens: int
     temperature: float
+    kind: Literal["generate", "judge"] = "generate"
+    output_schema: dict[str, Any] | None = None
+    rubric: str | None = None
+    scale: list[int] = Field(default_factory=lambda: list(DEFAULT_SCALE))
 
 
 class TemplateView(Reply):
