@@ -18,7 +18,7 @@ from tests.integration.jobs import (
     export_rows,
     start,
 )
-from tests.integration.waiting import wait_until
+from tests.integration.waiting import wait_job_deleted, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -126,3 +126,22 @@ class TestCancel:
         assert [j["status"] for j in stopped] == ["Stopped"]
         assert stopped[0]["processedRecordCount"] < 200
         assert_ledger_matches_billing(devstack, mongo, job["id"])
+
+
+class TestDeletion:
+    def test_deleting_a_batch_job_deletes_its_batch_invocations(
+        self, api: GatewayClient, mongo: Any
+    ) -> None:
+        _, _, job = start(api, 100, ONE_STEP_BATCH, mode="batch", partition_size=100)
+        final = api.wait(job["id"], timeout=120)
+        assert final["status"] == "COMPLETED", final
+        submissions = list(mongo["batch_invocations"].find({"job_id": job["id"]}))
+        assert len(submissions) == 1, submissions
+        assert submissions[0]["applied"] is True
+        assert submissions[0]["arn"]
+        assert api.http.delete(f"/jobs/{job['id']}").status_code == 202
+        wait_job_deleted(api, job["id"], timeout=60)
+        wait_until(
+            lambda: mongo["batch_invocations"].count_documents({"job_id": job["id"]}) == 0,
+            what="the job's batch_invocations to be purged",
+        )
