@@ -145,3 +145,23 @@ class TestDeletion:
             lambda: mongo["batch_invocations"].count_documents({"job_id": job["id"]}) == 0,
             what="the job's batch_invocations to be purged",
         )
+
+
+class TestOnlineRemainder:
+    def test_a_batch_jobs_online_calls_wait_out_throttles_like_online_calls(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, control: EmulatorControl
+    ) -> None:
+        # 40 records: fewer than a batch job takes, so all are called online (ModelCalls:
+        # the quota pacer, call slots, throttles waited out and counted, not failures).
+        control.configure(script=["ok"] * 20 + ["ThrottlingException"] * 2)
+        _, _, job = start(api, 40, ONE_STEP_BATCH, mode="batch", partition_size=40)
+        final = api.wait(job["id"], timeout=120)
+        assert final["status"] == "COMPLETED", final
+        billed = control.billing(job_id=job["id"])
+        assert len(billed) == 40
+        assert {entry["service_tier"] for entry in billed} == {"default"}
+        assert batch_jobs_of(control, job["id"]) == []
+        ledger = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        assert ledger["throttled_calls"] == 2, ledger
+        partitions = list(mongo["partitions"].find({"job_id": job["id"]}))
+        assert [p["failures"] for p in partitions] == [0], partitions
