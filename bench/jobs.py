@@ -90,6 +90,8 @@ def submit(
     budget_usd: str = "1000",
     output_format: str = "jsonl",
     partition_size: int | None = None,
+    mode: str | None = None,
+    service_tier: str | None = None,
 ) -> tuple[str, float]:
     """``POST /jobs``; the job id and the wall-clock time just before the request."""
     body: dict[str, Any] = {
@@ -99,8 +101,8 @@ def submit(
         "budget_usd": budget_usd,
         "output_format": output_format,
     }
-    if partition_size is not None:
-        body["partition_size"] = partition_size
+    optional = {"partition_size": partition_size, "mode": mode, "service_tier": service_tier}
+    body |= {name: value for name, value in optional.items() if value is not None}
     at = time.time()
     job = rig.api(work.user).submit_job(**body)
     return str(job["id"]), at

@@ -16,6 +16,7 @@ FIGURES = (
     "quota_change",
     "unknown_quota",
     "concurrency",
+    "batch",
 )
 """Every measurement, in the order a run makes them (so generators restart seldom).
 
@@ -36,6 +37,8 @@ TABLE_ORDER = (
     "quota",
     "unknown",
     "high concurrency",
+    "cost per record",
+    "CPU per record",
 )
 """Rows in the order of the benchmark table (by the start of their names)."""
 
@@ -94,6 +97,12 @@ class Plan:
     concurrency_latency_ms: float = 2_000.0
     concurrency_records: int = 6_000
     concurrency_partition: int = 500
+    batch_records: int = 1_000
+    """The job run online at the default tier, online at flex, and in batch mode."""
+    batch_partition: int = 500
+    """Partitions of the three jobs: each a batch inference job in batch mode."""
+    batch_poll_s: float = 0.5
+    """How often the generator reads a running batch job's status."""
 
     @property
     def throughput_limit(self) -> float:
@@ -118,6 +127,7 @@ QUICK = replace(
     memory_small=300,
     memory_large=3_000,
     concurrency_records=2_000,
+    batch_records=300,
 )
 """About two minutes: every figure but ``QUOTA_FIGURES``, smaller; indicative only."""
 

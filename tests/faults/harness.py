@@ -149,10 +149,13 @@ def submit(
     template: dict[str, Any] | None = None,
     fmt: str = "jsonl",
     partition_size: int | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """Create a template (one step by default), upload the seeds and submit a job."""
     named = {**(template or ONE_STEP), "name": f"f-{uuid.uuid4().hex[:8]}"}
-    extra = {} if partition_size is None else {"partition_size": partition_size}
+    extra: dict[str, Any] = {} if partition_size is None else {"partition_size": partition_size}
+    if mode is not None:
+        extra["mode"] = mode
     _, _, job = start(
         api, num_records, named, seeds=seeds, budget_usd=budget_usd, output_format=fmt, **extra
     )

@@ -18,7 +18,7 @@ from tests.integration.jobs import (
     export_rows,
     start,
 )
-from tests.integration.waiting import wait_until
+from tests.integration.waiting import wait_job_deleted, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -126,3 +126,42 @@ class TestCancel:
         assert [j["status"] for j in stopped] == ["Stopped"]
         assert stopped[0]["processedRecordCount"] < 200
         assert_ledger_matches_billing(devstack, mongo, job["id"])
+
+
+class TestDeletion:
+    def test_deleting_a_batch_job_deletes_its_batch_invocations(
+        self, api: GatewayClient, mongo: Any
+    ) -> None:
+        _, _, job = start(api, 100, ONE_STEP_BATCH, mode="batch", partition_size=100)
+        final = api.wait(job["id"], timeout=120)
+        assert final["status"] == "COMPLETED", final
+        submissions = list(mongo["batch_invocations"].find({"job_id": job["id"]}))
+        assert len(submissions) == 1, submissions
+        assert submissions[0]["applied"] is True
+        assert submissions[0]["arn"]
+        assert api.http.delete(f"/jobs/{job['id']}").status_code == 202
+        wait_job_deleted(api, job["id"], timeout=60)
+        wait_until(
+            lambda: mongo["batch_invocations"].count_documents({"job_id": job["id"]}) == 0,
+            what="the job's batch_invocations to be purged",
+        )
+
+
+class TestOnlineRemainder:
+    def test_a_batch_jobs_online_calls_wait_out_throttles_like_online_calls(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any, control: EmulatorControl
+    ) -> None:
+        # 40 records: fewer than a batch job takes, so all are called online (ModelCalls:
+        # the quota pacer, call slots, throttles waited out and counted, not failures).
+        control.configure(script=["ok"] * 20 + ["ThrottlingException"] * 2)
+        _, _, job = start(api, 40, ONE_STEP_BATCH, mode="batch", partition_size=40)
+        final = api.wait(job["id"], timeout=120)
+        assert final["status"] == "COMPLETED", final
+        billed = control.billing(job_id=job["id"])
+        assert len(billed) == 40
+        assert {entry["service_tier"] for entry in billed} == {"default"}
+        assert batch_jobs_of(control, job["id"]) == []
+        ledger = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        assert ledger["throttled_calls"] == 2, ledger
+        partitions = list(mongo["partitions"].find({"job_id": job["id"]}))
+        assert [p["failures"] for p in partitions] == [0], partitions

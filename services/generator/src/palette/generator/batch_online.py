@@ -2,11 +2,14 @@
 
 Bedrock takes no batch inference job under ``batch_min_records`` records, so
 the last records of a step (a small partition, entries that failed in a batch)
-are called through Converse at the default tier, and priced there: each call
-reserves its worst case at the on-demand price, settles at its usage, and its
-usage row carries the rate ``default`` (``UsageTally.add``'s ``rate``), so the
-ledger prices it as Bedrock bills it. A failed call leaves its record to do
-(the next round retries it); a call that may have been billed without an
+are called through Converse at the default tier, and priced there. They go
+through ``ModelCalls`` as every online call does (``tier`` default): the model's
+quota bucket shared by the generators (``quota_pacer``), a call slot of the
+process, the stop and claim checks, the reservation of the call's worst case at
+the on-demand price, throttles waited out and failures retried; their usage
+rows carry the rate ``default`` (``UsageTally.add``'s ``rate``), so the ledger
+prices them as Bedrock bills them. A call that still failed leaves its record
+to do (the next round retries it); a call that may have been billed without an
 answer holds its reservation under its call id, as in online mode.
 """
 
@@ -19,13 +22,15 @@ import structlog
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.service_tiers import ServiceTier
 from palette.common.templates import Step
-from palette.generator.bedrock import ModelCallError, ModelRequest
+from palette.generator.bedrock import ModelCallError
+from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
+from palette.generator.quota_pacer import ModelUnavailableError
 from palette.generator.records import FinishedRecord
 from palette.generator.state import AttemptState
 
 log = structlog.get_logger("palette.generator.batch")
 
-ONLINE = ServiceTier.DEFAULT.value
+ONLINE = ServiceTier.DEFAULT
 
 
 async def call_online(
@@ -46,47 +51,26 @@ async def call_one(
     state: AttemptState, step: Step, record: FinishedRecord, prompt: str, system: str | None
 ) -> None:
     """One record's call of the step; its output in ``record`` when it answered."""
-    msg, rt = state.msg, state.rt
-    price = rt.pricing.price(step.model)
-    worst = rendered_call_worst_case(price, prompt, system, step.max_tokens)
-    reservation = state.guard.try_reserve(worst)
-    if reservation is None:
+    calls = ModelCalls(state, record.index, tier=ONLINE)
+    worst = rendered_call_worst_case(calls.price(step.model), prompt, system, step.max_tokens)
+    try:
+        result = await calls.call(step, prompt, system, worst)
+    except Exhausted:
         state.exhausted = True
         state.needed = max(state.needed, worst)
         return
-    call_id = state.claim.call_id()
-    request = ModelRequest(
-        model_id=step.model,
-        prompt=prompt,
-        system=system,
-        max_tokens=step.max_tokens,
-        temperature=step.temperature,
-        metadata={
-            "job_id": msg.job_id,
-            "partition": str(msg.partition),
-            "attempt": str(msg.attempt),
-            "lease_id": msg.lease_id,
-            "record": str(record.index),
-            "step": step.id,
-            "call_attempt": "1",
-            "call_id": call_id,
-            "holder": state.claim.holder,
-        },
-        service_tier=ONLINE,
-    )
-    try:
-        result = await rt.models.converse(request)
+    except (Stopped, ModelUnavailableError) as exc:
+        state.halt(exc)
+        return
+    except ClaimLapsedError:
+        state.fail("the claim on the lease lapsed (renewals failed)", retryable=True)
+        return
     except ModelCallError as exc:
         log.info("batch_online_call_failed", record=record.index, step=step.id, error=str(exc))
-        if exc.maybe_billed:
-            state.guard.hold(reservation, call_id)
-        else:
-            state.guard.release(reservation)
+        if not exc.retryable:
+            state.fail(f"record {record.index}: model call failed: {exc}", retryable=False)
         return
-    i, o = result.input_tokens, result.output_tokens
-    state.guard.settle(reservation, price.cost(i, o))
-    state.usage.add(step.id, step.model, i, o, rate=ONLINE)
     record.outputs[step.id] = result.text
     record.models[step.id] = step.model
-    record.usage[step.id] = (i, o)
-    record.rates[step.id] = ONLINE
+    record.usage[step.id] = (result.input_tokens, result.output_tokens)
+    record.rates[step.id] = ONLINE.value

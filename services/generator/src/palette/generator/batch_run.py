@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from palette.common import keys
+from palette.common import failpoints, keys
 from palette.common.estimates import record_worst_case, rendered_call_worst_case, seed_bytes
 from palette.common.templates import Step, TemplateError, step_context
 from palette.generator.batch_online import call_online
@@ -204,7 +204,9 @@ class BatchRun:
         await asyncio.to_thread(self.client.put_input, submission.input_key, lines)
         await self.store.record(submission)
         arn = await asyncio.to_thread(self.client.create, submission)
+        failpoints.hit("generator.batch_created")
         await self.store.set_arn(token, arn)
+        failpoints.hit("generator.batch_recorded")
         log.info("batch_submitted", arn=arn, step=step.id, records=len(entries))
         return Submission(**{**_fields(submission), "arn": arn})
 

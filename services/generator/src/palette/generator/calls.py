@@ -8,6 +8,7 @@ import structlog
 
 from palette.common.output_schema import OutputInvalidError
 from palette.common.pricing import TokenPrice
+from palette.common.service_tiers import ServiceTier, rated_table
 from palette.common.templates import Step
 from palette.common.token_bounds import input_token_bound
 from palette.generator import metrics
@@ -43,13 +44,23 @@ class ModelCalls:
     """Makes the calls of one record under an attempt's lease.
 
     Calls wait for a slot with priority (the attempt's number, the record): the
-    generator's oldest attempt, then its lowest record, goes first.
+    generator's oldest attempt, then its lowest record, goes first. ``tier``
+    sets the service tier of calls made at another rate than the attempt's (a
+    batch-mode partition's online calls: ``default``): they are sent at it,
+    priced at it, and their usage rows carry it as their rate.
     """
 
-    def __init__(self, state: AttemptState, record: int) -> None:
+    def __init__(self, state: AttemptState, record: int, tier: ServiceTier | None = None) -> None:
         self._state = state
         self._record = record
         self._priority = (state.number, record)
+        self._tier = tier
+
+    def price(self, model_id: str) -> TokenPrice:
+        """A call's price: the attempt's own, or the table's at ``tier``."""
+        if self._tier is None:
+            return self._state.prices[model_id]
+        return rated_table(self._state.rt.pricing, self._tier.value).price(model_id)
 
     def _request(
         self,
@@ -60,7 +71,7 @@ class ModelCalls:
         output: StructuredOutput | None,
     ) -> ModelRequest:
         msg = self._state.msg
-        tier = msg.service_tier.value
+        tier = (self._tier or msg.service_tier).value
         # The tier rides in requestMetadata too, so the invocation log prices a call as billed.
         extra = {} if tier == "default" else {"service_tier": tier}
         return ModelRequest(
@@ -153,7 +164,7 @@ class ModelCalls:
             ModelCallError: non-retryable, or retryable after the last attempt.
         """
         rt, msg = self._state.rt, self._state.msg
-        price = self._state.prices[step.model]
+        price = self.price(step.model)
         pacer = rt.quotas.pacer(step.model)
         ask = input_token_bound(prompt, step.bound_system(system)) + step.max_tokens
         attempts = rt.settings.max_call_attempts
@@ -264,7 +275,8 @@ class ModelCalls:
         pacer.settle(ticket, result.input_tokens, result.output_tokens)
         cost = price.cost(result.input_tokens, result.output_tokens)
         overrun = guard.settle(reservation, cost)
-        state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
+        rate = "" if self._tier is None else self._tier.value
+        state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens, rate=rate)
         if overrun:
             log.error(
                 "worst_case_exceeded", record=self._record, step=step.id, worst=worst, cost=cost

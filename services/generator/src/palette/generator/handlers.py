@@ -72,15 +72,17 @@ async def job_stopped(msg: m.JobStopped, rt: Injected[GeneratorRuntime]) -> None
 
 
 async def job_deleted(msg: m.JobDeleted, rt: Injected[GeneratorRuntime]) -> None:
-    """Delete every object and claim of the job; a redelivery finds nothing left."""
+    """Delete every object, claim and batch submission of the job; a redelivery finds none."""
     deleted = await asyncio.to_thread(rt.storage.delete_prefix, keys.job_prefix(msg.job_id))
     claims = await rt.claims.purge_job(msg.job_id)
+    batches = await rt.batches.purge_job(msg.job_id) if rt.batches is not None else 0
     log.info(
         "job_objects_deleted",
         job_id=msg.job_id,
         message_id=msg.message_id,
         objects=deleted,
         claims=claims,
+        batch_invocations=batches,
     )
 
 

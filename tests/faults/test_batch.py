@@ -1,0 +1,82 @@
+"""A generator killed between a batch's submission and its results (case 14).
+
+A batch-mode job's partition creates a Bedrock batch inference job and follows it
+until its output is read. The generator is ``kill -9``'d from inside, at one of
+two failpoints of ``BatchRun.submit``: ``generator.batch_created`` (the job
+created, its ARN not yet recorded: the retry creates it again under the same
+``clientRequestToken``, which Bedrock answers with the same job) and
+``generator.batch_recorded`` (the ARN recorded: the retry polls that job). A
+new generator process, without the failpoint, resumes. The emulator counts the
+invocation jobs created: exactly one per partition and step, so nothing was
+submitted (or billed) twice; the ledger equals the billing log, so nothing paid
+was lost.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
+from tests.faults.harness import submit
+from tests.integration.waiting import wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT + 120)]
+
+BATCH_SETTINGS = {
+    "PALETTE_GENERATOR_BATCH_POLL_SECONDS": "0.2",
+}
+
+
+def invocation_jobs(rig: Rig, job_id: str) -> list[dict[str, Any]]:
+    """The emulator's batch inference jobs created for one of our jobs."""
+    return [j for j in rig.emulator.batch_jobs()["jobs"] if j["tags"].get("job_id") == job_id]
+
+
+@pytest.mark.parametrize(
+    ("failpoint", "records", "partition_size"),
+    [
+        pytest.param("generator.batch_recorded", 200, 200, marks=pytest.mark.quick, id="arn-kept"),
+        pytest.param("generator.batch_created", 300, 150, id="arn-not-kept"),
+    ],
+)
+def test_generator_killed_between_batch_submit_and_results_resumes_the_same_job(
+    failpoint: str,
+    records: int,
+    partition_size: int,
+    rig: Rig,
+) -> None:
+    """Case 14: the generator dies right after creating a batch job; the job is followed."""
+    armed = {**BATCH_SETTINGS, "PALETTE_FAILPOINTS": f"{failpoint}=kill"}
+    group, api = rig.services(generators=1, overrides={"generator": armed})
+    rig.emulator.configure(latency_ms=20, batch_delay_ms=2000)
+    before = rig.emulator.batch_jobs()["submissions"]
+    started = time.monotonic()
+    job = submit(api, rig.seeds, records, "5", mode="batch", partition_size=partition_size)
+    victim = group.generators[0]
+    status = wait_until(
+        lambda: victim.wait(0.1),
+        what=f"the generator to kill itself at {failpoint}",
+        timeout=120,
+        interval=0,
+    )
+    assert status == -signal.SIGKILL, f"the generator exited with {status}"
+    assert invocation_jobs(rig, job["id"]), "the generator died before creating a batch job"
+    assert victim.process.env is not None
+    victim.process.env.pop("PALETTE_FAILPOINTS")
+    victim.start()
+    final = rig.final(job)
+    counters = rig.count(f"generator kill -9 at {failpoint} (batch)", job, started)
+    assert final["status"] == "COMPLETED", final
+    counters.assert_zero()
+    assert counters.records == records
+    partitions = records // partition_size
+    created = invocation_jobs(rig, job["id"])
+    assert len(created) == partitions, created  # one invocation job per partition and step
+    assert rig.emulator.batch_jobs()["submissions"] - before == partitions
+    assert all(j["status"] == "Completed" for j in created), created
+    assert counters.billed_calls == records  # every entry billed once, none online
+    assert '"batch_resumed"' in victim.log_text(since_start=True)  # followed, not resubmitted
