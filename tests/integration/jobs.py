@@ -212,8 +212,17 @@ def picos(value: str) -> int:
 
 
 def cost(calls: list[dict[str, Any]]) -> int:
-    """The exact cost of billed calls, in picodollars."""
-    return sum(PRICING.cost(c["model_id"], c["input_tokens"], c["output_tokens"]) for c in calls)
+    """The exact cost of billed calls, in picodollars (prompt-cache tokens at their prices)."""
+    return sum(
+        PRICING.cost(
+            c["model_id"],
+            c["input_tokens"],
+            c["output_tokens"],
+            c.get("cache_read_tokens", 0),
+            c.get("cache_write_tokens", 0),
+        )
+        for c in calls
+    )
 
 
 def billed_picos(emulator: EmulatorControl, job_id: str) -> tuple[int, int]:

@@ -31,6 +31,7 @@ STEPS = [
         "system": None,
         "max_tokens": 256,
         "temperature": 0.5,
+        "cache_prompt": False,
     }
 ]
 TEMPLATE: dict[str, Any] = {

@@ -87,6 +87,10 @@ class StepUsage(BaseModel):
     calls: NonNegInt = 0
     input_tokens: NonNegInt = 0
     output_tokens: NonNegInt = 0
+    cache_read_tokens: NonNegInt = 0
+    """Input tokens read from the prompt cache (not in ``input_tokens``)."""
+    cache_write_tokens: NonNegInt = 0
+    """Input tokens written to the prompt cache (not in ``input_tokens``)."""
 
 
 class RetryCounts(BaseModel):
@@ -416,6 +420,8 @@ class StepPreview(BaseModel):
     input_tokens: NonNegInt
     output_tokens: NonNegInt
     cost: NonNegInt
+    cache_read_tokens: NonNegInt = 0
+    cache_write_tokens: NonNegInt = 0
 
 
 class PreviewResult(Message):

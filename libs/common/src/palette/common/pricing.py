@@ -2,7 +2,10 @@
 
 The table ships as ``pricing.json`` beside this module; ``PALETTE_PRICING_FILE``
 (or an explicit path) replaces it. Each entry gives USD per million input and
-output tokens, with the source and date of the price. Cross-region inference
+output tokens, with the source and date of the price, and for a model that
+supports prompt caching its ``cache`` entry: USD per million tokens read from and
+written to the cache, the minimum cacheable prefix in tokens, source and date.
+A model without one has no prompt caching. Cross-region inference
 profiles (``us.``, ``eu.``, ``apac.``, ``global.`` ids) are listed one by one under
 ``profiles``, each naming the base model whose price it is charged at.
 """
@@ -15,8 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from palette.common.model_ids import base_model_id, profile_prefix
 from palette.common.money import MoneyError, usd_to_picos
@@ -32,24 +36,40 @@ class UnknownModelError(LookupError):
         self.model_id = model_id
 
 
+def _exact_in_picos(value: Decimal) -> Decimal:
+    try:
+        usd_to_picos(value / 10**6)
+    except MoneyError as exc:
+        raise ValueError("a price may have at most six decimals per million tokens") from exc
+    return value
+
+
+Price = Annotated[Decimal, Field(ge=0), AfterValidator(_exact_in_picos)]
+"""USD per million tokens, exact in picodollars per token."""
+
+
+class CacheEntry(BaseModel):
+    """A model's prompt-caching prices (USD per million tokens) and minimum prefix."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    read_per_million: Price = Field(description="Tokens read from the cache")
+    write_per_million: Price = Field(description="Tokens written to the cache")
+    min_tokens: int = Field(ge=1, description="Fewest tokens before a cache point that cache")
+    source: str = Field(min_length=1)
+    as_of: str = Field(min_length=1, description="Date the prices were read, ISO 8601")
+
+
 class PriceEntry(BaseModel):
     """One model's price, in USD per million tokens."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    input_per_million: Decimal = Field(ge=0)
-    output_per_million: Decimal = Field(ge=0)
+    input_per_million: Price
+    output_per_million: Price
     source: str = Field(min_length=1)
     as_of: str = Field(min_length=1, description="Date the price was read, ISO 8601")
-
-    @field_validator("input_per_million", "output_per_million")
-    @classmethod
-    def _exact_in_picos(cls, value: Decimal) -> Decimal:
-        try:
-            usd_to_picos(value / 10**6)
-        except MoneyError as exc:
-            raise ValueError("a price may have at most six decimals per million tokens") from exc
-        return value
+    cache: CacheEntry | None = Field(default=None, description="None: no prompt caching")
 
 
 class ProfileEntry(BaseModel):
@@ -87,14 +107,48 @@ class PricingFile(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class TokenPrice:
-    """Price of one token, in picodollars (exact integers)."""
+    """Price of one token, in picodollars (exact integers).
+
+    ``cache_read_picos`` and ``cache_write_picos`` (None: the input price) price
+    the tokens a call read from and wrote to the prompt cache.
+    """
 
     input_picos: int
     output_picos: int
+    cache_read_picos: int | None = None
+    cache_write_picos: int | None = None
 
-    def cost(self, input_tokens: int, output_tokens: int) -> int:
-        """Exact cost of a call in picodollars."""
-        return input_tokens * self.input_picos + output_tokens * self.output_picos
+    def cost(
+        self, input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0
+    ) -> int:
+        """Exact cost of a call in picodollars (cache tokens are not in ``input_tokens``)."""
+        total = input_tokens * self.input_picos + output_tokens * self.output_picos
+        if cache_read:
+            total += cache_read * _or(self.cache_read_picos, self.input_picos)
+        if cache_write:
+            total += cache_write * _or(self.cache_write_picos, self.input_picos)
+        return total
+
+    def worst_input_picos(self, cached: bool) -> int:
+        """The most an input token of a call can cost: a cached call may write every one."""
+        if not cached:
+            return self.input_picos
+        return max(self.input_picos, _or(self.cache_write_picos, self.input_picos))
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def token_price(entry: PriceEntry) -> TokenPrice:
+    """An entry's per-token prices in picodollars."""
+    cache = entry.cache
+    return TokenPrice(
+        input_picos=usd_to_picos(entry.input_per_million / 10**6),
+        output_picos=usd_to_picos(entry.output_per_million / 10**6),
+        cache_read_picos=None if cache is None else usd_to_picos(cache.read_per_million / 10**6),
+        cache_write_picos=None if cache is None else usd_to_picos(cache.write_per_million / 10**6),
+    )
 
 
 class PricingTable:
@@ -107,13 +161,7 @@ class PricingTable:
         self.profiles = dict(profiles or {})
         for profile_id, profile in self.profiles.items():
             self._entries[profile_id] = entries[profile.priced_as]
-        self._prices = {
-            model: TokenPrice(
-                input_picos=usd_to_picos(entry.input_per_million / 10**6),
-                output_picos=usd_to_picos(entry.output_per_million / 10**6),
-            )
-            for model, entry in self._entries.items()
-        }
+        self._prices = {model: token_price(entry) for model, entry in self._entries.items()}
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> PricingTable:
@@ -141,9 +189,20 @@ class PricingTable:
         except KeyError:
             raise UnknownModelError(model_id) from None
 
-    def cost(self, model_id: str, input_tokens: int, output_tokens: int) -> int:
+    def cost(
+        self,
+        model_id: str,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read: int = 0,
+        cache_write: int = 0,
+    ) -> int:
         """Exact cost of a call in picodollars."""
-        return self.price(model_id).cost(input_tokens, output_tokens)
+        return self.price(model_id).cost(input_tokens, output_tokens, cache_read, cache_write)
+
+    def cache(self, model_id: str) -> CacheEntry | None:
+        """A model's prompt-caching entry (None: the model has no prompt caching)."""
+        return self.entry(model_id).cache
 
     def require(self, model_ids: Iterable[str]) -> None:
         """Raise UnknownModelError for the first model without a price."""

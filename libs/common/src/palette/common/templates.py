@@ -66,6 +66,8 @@ class Step(BaseModel):
     system: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS)] = None
     max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 512
     temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    cache_prompt: bool = False
+    """A Converse cache point after the system prompt and the prompt's static prefix."""
 
 
 class TemplateSpec(BaseModel):

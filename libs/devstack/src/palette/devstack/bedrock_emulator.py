@@ -67,6 +67,7 @@ from palette.devstack.faults import (
 )
 from palette.devstack.httpd import DropConnection, Later, Request, Response, json_response
 from palette.devstack.invocation_log import InvocationLogDelivery
+from palette.devstack.prompt_cache import PromptCache, cache_minimums, with_cache
 from palette.devstack.quota_buckets import REASONS, QuotaBuckets, Throttle
 from palette.devstack.quota_usage import QuotaUsage
 
@@ -114,6 +115,7 @@ class BedrockEmulator:
         invocations: InvocationLogDelivery | None = None,
         throttles: ThrottleLog | None = None,
         burndown: Callable[[str], int] | None = None,
+        pricing_file: str | None = None,
     ) -> None:
         self.faults = FaultInjector(config)
         self.models = frozenset(models)
@@ -124,6 +126,7 @@ class BedrockEmulator:
         self.usage = QuotaUsage()
         self.stats: Counter[str] = Counter()
         self.quota_stats: Counter[str] = Counter()
+        self.prompt_cache = PromptCache(cache_minimums(self.models, pricing_file))
 
     def __call__(self, request: Request) -> Response | Later:
         """Route one request."""
@@ -162,19 +165,18 @@ class BedrockEmulator:
         if outcome not in (OK, MODEL_TIMEOUT, BILLED_TIMEOUT):
             self.quotas.release(model_id, reserved, time.monotonic())
             return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-        completion = complete(model_id, call, self.faults.config.default_max_tokens)
+        whole = complete(model_id, call, self.faults.config.default_max_tokens)
 
         def finish() -> Response | Later:
             if outcome == MODEL_TIMEOUT:
                 self.quotas.release(model_id, reserved, time.monotonic())
                 return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-            if reserved:
+            ttl = self.faults.config.cache_ttl_seconds
+            completion = with_cache(whole, self.prompt_cache.use(model_id, call, ttl, started))
+            if reserved:  # cache reads do not count toward the quota
+                tokens = completion.input_tokens + completion.cache_write
                 used = self.quotas.settle(
-                    model_id,
-                    reserved,
-                    completion.input_tokens,
-                    completion.output_tokens,
-                    time.monotonic(),
+                    model_id, reserved, tokens, completion.output_tokens, time.monotonic()
                 )
                 self.usage.used(model_id, second, used)
             entry = self.billing.record(
@@ -184,14 +186,14 @@ class BedrockEmulator:
                 completion.output_tokens,
                 call.request_metadata,
                 arrived,
+                cache=(completion.cache_read, completion.cache_write),
             )
             if self.invocations is not None:
                 self.invocations.add(entry)
             if outcome == BILLED_TIMEOUT:
                 return self._billed_timeout(request_id)
-            return json_response(
-                200, completion.body(time.monotonic() - started), [("x-amzn-RequestId", request_id)]
-            )
+            body = completion.body(time.monotonic() - started)
+            return json_response(200, body, [("x-amzn-RequestId", request_id)])
 
         return Later(self.faults.latency_seconds(), finish)
 

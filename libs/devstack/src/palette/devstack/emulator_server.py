@@ -126,6 +126,7 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
         invocations,
         ThrottleLog(settings.throttle_file),
         settings.output_burndown,
+        settings.pricing_file,
     )
 
 

@@ -75,6 +75,9 @@ class EmulatorConfig(BaseModel):
     default_max_tokens: int = Field(
         512, ge=1, description="maxTokens of a call that does not set it."
     )
+    cache_ttl_seconds: float = Field(
+        300.0, ge=0, description="How long a cached prompt prefix lives after its last use."
+    )
     quotas: dict[str, QuotaLimits] = Field(
         default_factory=dict,
         description="Quotas enforced per model id, as JSON: "

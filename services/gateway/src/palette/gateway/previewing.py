@@ -80,7 +80,8 @@ def preview_steps(
             bare_prompt = bare_prompt.replace(shown, "")
             bare_system = bare_system.replace(shown, "") if bare_system is not None else None
         bound = pending_input_bound(bare_prompt, bare_system, extra_bytes)
-        worst = call_worst_case(pricing.price(step.model), bound, step.max_tokens)
+        price = pricing.price(step.model)
+        worst = call_worst_case(price, bound, step.max_tokens, step.cache_prompt)
         total += worst
         views.append(
             StepPreviewView(

@@ -29,6 +29,8 @@ def to_yaml(doc: dict[str, Any]) -> str:
             item["system"] = step["system"]
         item["max_tokens"] = step["max_tokens"]
         item["temperature"] = step["temperature"]
+        if step.get("cache_prompt"):
+            item["cache_prompt"] = True
         steps.append(item)
     body = {
         FORMAT_MARKER: FORMAT_VERSION,

@@ -44,14 +44,22 @@ def _invalid(errors: list[FieldError]) -> Problem:
 
 
 def unpriced_models(steps: list[Any], pricing: PricingTable) -> list[FieldError]:
-    """One error per step whose model has no price, naming ``steps[i].model``."""
+    """One error per step whose model has no price or, caching its prompt, no cache prices.
+
+    The errors name ``steps[i].model`` and ``steps[i].cache_prompt``.
+    """
     errors = []
     for index, step in enumerate(steps):
-        model = step["model"] if isinstance(step, dict) else step.model
+        fields = step if isinstance(step, dict) else step.model_dump()
+        model = fields["model"]
         try:
-            pricing.price(model)
+            cache = pricing.cache(model)
         except UnknownModelError as exc:
             errors.append(field_error(f"steps[{index}].model", str(exc)))
+            continue
+        if fields.get("cache_prompt") and cache is None:
+            problem = f"model {model!r} has no prompt caching (no cache prices in the table)"
+            errors.append(field_error(f"steps[{index}].cache_prompt", problem))
     return errors
 
 

@@ -504,6 +504,14 @@ export function JobPage({ id }: { id: string }) {
                 {count(dash?.tokens.input)} / {count(dash?.tokens.output)}
               </dd>
             </div>
+            {dash?.tokens.cache_read || dash?.tokens.cache_write ? (
+              <div data-testid="cache-tokens">
+                <dt>Prompt cache read / written</dt>
+                <dd>
+                  {count(dash.tokens.cache_read)} / {count(dash.tokens.cache_write)}
+                </dd>
+              </div>
+            ) : null}
             <div data-testid="throttled">
               <dt>Throttled calls</dt>
               <dd>{calls.throttled_calls ?? <span class="muted">not reported</span>}</dd>

@@ -37,6 +37,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import NewConnectionError
 
 from palette.generator import metrics
+from palette.generator.cache_points import converse_content
 from palette.generator.settings import GeneratorSettings
 
 if TYPE_CHECKING:
@@ -133,6 +134,8 @@ class ModelRequest:
     max_tokens: int
     temperature: float
     metadata: Mapping[str, str] = field(default_factory=dict)
+    cache_split: int | None = None
+    """None: no prompt caching; else the cache points' place (``cache_points``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,8 @@ class ModelResult:
     input_tokens: int
     output_tokens: int
     stop_reason: str | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class ModelCallError(Exception):
@@ -221,6 +226,8 @@ def parse_response(response: Mapping[str, Any]) -> ModelResult:
         input_tokens=int(usage["inputTokens"]),
         output_tokens=int(usage["outputTokens"]),
         stop_reason=response.get("stopReason"),
+        cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
+        cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
     )
 
 
@@ -232,16 +239,17 @@ class BedrockCaller:
 
     async def converse(self, request: ModelRequest) -> ModelResult:
         """Make one call; ModelCallError when no usable response came."""
+        messages, system = converse_content(request.prompt, request.system, request.cache_split)
         kwargs: dict[str, Any] = {
             "modelId": request.model_id,
-            "messages": [{"role": "user", "content": [{"text": request.prompt}]}],
+            "messages": messages,
             "inferenceConfig": {
                 "maxTokens": request.max_tokens,
                 "temperature": request.temperature,
             },
         }
-        if request.system:
-            kwargs["system"] = [{"text": request.system}]
+        if system:
+            kwargs["system"] = system
         if request.metadata:
             kwargs["requestMetadata"] = dict(request.metadata)
         started = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 
 from palette.common.pricing import TokenPrice
+from palette.common.prompt_cache import cache_split
 from palette.common.templates import Step
 from palette.common.token_bounds import input_token_bound
 from palette.generator import metrics
@@ -48,6 +49,7 @@ class ModelCalls:
             system=system,
             max_tokens=step.max_tokens,
             temperature=step.temperature,
+            cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
             metadata={
                 "job_id": msg.job_id,
                 "partition": str(msg.partition),
@@ -187,10 +189,12 @@ class ModelCalls:
         finally:
             if not sent:
                 pacer.release(ticket)
-        pacer.settle(ticket, result.input_tokens, result.output_tokens)
-        cost = price.cost(result.input_tokens, result.output_tokens)
+        # Cache reads do not count toward Bedrock's token quotas; cache writes do.
+        pacer.settle(ticket, result.input_tokens + result.cache_write_tokens, result.output_tokens)
+        cached = (result.cache_read_tokens, result.cache_write_tokens)
+        cost = price.cost(result.input_tokens, result.output_tokens, *cached)
         overrun = guard.settle(reservation, cost)
-        state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens)
+        state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens, 1, *cached)
         if overrun:
             log.error(
                 "worst_case_exceeded", record=self._record, step=step.id, worst=worst, cost=cost

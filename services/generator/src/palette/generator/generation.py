@@ -261,7 +261,7 @@ async def run_record(
                 context = step_context(seed, record.outputs, record.variables)
                 prompt, system = await render_step(state.rt.renderer, step, k, context, draws)
             worst = rendered_call_worst_case(
-                state.prices[step.model], prompt, system, step.max_tokens
+                state.prices[step.model], prompt, system, step.max_tokens, step.cache_prompt
             )
             known[step.id] = worst
             state.observed[step.id] = max(worst, state.observed.get(step.id, 0))

@@ -26,7 +26,8 @@ import structlog
 from palette.common import messages as m
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.pricing import UnknownModelError
-from palette.common.templates import TemplateError, step_context
+from palette.common.prompt_cache import cache_split
+from palette.common.templates import Step, TemplateError, step_context
 from palette.common.token_bounds import input_token_bound
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
@@ -78,8 +79,21 @@ async def _call(
         except BaseException:
             spend.unknown_worst += worst  # cut short: it may have run
             raise
-    pacer.settle(ticket, result.input_tokens, result.output_tokens)
+    pacer.settle(ticket, result.input_tokens + result.cache_write_tokens, result.output_tokens)
     return result
+
+
+def _usage(step: Step, result: ModelResult) -> m.StepUsage:
+    """The usage of one answered call of a step."""
+    return m.StepUsage(
+        step_id=step.id,
+        model_id=step.model,
+        calls=1,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cache_read_tokens=result.cache_read_tokens,
+        cache_write_tokens=result.cache_write_tokens,
+    )
 
 
 async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) -> m.PreviewResult:
@@ -92,7 +106,9 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
             context = step_context(msg.seed, outputs, msg.variables)
             prompt, system = await render_step(rt.renderer, step, k, context)
             price = rt.pricing.price(step.model)
-            worst = rendered_call_worst_case(price, prompt, system, step.max_tokens)
+            worst = rendered_call_worst_case(
+                price, prompt, system, step.max_tokens, step.cache_prompt
+            )
             if spent + worst > msg.max_cost:
                 raise PreviewStop(
                     f"step {step.id!r}: its worst case ({worst} picodollars) does not fit in "
@@ -105,18 +121,13 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
                 max_tokens=step.max_tokens,
                 temperature=step.temperature,
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
+                cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
             )
             result = await _call(rt, request, worst, spend)
-            spend.usage.append(
-                m.StepUsage(
-                    step_id=step.id,
-                    model_id=step.model,
-                    calls=1,
-                    input_tokens=result.input_tokens,
-                    output_tokens=result.output_tokens,
-                )
-            )
-            cost = price.cost(result.input_tokens, result.output_tokens)
+            usage = _usage(step, result)
+            spend.usage.append(usage)
+            cached = (usage.cache_read_tokens, usage.cache_write_tokens)
+            cost = price.cost(result.input_tokens, result.output_tokens, *cached)
             spent += cost
             outputs[step.id] = result.text
             steps.append(
@@ -129,6 +140,8 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
                     input_tokens=result.input_tokens,
                     output_tokens=result.output_tokens,
                     cost=cost,
+                    cache_read_tokens=usage.cache_read_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
                 )
             )
     except (PreviewStop, TemplateError, UnknownModelError) as exc:

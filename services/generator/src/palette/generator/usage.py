@@ -13,25 +13,44 @@ from palette.common.pricing import PricingTable
 
 
 class UsageTally:
-    """Calls and tokens per (step id, model id), in first-seen order."""
+    """Calls and tokens per (step id, model id), in first-seen order.
+
+    A row counts ``[calls, input, output, cache_read, cache_write]`` tokens.
+    """
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], list[int]] = {}
 
     def add(
-        self, step_id: str, model_id: str, input_tokens: int, output_tokens: int, calls: int = 1
+        self,
+        step_id: str,
+        model_id: str,
+        input_tokens: int,
+        output_tokens: int,
+        calls: int = 1,
+        cache_read: int = 0,
+        cache_write: int = 0,
     ) -> None:
         """Count ``calls`` calls of a step with their tokens."""
-        row = self._rows.setdefault((step_id, model_id), [0, 0, 0])
-        row[0] += calls
-        row[1] += input_tokens
-        row[2] += output_tokens
+        row = self._rows.setdefault((step_id, model_id), [0, 0, 0, 0, 0])
+        for index, value in enumerate(
+            (calls, input_tokens, output_tokens, cache_read, cache_write)
+        ):
+            row[index] += value
 
     def merge(self, other: UsageTally | Iterable[StepUsage]) -> None:
         """Add another tally (or StepUsage rows) to this one."""
         rows = other.to_step_usages() if isinstance(other, UsageTally) else other
         for u in rows:
-            self.add(u.step_id, u.model_id, u.input_tokens, u.output_tokens, u.calls)
+            self.add(
+                u.step_id,
+                u.model_id,
+                u.input_tokens,
+                u.output_tokens,
+                u.calls,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+            )
 
     def take(self) -> UsageTally:
         """Move everything into a new tally, leaving this one empty."""
@@ -42,13 +61,21 @@ class UsageTally:
     def to_step_usages(self) -> tuple[StepUsage, ...]:
         """As message rows."""
         return tuple(
-            StepUsage(step_id=s, model_id=m, calls=c, input_tokens=i, output_tokens=o)
-            for (s, m), (c, i, o) in self._rows.items()
+            StepUsage(
+                step_id=s,
+                model_id=m,
+                calls=c,
+                input_tokens=i,
+                output_tokens=o,
+                cache_read_tokens=r,
+                cache_write_tokens=w,
+            )
+            for (s, m), (c, i, o, r, w) in self._rows.items()
         )
 
     def cost(self, pricing: PricingTable) -> int:
         """Exact cost in picodollars (UnknownModelError for a model without price)."""
-        return sum(pricing.cost(m, i, o) for (_, m), (_, i, o) in self._rows.items())
+        return sum(pricing.cost(m, i, o, r, w) for (_, m), (_, i, o, r, w) in self._rows.items())
 
     @property
     def calls(self) -> int:
@@ -56,8 +83,14 @@ class UsageTally:
         return sum(row[0] for row in self._rows.values())
 
     def encode(self) -> str:
-        """Compact ASCII JSON ``[[step, model, calls, in, out], ...]``."""
-        rows = [[s, m, c, i, o] for (s, m), (c, i, o) in self._rows.items()]
+        """Compact ASCII JSON ``[[step, model, calls, in, out(, cache_read, cache_write)], ...]``.
+
+        The cache counts are left out of a row that has none.
+        """
+        rows = [
+            [s, m, *(counts if any(counts[3:]) else counts[:3])]
+            for (s, m), counts in self._rows.items()
+        ]
         return json.dumps(rows, separators=(",", ":"), ensure_ascii=True)
 
     @classmethod
@@ -70,12 +103,12 @@ class UsageTally:
         for row in rows:
             if not (
                 isinstance(row, list)
-                and len(row) == 5
+                and len(row) in (5, 7)
                 and all(isinstance(v, str) for v in row[:2])
                 and all(isinstance(v, int) and v >= 0 for v in row[2:])
             ):
                 raise ValueError(f"bad usage row {row!r}")
-            tally.add(row[0], row[1], row[3], row[4], row[2])
+            tally.add(row[0], row[1], row[3], row[4], row[2], *row[5:])
         return tally
 
     def __bool__(self) -> bool:

@@ -193,6 +193,8 @@ class CostLine(Reply):
     calls: int
     input_tokens: int
     output_tokens: int
+    cache_read_tokens: int = Field(0, description="Input tokens read from the prompt cache.")
+    cache_write_tokens: int = Field(0, description="Input tokens written to the prompt cache.")
 
 
 class BudgetPanel(Reply):
@@ -211,6 +213,10 @@ class TokensPanel(Reply):
 
     input: int
     output: int
+    cache_read: int = Field(
+        0, description="Input tokens read from the prompt cache (steps with `cache_prompt`)."
+    )
+    cache_write: int = Field(0, description="Input tokens written to the prompt cache.")
     calls: int
     throttled: int = Field(
         0, description="Call attempts the provider refused for its quota (never billed)."

@@ -29,6 +29,17 @@ class StepIn(Request):
     system: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS)] = None
     max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 512
     temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    cache_prompt: Annotated[
+        bool,
+        Field(
+            description="Prompt caching: a Converse cache point after the system prompt and "
+            "after the prompt's static prefix (its text before the first `{{`/`{%`), so calls "
+            "that repeat them read them from the model's cache, billed at the cache-read price "
+            "(a first call writes them, at the cache-write price, which the budget reserves). "
+            "Only for models with cache prices in the pricing table.",
+            examples=[True],
+        ),
+    ] = False
 
 
 VARIABLES_DESCRIPTION = (
@@ -71,6 +82,7 @@ class StepOut(Reply):
     system: str | None = None
     max_tokens: int
     temperature: float
+    cache_prompt: bool = False
 
 
 class TemplateView(Reply):
