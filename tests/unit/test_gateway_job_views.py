@@ -75,7 +75,7 @@ class TestJobDocument:
         assert doc["status"] == "QUEUED"
         assert (doc["records_done"], doc["in_flight"], doc["export"]) == (0, 0, None)
         assert doc["submit_published"] is False
-        assert doc["template"] == {"steps": STEPS, "variables": {}}
+        assert doc["template"] == {"steps": STEPS, "variables": {}, "keep_if": None}
         assert doc["seed_sampling"] == "uniform"
         assert (doc["template_id"], doc["template_version"]) == ("t1", 2)
 

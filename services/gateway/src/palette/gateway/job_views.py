@@ -103,9 +103,13 @@ def new_job_document(
 
 
 def template_spec(template: Document) -> TemplateSpec:
-    """The steps and variables of a stored template version."""
+    """The steps, variables and ``keep_if`` of a stored template version."""
     return TemplateSpec.model_validate(
-        {"steps": template["steps"], "variables": template.get("variables") or {}}
+        {
+            "steps": template["steps"],
+            "variables": template.get("variables") or {},
+            "keep_if": template.get("keep_if"),
+        }
     )
 
 

@@ -40,6 +40,8 @@ def to_yaml(doc: dict[str, Any]) -> str:
     }
     if doc.get("variables"):
         body["variables"] = doc["variables"]
+    if doc.get("keep_if"):
+        body["keep_if"] = doc["keep_if"]
     header = (
         f"# Plot Palette template {doc['template_id']} version {doc['version']}\n"
         f"# Seed fields it needs: {', '.join(doc.get('schema_requirements', [])) or 'none'}\n"

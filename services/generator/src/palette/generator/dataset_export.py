@@ -166,7 +166,7 @@ def write_dataset(
     try:
         rows = Rows(job_id, plan, make_writer(fmt, sink, plan, batch_rows), num_records, result)
         if rejected_sink is not None and filters is not None:
-            rows.keep = RecordFilter(filters.keep_if, filters.dedup)
+            rows.keep = RecordFilter(filters.keep_if, filters.dedup, filters.template_keep_if)
             rows.rejected = make_writer(m.OutputFormat.JSONL, rejected_sink, plan, batch_rows)
         _add_every_record(storage, job_id, rows)
         rows.writer.close()

@@ -19,11 +19,13 @@ class Filters:
 
     keep_if: str | None = None
     dedup: Dedup | None = None
+    template_keep_if: str | None = None
+    """The template's own ``keep_if``: it applies as well as the job's."""
 
     @property
     def active(self) -> bool:
         """Whether the job rejects anything at all."""
-        return self.keep_if is not None or self.dedup is not None
+        return any(f is not None for f in (self.keep_if, self.dedup, self.template_keep_if))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,15 @@ class JobsRepository:
         if doc is None:
             return None
         dedup = doc.get("dedup")
+        template = TemplateSpec.model_validate(doc["template"])
         return ExportInfo(
             num_records=int(doc["num_records"]),
-            template=TemplateSpec.model_validate(doc["template"]),
-            filters=Filters(doc.get("keep_if"), Dedup.model_validate(dedup) if dedup else None),
+            template=template,
+            filters=Filters(
+                doc.get("keep_if"),
+                Dedup.model_validate(dedup) if dedup else None,
+                template.keep_if,
+            ),
         )
 
 

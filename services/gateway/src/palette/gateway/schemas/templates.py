@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from palette.common.messages import MAX_RECORDS
+from palette.common.record_filters import KeepIfExpression
 from palette.common.samplers import MAX_VARIABLES, VARIABLE_NAME, Sampler
 from palette.common.templates import MAX_PROMPT_CHARS, MAX_STEPS, STEP_ID
 from palette.gateway.schemas.base import Cursor, Name, Reply, Request
@@ -70,6 +71,14 @@ class CreateTemplate(Request):
             examples=[VARIABLES_EXAMPLE],
         ),
     ]
+    keep_if: KeepIfExpression | None = Field(
+        None,
+        description="Records it is false for are rejected (left out of the dataset, in the "
+        "rejected file), for every job of the template; a job's own `keep_if` applies as well "
+        "(a record is kept only when both are true). An expression over "
+        "`steps.<id>.output` and `vars.<name>`.",
+        examples=["steps.answer.output | length > 40"],
+    )
     public: bool = False
 
 
@@ -96,6 +105,9 @@ class TemplateView(Reply):
     steps: list[StepOut]
     variables: dict[str, Sampler] = Field(
         default_factory=dict, description="The template's samplers (see `CreateTemplate`)."
+    )
+    keep_if: str | None = Field(
+        None, description="The template's own filter (see `CreateTemplate`)."
     )
     schema_requirements: list[str] = Field(
         description="Seed fields (dotted paths) every seed record must have."
