@@ -67,7 +67,7 @@ class TestJobDocument:
             "output_format", "partition_size", "priority", "status", "created_at",
             "updated_at", "started_at", "finished_at", "error", "records_done", "seed_count",
             "partitions_total", "in_flight", "export", "submit_published", "seed_sampling",
-            "keep_if", "dedup",
+            "keep_if", "dedup", "target", "max_generated",
         }  # fmt: skip
 
     def test_starts_queued_with_nothing_done_and_unpublished(self) -> None:

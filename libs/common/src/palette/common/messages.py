@@ -20,10 +20,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
+from palette.common.targets import MAX_GENERATED, Target, target_problem
 from palette.common.templates import TemplateSpec
 
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -139,6 +140,25 @@ class SubmitJob(Message):
         '"shuffle" (every seed once per epoch) or {"stratify": FIELD} (balanced across the '
         "field's values).",
     )
+    target: Target = Field(
+        default="generated",
+        description='"generated": make num_records records; "kept": generate until '
+        "num_records records pass keep_if and dedup, the budget runs out or max_generated "
+        "records were made (palette.common.targets).",
+    )
+    max_generated: PosInt | None = Field(
+        None,
+        le=MAX_GENERATED,
+        description='With target "kept": at most this many records generated (default 3 x '
+        "num_records; at least num_records).",
+    )
+
+    @model_validator(mode="after")
+    def _target(self) -> SubmitJob:
+        problem = target_problem(self.target, self.num_records, self.max_generated)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class CancelJob(Message):

@@ -11,7 +11,7 @@ from palette.common.ledger_view import LedgerView, Totals
 from palette.common.messages import JobStatus
 from palette.common.money import usd_string
 from palette.common.quota_view import QuotaUse
-from palette.gateway.job_views import in_flight, percent, records_incomplete
+from palette.gateway.job_views import in_flight, kept_counts, percent, records_incomplete
 from palette.gateway.rates import average_rate
 from palette.gateway.schemas import (
     BudgetPanel,
@@ -56,6 +56,7 @@ def progress_panel(
 ) -> ProgressPanel:
     """How far the job is, and its partitions in flight and paused."""
     paused, paused_reason = paused_partitions(job)
+    kept, rejected = kept_counts(job)
     return ProgressPanel(
         done=done,
         incomplete=records_incomplete(job),
@@ -66,6 +67,9 @@ def progress_panel(
         partitions_in_flight=in_flight(job),
         partitions_paused=paused,
         paused_reason=paused_reason,
+        generated=done,
+        kept=kept,
+        rejected=rejected,
     )
 
 

@@ -25,6 +25,7 @@ from palette.common.keys import seed_prefix
 from palette.common.messages import CancelJob, DeleteJob
 from palette.common.samplers import Stratify
 from palette.common.seeds import SeedError
+from palette.common.targets import target_problem
 from palette.common.templates import TemplateError
 from palette.common.tracing import traceparent
 from palette.gateway import outbox
@@ -108,6 +109,9 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
     settings = runtime.settings
     if data.budget_usd > settings.max_budget_usd:
         raise invalid("budget_usd", f"must be at most {settings.max_budget_usd} USD")
+    target = target_problem(data.target, data.num_records, data.max_generated)
+    if target is not None:
+        raise invalid("max_generated", target)
     template = await template_for(runtime, owner, data)
     unpriced = unpriced_models(template["steps"], runtime.pricing)
     if unpriced:

@@ -504,6 +504,20 @@ export function JobPage({ id }: { id: string }) {
                 {count(dash?.tokens.input)} / {count(dash?.tokens.output)}
               </dd>
             </div>
+            {dash?.progress.kept !== null && dash?.progress.kept !== undefined ? (
+              <div data-testid="kept">
+                <dt>Generated / kept</dt>
+                <dd>
+                  {count(dash.progress.generated)} / {count(dash.progress.kept)}
+                  {Object.entries(dash.progress.rejected ?? {}).map(([reason, n]) => (
+                    <span class="muted" key={reason}>
+                      {" "}
+                      · {reason} {count(n)}
+                    </span>
+                  ))}
+                </dd>
+              </div>
+            ) : null}
             {dash?.tokens.cache_read || dash?.tokens.cache_write ? (
               <div data-testid="cache-tokens">
                 <dt>Prompt cache read / written</dt>

@@ -12,6 +12,7 @@ from pydantic import Field
 from palette.common.messages import MAX_RECORDS, JobStatus, OutputFormat
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
+from palette.common.targets import MAX_GENERATED, Target
 from palette.gateway.schemas.base import Cursor, Reply, Request, VersionNumber
 
 
@@ -54,6 +55,22 @@ class CreateJob(Request):
         'order of the job\'s own) or `{"stratify": "FIELD"}` (the field\'s values in turn, '
         "so each is drawn as often as the others). The same record always draws the same.",
         examples=["shuffle", {"stratify": "topic"}],
+    )
+    target: Target = Field(
+        "generated",
+        description='`"generated"`: make `num_records` records (what `keep_if` and `dedup` '
+        'reject is left out of them). `"kept"`: keep generating new records until '
+        "`num_records` records pass the template's and the job's `keep_if` and `dedup`, the "
+        "budget runs out, or `max_generated` records were made; the dataset holds the first "
+        "`num_records` records by index that pass (passing ones beyond them are rejected as "
+        "`surplus`), so it does not depend on timing.",
+        examples=["kept"],
+    )
+    max_generated: Annotated[int, Field(ge=1, le=MAX_GENERATED)] | None = Field(
+        None,
+        description='With `target: "kept"`: generate at most this many records (at least '
+        "`num_records`; default 3 x `num_records`).",
+        examples=[300],
     )
 
 
@@ -120,6 +137,15 @@ class JobView(Reply):
         None, description="Why the latest of them paused (which model, for how long)."
     )
     seed_count: int | None = Field(None, description="Records in the seed file, once counted.")
+    target: Target = Field("generated", description="What `num_records` counts (see `CreateJob`).")
+    max_generated: int | None = Field(
+        None, description='A `target: "kept"` job\'s cap on records generated.'
+    )
+    records_kept: int | None = Field(
+        None,
+        description="Complete records the filters kept, as last counted (each export counts "
+        'them; a `target: "kept"` job counts after each wave): null before.',
+    )
     settled: bool = Field(
         False,
         description="True once the job has ended and its export is written or failed: "
@@ -181,6 +207,15 @@ class ProgressPanel(Reply):
     )
     paused_reason: str | None = Field(
         None, description="Why the latest of them paused (which model, for how long)."
+    )
+    generated: int = Field(0, description="Records generated (complete), kept or not.")
+    kept: int | None = Field(
+        None, description="Of them, those the filters kept, as last counted (null before)."
+    )
+    rejected: dict[str, int] = Field(
+        default_factory=dict,
+        description="Records rejected, by reason (`keep_if`, `duplicate`, `surplus`), as last "
+        "counted.",
     )
 
 
