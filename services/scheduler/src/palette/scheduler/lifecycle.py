@@ -226,11 +226,10 @@ class Scheduler(PartitionDispatch):
         from the ``planned_records`` the export counted.
         """
         job = await self.repo.job(job_id)
-        if job is None:
-            return
+        if job is None or export_status(job) is not ExportStatus.DONE:
+            return  # gone, or a next wave took its export over already
         more = waves.more(job) if job["status"] == m.JobStatus.RUNNING.value else 0
-        if more:
-            await self._next_wave(job, more)
+        if more and await self._next_wave(job, more):
             return
         if await self._move(job_id, JobEvent.EXPORTED, finished_at=m.utcnow()):
             log.info(
@@ -239,8 +238,11 @@ class Scheduler(PartitionDispatch):
         else:
             await self.repo.set_job(job_id, {"finished_at": None}, {"finished_at": m.utcnow()})
 
-    async def _next_wave(self, job: Doc, more: int) -> None:
-        """Plan ``more`` record indexes after the job's planned ones and run them."""
+    async def _next_wave(self, job: Doc, more: int) -> bool:
+        """Plan ``more`` record indexes after the job's planned ones and run them.
+
+        False when the job moved meanwhile (a stop): it ends with the export it has.
+        """
         job_id, planned = job["_id"], waves.planned(job)
         first_index = int(job["partitions_total"])
         size = int(job.get("partition_size") or self.settings.partition_size)
@@ -259,6 +261,7 @@ class Scheduler(PartitionDispatch):
         if moved:
             log.info("job_wave", job_id=job_id, kept=waves.kept(export), planned=planned + more)
             await self.pump(job_id)
+        return moved
 
     async def export_failed(self, msg: m.ExportFailed) -> None:
         """The export could not be written: the job fails with the reason."""
