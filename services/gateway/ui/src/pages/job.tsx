@@ -504,7 +504,7 @@ export function JobPage({ id }: { id: string }) {
                 {count(dash?.tokens.input)} / {count(dash?.tokens.output)}
               </dd>
             </div>
-            {dash?.progress.kept !== null && dash?.progress.kept !== undefined ? (
+            {dash && dash.progress.kept != null && (job.target === "kept" || Object.keys(dash.progress.rejected ?? {}).length) ? (
               <div data-testid="kept">
                 <dt>Generated / kept</dt>
                 <dd>
