@@ -130,3 +130,32 @@ class TestUsageWithCache:
             cache_read_tokens=300,
         )
         assert tally.cost(PRICING) == PRICING.cost(SONNET, 10, 20, 300) + PRICING.cost(MICRO, 1, 2)
+
+
+class TestInvocationLogWithCache:
+    def test_the_log_record_carries_cache_tokens_and_reconciliation_prices_them(self) -> None:
+        from datetime import UTC, datetime
+
+        from palette.accounting import ledger
+        from palette.accounting.invocations import parse_record
+        from palette.devstack.invocation_log import invocation_record
+
+        record = invocation_record(
+            request_id="r1",
+            model_id=SONNET,
+            input_tokens=10,
+            output_tokens=20,
+            request_metadata={"lease_id": "L", "step": "a", "call_id": "c1"},
+            at=datetime(2026, 12, 7, tzinfo=UTC),
+            account="123456789012",
+            region="us-east-1",
+            cache_read_tokens=1100,
+            cache_write_tokens=7,
+        )
+        assert record["input"]["cacheReadInputTokenCount"] == 1100
+        call = parse_record(record, "test")
+        assert call is not None
+        assert (call.cache_read_tokens, call.cache_write_tokens) == (1100, 7)
+        usage = ledger.logged_usage([call], PRICING)
+        assert usage["a"]["cost"] == PRICING.cost(SONNET, 10, 20, 1100, 7)
+        assert usage["a"]["cache_read_tokens"] == 1100
