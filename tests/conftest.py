@@ -60,6 +60,8 @@ SERVICE_SETTINGS = {
         "PALETTE_GENERATOR_CONCURRENCY": "16",
         "PALETTE_GENERATOR_PART_SIZE": "10",
         "PALETTE_GENERATOR_PART_FLUSH_SECONDS": "30",
+        # Batch jobs run for the emulator's batch_delay_ms (0 here): follow them closely.
+        "PALETTE_GENERATOR_BATCH_POLL_SECONDS": "0.1",
     },
 }
 

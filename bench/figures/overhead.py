@@ -108,7 +108,7 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
         Figure(
             "platform overhead",
             stats.median(ratios),
-            Target("<=", 1.5),
+            Target("<=", 1.3),
             runs=[round(r, 3) for r in ratios],
             details={"records": records, "pairs": pairs},
             note=f"model latency 0, {records} one-step records: CPU of all four services per "

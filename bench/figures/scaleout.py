@@ -16,7 +16,7 @@ from bench.plan import Plan
 from bench.report import Figure, Target
 from bench.rig import Rig
 
-TARGETS = {2: 1.9, 4: 3.6}
+TARGETS = {2: 1.95, 4: 3.8}
 WARMUP_PARTITION = 8
 PARTITIONS_PER_GENERATOR = 2
 """A generator holds two partitions (its prefetch): a job can keep ``window / 2``

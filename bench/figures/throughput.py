@@ -88,7 +88,7 @@ def run(rig: Rig, plan: Plan) -> list[Figure]:
         Figure(
             "throughput efficiency",
             stats.median(efficiencies),
-            Target(">=", 0.95),
+            Target(">=", 0.97),
             runs=[round(e, 4) for e in efficiencies],
             details={
                 "limit_records_per_s": plan.throughput_limit,

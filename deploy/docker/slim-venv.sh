@@ -13,7 +13,8 @@
 #             pyarrow.fs tolerates their absence); two copies of libarrow_python
 #             that the wheel carries instead of symlinks.
 #   botocore  the API models of every AWS service but those in BOTOCORE_SERVICES
-#             (S3, Bedrock runtime, and STS, which IRSA's web identity uses).
+#             (S3, Bedrock's control plane for batch jobs, Bedrock runtime, and
+#             STS, which IRSA's web identity uses).
 #             A new AWS client in the code needs its service added here.
 #             Also its ORC, GCS and Azure modules and its C++ test module.
 #   faker     every locale but en, en_US and en_GB (its default and what that falls
@@ -28,7 +29,7 @@
 set -eu
 
 venv="$1"
-BOTOCORE_SERVICES="${BOTOCORE_SERVICES:-s3 bedrock-runtime sts}"
+BOTOCORE_SERVICES="${BOTOCORE_SERVICES:-s3 bedrock bedrock-runtime sts}"
 
 site=$(echo "$venv"/lib/python3.*/site-packages)
 [ -d "$site" ] || { echo "slim-venv: no site-packages under $venv" >&2; exit 1; }

@@ -24,6 +24,7 @@ import httpx
 import pyarrow.parquet as pq
 
 from palette.common.pricing import PricingTable
+from palette.common.service_tiers import rated_table
 from palette.devstack.client import GatewayClient
 from palette.devstack.emulator_client import EmulatorControl
 from palette.devstack.stack import DevStack
@@ -33,6 +34,7 @@ PRICING = PricingTable.load()
 MICRO = "amazon.nova-micro-v1:0"
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 MISTRAL = "mistral.mistral-7b-instruct-v0:2"
+NOVA_PRO = "amazon.nova-pro-v1:0"
 
 ONE_STEP = {
     "name": "one-step",
@@ -212,9 +214,12 @@ def picos(value: str) -> int:
 
 
 def cost(calls: list[dict[str, Any]]) -> int:
-    """The exact cost of billed calls, in picodollars (prompt-cache tokens at their prices)."""
+    """The exact cost of billed calls, in picodollars, each at its service tier's price.
+
+    Prompt-cache tokens are at their prices.
+    """
     return sum(
-        PRICING.cost(
+        rated_table(PRICING, c.get("service_tier", "default")).cost(
             c["model_id"],
             c["input_tokens"],
             c["output_tokens"],

@@ -8,45 +8,34 @@ bucket is drained, so any call beyond the quota's refill is throttled.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 
-from palette.devstack.client import GatewayClient
 from palette.devstack.emulator_client import EmulatorControl
-from palette.devstack.services import ServiceGroup, start_services
 from palette.devstack.stack import DevStack
-from palette.gateway.bearer_tokens import mint
 from tests.backends import Backend
-from tests.conftest import SERVICE_SETTINGS, kept_vhost_url, release_queues, vhost_name
 from tests.integration.jobs import assert_ledger_matches_billing, start
-from tests.integration.test_devstack import bedrock
+from tests.integration.quota_services import (
+    MODEL,
+    TPM,
+    Group,
+    enforced_quota,
+    quota_services,
+)
 from tests.integration.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-MODEL = "amazon.nova-lite-v1:0"
 UNLISTED = "meta.llama3-1-8b-instruct-v1:0"
 """A model the generators' quota table does not list: paced by throttles alone."""
-TPM = 6_000
-"""A hundred quota tokens a second: a few calls a second of the template below."""
 TEMPLATE = {
     "name": "quota",
     "steps": [{"id": "a", "model": MODEL, "prompt": "Note on {{ product }}", "max_tokens": 24}],
 }
-
-
-class Group:
-    """Services of a group, their database and a client of their gateway."""
-
-    def __init__(self, group: ServiceGroup, db: Any, api: GatewayClient) -> None:
-        self.group, self.db, self.api = group, db, api
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-generator", "2-generators"])
@@ -59,70 +48,18 @@ def quota_group(
 ) -> Iterator[Group]:
     """The four services with ``request.param`` generators pacing to a table listing MODEL."""
     generators = int(request.param)
-    vhost = vhost_name(f"-quota{generators}")
-    url = kept_vhost_url(test_backend, vhost, reset=True)
-    if url is None:
-        pytest.fail(f"the quota tests need a virtual host of their own ({vhost!r})", pytrace=False)
     state = tmp_path_factory.mktemp(f"quota{generators}")
-    table = state / "quotas.json"
-    entry = {"rpm": None, "tpm": TPM, "output_burndown": 1, "source": "test", "as_of": "2026-12-07"}
-    table.write_text(json.dumps({"regions": {"us-east-1": {MODEL: entry}}}))
-    database = f"palette_quota_{uuid.uuid4().hex[:8]}"
-    env = {**devstack.env(), "RABBITMQ_URL": url, "PALETTE_MONGO_DB": database}
-    overrides = {k: dict(v) for k, v in SERVICE_SETTINGS.items()}
-    overrides["generator"] |= {
-        "PALETTE_QUOTAS_FILE": str(table),
-        "PALETTE_GENERATOR_QUOTA_TABLE": "true",
-        "PALETTE_GENERATOR_MODEL_UNAVAILABLE_SECONDS": "4",
-    }
-    overrides["scheduler"] |= {
-        "PALETTE_SCHEDULER_PARTITION_SIZE": "20",
-        "PALETTE_SCHEDULER_PAUSE_SECONDS": "3",
-        "PALETTE_SCHEDULER_PAUSE_CHECK_SECONDS": "0.5",
-    }
-    client: MongoClient[dict[str, Any]] = MongoClient(devstack.mongo_url, tz_aware=True)
-    try:
-        with start_services(
-            env, generators=generators, log_dir=state / "logs", overrides=overrides
-        ) as group:
-            api = GatewayClient(
-                group.gateway_url, mint(f"quota-{uuid.uuid4().hex[:6]}", jwt_secret)
-            )
-            yield Group(group, client[database], api)
-            api.close()
-    finally:
-        client.close()
-        release_queues(url)
+    with quota_services(
+        devstack, test_backend, jwt_secret, state, generators, f"quota{generators}"
+    ) as group:
+        yield group
 
 
 @pytest.fixture
 def emulator(devstack: DevStack) -> Iterator[EmulatorControl]:
     """The session's emulator enforcing TPM on MODEL and UNLISTED, drained; removed after."""
-    control = devstack.emulator_control()
-    for model in (MODEL, UNLISTED):
-        control.set_quota(model, tpm=TPM)
-        drain(devstack.bedrock_endpoint_url, model)
-    control.reset_stats()
-    try:
+    with enforced_quota(devstack, (MODEL, UNLISTED)) as control:
         yield control
-    finally:
-        control.remove_quota(MODEL)
-        control.remove_quota(UNLISTED)
-
-
-def drain(endpoint_url: str, model: str) -> None:
-    """Spend the emulator's bucket of ``model`` until a call is throttled."""
-    client = bedrock(endpoint_url)
-    for _ in range(200):
-        try:
-            client.converse(
-                modelId=model,
-                messages=[{"role": "user", "content": [{"text": "drain"}]}],
-                inferenceConfig={"maxTokens": 1000},
-            )
-        except client.exceptions.ThrottlingException:
-            return
-    raise AssertionError(f"the emulator never throttled {model}")
 
 
 def job_run(group: Group, records: int, model: str = MODEL) -> dict[str, Any]:

@@ -31,7 +31,6 @@ STEPS = [
         "system": None,
         "max_tokens": 256,
         "temperature": 0.5,
-        "cache_prompt": False,
     }
 ]
 TEMPLATE: dict[str, Any] = {
@@ -67,7 +66,7 @@ class TestJobDocument:
             "output_format", "partition_size", "priority", "status", "created_at",
             "updated_at", "started_at", "finished_at", "error", "records_done", "seed_count",
             "partitions_total", "in_flight", "export", "submit_published", "seed_sampling",
-            "keep_if", "dedup", "target", "max_generated",
+            "keep_if", "dedup", "target", "max_generated", "mode", "service_tier",
         }  # fmt: skip
 
     def test_starts_queued_with_nothing_done_and_unpublished(self) -> None:

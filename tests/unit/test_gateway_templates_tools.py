@@ -79,7 +79,12 @@ class TestYaml:
             "name": 'Q & A: "quoted"',
             "public": True,
             "steps": [
-                {**s, "system": s.get("system"), "temperature": 0.7, "cache_prompt": i == 1}
+                {
+                    **s,
+                    "system": s.get("system"),
+                    "temperature": 0.7,
+                    **({"cache_prompt": True} if i == 1 else {}),
+                }
                 for i, s in enumerate(STEPS)
             ],
             "schema_requirements": ["product"],

@@ -66,7 +66,7 @@ class TestAimdKnownQuota:
         rate.advance(2.0)
         assert rate.rate == pytest.approx(900.0)
         rate.advance(3.0)
-        assert rate.rate == pytest.approx(920.0)  # near it: +2 % a second
+        assert rate.rate == pytest.approx(903.0)  # near it: +0.3 % a second
         rate.advance(100.0)
         assert rate.rate == 1000.0  # never above the share
         assert rate.factor == 1.0
@@ -284,6 +284,7 @@ class Bedrock:
         self.buckets = QuotaBuckets({"m": QuotaLimits(tpm=tpm)}, now=clock.now)
         self.used = 0
         self.throttled = 0
+        self.admitted = 0
 
     def run(self, pacers: list[ModelPacer], seconds: float, workers: int = 8) -> None:
         """Calls of 15 tokens in, up to 64 out (40 made), 0.5 s each, as fast as paced."""
@@ -303,6 +304,7 @@ class Bedrock:
                         self.throttled += 1
                         p.throttled(ticket)
                         continue
+                    self.admitted += 1
                     busy.append((self.clock.now + 0.5, ticket, p))
             self.clock.now += 0.01
 
@@ -321,6 +323,29 @@ class TestAgainstBedrocksBuckets:
         bedrock.run(pacers, 60.0)
         assert (bedrock.used - before) / tpm >= 0.95
         assert bedrock.throttled == 0
+
+    def test_a_quota_halved_under_four_generators_throttles_under_2_percent_after_10_s(
+        self,
+    ) -> None:
+        """The bench's quota change, smaller: the table keeps the whole quota, Bedrock halves it."""
+        clock, tpm = Clock(), 60000.0
+        bedrock = Bedrock(clock, tpm)
+        bedrock.buckets.admit("m", int(tpm), clock.now)
+        shares = fair_shares(tpm * 0.98, dict.fromkeys("abcd"))
+        pacers = [pacer(clock, quota=tpm) for _ in shares]
+        for p, share in zip(pacers, shares.values(), strict=True):
+            p.set_share(share)
+        bedrock.run(pacers, 20.0)
+        assert bedrock.throttled == 0
+        bedrock.buckets.configure({"m": QuotaLimits(tpm=tpm / 2)}, clock.now)
+        bedrock.buckets.drain("m", clock.now)
+        bedrock.run(pacers, 10.0)
+        assert bedrock.throttled > 0  # the pacers learnt it from throttles
+        admitted, throttled = bedrock.admitted, bedrock.throttled
+        bedrock.run(pacers, 30.0)
+        calls = bedrock.admitted - admitted + bedrock.throttled - throttled
+        assert calls > 150
+        assert (bedrock.throttled - throttled) / calls < 0.02
 
     def test_an_unknown_quota_is_found_with_few_throttles(self) -> None:
         clock, tpm = Clock(), 6000.0

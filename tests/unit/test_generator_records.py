@@ -372,3 +372,27 @@ class TestUsageTally:
         moved = tally.take()
         assert not tally
         assert moved.calls == 1
+
+
+class TestUsageAtItsOwnRate:
+    def test_a_row_billed_at_its_own_rate_keeps_it_through_encoding_and_messages(self) -> None:
+        tally = UsageTally()
+        tally.add("q", "m", 10, 5)
+        tally.add("q", "m", 7, 3, rate="default")
+        decoded = UsageTally.decode(tally.encode())
+        assert decoded == tally
+        rows = decoded.to_step_usages("batch")
+        assert [(r.service_tier, r.input_tokens) for r in rows] == [("batch", 10), ("default", 7)]
+
+    def test_cost_prices_each_row_at_its_rate(self) -> None:
+        from palette.common.pricing import PricingTable
+        from palette.common.service_tiers import rated_table
+
+        table = PricingTable.load()
+        model = "amazon.nova-pro-v1:0"
+        tally = UsageTally()
+        tally.add("q", model, 1000, 100)
+        tally.add("q", model, 1000, 100, rate="default")
+        batch = rated_table(table, "batch")
+        expected = batch.cost(model, 1000, 100) + table.cost(model, 1000, 100)
+        assert tally.cost(batch, table) == expected

@@ -67,6 +67,8 @@ def job_document(
         "dedup": _dump(submit.dedup),
         "target": submit.target,
         "max_generated": max_generated(submit.target, submit.num_records, submit.max_generated),
+        "mode": submit.mode.value,
+        "service_tier": submit.service_tier.value,
         "status": JobStatus.QUEUED.value,
         "created_at": now,
         "updated_at": now,

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
+from palette.common.service_tiers import JobMode, Rate, ServiceTier
 from palette.common.targets import MAX_GENERATED, Target, target_problem
 from palette.common.templates import TemplateSpec
 
@@ -92,6 +93,8 @@ class StepUsage(BaseModel):
     """Input tokens read from the prompt cache (not in ``input_tokens``)."""
     cache_write_tokens: NonNegInt = 0
     """Input tokens written to the prompt cache (not in ``input_tokens``)."""
+    service_tier: Rate = ServiceTier.DEFAULT
+    """The tier the calls were served at, or ``batch``: their tokens are priced at its price."""
 
 
 class RetryCounts(BaseModel):
@@ -139,6 +142,16 @@ class SubmitJob(Message):
         description='Which seed record each record draws: "uniform" (with replacement), '
         '"shuffle" (every seed once per epoch) or {"stratify": FIELD} (balanced across the '
         "field's values).",
+    )
+    mode: JobMode = Field(
+        default=JobMode.ONLINE,
+        description='"online": one Converse call per record and step; "batch": Bedrock batch '
+        "inference jobs at the batch price, step by step.",
+    )
+    service_tier: ServiceTier = Field(
+        default=ServiceTier.DEFAULT,
+        description='Bedrock service tier of online calls: "default", "flex" (cheaper, slower) '
+        'or "priority" (dearer, served first); calls are priced at its price.',
     )
     target: Target = Field(
         default="generated",
@@ -192,6 +205,10 @@ class GeneratePartition(Message):
     seed_key: str
     seed_count: PosInt
     seed_sampling: SeedSampling = "uniform"
+    service_tier: ServiceTier = ServiceTier.DEFAULT
+    """The ``serviceTier`` of every call; the lease guard prices calls at its price."""
+    mode: JobMode = JobMode.ONLINE
+    """``batch``: the records go through Bedrock batch inference jobs, priced at the batch price."""
     part_size: PosInt | None = Field(
         None,
         description="Not read any more: generators use their own PALETTE_GENERATOR_PART_SIZE. "

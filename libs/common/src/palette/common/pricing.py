@@ -2,10 +2,15 @@
 
 The table ships as ``pricing.json`` beside this module; ``PALETTE_PRICING_FILE``
 (or an explicit path) replaces it. Each entry gives USD per million input and
-output tokens, with the source and date of the price, and for a model that
-supports prompt caching its ``cache`` entry: USD per million tokens read from and
-written to the cache, the minimum cacheable prefix in tokens, source and date.
-A model without one has no prompt caching. Cross-region inference
+output tokens, with the source and date of the price; where Bedrock offers
+them its ``batch`` price and its ``service_tiers`` prices (``flex``, ``priority``;
+the entry's own price is the ``default`` tier's): ``palette.common.service_tiers``;
+and for a model that supports prompt caching its ``cache`` entry: USD per million
+tokens read from and written to the cache, the minimum cacheable prefix in tokens,
+source and date. A model without one has no prompt caching. Cache prices are the
+default tier's: a model priced at another tier or in batch has no ``cache`` there
+(``PriceEntry.at_rate``), so a ``cache_prompt`` step is refused at those rates
+before any call. Cross-region inference
 profiles (``us.``, ``eu.``, ``apac.``, ``global.`` ids) are listed one by one under
 ``profiles``, each naming the base model whose price it is charged at.
 """
@@ -15,15 +20,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palette.common.model_ids import base_model_id, profile_prefix
-from palette.common.money import MoneyError, usd_to_picos
+from palette.common.money import usd_to_picos
+from palette.common.service_tiers import BATCH, Price, ServiceTier, TierPrice
 
 DEFAULT_PRICING_FILE = Path(__file__).with_name("pricing.json")
 
@@ -34,18 +38,6 @@ class UnknownModelError(LookupError):
     def __init__(self, model_id: str) -> None:
         super().__init__(f"model {model_id!r} has no price in the pricing table")
         self.model_id = model_id
-
-
-def _exact_in_picos(value: Decimal) -> Decimal:
-    try:
-        usd_to_picos(value / 10**6)
-    except MoneyError as exc:
-        raise ValueError("a price may have at most six decimals per million tokens") from exc
-    return value
-
-
-Price = Annotated[Decimal, Field(ge=0), AfterValidator(_exact_in_picos)]
-"""USD per million tokens, exact in picodollars per token."""
 
 
 class CacheEntry(BaseModel):
@@ -60,16 +52,41 @@ class CacheEntry(BaseModel):
     as_of: str = Field(min_length=1, description="Date the prices were read, ISO 8601")
 
 
-class PriceEntry(BaseModel):
-    """One model's price, in USD per million tokens."""
+class PriceEntry(TierPrice):
+    """One model's price, in USD per million tokens (the default tier's), and its other rates."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    batch: TierPrice | None = Field(None, description="Batch inference price; null: none")
+    service_tiers: dict[ServiceTier, TierPrice] = Field(
+        default_factory=dict,
+        description="Prices at the flex and priority tiers Bedrock offers the model "
+        "(the entry's own price is the default tier's)",
+    )
 
-    input_per_million: Price
-    output_per_million: Price
-    source: str = Field(min_length=1)
-    as_of: str = Field(min_length=1, description="Date the price was read, ISO 8601")
-    cache: CacheEntry | None = Field(default=None, description="None: no prompt caching")
+    cache: CacheEntry | None = Field(
+        default=None,
+        description="Prompt-caching prices at the default tier; None: no prompt caching",
+    )
+
+    def at_rate(self, rate: str) -> PriceEntry | None:
+        """This entry priced at a service tier or in batch (None: no price there).
+
+        Prompt caching is priced at the default tier only: at any other rate the
+        entry has no ``cache``.
+        """
+        if rate == ServiceTier.DEFAULT.value:
+            return self
+        found = self.batch if rate == BATCH else self.service_tiers.get(ServiceTier(rate))
+        if found is None:
+            return None
+        return self.model_copy(
+            update={
+                "input_per_million": found.input_per_million,
+                "output_per_million": found.output_per_million,
+                "source": found.source,
+                "as_of": found.as_of,
+                "cache": None,
+            }
+        )
 
 
 class ProfileEntry(BaseModel):
@@ -162,6 +179,8 @@ class PricingTable:
         for profile_id, profile in self.profiles.items():
             self._entries[profile_id] = entries[profile.priced_as]
         self._prices = {model: token_price(entry) for model, entry in self._entries.items()}
+        self._base = dict(entries)
+        self._rated: dict[str, PricingTable] = {}
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> PricingTable:
@@ -203,6 +222,25 @@ class PricingTable:
     def cache(self, model_id: str) -> CacheEntry | None:
         """A model's prompt-caching entry (None: the model has no prompt caching)."""
         return self.entry(model_id).cache
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._prices
+
+    def rated(self, rate: str) -> PricingTable:
+        """The table of the models priced at a service tier or in batch, at that price.
+
+        Use ``palette.common.service_tiers.rated_table``; built once per rate.
+        """
+        table = self._rated.get(rate)
+        if table is None:
+            entries = {
+                model: rated
+                for model, entry in self._base.items()
+                if (rated := entry.at_rate(rate)) is not None
+            }
+            profiles = {p: e for p, e in self.profiles.items() if e.priced_as in entries}
+            table = self._rated[rate] = PricingTable(entries, profiles)
+        return table
 
     def require(self, model_ids: Iterable[str]) -> None:
         """Raise UnknownModelError for the first model without a price."""

@@ -19,6 +19,7 @@ they stay in the dataset flagged ``complete: false``.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -27,8 +28,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from rensa import RMinHash, RMinHashLSH
 
+from palette.common.output_schema import field_problem
 from palette.common.samplers import field_value
 from palette.common.sandbox import TemplateError, build_budget
+from palette.common.steps import Step
 from palette.common.templates import (
     MAX_KEEP_IF_CHARS,
     TemplateSpec,
@@ -44,7 +47,8 @@ LSH_BANDS = 32
 probability ~1; candidates are then checked against the threshold."""
 MINHASH_SEED = 42
 SHINGLE_WORDS = 3
-DEDUP_FIELD = r"^(steps\.[A-Za-z_][A-Za-z0-9_]{0,63}\.output|vars\.[A-Za-z_][A-Za-z0-9_]{0,63})$"
+_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+DEDUP_FIELD = rf"^(steps\.{_NAME}\.output(\.{_NAME})*|vars\.{_NAME})$"
 KEEP_IF = "keep_if"
 DUPLICATE = "duplicate"
 
@@ -66,7 +70,12 @@ class Dedup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     field: Annotated[
-        str, Field(pattern=DEDUP_FIELD, description="`steps.<id>.output` or `vars.<name>`.")
+        str,
+        Field(
+            pattern=DEDUP_FIELD,
+            description="`steps.<id>.output` (a field of a structured one: "
+            "`steps.<id>.output.<field>`) or `vars.<name>`.",
+        ),
     ]
     mode: Literal["exact", "near"] = "exact"
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
@@ -80,7 +89,7 @@ def check(template: TemplateSpec, keep_if: str | None, dedup: Dedup | None) -> N
     Raises:
         TemplateError: naming ``keep_if`` or ``dedup.field`` and the problem.
     """
-    steps = {step.id for step in template.steps}
+    steps = {step.id: step for step in template.steps}
     if keep_if is not None:
         for path in references("{{ (" + keep_if + ") }}", KEEP_IF):
             _check_path(KEEP_IF, path, steps, template.variables)
@@ -89,13 +98,19 @@ def check(template: TemplateSpec, keep_if: str | None, dedup: Dedup | None) -> N
         _check_path("dedup.field", dedup.field.split("."), steps, template.variables)
 
 
-def _check_path(field: str, path: list[str], steps: set[str], variables: Mapping[str, Any]) -> None:
+def _check_path(
+    field: str, path: list[str], steps: Mapping[str, Step], variables: Mapping[str, Any]
+) -> None:
     name = ".".join(path)
     if path[0] == "steps":
         if len(path) < 3 or path[2] != "output":
             raise TemplateError(field, f"{name}: use steps.<id>.output to read a step")
         if path[1] not in steps:
             raise TemplateError(field, f"{name}: the template has no step {path[1]!r}")
+        schema = steps[path[1]].answer_schema
+        problem = field_problem(schema, path[3:]) if schema is not None else None
+        if problem is not None:
+            raise TemplateError(field, f"steps.{path[1]}.output: {problem}")
     elif path[0] == "vars":
         if len(path) < 2 or path[1] not in variables:
             raise TemplateError(field, f"{name}: the template has no variable of that name")
@@ -150,7 +165,9 @@ class RecordFilter:
         if self._dedup is None:
             return None
         value = field_value(context, self._dedup.field)
-        text = normalise("" if value is None else str(value))
+        if not isinstance(value, str):  # a structured field: its JSON
+            value = "" if value is None else json.dumps(value, sort_keys=True)
+        text = normalise(value)
         first = self._duplicate_of(index, text)
         return None if first is None else (DUPLICATE, f"duplicate of record {first}")
 

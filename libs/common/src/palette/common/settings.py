@@ -63,6 +63,12 @@ class CommonSettings(BaseSettings):
         validation_alias=_env("PALETTE_PRICING_FILE"),
         description="A pricing JSON file that replaces the shipped table.",
     )
+    structured_output_file: str | None = Field(
+        None,
+        validation_alias=_env("PALETTE_STRUCTURED_OUTPUT_FILE"),
+        description="A JSON file (the shape of the shipped structured_output.json) that "
+        "replaces the shipped table of how each model answers a schema.",
+    )
     log_level: str = Field(
         "INFO", validation_alias=_env("PALETTE_LOG_LEVEL"), description="Log level."
     )

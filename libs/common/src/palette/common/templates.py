@@ -21,6 +21,7 @@ from jinja2.exceptions import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palette.common.draws import seeded_draws
+from palette.common.output_schema import field_problem
 from palette.common.samplers import MAX_VARIABLES, VARIABLE_NAME, Sampler, seed_fields
 from palette.common.sandbox import (
     MAX_RENDER_CHARS,
@@ -30,10 +31,13 @@ from palette.common.sandbox import (
     TemplateError,
     build_budget,
 )
+from palette.common.steps import MAX_PROMPT_CHARS, STEP_ID, Step
 from palette.common.time_limit import Expired, time_limit
 
 __all__ = [
+    "MAX_PROMPT_CHARS",
     "MAX_RENDER_CHARS",
+    "STEP_ID",
     "RenderLimitError",
     "RenderTimeoutError",
     "SandboxError",
@@ -46,29 +50,12 @@ __all__ = [
     "step_context",
 ]
 
-STEP_ID = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 MAX_STEPS = 10
-MAX_PROMPT_CHARS = 100_000
 DEFAULT_RENDER_SECONDS = 1.0
 MAX_TEMPLATE_DEPTH = 40
 VARS = "vars"
-MAX_KEEP_IF_CHARS = 2_000
 """The name under which a step reads the record's variables."""
-
-
-class Step(BaseModel):
-    """One model call of a template."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: Annotated[str, Field(pattern=STEP_ID)]
-    model: Annotated[str, Field(min_length=1, max_length=200)]
-    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
-    system: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS)] = None
-    max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 512
-    temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
-    cache_prompt: bool = False
-    """A Converse cache point after the system prompt and the prompt's static prefix."""
+MAX_KEEP_IF_CHARS = 2_000
 
 
 class TemplateSpec(BaseModel):
@@ -223,7 +210,7 @@ def analyse(template: TemplateSpec) -> list[str]:
     are requirements too.
     """
     requirements: set[str] = set(seed_fields(template.variables))
-    earlier: set[str] = set()
+    earlier: dict[str, Step] = {}
     for index, step in enumerate(template.steps):
         for name in ("prompt", "system"):
             source = getattr(step, name)
@@ -238,13 +225,23 @@ def analyse(template: TemplateSpec) -> list[str]:
                         raise TemplateError(
                             field, f"steps.{path[1]}.output is not the output of an earlier step"
                         )
+                    _check_output_field(field, path, earlier[path[1]])
                 elif path[0] == VARS:
                     _check_variable(field, path, template.variables)
                 else:
                     requirements.add(".".join(path))
-        earlier.add(step.id)
+        earlier[step.id] = step
     # A shorter path that is a prefix of a longer one adds nothing.
     return sorted(r for r in requirements if not any(o.startswith(r + ".") for o in requirements))
+
+
+def _check_output_field(field: str, path: list[str], step: Step) -> None:
+    """``steps.X.output.a.b`` must name a field of step X's ``output_schema``."""
+    schema = step.answer_schema
+    if schema is not None and len(path) > 3:
+        problem = field_problem(schema, path[3:])
+        if problem is not None:
+            raise TemplateError(field, f"steps.{step.id}.output: {problem}")
 
 
 def _check_variable(field: str, path: list[str], variables: Mapping[str, Any]) -> None:
@@ -336,7 +333,7 @@ def _draws_key(draws: str | None, field: str) -> str | None:
 
 def step_context(
     seed: Mapping[str, Any],
-    outputs: Mapping[str, str],
+    outputs: Mapping[str, Any],
     variables: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The variables a step sees: the seed's fields, earlier outputs and the record's draws.

@@ -19,8 +19,8 @@ Control API (JSON), beside the model routes:
   ``requestMetadata``;
   ``GET /_emulator/billing/summary[?key=value...]``: totals per model;
   ``DELETE /_emulator/billing``: forget them.
-- ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome, and
-  ``quota_rpm``, ``quota_tpm``, ``quota_daily``: calls throttled by each quota.
+- ``GET /_emulator/stats``, ``DELETE /_emulator/stats``: calls per outcome, ``invalid_output``,
+  and ``quota_rpm``, ``quota_tpm``, ``quota_daily``: calls throttled by each quota.
 - ``GET /_emulator/quotas``: the quotas enforced per model id and each bucket's
   level now (set them through ``config``'s ``quotas``);
   ``GET /_emulator/throttles[?offset=N][&key=value...]``: calls throttled for a
@@ -34,6 +34,8 @@ Control API (JSON), beside the model routes:
 - ``GET /_emulator/invocation-log``: where Bedrock-style model invocation logs
   go and how their delivery went (``{"enabled": false}`` when off);
   ``POST /_emulator/invocation-log/flush``: deliver the queued records now.
+- ``GET /_emulator/batch``: batch inference jobs created (``submissions``), each with
+  its status, counts, tags (``batch_jobs`` serves ``/model-invocation-job``).
 """
 
 from __future__ import annotations
@@ -41,22 +43,27 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
+from palette.devstack.batch_jobs import BatchJobs
 from palette.devstack.billing import BillingLog
 from palette.devstack.converse import (
     ConverseCall,
     ConverseRequestError,
-    complete,
     input_tokens,
     max_tokens_of,
     model_from_path,
     parse_request,
 )
-from palette.devstack.eventlog import EventLog, ThrottleLog
+from palette.devstack.emulator_control import CONTROL_PREFIX, EmulatorControl
+from palette.devstack.emulator_errors import (
+    ERROR_MESSAGES,
+    INVALID_MODEL,
+    QUOTA_MESSAGES,
+    error_response,
+)
+from palette.devstack.eventlog import ThrottleLog
 from palette.devstack.faults import (
     BILLED_TIMEOUT,
     MODEL_TIMEOUT,
@@ -68,40 +75,9 @@ from palette.devstack.faults import (
 from palette.devstack.httpd import DropConnection, Later, Request, Response, json_response
 from palette.devstack.invocation_log import InvocationLogDelivery
 from palette.devstack.prompt_cache import PromptCache, cache_minimums, with_cache
-from palette.devstack.quota_buckets import REASONS, QuotaBuckets, Throttle
+from palette.devstack.quota_buckets import QuotaBuckets, Throttle
 from palette.devstack.quota_usage import QuotaUsage
-
-ERROR_STATUS = {
-    "ValidationException": 400,
-    "ThrottlingException": 429,
-    "ServiceUnavailableException": 503,
-    "ModelTimeoutException": 408,
-    "ResourceNotFoundException": 404,
-    "UnknownOperationException": 404,
-}
-ERROR_MESSAGES = {
-    "ThrottlingException": "Too many requests, please wait before trying again.",
-    "ServiceUnavailableException": "Bedrock is unable to process your request.",
-    "ModelTimeoutException": "Model has timed out in processing the request. "
-    "Try your request again.",
-}
-QUOTA_MESSAGES = {
-    "rpm": "Too many requests, please wait before trying again.",
-    "tpm": "Too many tokens, please wait before trying again.",
-    "daily": "Too many tokens per day, please wait before trying again.",
-}
-INVALID_MODEL = "The provided model identifier is invalid."
-ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
-CONTROL_PREFIX = "/_emulator/"
-
-
-def error_response(code: str, message: str, request_id: str) -> Response:
-    """An error in the wire form botocore's REST-JSON parser reads."""
-    return json_response(
-        ERROR_STATUS[code],
-        {"message": message},
-        [("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", code + ERROR_TYPE_SUFFIX)],
-    )
+from palette.devstack.structured_answers import ask_of, respond
 
 
 class BedrockEmulator:
@@ -115,10 +91,13 @@ class BedrockEmulator:
         invocations: InvocationLogDelivery | None = None,
         throttles: ThrottleLog | None = None,
         burndown: Callable[[str], int] | None = None,
+        tiers: Mapping[str, Iterable[str]] | None = None,
         pricing_file: str | None = None,
     ) -> None:
         self.faults = FaultInjector(config)
         self.models = frozenset(models)
+        # Models served at each tier other than the default (None: every model at every tier).
+        self.tiers = None if tiers is None else {t: frozenset(m) for t, m in tiers.items()}
         self.billing = billing if billing is not None else BillingLog()
         self.invocations = invocations
         self.throttles = throttles if throttles is not None else ThrottleLog()
@@ -127,6 +106,8 @@ class BedrockEmulator:
         self.stats: Counter[str] = Counter()
         self.quota_stats: Counter[str] = Counter()
         self.prompt_cache = PromptCache(cache_minimums(self.models, pricing_file))
+        self.batch: BatchJobs | None = None
+        """Batch inference jobs (``palette.devstack.batch_jobs``), when S3 is set up."""
 
     def __call__(self, request: Request) -> Response | Later:
         """Route one request."""
@@ -138,6 +119,8 @@ class BedrockEmulator:
             return error_response(
                 "UnknownOperationException", "Unknown operation.", str(uuid.uuid4())
             )
+        if path.startswith("/model-invocation-job") and self.batch is not None:
+            return self.batch(request)
         if path.startswith(CONTROL_PREFIX):
             return self.control(request.method, path[len(CONTROL_PREFIX) :], request)
         return json_response(404, {"message": "not found"})
@@ -151,11 +134,15 @@ class BedrockEmulator:
             self.stats["ValidationException"] += 1
             return error_response("ValidationException", INVALID_MODEL, request_id)
         try:
-            call = parse_request(request.json())
+            body = request.json()
+            call = parse_request(body)
+            ask = ask_of(model_id, body)
         except ValueError as exc:  # ConverseRequestError and malformed JSON
             self.stats["ValidationException"] += 1
             message = str(exc) if isinstance(exc, ConverseRequestError) else "Malformed input."
             return error_response("ValidationException", message, request_id)
+        if not self.serves_tier(model_id, call.service_tier):
+            return self._tier_refused(call.service_tier, request_id)
         second = int(time.time())
         reserved = self._admit(model_id, call, second)
         if isinstance(reserved, Throttle):
@@ -165,7 +152,7 @@ class BedrockEmulator:
         if outcome not in (OK, MODEL_TIMEOUT, BILLED_TIMEOUT):
             self.quotas.release(model_id, reserved, time.monotonic())
             return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-        whole = complete(model_id, call, self.faults.config.default_max_tokens)
+        whole = respond(model_id, call, ask, self.faults, self.stats)
 
         def finish() -> Response | Later:
             if outcome == MODEL_TIMEOUT:
@@ -186,6 +173,7 @@ class BedrockEmulator:
                 completion.output_tokens,
                 call.request_metadata,
                 arrived,
+                call.service_tier,
                 cache=(completion.cache_read, completion.cache_write),
             )
             if self.invocations is not None:
@@ -195,7 +183,21 @@ class BedrockEmulator:
             body = completion.body(time.monotonic() - started)
             return json_response(200, body, [("x-amzn-RequestId", request_id)])
 
-        return Later(self.faults.latency_seconds(), finish)
+        return Later(self._latency(call.service_tier), finish)
+
+    def _latency(self, tier: str) -> float:
+        """A call's latency: the configured one, plus ``flex_latency_ms`` at the flex tier."""
+        extra = self.faults.config.flex_latency_ms / 1000.0 if tier == "flex" else 0.0
+        return self.faults.latency_seconds() + extra
+
+    def _tier_refused(self, tier: str, request_id: str) -> Response:
+        self.stats["ValidationException"] += 1
+        message = f"The model does not support the {tier} service tier."
+        return error_response("ValidationException", message, request_id)
+
+    def serves_tier(self, model_id: str, tier: str) -> bool:
+        """Whether a model is served at a service tier (every model at ``default``)."""
+        return tier == "default" or self.tiers is None or model_id in self.tiers.get(tier, ())
 
     def _admit(self, model_id: str, call: ConverseCall, second: int) -> int | Throttle:
         """The tokens a call reserves from its model's quota (0: none enforced), or its throttle."""
@@ -229,105 +231,8 @@ class BedrockEmulator:
         return error_response(MODEL_TIMEOUT, ERROR_MESSAGES[MODEL_TIMEOUT], request_id)
 
     def control(self, method: str, route: str, request: Request) -> Response:
-        """The control API under ``/_emulator/``."""
-        action = {
-            ("GET", "health"): self._health,
-            ("GET", "config"): self._get_config,
-            ("POST", "config"): self._set_config,
-            ("PUT", "config"): self._set_config,
-            ("PATCH", "config"): self._set_config,
-            ("GET", "billing"): self._get_billing,
-            ("DELETE", "billing"): self._clear_billing,
-            ("GET", "billing/summary"): self._billing_summary,
-            ("GET", "stats"): self._get_stats,
-            ("DELETE", "stats"): self._clear_stats,
-            ("GET", "quotas"): self._get_quotas,
-            ("GET", "quotas/usage"): self._get_usage,
-            ("POST", "quotas/drain"): self._drain,
-            ("DELETE", "quotas/usage"): lambda _r: json_response(
-                200, {"cleared": self.usage.clear()}
-            ),
-            ("GET", "throttles"): self._get_throttles,
-            ("DELETE", "throttles"): self._clear_throttles,
-            ("GET", "invocation-log"): self._invocation_log,
-            ("POST", "invocation-log/flush"): self._flush_invocation_log,
-        }.get((method, route))
-        if action is None:
-            return json_response(404, {"message": f"no route {method} {CONTROL_PREFIX}{route}"})
-        return action(request)
-
-    def _health(self, request: Request) -> Response:
-        return json_response(200, {"status": "ok", "models": sorted(self.models)})
-
-    def _get_config(self, request: Request) -> Response:
-        return json_response(200, self.faults.snapshot())
-
-    def _set_config(self, request: Request) -> Response:
-        try:
-            patch = request.json()
-            if not isinstance(patch, dict):
-                raise TypeError("the body must be a JSON object")
-            config = self.faults.update(patch)
-        except (ValueError, TypeError, ValidationError) as exc:
-            return json_response(400, {"message": str(exc)})
-        self.quotas.configure(config.quotas, time.monotonic())
-        return json_response(200, self.faults.snapshot())
-
-    def _get_billing(self, request: Request) -> Response:
-        return _log_entries(self.billing, request)
-
-    def _clear_billing(self, request: Request) -> Response:
-        return json_response(200, {"cleared": self.billing.clear()})
-
-    def _billing_summary(self, request: Request) -> Response:
-        return json_response(200, self.billing.summary(dict(request.query)))
-
-    def _get_stats(self, request: Request) -> Response:
-        quota = {f"quota_{reason}": self.quota_stats[reason] for reason in REASONS}
-        return json_response(200, {"requests": sum(self.stats.values()), **self.stats, **quota})
-
-    def _clear_stats(self, request: Request) -> Response:
-        self.stats.clear()
-        self.quota_stats.clear()
-        return json_response(200, {})
-
-    def _get_quotas(self, request: Request) -> Response:
-        return json_response(200, self.quotas.status(time.monotonic()))
-
-    def _drain(self, request: Request) -> Response:
-        model_id = str(request.json().get("model_id", ""))
-        if not self.quotas.enforced(model_id):
-            return json_response(404, {"message": f"no quota enforced on {model_id!r}"})
-        self.quotas.drain(model_id, time.monotonic())
-        return json_response(200, self.quotas.status(time.monotonic()))
-
-    def _get_usage(self, request: Request) -> Response:
-        query = dict(request.query)
-        rows = self.usage.rows(query.get("model_id"), int(query.get("since", "0")))
-        return json_response(200, rows)
-
-    def _get_throttles(self, request: Request) -> Response:
-        return _log_entries(self.throttles, request)
-
-    def _clear_throttles(self, request: Request) -> Response:
-        return json_response(200, {"cleared": self.throttles.clear()})
-
-    def _invocation_log(self, request: Request) -> Response:
-        if self.invocations is None:
-            return json_response(200, {"enabled": False})
-        return json_response(200, {"enabled": True, **self.invocations.status()})
-
-    def _flush_invocation_log(self, request: Request) -> Response:
-        if self.invocations is None:
-            return json_response(409, {"message": "invocation logging is off"})
-        return json_response(200, {"delivered": self.invocations.flush()})
-
-
-def _log_entries(log: EventLog, request: Request) -> Response:
-    """``?offset=N`` and ``requestMetadata`` pairs select a log's entries."""
-    metadata = dict(request.query)
-    offset = int(metadata.pop("offset", "0"))
-    return json_response(200, log.entries(offset, metadata))
+        """The control API under ``/_emulator/`` (``palette.devstack.emulator_control``)."""
+        return EmulatorControl(self)(method, route, request)
 
 
 def _drop() -> Response:

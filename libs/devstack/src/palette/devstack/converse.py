@@ -50,6 +50,8 @@ _CORPUS: tuple[str, ...] = tuple(
 _DOUBLE_CORPUS = _CORPUS + _CORPUS
 
 ROLES = frozenset({"user", "assistant"})
+SERVICE_TIERS = frozenset({"default", "flex", "priority"})
+"""The ``serviceTier.type`` values served (Bedrock's ``reserved`` needs a reservation)."""
 
 
 class ConverseRequestError(ValueError):
@@ -64,6 +66,7 @@ class ConverseCall:
     system: list[dict[str, Any]]
     inference_config: dict[str, Any]
     request_metadata: dict[str, str]
+    service_tier: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class Completion:
     """Input tokens read from the prompt cache (not in ``input_tokens``)."""
     cache_write: int = 0
     """Input tokens written to the prompt cache (not in ``input_tokens``)."""
+    service_tier: str = "default"
 
     def body(self, seconds: float) -> dict[str, Any]:
         """The Converse response body, ``seconds`` after the request arrived."""
@@ -88,6 +92,7 @@ class Completion:
             else {}
         )
         return {
+            "serviceTier": {"type": self.service_tier},
             "output": {"message": {"role": "assistant", "content": [{"text": self.text}]}},
             "stopReason": self.stop_reason,
             "usage": {
@@ -161,7 +166,14 @@ def parse_request(body: Any) -> ConverseCall:
         )
     metadata = body.get("requestMetadata") or {}
     _require(isinstance(metadata, dict), "requestMetadata must be a map of strings.")
-    return ConverseCall(messages, system, config, {str(k): str(v) for k, v in metadata.items()})
+    tier = body.get("serviceTier") or {"type": "default"}
+    _require(
+        isinstance(tier, dict) and tier.get("type") in SERVICE_TIERS,
+        "serviceTier.type must be one of default, flex, priority.",
+    )
+    return ConverseCall(
+        messages, system, config, {str(k): str(v) for k, v in metadata.items()}, tier["type"]
+    )
 
 
 def request_seed(
@@ -205,6 +217,7 @@ def complete(model_id: str, call: ConverseCall, default_max_tokens: int) -> Comp
         input_tokens=input_tokens(call.messages, call.system),
         output_tokens=count,
         stop_reason="max_tokens" if wanted >= max_tokens else "end_turn",
+        service_tier=call.service_tier,
     )
 
 

@@ -143,6 +143,10 @@ class EmulatorControl:
         """Forget the throttled calls; returns how many there were."""
         return int(self._call("DELETE", "throttles")["cleared"])
 
+    def batch_jobs(self) -> dict[str, Any]:
+        """Batch inference jobs: ``submissions`` (jobs created) and ``jobs`` (each one's view)."""
+        return cast(dict[str, Any], self._call("GET", "batch"))
+
     def invocation_log(self) -> dict[str, Any]:
         """Where the model invocation logs go and how delivery went (``enabled`` false: off)."""
         return cast(dict[str, Any], self._call("GET", "invocation-log"))

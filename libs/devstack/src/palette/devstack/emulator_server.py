@@ -28,6 +28,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from palette.common.pricing import load_pricing
 from palette.common.quotas import load_quotas
+from palette.common.service_tiers import rated_table
+from palette.devstack.batch_jobs import BatchJobs
 from palette.devstack.bedrock_emulator import BedrockEmulator
 from palette.devstack.billing import BillingLog
 from palette.devstack.eventlog import ThrottleLog
@@ -82,7 +84,9 @@ class EmulatorSettings(EmulatorConfig, BaseSettings):
         "us-east-1", description="Region in the invocation logs' keys and records."
     )
     s3_endpoint_url: str | None = Field(
-        None, description="S3 endpoint the invocation logs go to (None: AWS's own)."
+        None,
+        description="S3 endpoint of the invocation logs and of batch jobs' input and output "
+        "(None: AWS's own).",
     )
 
     def emulator_config(self) -> EmulatorConfig:
@@ -108,7 +112,8 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
 
     Its invocation log delivery, if any, is not started yet (``start_emulator``).
     """
-    models = load_pricing(settings.pricing_file).models
+    pricing = load_pricing(settings.pricing_file)
+    models = pricing.models
     invocations = None
     if settings.invocation_log_bucket:
         invocations = InvocationLogDelivery(
@@ -119,15 +124,25 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
             flush_seconds=settings.invocation_log_flush_ms / 1000.0,
             s3_endpoint_url=settings.s3_endpoint_url,
         )
-    return BedrockEmulator(
+    emulator = BedrockEmulator(
         settings.emulator_config(),
         models,
         BillingLog(settings.billing_file),
         invocations,
         ThrottleLog(settings.throttle_file),
         settings.output_burndown,
+        {tier: rated_table(pricing, tier).models for tier in ("flex", "priority")},
         settings.pricing_file,
     )
+    emulator.batch = BatchJobs(
+        lambda: emulator.faults.config,
+        frozenset(rated_table(pricing, "batch").models),
+        emulator.billing,
+        settings.s3_endpoint_url,
+        settings.invocation_log_region,
+        settings.invocation_log_account,
+    )
+    return emulator
 
 
 def close_emulator(emulator: BedrockEmulator) -> None:
@@ -200,6 +215,11 @@ _FLAGS: dict[str, Any] = {
     "hang_ms": float,
     "seed": int,
     "default_max_tokens": int,
+    "flex_latency_ms": float,
+    "batch_delay_ms": float,
+    "batch_error_rate": float,
+    "batch_min_records": int,
+    "batch_max_records": int,
     "quotas": json.loads,
     "quota_table": lambda text: text.lower() in ("1", "true", "yes", "on"),
     "quotas_file": str,

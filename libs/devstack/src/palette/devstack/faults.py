@@ -64,6 +64,13 @@ class EmulatorConfig(BaseModel):
     billed_timeout_mode: Literal["error", "drop", "hang"] = Field(
         "error", description="What a billed timeout looks like to the caller."
     )
+    invalid_output_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of structured answers (outputConfig json_schema, forced tool use) "
+        "that do not match their schema; billed like any answer.",
+    )
     hang_ms: float = Field(30_000.0, ge=0, description="How long a 'hang' holds the connection.")
     seed: int | None = Field(None, description="Seed of the fault generator (None: random).")
     fault_models: list[str] | None = Field(
@@ -77,6 +84,21 @@ class EmulatorConfig(BaseModel):
     )
     cache_ttl_seconds: float = Field(
         300.0, ge=0, description="How long a cached prompt prefix lives after its last use."
+    )
+    flex_latency_ms: float = Field(
+        0.0, ge=0, description="Extra latency of a call at the flex service tier, in ms."
+    )
+    batch_delay_ms: float = Field(
+        0.0, ge=0, description="How long a batch inference job runs before its output is written."
+    )
+    batch_error_rate: float = Field(
+        0.0, ge=0, le=1, description="Share of a batch job's entries answered with an error."
+    )
+    batch_min_records: int = Field(
+        100, ge=1, description="Fewest entries a batch inference job takes (Bedrock's quota)."
+    )
+    batch_max_records: int = Field(
+        50_000, ge=1, description="Most entries a batch inference job takes (Bedrock's quota)."
     )
     quotas: dict[str, QuotaLimits] = Field(
         default_factory=dict,
@@ -119,6 +141,7 @@ class FaultInjector:
         # Test doubles, not secrets: the standard generator is the right tool.
         self._rng = random.Random(seed)  # noqa: S311
         self._jitter_rng = random.Random(None if seed is None else seed + 1)  # noqa: S311
+        self._invalid_rng = random.Random(None if seed is None else seed + 2)  # noqa: S311
 
     def snapshot(self) -> dict[str, Any]:
         """The configuration as JSON, with what is left of the script."""
@@ -170,6 +193,15 @@ class FaultInjector:
                 return outcome
             point -= rate
         return OK
+
+    def draw_invalid(self, model_id: str) -> bool:
+        """Whether the next structured answer of ``model_id`` misses its schema."""
+        config = self.config
+        if not config.invalid_output_rate or (
+            config.fault_models is not None and model_id not in config.fault_models
+        ):
+            return False
+        return self._invalid_rng.random() < config.invalid_output_rate
 
     def latency_seconds(self) -> float:
         """Latency of the next call, in seconds."""

@@ -6,7 +6,8 @@ cacheable length (the pricing table's ``cache.min_tokens``; a model without a
 ``cache`` entry caches nothing) is cached for ``ttl`` seconds from its last use.
 The longest prefix found in the cache comes back as cache-read tokens; the
 tokens of the longest prefix beyond it, the first time, as cache-write tokens
-(both left out of ``inputTokens``, as Bedrock reports them). Prefixes are keyed
+(both left out of ``inputTokens``, as Bedrock reports them). Only calls at the
+``default`` service tier cache: the pricing table prices cache tokens there only. Prefixes are keyed
 by model and a digest of their blocks, so only the same model sending the same
 text reads it.
 """
@@ -18,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from palette.common.pricing import UnknownModelError, load_pricing
 from palette.devstack.converse import (
@@ -26,6 +28,9 @@ from palette.devstack.converse import (
     ConverseCall,
     count_tokens,
 )
+from palette.devstack.structured_answers import StructuredCompletion
+
+AnyCompletion = TypeVar("AnyCompletion", bound=Completion | StructuredCompletion)
 
 MAX_ENTRIES = 100_000
 """Prefixes kept at most (the oldest expiry goes first beyond it)."""
@@ -79,7 +84,7 @@ class PromptCache:
     def use(self, model_id: str, call: ConverseCall, ttl: float, now: float) -> CacheUsage:
         """What the call reads from and writes to the cache; its prefixes are cached anew."""
         minimum = self._min_tokens.get(model_id)
-        if minimum is None:
+        if minimum is None or call.service_tier != "default":
             return CacheUsage()
         eligible = [(tokens, key) for tokens, key in cache_points(call) if tokens >= minimum]
         if not eligible:
@@ -110,7 +115,7 @@ class PromptCache:
         return count
 
 
-def with_cache(completion: Completion, usage: CacheUsage) -> Completion:
+def with_cache(completion: AnyCompletion, usage: CacheUsage) -> AnyCompletion:
     """A completion's usage with its cache tokens taken out of ``input_tokens``."""
     if not (usage.read or usage.write):
         return completion

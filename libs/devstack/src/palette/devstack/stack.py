@@ -322,14 +322,14 @@ class DevStack:
         port_file.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "palette.devstack.bedrock_emulator", "--host", self.host]
         argv += ["--port", "0", "--port-file", str(port_file)]
-        options = dict(self.emulator_options)
+        # Batch jobs read and write S3 too: the endpoint always.
+        options = {"s3_endpoint_url": self.s3_endpoint_url, **self.emulator_options}
         if self.invocation_log_prefix is not None:
             options |= {
                 "invocation_log_bucket": self.bucket,
                 "invocation_log_prefix": self.invocation_log_prefix,
                 "invocation_log_flush_ms": self.invocation_log_flush_ms,
                 "invocation_log_region": self.env()["AWS_REGION"],
-                "s3_endpoint_url": self.s3_endpoint_url,
             }
         argv += emulator_flags(options)
         aws = {k: v for k, v in self.env().items() if k.startswith("AWS_")}

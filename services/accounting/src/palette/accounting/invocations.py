@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from palette.common.service_tiers import ServiceTier
+
 SCHEMA_TYPE = "ModelInvocationLog"
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -40,6 +42,8 @@ class LoggedCall:
     call_id: str | None = None
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    service_tier: str = "default"
+    """The tier the generator asked for (its ``requestMetadata``): the call is priced at it."""
 
 
 def model_id_of(value: str) -> str:
@@ -88,7 +92,13 @@ def parse_record(record: Any, where: str) -> LoggedCall | None:
         call_id=str(call_id) if call_id else None,
         cache_read_tokens=_count(record, "input", "cacheReadInputTokenCount", where, 0),
         cache_write_tokens=_count(record, "input", "cacheWriteInputTokenCount", where, 0),
+        service_tier=_tier(metadata.get("service_tier")),
     )
+
+
+def _tier(value: Any) -> str:
+    """A logged call's service tier (a value that is none of them: the default)."""
+    return value if value in {t.value for t in ServiceTier} else ServiceTier.DEFAULT.value
 
 
 def parse_log_object(body: bytes, source: str) -> list[LoggedCall]:

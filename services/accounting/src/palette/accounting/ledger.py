@@ -13,6 +13,7 @@ from palette.accounting.invocations import LoggedCall, unique
 from palette.common.keys import mongo_field
 from palette.common.messages import LeaseClosed, RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
+from palette.common.service_tiers import ServiceTier, rated_table
 
 UsageMap = dict[str, dict[str, Any]]
 
@@ -30,8 +31,12 @@ def _compact(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def step_cost(u: StepUsage, pricing: PricingTable) -> int:
-    """Exact cost of one usage row, cache reads and writes at their prices."""
-    return pricing.cost(
+    """Exact cost of one usage row at the price of the tier it was served at (or batch).
+
+    Cache reads and writes are at their prices: the default tier's (the only
+    one with cache prices); at another rate they would be at its input price.
+    """
+    return rated_table(pricing, u.service_tier).cost(
         u.model_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens
     )
 
@@ -247,6 +252,7 @@ def logged_usage(calls: Iterable[LoggedCall], pricing: PricingTable) -> UsageMap
                 output_tokens=c.output_tokens,
                 cache_read_tokens=c.cache_read_tokens,
                 cache_write_tokens=c.cache_write_tokens,
+                service_tier=ServiceTier(c.service_tier),
             )
             for c in unique(calls)
         ),

@@ -25,6 +25,13 @@ from palette.common.keys import seed_prefix
 from palette.common.messages import CancelJob, DeleteJob
 from palette.common.samplers import Stratify
 from palette.common.seeds import SeedError
+from palette.common.service_tiers import (
+    JobMode,
+    ServiceTier,
+    UnpricedRateError,
+    job_rate,
+    require_rate,
+)
 from palette.common.targets import target_problem
 from palette.common.templates import TemplateError
 from palette.common.tracing import traceparent
@@ -112,6 +119,8 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
     target = target_problem(data.target, data.num_records, data.max_generated)
     if target is not None:
         raise invalid("max_generated", target)
+    if data.mode is JobMode.BATCH and data.service_tier is not ServiceTier.DEFAULT:
+        raise invalid("service_tier", "a service tier applies to online calls only (mode batch)")
     template = await template_for(runtime, owner, data)
     unpriced = unpriced_models(template["steps"], runtime.pricing)
     if unpriced:
@@ -121,6 +130,13 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
             f"template {data.template_id!r} uses unpriced models: {problems}",
             errors=[field_error("template_id", e["problem"], step=e["field"]) for e in unpriced],
         )
+    rate = job_rate(data.mode, data.service_tier)
+    try:
+        spec = template_spec(template)
+        require_rate(runtime.pricing, rate, spec.models, spec.steps)
+    except UnpricedRateError as exc:
+        field = "mode" if data.mode is JobMode.BATCH else "service_tier"
+        raise invalid(field, str(exc), model=exc.model_id) from None
     try:
         record_filters.check(template_spec(template), data.keep_if, data.dedup)
     except TemplateError as exc:

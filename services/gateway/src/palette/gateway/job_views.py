@@ -62,6 +62,8 @@ _SUBMITTED = {
     "dedup",
     "target",
     "max_generated",
+    "mode",
+    "service_tier",
 }
 """Fields of ``POST /jobs`` that its ``SubmitJob`` carries as they are."""
 
@@ -137,6 +139,8 @@ def submit_message(job: Document) -> SubmitJob:
         dedup=job.get("dedup"),
         target=job.get("target") or "generated",
         max_generated=job.get("max_generated"),
+        mode=job.get("mode") or "online",
+        service_tier=job.get("service_tier") or "default",
     )
 
 
@@ -210,6 +214,8 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         progress_percent=percent(done, int(job["num_records"])),
         partition_size=job.get("partition_size"),
         priority=int(job.get("priority") or 0),
+        mode=job.get("mode") or "online",
+        service_tier=job.get("service_tier") or "default",
         cost_usd=usd_string(money.spent),
         budget_usd=decimal_string(Decimal(str(job["budget_usd"]))),
         reserved_usd=usd_string(money.reserved),

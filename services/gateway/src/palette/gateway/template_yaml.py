@@ -29,6 +29,13 @@ def to_yaml(doc: dict[str, Any]) -> str:
             item["system"] = step["system"]
         item["max_tokens"] = step["max_tokens"]
         item["temperature"] = step["temperature"]
+        if step.get("kind", "generate") != "generate":
+            item["kind"] = step["kind"]
+        for name in ("output_schema", "rubric"):
+            if step.get(name) is not None:
+                item[name] = step[name]
+        if step.get("kind") == "judge":
+            item["scale"] = list(step.get("scale") or (1, 5))
         if step.get("cache_prompt"):
             item["cache_prompt"] = True
         steps.append(item)

@@ -19,6 +19,11 @@ from pydantic import ValidationError
 from palette.common import record_filters
 from palette.common.pricing import PricingTable, UnknownModelError
 from palette.common.samplers import probe_variables
+from palette.common.structured_support import (
+    NoStructuredOutputError,
+    StructuredSupport,
+    load_support,
+)
 from palette.common.templates import (
     RenderLimitError,
     SandboxError,
@@ -61,6 +66,18 @@ def unpriced_models(steps: list[Any], pricing: PricingTable) -> list[FieldError]
         if fields.get("cache_prompt") and cache is None:
             problem = f"model {model!r} has no prompt caching (no cache prices in the table)"
             errors.append(field_error(f"steps[{index}].cache_prompt", problem))
+    return errors
+
+
+def unstructured_models(steps: list[Any], support: StructuredSupport) -> list[FieldError]:
+    """One error per structured step whose model cannot answer a schema."""
+    errors = []
+    for index, step in enumerate(steps):
+        if step.kind == "judge" or step.output_schema is not None:
+            try:
+                support.entry(step.model)
+            except NoStructuredOutputError as exc:
+                errors.append(field_error(f"steps[{index}].model", str(exc)))
     return errors
 
 
@@ -126,12 +143,17 @@ def trial_render(spec: TemplateSpec, requirements: list[str], seconds: float) ->
 
 
 def check_template(
-    request: CreateTemplate, pricing: PricingTable, render_seconds: float = 1.0
+    request: CreateTemplate,
+    pricing: PricingTable,
+    render_seconds: float = 1.0,
+    support: StructuredSupport | None = None,
 ) -> tuple[TemplateSpec, list[str]]:
     """Validate a new template and return it with its seed field requirements.
 
     Checks unique step ids, Jinja2 syntax, references to earlier steps only,
-    that every model has a price, and a trial render within the limits
+    that every model has a price, that a structured step's (``output_schema``,
+    ``judge``) model can answer a schema (``support``: default the shipped
+    table), that later steps read only fields of a schema, and a trial render within the limits
     (``trial_render``, ``render_seconds`` for all steps).
 
     Raises:
@@ -149,6 +171,7 @@ def check_template(
             )
         seen.setdefault(step.id, index)
     errors.extend(unpriced_models(list(request.steps), pricing))
+    errors.extend(unstructured_models(list(request.steps), support or load_support(None)))
     if errors:
         raise _invalid(errors)
     try:

@@ -20,6 +20,7 @@ import { count, duration, rate, usd, when } from "../lib/format";
 
 type Sample = Schemas["RecordSample"];
 type CostLine = Schemas["CostLine"];
+type QuotaLine = Schemas["QuotaLine"];
 
 const SAMPLE_SIZE = 10;
 const SAMPLE_EVERY_MS = 1500;
@@ -76,6 +77,55 @@ function CostTable({ title, lines, testid }: { title: string; lines: CostLine[];
               <td class="num">{count(line.calls)}</td>
               <td class="num">{count(line.input_tokens)}</td>
               <td class="num">{count(line.output_tokens)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** Tokens per minute, or what a null means in that column. */
+function tpm(value: number | null | undefined, none: string) {
+  return value === null || value === undefined ? <span class="muted">{none}</span> : count(Math.round(value));
+}
+
+/** The dashboard's ``quotas``: each model's quota as the generators share it now. */
+function QuotaTable({ lines }: { lines: QuotaLine[] }) {
+  return (
+    <div class="table-scroll">
+      <table class="costs" data-testid="quotas">
+        <caption>Model quotas (tokens a minute)</caption>
+        <thead>
+          <tr>
+            <th scope="col">Model</th>
+            <th scope="col" class="num">Generators</th>
+            <th scope="col" class="num">Quota</th>
+            <th scope="col" class="num">Share in use</th>
+            <th scope="col" class="num">Rate now</th>
+            <th scope="col" class="num">Used</th>
+            <th scope="col" class="num">Calls waiting</th>
+          </tr>
+        </thead>
+        <tbody>
+          {lines.length === 0 && (
+            <tr>
+              <td colSpan={7} class="muted">
+                No generator is calling a model of this job now.
+              </td>
+            </tr>
+          )}
+          {lines.map((line) => (
+            <tr key={line.model} data-model={line.model}>
+              <th scope="row">
+                <code>{line.model}</code>
+              </th>
+              <td class="num">{count(line.generators)}</td>
+              <td class="num">{tpm(line.quota_tpm, "not listed")}</td>
+              <td class="num">{tpm(line.share_tpm, "–")}</td>
+              <td class="num">{tpm(line.rate_tpm, "unlimited")}</td>
+              <td class="num">{count(Math.round(line.used_tpm))}</td>
+              <td class="num">{count(line.waiting)}</td>
             </tr>
           ))}
         </tbody>
@@ -452,6 +502,15 @@ export function JobPage({ id }: { id: string }) {
               <dt>Incomplete</dt>
               <dd>{count(progress?.incomplete ?? job.records_incomplete)}</dd>
             </div>
+            {(progress?.partitions_paused ?? job.partitions_paused) > 0 && (
+              <div data-testid="paused">
+                <dt>Paused partitions</dt>
+                <dd>
+                  {count(progress?.partitions_paused ?? job.partitions_paused)}{" "}
+                  <small class="muted">{progress?.paused_reason ?? job.paused_reason ?? ""}</small>
+                </dd>
+              </div>
+            )}
             {job.export && job.export.rejected > 0 && (
               <div>
                 <dt>Rejected (keep_if, dedup)</dt>
@@ -534,6 +593,10 @@ export function JobPage({ id }: { id: string }) {
               <dt>Retried calls</dt>
               <dd>{calls.retried_calls ?? <span class="muted">not reported</span>}</dd>
             </div>
+            <div data-testid="quota-wait">
+              <dt>Waited for quota</dt>
+              <dd>{duration(dash?.tokens.quota_wait_seconds)}</dd>
+            </div>
           </dl>
         </article>
       </div>
@@ -541,6 +604,11 @@ export function JobPage({ id }: { id: string }) {
         <CostTable title="Cost by model" lines={dash?.cost_by_model ?? []} testid="cost-by-model" />
         <CostTable title="Cost by step" lines={dash?.cost_by_step ?? []} testid="cost-by-step" />
       </div>
+      {!final && (
+        <div class="panels wide">
+          <QuotaTable lines={dash?.quotas ?? []} />
+        </div>
+      )}
       <h2>Records</h2>
       <Records sample={sample} />
       <ConfirmDialog

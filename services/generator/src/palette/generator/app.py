@@ -12,6 +12,8 @@ from palette.common.clients import mongo_client, s3_client
 from palette.common.pricing import load_pricing
 from palette.common.quotas import load_quotas
 from palette.common.service import build_service
+from palette.common.structured_support import load_support
+from palette.generator.batch_store import BatchClient, BatchStore
 from palette.generator.bedrock import open_bedrock
 from palette.generator.claims import Claims
 from palette.generator.handlers import HANDLERS
@@ -40,6 +42,7 @@ async def open_runtime(
         settings.render_seconds, settings.render_loop_seconds, settings.render_processes
     )
     shares = QuotaShares(db)
+    batches = BatchStore(db)
     quotas = QuotaBoard(
         load_quotas(settings.quotas_file) if settings.quota_table else None,
         settings.aws_region,
@@ -50,10 +53,14 @@ async def open_runtime(
     try:
         await claims.create_indexes()
         await shares.create_indexes()
+        await batches.create_indexes()
         async with open_bedrock(settings) as models:
+            s3 = s3_client(settings)
             yield GeneratorRuntime(
                 settings=settings,
-                storage=Storage(s3_client(settings), settings.s3_bucket),
+                storage=Storage(s3, settings.s3_bucket),
+                batches=batches,
+                batch_client=BatchClient(settings, s3, settings.s3_bucket),
                 models=models,
                 jobs=JobsRepository(db),
                 leases=LeasesRepository(db),
@@ -64,6 +71,7 @@ async def open_runtime(
                 renderer=renderer,
                 broker=broker,
                 quotas=quotas,
+                structured=load_support(settings.structured_output_file),
             )
     finally:
         await quotas.close()

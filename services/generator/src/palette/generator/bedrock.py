@@ -39,6 +39,7 @@ from urllib3.exceptions import NewConnectionError
 from palette.generator import metrics
 from palette.generator.cache_points import converse_content
 from palette.generator.settings import GeneratorSettings
+from palette.generator.structured import StructuredOutput
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -136,6 +137,10 @@ class ModelRequest:
     metadata: Mapping[str, str] = field(default_factory=dict)
     cache_split: int | None = None
     """None: no prompt caching; else the cache points' place (``cache_points``)."""
+    service_tier: str = "default"
+    """Sent as ``serviceTier: {"type": ...}`` unless ``default`` (Bedrock's own default)."""
+    output: StructuredOutput | None = None
+    """A schema the answer must match (``structured.py``); None: free text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,8 @@ class ModelResult:
     stop_reason: str | None = None
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    tool_input: Any = None
+    """The input of the answer's tool use (a forced tool use call), else None."""
 
 
 class ModelCallError(Exception):
@@ -221,6 +228,9 @@ def parse_response(response: Mapping[str, Any]) -> ModelResult:
     text = "".join(
         block["text"] for block in content if isinstance(block, Mapping) and "text" in block
     )
+    tool_uses = [
+        block["toolUse"] for block in content if isinstance(block, Mapping) and "toolUse" in block
+    ]
     return ModelResult(
         text=text,
         input_tokens=int(usage["inputTokens"]),
@@ -228,6 +238,7 @@ def parse_response(response: Mapping[str, Any]) -> ModelResult:
         stop_reason=response.get("stopReason"),
         cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
         cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
+        tool_input=tool_uses[0].get("input") if tool_uses else None,
     )
 
 
@@ -252,6 +263,10 @@ class BedrockCaller:
             kwargs["system"] = system
         if request.metadata:
             kwargs["requestMetadata"] = dict(request.metadata)
+        if request.service_tier != "default":
+            kwargs["serviceTier"] = {"type": request.service_tier}
+        if request.output is not None:
+            kwargs.update(request.output.request_fields())
         started = time.perf_counter()
         try:
             try:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 
+from palette.common.output_schema import OutputInvalidError
 from palette.common.pricing import TokenPrice
 from palette.common.prompt_cache import cache_split
 from palette.common.templates import Step
@@ -13,6 +16,7 @@ from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.metrics import THROTTLE_CODES
 from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError, Ticket
 from palette.generator.state import AttemptState
+from palette.generator.structured import StructuredOutput
 
 log = structlog.get_logger("palette.generator.calls")
 
@@ -23,6 +27,13 @@ class Stopped(Exception):
 
 class Exhausted(Exception):
     """A call's worst case does not fit in what is left of the lease."""
+
+
+class InvalidOutputError(ModelCallError):
+    """A structured step's model gave no answer its schema validates in the calls allowed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True, code="InvalidOutput", maybe_billed=False)
 
 
 class ClaimLapsedError(Exception):
@@ -41,8 +52,18 @@ class ModelCalls:
         self._record = record
         self._priority = (state.number, record)
 
-    def _request(self, step: Step, prompt: str, system: str | None, attempt: int) -> ModelRequest:
+    def _request(
+        self,
+        step: Step,
+        prompt: str,
+        system: str | None,
+        attempt: int,
+        output: StructuredOutput | None,
+    ) -> ModelRequest:
         msg = self._state.msg
+        tier = msg.service_tier.value
+        # The tier rides in requestMetadata too, so the invocation log prices a call as billed.
+        extra = {} if tier == "default" else {"service_tier": tier}
         return ModelRequest(
             model_id=step.model,
             prompt=prompt,
@@ -50,6 +71,7 @@ class ModelCalls:
             max_tokens=step.max_tokens,
             temperature=step.temperature,
             cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
+            output=output,
             metadata={
                 "job_id": msg.job_id,
                 "partition": str(msg.partition),
@@ -60,10 +82,67 @@ class ModelCalls:
                 "call_attempt": str(attempt),
                 "call_id": self._state.claim.call_id(),
                 "holder": self._state.claim.holder,
+                **extra,
             },
+            service_tier=tier,
         )
 
-    async def call(self, step: Step, prompt: str, system: str | None, worst: int) -> ModelResult:
+    async def answer(
+        self,
+        step: Step,
+        prompt: str,
+        system: str | None,
+        worst: int,
+        output: StructuredOutput | None,
+    ) -> tuple[ModelResult, Any]:
+        """A step's answer and its value: the text, or JSON its schema validates.
+
+        An answer its schema does not validate is asked for again, up to
+        ``max_output_attempts`` calls in all; each call is reserved, billed and
+        accounted (an invalid one's usage is orphan usage: the record's next
+        part reports it) and each call after the first counts as retried.
+
+        Raises:
+            InvalidOutputError: no valid answer after the last call (retryable:
+                the partition's next attempt resumes the record at this step).
+            And whatever ``call`` raises.
+        """
+        if output is None:
+            result = await self.call(step, prompt, system, worst)
+            return result, result.text
+        state = self._state
+        tries = state.rt.settings.max_output_attempts
+        for n in range(1, tries + 1):
+            if n > 1:
+                state.count_retries(retried=1)
+            result = await self.call(step, prompt, system, worst, output)
+            try:
+                return result, output.parse(result.text, result.tool_input)
+            except OutputInvalidError as exc:
+                state.orphan.add(
+                    step.id,
+                    step.model,
+                    result.input_tokens,
+                    result.output_tokens,
+                    1,
+                    result.cache_read_tokens,
+                    result.cache_write_tokens,
+                )
+                metrics.INVALID_OUTPUTS.labels(step.model).inc()
+                log.info(
+                    "invalid_output", record=self._record, step=step.id, call=n, error=str(exc)
+                )
+                problem = str(exc)
+        raise InvalidOutputError(f"step {step.id!r}: no valid output in {tries} calls: {problem}")
+
+    async def call(
+        self,
+        step: Step,
+        prompt: str,
+        system: str | None,
+        worst: int,
+        output: StructuredOutput | None = None,
+    ) -> ModelResult:
         """One step's call, throttles waited out, up to ``max_call_attempts`` failed attempts.
 
         Before every attempt: take the call's reservation from the model's
@@ -84,15 +163,17 @@ class ModelCalls:
             ModelCallError: non-retryable, or retryable after the last attempt.
         """
         rt, msg = self._state.rt, self._state.msg
-        price = rt.pricing.price(step.model)
+        price = self._state.prices[step.model]
         pacer = rt.quotas.pacer(step.model)
-        ask = input_token_bound(prompt, system) + step.max_tokens
+        ask = input_token_bound(prompt, step.bound_system(system)) + step.max_tokens
         attempts = rt.settings.max_call_attempts
         failures = attempt = 0
         while True:
             attempt += 1
             ticket = await self._pace(pacer, ask)
-            outcome = await self._attempt(step, prompt, system, worst, attempt, price, ticket)
+            outcome = await self._attempt(
+                step, prompt, system, worst, attempt, price, ticket, output
+            )
             if isinstance(outcome, ModelResult):
                 return outcome
             if outcome.code in THROTTLE_CODES:
@@ -155,12 +236,13 @@ class ModelCalls:
         attempt: int,
         price: TokenPrice,
         ticket: Ticket,
+        output: StructuredOutput | None = None,
     ) -> ModelResult | ModelCallError:
         """One attempt of a call under a slot: its result, or the error that ended it."""
         state = self._state
         rt, guard = state.rt, state.guard
         pacer = rt.quotas.pacer(step.model)
-        request = self._request(step, prompt, system, attempt)
+        request = self._request(step, prompt, system, attempt, output)
         sent = False
         try:
             async with rt.call_slots.hold(self._priority):

@@ -22,6 +22,7 @@ from palette.common.messages import OutputFormat
 from palette.common.samplers import CategorySampler, FloatSampler, IntSampler
 from palette.common.templates import Step
 from palette.generator.records import FinishedRecord
+from palette.generator.structured_columns import arrow_type, conform, leaf_paths, leaf_value
 
 CONTENT_TYPES = {
     OutputFormat.JSONL: "application/x-ndjson",
@@ -49,6 +50,8 @@ class StepColumns:
     model: str
     input_tokens: str
     output_tokens: str
+    schema: dict[str, Any] | None = None
+    """The step's output schema: its output keeps the types (``structured_columns``)."""
 
 
 class ColumnPlan:
@@ -81,6 +84,7 @@ class ColumnPlan:
                 unique(f"{s.id}_model", set()),
                 unique(f"{s.id}_input_tokens", set()),
                 unique(f"{s.id}_output_tokens", set()),
+                s.answer_schema,
             )
             for s, out in zip(steps, outputs, strict=True)
         ]
@@ -88,6 +92,22 @@ class ColumnPlan:
             (name, unique(f"{VARS_PREFIX}{name}", set()), variable_type(sampler))
             for name, sampler in (variables or {}).items()
         ]
+
+    def csv_columns(self) -> list[tuple[str, str, tuple[str, ...] | None]]:
+        """CSV's columns: ``(header, column, path)``, a structured output's by leaf field.
+
+        ``path`` is None for a plain column; a leaf of a structured output is
+        ``<column>.<dotted path>``.
+        """
+        schemas = {s.output: s.schema for s in self.steps if s.schema is not None}
+        columns: list[tuple[str, str, tuple[str, ...] | None]] = []
+        for name in self.names:
+            if name not in schemas:
+                columns.append((name, name, None))
+                continue
+            for path in leaf_paths(schemas[name]):
+                columns.append((".".join((name, *path)), name, path))
+        return columns
 
     @property
     def names(self) -> list[str]:
@@ -104,7 +124,7 @@ class ColumnPlan:
             pa.field("index", pa.int64(), nullable=False),
             pa.field("seed_index", pa.int64(), nullable=False),
             pa.field("complete", pa.bool_(), nullable=False),
-            *(pa.field(s.output, pa.string()) for s in self.steps),
+            *(pa.field(s.output, arrow_type(s.schema or {})) for s in self.steps),
         ]
         for s in self.steps:
             fields += [
@@ -124,7 +144,8 @@ class ColumnPlan:
             "complete": record.complete,
         }
         for s in self.steps:
-            row[s.output] = record.outputs.get(s.step_id)
+            value = record.outputs.get(s.step_id)
+            row[s.output] = value if s.schema is None else conform(value, s.schema)
         for s in self.steps:
             usage = record.usage.get(s.step_id)
             row[s.model] = record.models.get(s.step_id)
@@ -228,16 +249,23 @@ class JsonlWriter:
 class CsvWriter:
     """RFC 4180 CSV with a header row, UTF-8."""
 
-    def __init__(self, sink: Sink, columns: Sequence[str]) -> None:
+    def __init__(
+        self, sink: Sink, columns: Sequence[tuple[str, str, tuple[str, ...] | None]]
+    ) -> None:
         self._sink = sink
         self._columns = list(columns)
         self._buffer = io.StringIO()
         self._csv = csv.writer(self._buffer, lineterminator="\r\n")
-        self._csv.writerow(self._columns)
+        self._csv.writerow([header for header, _, _ in self._columns])
 
     def write(self, row: dict[str, Any]) -> None:
         """Add one row (None is an empty field, a boolean ``true`` or ``false``)."""
-        self._csv.writerow([_csv_field(row[c]) for c in self._columns])
+        self._csv.writerow(
+            [
+                _csv_field(row[c] if path is None else leaf_value(row[c], path))
+                for _, c, path in self._columns
+            ]
+        )
         if self._buffer.tell() >= TEXT_FLUSH_BYTES:
             self._flush()
 
@@ -293,5 +321,5 @@ def make_writer(fmt: OutputFormat, sink: Sink, plan: ColumnPlan, batch_rows: int
     if fmt is OutputFormat.PARQUET:
         return ParquetDatasetWriter(sink, plan.schema(), batch_rows)
     if fmt is OutputFormat.CSV:
-        return CsvWriter(sink, plan.names)
+        return CsvWriter(sink, plan.csv_columns())
     return JsonlWriter(sink)

@@ -31,6 +31,7 @@ from palette.generator.quota_pacer import ModelUnavailableError
 from palette.generator.records import FinishedRecord, RunAssembler
 from palette.generator.rendering import Renderer
 from palette.generator.state import AttemptState
+from palette.generator.structured import for_step
 
 log = structlog.get_logger("palette.generator.partition")
 
@@ -64,7 +65,7 @@ async def render_step(
         if step.system
         else None
     )
-    return prompt, system
+    return prompt, step.call_system(system)
 
 
 def record_draws(job_id: str, index: int) -> str:
@@ -260,14 +261,17 @@ async def run_record(
             else:
                 context = step_context(seed, record.outputs, record.variables)
                 prompt, system = await render_step(state.rt.renderer, step, k, context, draws)
+            output = for_step(step, state.rt.structured)
+            bound_system = step.bound_system(system)
             worst = rendered_call_worst_case(
-                state.prices[step.model], prompt, system, step.max_tokens, step.cache_prompt
+                state.prices[step.model], prompt, bound_system, step.max_tokens, step.cache_prompt
             )
             known[step.id] = worst
             state.observed[step.id] = max(worst, state.observed.get(step.id, 0))
             pledges.draw(index, worst)
-            result = await calls.call(step, prompt, system, worst)
-            record.outputs[step.id] = result.text
+            result, record.outputs[step.id] = await calls.answer(
+                step, prompt, system, worst, output
+            )
             record.models[step.id] = step.model
             record.usage[step.id] = (result.input_tokens, result.output_tokens)
     except Exhausted:

@@ -46,6 +46,12 @@ INPUT_TOKENS = Counter(
 OUTPUT_TOKENS = Counter(
     "palette_model_output_tokens", "Output tokens of successful model calls, by model.", ["model"]
 )
+INVALID_OUTPUTS = Counter(
+    "palette_model_invalid_outputs",
+    "Answers of structured steps (output_schema, judge) their schema did not validate "
+    "(billed, then asked for again), by model.",
+    ["model"],
+)
 
 QUOTA_WAIT = Counter(
     "palette_quota_wait_seconds",

@@ -33,7 +33,7 @@ class AimdParams:
     """Seconds after a decrease during which further throttles decrease nothing more."""
     recover: float = 0.1
     """Increase per second while below ``near`` x the ceiling, as a fraction of the ceiling."""
-    probe: float = 0.02
+    probe: float = 0.003
     """Increase per second from there on, as a fraction of the ceiling."""
     near: float = 0.9
     floor: float = 0.05
@@ -198,6 +198,16 @@ class UsageWindow:
         second = int(now)
         self._roll(second)
         self._slots[second % len(self._slots)] += tokens
+
+    def recent_per_minute(self, now: float, seconds: int) -> float:
+        """Tokens per minute over the last ``seconds`` whole seconds before the current one."""
+        if self._first is None:
+            return 0.0
+        second = int(now)
+        self._roll(second)
+        seconds = min(seconds, len(self._slots) - 1, max(1, second - self._first))
+        size = len(self._slots)
+        return sum(self._slots[s % size] for s in range(second - seconds, second)) / seconds * 60.0
 
     def per_minute(self, now: float) -> float:
         """Tokens per minute used over the window (or since the first use, if shorter)."""

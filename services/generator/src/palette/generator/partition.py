@@ -29,9 +29,11 @@ from palette.common import keys, seeds
 from palette.common import messages as m
 from palette.common.estimates import record_worst_case
 from palette.common.pricing import UnknownModelError
+from palette.common.service_tiers import JobMode, Rate, job_rate, rated_table
 from palette.common.templates import renders_the_same
 from palette.common.tracing import span
 from palette.generator import metrics
+from palette.generator.batch_run import generate_batch
 from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
 from palette.generator.generation import generate, seed_problem
@@ -49,6 +51,11 @@ FIRST_STEP_CHARS_KEPT = 4_000_000
 """Characters of first-step texts an attempt keeps from checking its seeds (the rest of
 its records render their first step again)."""
 _END_NAMESPACE = uuid.UUID("6f1c2a52-8a8e-4a39-9f0e-2d7c4f4d1b10")
+
+
+def usage_rate(msg: m.GeneratePartition) -> Rate:
+    """The rate an attempt's usage rows are billed at (unless a row names its own)."""
+    return "batch" if msg.mode is JobMode.BATCH else msg.service_tier
 
 
 def end_message_id(command_id: str) -> str:
@@ -113,8 +120,9 @@ async def attempt(state: AttemptState) -> None:
         )
         return
     try:
-        state.prices = {model: rt.pricing.price(model) for model in msg.template.models}
-        state.guard = LeaseGuard(msg.lease_amount, state.usage.cost(rt.pricing))
+        pricing = rated_table(rt.pricing, job_rate(msg.mode, msg.service_tier))
+        state.prices = {model: pricing.price(model) for model in msg.template.models}
+        state.guard = LeaseGuard(msg.lease_amount, state.usage.cost(pricing, rt.pricing))
     except UnknownModelError as exc:
         state.fail(str(exc), retryable=False)
         missing = []
@@ -125,8 +133,9 @@ async def attempt(state: AttemptState) -> None:
         state.needed = record_worst_case(msg.template.steps, state.prices, 0)
     elif missing:
         chosen = await read_seeds(state, missing)
+        run = generate_batch if msg.mode is JobMode.BATCH else generate
         if chosen is not None and await read_partial(state, missing):
-            await generate(
+            await run(
                 state,
                 missing,
                 chosen,
@@ -253,7 +262,7 @@ async def announce(state: AttemptState, key: str, meta: PartMeta) -> None:
             lease_id=meta.lease,
             part_key=key,
             records=meta.records,
-            usage=meta.usage.to_step_usages(),
+            usage=meta.usage.to_step_usages(usage_rate(state.msg)),
             retries=meta.retries.to_counts(),
         )
     )
@@ -272,7 +281,7 @@ async def finish(state: AttemptState) -> None:
         "partition": msg.partition,
         "attempt": msg.attempt,
         "lease_id": msg.lease_id,
-        "usage": state.usage.to_step_usages(),
+        "usage": state.usage.to_step_usages(usage_rate(msg)),
         "retries": state.retries.to_counts(),
         "unknown_calls": tuple(unknown),
         "unknown_worst": sum(unknown.values()),

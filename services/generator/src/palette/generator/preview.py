@@ -19,20 +19,25 @@ report came first.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from palette.common import messages as m
 from palette.common.estimates import rendered_call_worst_case
+from palette.common.output_schema import OutputInvalidError
 from palette.common.pricing import UnknownModelError
 from palette.common.prompt_cache import cache_split
+from palette.common.structured_support import NoStructuredOutputError
 from palette.common.templates import Step, TemplateError, step_context
 from palette.common.token_bounds import input_token_bound
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
 from palette.generator.runtime import GeneratorRuntime
 from palette.generator.slots import PREVIEW
+from palette.generator.structured import StructuredOutput, for_step
 
 log = structlog.get_logger("palette.generator.preview")
 
@@ -67,7 +72,9 @@ async def _call(
     It takes its reservation from the model's quota bucket first, like a partition's.
     """
     pacer = rt.quotas.pacer(request.model_id)
-    ask = input_token_bound(request.prompt, request.system) + request.max_tokens
+    schema = None if request.output is None else request.output.text
+    ask = input_token_bound(request.prompt, "\n".join(filter(None, [request.system, schema])))
+    ask += request.max_tokens
     ticket = pacer.try_take(ask) or await pacer.take(ask)
     async with rt.call_slots.hold(PREVIEW):
         try:
@@ -96,18 +103,24 @@ def _usage(step: Step, result: ModelResult) -> m.StepUsage:
     )
 
 
+def _value(result: ModelResult, output: StructuredOutput | None) -> Any:
+    """A step's answer: its text, or the value its schema validates (OutputInvalidError)."""
+    return result.text if output is None else output.parse(result.text, result.tool_input)
+
+
 async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) -> m.PreviewResult:
     """Render and call each step in order; stop at the first problem. Usage goes to ``spend``."""
     steps: list[m.StepPreview] = []
-    outputs: dict[str, str] = {}
+    outputs: dict[str, Any] = {}
     spent = 0
     try:
         for k, step in enumerate(msg.template.steps):
             context = step_context(msg.seed, outputs, msg.variables)
             prompt, system = await render_step(rt.renderer, step, k, context)
             price = rt.pricing.price(step.model)
+            bound = step.bound_system(system)
             worst = rendered_call_worst_case(
-                price, prompt, system, step.max_tokens, step.cache_prompt
+                price, prompt, bound, step.max_tokens, step.cache_prompt
             )
             if spent + worst > msg.max_cost:
                 raise PreviewStop(
@@ -121,6 +134,7 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
                 max_tokens=step.max_tokens,
                 temperature=step.temperature,
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
+                output=(output := for_step(step, rt.structured)),
                 cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
             )
             result = await _call(rt, request, worst, spend)
@@ -129,14 +143,14 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
             cached = (usage.cache_read_tokens, usage.cache_write_tokens)
             cost = price.cost(result.input_tokens, result.output_tokens, *cached)
             spent += cost
-            outputs[step.id] = result.text
+            outputs[step.id] = value = _value(result, output)
             steps.append(
                 m.StepPreview(
                     step_id=step.id,
                     model_id=step.model,
                     prompt=prompt,
                     system=system,
-                    output=result.text,
+                    output=value if isinstance(value, str) else json.dumps(value),
                     input_tokens=result.input_tokens,
                     output_tokens=result.output_tokens,
                     cost=cost,
@@ -144,8 +158,11 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
                     cache_write_tokens=usage.cache_write_tokens,
                 )
             )
-    except (PreviewStop, TemplateError, UnknownModelError) as exc:
+    except (PreviewStop, TemplateError, UnknownModelError, NoStructuredOutputError) as exc:
         return m.PreviewResult(steps=tuple(steps), cost=spent, error=str(exc)[:2000])
+    except OutputInvalidError as exc:
+        error = f"step {step.id!r}: {exc}"
+        return m.PreviewResult(steps=tuple(steps), cost=spent, error=error[:2000])
     except ModelCallError as exc:
         error = f"model call failed: {exc}"[:2000]
         return m.PreviewResult(steps=tuple(steps), cost=spent, error=error)

@@ -46,6 +46,8 @@ ADVANCE_SECONDS = 0.1
 """The rate's additive increase is applied at most this often."""
 DEMAND_HEADROOM = 1.25
 """A generator that is not waiting asks for this much more than it used lately."""
+RECENT_SECONDS = 3
+"""A throttle decreases the rate from the calls' use over this many whole seconds before it."""
 
 
 class ModelUnavailableError(Exception):
@@ -306,7 +308,7 @@ class ModelPacer:
         if self._streak is None:
             self._streak = now
         unlimited = self.control.rate is None
-        decreased = self.control.throttled(now, self._window.per_minute(now))
+        decreased = self.control.throttled(now, self._window.recent_per_minute(now, RECENT_SECONDS))
         if decreased:
             if unlimited:
                 self._updated = now

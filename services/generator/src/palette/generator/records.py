@@ -29,13 +29,16 @@ class FinishedRecord:
 
     index: int
     seed_index: int
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Step id -> its text, or the JSON object a structured step answered."""
     models: dict[str, str] = field(default_factory=dict)
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)
     complete: bool = True
     carried: frozenset[str] = frozenset()
     variables: dict[str, Any] = field(default_factory=dict)
     """The template's variables as this record drew them (``vars`` of a part line)."""
+    rates: dict[str, str] = field(default_factory=dict)
+    """Steps billed at a rate other than the attempt's (``UsageTally.add``'s ``rate``)."""
 
     def line(self, job_id: str) -> dict[str, Any]:
         """The record as a part line object (``vars`` only when the template has variables)."""
@@ -57,7 +60,7 @@ class FinishedRecord:
         tally = UsageTally()
         for step, (i, o) in self.usage.items():
             if step not in self.carried:
-                tally.add(step, self.models[step], i, o)
+                tally.add(step, self.models[step], i, o, rate=self.rates.get(step, ""))
         return tally
 
     def resumed(self) -> FinishedRecord:
@@ -103,7 +106,7 @@ class FinishedRecord:
         return cls(
             index=index,
             seed_index=seed,
-            outputs={str(k): str(v) for k, v in outputs.items()},
+            outputs={str(k): v if isinstance(v, dict) else str(v) for k, v in outputs.items()},
             models={str(k): str(v) for k, v in models.items()},
             usage=pairs,
             complete=complete,

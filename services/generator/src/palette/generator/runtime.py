@@ -11,6 +11,8 @@ from faststream.rabbit import RabbitBroker
 from palette.common.broker import publish
 from palette.common.messages import Message
 from palette.common.pricing import PricingTable
+from palette.common.structured_support import StructuredSupport, load_support
+from palette.generator.batch_store import BatchClient, BatchStore
 from palette.generator.bedrock import ModelCaller
 from palette.generator.claims import Claims
 from palette.generator.quota_shares import QuotaBoard
@@ -48,6 +50,12 @@ class GeneratorRuntime:
         default_factory=lambda: QuotaBoard(None, "us-east-1", 1.0, None, 1.0)
     )
     """Every model's quota bucket and the shares of the quotas (default: all unknown)."""
+    batches: BatchStore | None = None
+    """Batch inference jobs of partitions (``batch_run``); None: batch mode not served."""
+    batch_client: BatchClient | None = None
+    """S3 and Bedrock control-plane calls of batch jobs."""
+    structured: StructuredSupport = field(default_factory=lambda: load_support(None))
+    """How each model answers a schema (``structured_output.json``)."""
     draining: bool = False
     """Set at shutdown: attempts start no new record and end as soon as they can."""
 

@@ -83,6 +83,13 @@ class GeneratorSettings(CommonSettings):
         description="A partition's lease is held exclusively by one generator; the claim is "
         "renewed every third of this and taken over by another one after it lapses.",
     )
+    max_output_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Calls of a structured step (output_schema, judge) until its answer "
+        "matches the schema; every one is reserved, billed and accounted.",
+    )
     claim_retention_seconds: float = Field(
         86_400.0,
         ge=0,
@@ -127,4 +134,29 @@ class GeneratorSettings(CommonSettings):
         description="A model that throttles every call for this long without one answer "
         "pauses the partitions waiting on it (the scheduler dispatches them again after "
         "PALETTE_SCHEDULER_PAUSE_SECONDS); a shorter throttle is waited out.",
+    )
+    batch_min_records: int = Field(
+        100,
+        ge=1,
+        description="Fewest records of a Bedrock batch inference job (Bedrock's quota): a "
+        "batch-mode step with fewer records left calls the model online for them.",
+    )
+    batch_max_records: int = Field(
+        50_000,
+        ge=1,
+        description="Most records of one batch inference job (Bedrock's quota): a larger "
+        "step is split into several jobs.",
+    )
+    batch_poll_seconds: float = Field(
+        10.0, gt=0, description="How often a running batch inference job's status is read."
+    )
+    batch_max_rounds: int = Field(
+        5,
+        ge=1,
+        description="Batch jobs (or online rounds) a step's failed entries are retried in "
+        "before the partition fails (retryable).",
+    )
+    batch_role_arn: str = Field(
+        "arn:aws:iam::000000000000:role/palette-batch",
+        description="IAM role Bedrock's batch inference jobs read and write S3 with.",
     )

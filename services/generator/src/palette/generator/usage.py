@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from palette.common.messages import RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
+from palette.common.service_tiers import Rate, ServiceTier, rated_table
 
 
 class UsageTally:
     """Calls and tokens per (step id, model id), in first-seen order.
 
-    A row counts ``[calls, input, output, cache_read, cache_write]`` tokens.
+    A row counts ``[calls, input, output, cache_read, cache_write]`` tokens; the
+    key's rate is "" for calls billed at the attempt's rate, else their own.
     """
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, str], list[int]] = {}
+        self._rows: dict[tuple[str, str, str], list[int]] = {}
 
     def add(
         self,
@@ -30,9 +33,17 @@ class UsageTally:
         calls: int = 1,
         cache_read: int = 0,
         cache_write: int = 0,
+        *,
+        rate: str = "",
     ) -> None:
-        """Count ``calls`` calls of a step with their tokens."""
-        row = self._rows.setdefault((step_id, model_id), [0, 0, 0, 0, 0])
+        """Count ``calls`` calls of a step with their tokens.
+
+        ``cache_read``, ``cache_write``: input tokens read from and written to the
+        prompt cache (not in ``input_tokens``). ``rate``: the rate they were billed
+        at when not the attempt's own (a batch-mode partition's online calls:
+        ``default``); "" is the attempt's.
+        """
+        row = self._rows.setdefault((step_id, model_id, rate), [0, 0, 0, 0, 0])
         for index, value in enumerate(
             (calls, input_tokens, output_tokens, cache_read, cache_write)
         ):
@@ -40,8 +51,11 @@ class UsageTally:
 
     def merge(self, other: UsageTally | Iterable[StepUsage]) -> None:
         """Add another tally (or StepUsage rows) to this one."""
-        rows = other.to_step_usages() if isinstance(other, UsageTally) else other
-        for u in rows:
+        if isinstance(other, UsageTally):
+            for (s, m, r), (c, i, o, cr, cw) in other._rows.items():
+                self.add(s, m, i, o, c, cr, cw, rate=r)
+            return
+        for u in other:
             self.add(
                 u.step_id,
                 u.model_id,
@@ -58,8 +72,8 @@ class UsageTally:
         moved._rows, self._rows = self._rows, {}
         return moved
 
-    def to_step_usages(self) -> tuple[StepUsage, ...]:
-        """As message rows."""
+    def to_step_usages(self, tier: Rate = ServiceTier.DEFAULT) -> tuple[StepUsage, ...]:
+        """As message rows, of calls billed at ``tier`` (the attempt's rate) or their own."""
         return tuple(
             StepUsage(
                 step_id=s,
@@ -67,15 +81,24 @@ class UsageTally:
                 calls=c,
                 input_tokens=i,
                 output_tokens=o,
-                cache_read_tokens=r,
-                cache_write_tokens=w,
+                cache_read_tokens=cr,
+                cache_write_tokens=cw,
+                service_tier=r or tier,
             )
-            for (s, m), (c, i, o, r, w) in self._rows.items()
+            for (s, m, r), (c, i, o, cr, cw) in self._rows.items()
         )
 
-    def cost(self, pricing: PricingTable) -> int:
-        """Exact cost in picodollars (UnknownModelError for a model without price)."""
-        return sum(pricing.cost(m, i, o, r, w) for (_, m), (_, i, o, r, w) in self._rows.items())
+    def cost(self, pricing: PricingTable, full: PricingTable | None = None) -> int:
+        """Exact cost in picodollars at ``pricing`` (a tier's: ``service_tiers.rated_table``).
+
+        Rows billed at a rate of their own are priced at it in ``full`` (the whole
+        table). Cache reads and writes are at their prices. UnknownModelError for a
+        model without price there.
+        """
+        return sum(
+            (rated_table(full, r) if r and full is not None else pricing).cost(m, i, o, cr, cw)
+            for (_, m, r), (_, i, o, cr, cw) in self._rows.items()
+        )
 
     @property
     def calls(self) -> int:
@@ -83,13 +106,16 @@ class UsageTally:
         return sum(row[0] for row in self._rows.values())
 
     def encode(self) -> str:
-        """Compact ASCII JSON ``[[step, model, calls, in, out(, cache_read, cache_write)], ...]``.
+        """Compact ASCII JSON ``[[step, model, calls, in, out(, cr, cw)(, rate)], ...]``.
 
-        The cache counts are left out of a row that has none.
+        ``cr``, ``cw``: tokens read from and written to the prompt cache.
+        The cache counts are left out of a row that has none, the rate out of a
+        row billed at the attempt's own. So rows of 5 numbers and names (before
+        either), 6 (a rate) and 7 (cache counts) read as they always did.
         """
         rows = [
-            [s, m, *(counts if any(counts[3:]) else counts[:3])]
-            for (s, m), counts in self._rows.items()
+            [s, m, *(counts if any(counts[3:]) else counts[:3]), *([r] if r else [])]
+            for (s, m, r), counts in self._rows.items()
         ]
         return json.dumps(rows, separators=(",", ":"), ensure_ascii=True)
 
@@ -103,12 +129,15 @@ class UsageTally:
         for row in rows:
             if not (
                 isinstance(row, list)
-                and len(row) in (5, 7)
+                and len(row) in (5, 6, 7, 8)
                 and all(isinstance(v, str) for v in row[:2])
-                and all(isinstance(v, int) and v >= 0 for v in row[2:])
+                and all(isinstance(v, int) and v >= 0 for v in _counts(row))
+                and len(_counts(row)) in (3, 5)
             ):
                 raise ValueError(f"bad usage row {row!r}")
-            tally.add(row[0], row[1], row[3], row[4], row[2], *row[5:])
+            counts = _counts(row)
+            rate = row[-1] if isinstance(row[-1], str) else ""
+            tally.add(row[0], row[1], counts[1], counts[2], counts[0], *counts[3:], rate=rate)
         return tally
 
     def __bool__(self) -> bool:
@@ -123,6 +152,11 @@ class UsageTally:
 
     def __repr__(self) -> str:
         return f"UsageTally({self.encode()})"
+
+
+def _counts(row: list[Any]) -> list[Any]:
+    """A usage row's numbers: calls, input, output (, cache read, cache write)."""
+    return row[2:-1] if isinstance(row[-1], str) else row[2:]
 
 
 class RetryTally:

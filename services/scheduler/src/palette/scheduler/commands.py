@@ -68,6 +68,8 @@ def generate_partition(msg: m.BudgetReserved, part: Doc, plan: JobPlan) -> m.Gen
         seed_key=plan.seed_key,
         seed_count=plan.seed_count,
         seed_sampling=plan.seed_sampling,
+        service_tier=plan.service_tier,
+        mode=plan.mode,
     )
 
 

@@ -25,6 +25,14 @@ from palette.common.job_document import ExportStatus, export_status
 from palette.common.pricing import PricingTable, UnknownModelError
 from palette.common.samplers import SeedSampling
 from palette.common.seeds import SeedError
+from palette.common.service_tiers import (
+    JobMode,
+    ServiceTier,
+    UnpricedRateError,
+    job_rate,
+    rated_table,
+    require_rate,
+)
 from palette.common.templates import TemplateError, TemplateSpec, analyse
 from palette.scheduler import commands, waves
 from palette.scheduler.dispatch import PartitionDispatch
@@ -53,6 +61,8 @@ class JobPlan:
     seed_count: int
     record_estimate: int
     seed_sampling: SeedSampling = "uniform"
+    service_tier: ServiceTier = ServiceTier.DEFAULT
+    mode: JobMode = JobMode.ONLINE
 
     @property
     def chars(self) -> int:
@@ -105,6 +115,8 @@ class Scheduler(PartitionDispatch):
             seed_count=int(job["seed_count"]),
             record_estimate=int(job["record_estimate"]),
             seed_sampling=SEED_SAMPLING.validate_python(job.get("seed_sampling") or "uniform"),
+            service_tier=ServiceTier(job.get("service_tier") or "default"),
+            mode=JobMode(job.get("mode") or "online"),
         )
         if job_id in self._plans:  # another message of the job read it meanwhile
             return self._plans[job_id]
@@ -127,11 +139,12 @@ class Scheduler(PartitionDispatch):
         """Check a queued job, create its partitions and run it; False if it is refused."""
         job_id = job["_id"]
         template = TemplateSpec.model_validate(job["template"])
+        tier = job_rate(job.get("mode") or JobMode.ONLINE, job.get("service_tier") or "default")
         try:
             analyse(template)
-            self.pricing.require(template.models)
+            require_rate(self.pricing, tier, template.models, template.steps)
             seeds = await self.count_seeds(job["seed_key"])
-        except (TemplateError, UnknownModelError, SeedError) as exc:
+        except (TemplateError, UnknownModelError, UnpricedRateError, SeedError) as exc:
             await self.fail_before_start(job_id, str(exc))
             return False
         size = job.get("partition_size") or self.settings.partition_size
@@ -144,7 +157,9 @@ class Scheduler(PartitionDispatch):
             partition_size=size,
             partitions_total=len(ranges),
             planned_records=job["num_records"],
-            record_estimate=record_estimate(template, self.pricing, seeds.largest_bytes),
+            record_estimate=record_estimate(
+                template, rated_table(self.pricing, tier), seeds.largest_bytes
+            ),
             slots=[None] * self.settings.window,
             started_at=m.utcnow(),
         ):

@@ -16,12 +16,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from palette.common.messages import PreviewRecord, PreviewResult, utcnow
 from palette.common.money import usd_string, usd_to_picos
-from palette.common.pricing import UnknownModelError
+from palette.common.pricing import PricingTable, UnknownModelError
 from palette.common.samplers import preview_variables
 from palette.common.seeds import missing_fields
 from palette.common.templates import TemplateError, TemplateSpec
 from palette.gateway.controllers.templates import Version, store_new, visible_template
-from palette.gateway.estimating import SampleRun, job_estimate
+from palette.gateway.estimating import RateCosts, SampleRun, rate_costs, rated_estimate
 from palette.gateway.job_views import template_spec
 from palette.gateway.openapi import problems
 from palette.gateway.ports import GatewayRuntime
@@ -68,17 +68,31 @@ def _rendered(
 
 def _render_records(
     spec: TemplateSpec, seeds: list[tuple[str, dict[str, Any]]], runtime: GatewayRuntime
-) -> tuple[list[dict[str, Any]], list[StepPreviewView], list[int]]:
-    """Each record's draws, the first record's steps, and each record's worst case."""
+) -> tuple[list[dict[str, Any]], list[list[StepPreviewView]], list[int]]:
+    """Each record's draws, steps and worst case."""
     try:
         drawn = preview_variables(spec.variables, [s for _, s in seeds])
     except ValueError as exc:
         raise invalid("seed", str(exc)) from None
-    steps, worst = _rendered(spec, seeds[0][1], runtime, variables=drawn[0])
-    worsts = [worst] + [
-        _rendered(spec, s, runtime, n, drawn[k])[1] for k, (n, s) in enumerate(seeds) if k
+    rendered = [_rendered(spec, s, runtime, n, drawn[k]) for k, (n, s) in enumerate(seeds)]
+    return drawn, [steps for steps, _ in rendered], [worst for _, worst in rendered]
+
+
+def _worst_rates(seed_steps: list[list[StepPreviewView]], pricing: PricingTable) -> list[RateCosts]:
+    """Each seed's record worst case at every rate (its steps' input bounds and max tokens)."""
+    return [
+        rate_costs([(s.model, s.input_tokens, s.max_tokens) for s in steps], pricing)
+        for steps in seed_steps
     ]
-    return drawn, steps, worsts
+
+
+def _run_rates(results: list[PreviewResult], pricing: PricingTable) -> list[RateCosts]:
+    """Each record run to its end, its tokens priced at every rate."""
+    return [
+        rate_costs([(s.model_id, s.input_tokens, s.output_tokens) for s in r.steps], pricing)
+        for r in results
+        if r.error is None
+    ]
 
 
 def _seeds(data: PreviewRequest) -> list[tuple[str, dict[str, Any]]]:
@@ -217,15 +231,16 @@ class TemplateToolsController(Controller):
         seeds = _seeds(data)
         _check_seeds(seeds, list(doc.get("schema_requirements", [])))
         spec = template_spec(doc)
-        drawn, steps, worsts = _render_records(spec, seeds, runtime)
-        worst = worsts[0]
+        drawn, seed_steps, worsts = _render_records(spec, seeds, runtime)
+        steps, worst = seed_steps[0], worsts[0]
+        worst_rates = _worst_rates(seed_steps, runtime.pricing)
         view = PreviewView(
             template_id=template_id,
             version=doc["version"],
             run=run,
             steps=steps,
             worst_case_usd=usd_string(worst),
-            estimate=job_estimate(data.num_records, worsts),
+            estimate=rated_estimate(data.num_records, worsts, worst_rates),
         )
         if not run:
             return view
@@ -235,6 +250,7 @@ class TemplateToolsController(Controller):
         sample = SampleRun()
         for (name, _), record in zip(seeds, results, strict=True):
             sample = sample.add(name, record.cost, record.error)
+        ran = _run_rates(results, runtime.pricing)
         result = results[0]
         log.info("template_previewed", template_id=template_id, cost=sample.spent, owner=owner)
         return view.model_copy(
@@ -242,7 +258,7 @@ class TemplateToolsController(Controller):
                 "steps": _with_run(steps, result),
                 "cost_usd": usd_string(result.cost),
                 "error": result.error,
-                "estimate": job_estimate(data.num_records, worsts, sample),
+                "estimate": rated_estimate(data.num_records, worsts, worst_rates, sample, ran),
             }
         )
 

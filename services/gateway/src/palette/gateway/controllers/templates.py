@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from pymongo.errors import DuplicateKeyError
 
+from palette.common.structured_support import load_support
 from palette.gateway.job_views import now_ms
 from palette.gateway.openapi import problems
 from palette.gateway.pagination import template_cursor, template_position
@@ -74,7 +75,10 @@ async def store_new(
     one is only ever taken by a stored version.
     """
     spec, requirements = check_template(
-        data, runtime.pricing, runtime.settings.template_render_seconds
+        data,
+        runtime.pricing,
+        runtime.settings.template_render_seconds,
+        load_support(runtime.settings.structured_output_file),
     )
     async with runtime.locks.hold(owner):
         after = 0

@@ -12,6 +12,7 @@ from pydantic import Field
 from palette.common.messages import MAX_RECORDS, JobStatus, OutputFormat
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
+from palette.common.service_tiers import JobMode, ServiceTier
 from palette.common.targets import MAX_GENERATED, Target
 from palette.gateway.schemas.base import Cursor, Reply, Request, VersionNumber
 
@@ -72,6 +73,24 @@ class CreateJob(Request):
         "`num_records`; default 3 x `num_records`).",
         examples=[300],
     )
+    mode: JobMode = Field(
+        JobMode.ONLINE,
+        description='How the job calls the model: `"online"` (one Converse call per record and '
+        'step) or `"batch"` (Bedrock batch inference jobs, step by step, at about half the '
+        "price; slower: each step waits for its batch).",
+        examples=["online"],
+    )
+    service_tier: ServiceTier = Field(
+        ServiceTier.DEFAULT,
+        description='Bedrock service tier of the online calls: `"default"` (standard), '
+        '`"flex"` (cheaper, slower when Bedrock is busy) or `"priority"` (dearer, served '
+        "first). Calls are priced, and the budget reserved, at the tier's price; a model "
+        "the pricing table has no price for at that tier is refused (422). Prompt caching "
+        "(`cache_prompt` steps) is priced at the default tier only: a template with it is "
+        "refused (422) at flex, priority and in batch. The preview's `estimate.by_rate` "
+        "compares the choices.",
+        examples=["flex"],
+    )
 
 
 class ExportView(Reply):
@@ -116,6 +135,8 @@ class JobView(Reply):
         "once the job has started (null until then)."
     )
     priority: int
+    mode: JobMode = JobMode.ONLINE
+    service_tier: ServiceTier = ServiceTier.DEFAULT
     cost_usd: str = Field(description="Spend settled so far in USD (exact decimal string).")
     budget_usd: str
     reserved_usd: str = Field(description="Budget currently leased to running partitions.")

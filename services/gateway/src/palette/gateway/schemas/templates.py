@@ -3,19 +3,52 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from palette.common.messages import MAX_RECORDS
 from palette.common.record_filters import KeepIfExpression
 from palette.common.samplers import MAX_VARIABLES, VARIABLE_NAME, Sampler
+from palette.common.steps import DEFAULT_SCALE, MAX_RUBRIC_CHARS, without_unused
 from palette.common.templates import MAX_PROMPT_CHARS, MAX_STEPS, STEP_ID
 from palette.gateway.schemas.base import Cursor, Name, Reply, Request
+
+OUTPUT_SCHEMA_EXAMPLE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "population": {"type": "integer"},
+        "landmarks": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["city", "population"],
+}
+JUDGE_EXAMPLE: dict[str, Any] = {
+    "id": "grade",
+    "kind": "judge",
+    "model": "amazon.nova-lite-v1:0",
+    "prompt": "Tip: {{ steps.answer.output }}",
+    "rubric": "Is the tip specific to the city and useful?",
+    "scale": [1, 5],
+}
 
 
 class StepIn(Request):
     """One model call of a template."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "facts",
+                    "model": "anthropic.claude-haiku-4-5-20251001-v1:0",
+                    "prompt": "Give facts about a city in {{ country }}.",
+                    "output_schema": OUTPUT_SCHEMA_EXAMPLE,
+                },
+                JUDGE_EXAMPLE,
+            ]
+        }
+    )
 
     id: Annotated[str, Field(pattern=STEP_ID, description="Unique step id, e.g. `question`.")]
     model: Annotated[str, Field(min_length=1, max_length=200, description="A priced model id.")]
@@ -41,6 +74,34 @@ class StepIn(Request):
             examples=[True],
         ),
     ] = False
+    kind: Literal["generate", "judge"] = Field(
+        "generate",
+        description="`generate`: the step answers text, or JSON matching `output_schema`. "
+        '`judge`: it scores by `rubric` on `scale` and answers `{"score": int, '
+        '"reason": str}` (read as `steps.<id>.output.score`).',
+    )
+    output_schema: dict[str, Any] | None = Field(
+        None,
+        description="A JSON Schema (an object at the top) the step's answer must match: "
+        "asked through Bedrock's structured output or forced tool use, validated, asked "
+        "again when invalid (each call billed). Later steps read its fields as "
+        "`steps.<id>.output.<field>`; reading a field it lacks is refused (422).",
+        examples=[OUTPUT_SCHEMA_EXAMPLE],
+    )
+    rubric: Annotated[str | None, Field(min_length=1, max_length=MAX_RUBRIC_CHARS)] = Field(
+        None,
+        description="A judge step's scoring rubric.",
+        examples=["Is the answer correct and complete for the question?"],
+    )
+    scale: Annotated[list[int], Field(min_length=2, max_length=2)] = Field(
+        default_factory=lambda: list(DEFAULT_SCALE),
+        description="A judge step's lowest and highest score, `[low, high]`.",
+        examples=[[1, 5]],
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return without_unused(handler(self))
 
 
 VARIABLES_DESCRIPTION = (
@@ -92,6 +153,10 @@ class StepOut(Reply):
     max_tokens: int
     temperature: float
     cache_prompt: bool = False
+    kind: Literal["generate", "judge"] = "generate"
+    output_schema: dict[str, Any] | None = None
+    rubric: str | None = None
+    scale: list[int] = Field(default_factory=lambda: list(DEFAULT_SCALE))
 
 
 class TemplateView(Reply):
@@ -193,6 +258,15 @@ class StepPreviewView(Reply):
     cost_usd: str | None = Field(None, description="With `run`: the exact cost of the call.")
 
 
+class RateEstimateView(Reply):
+    """The estimate of the same job at one way of paying (a service tier, or batch)."""
+
+    worst_case_usd: str = Field(description="`worst_case_usd` at this rate's prices.")
+    mean_usd: str | None = Field(
+        None, description="`mean_usd` at this rate's prices (the same tokens); null when none ran."
+    )
+
+
 class JobEstimateView(Reply):
     """What a job of ``num_records`` records may cost, from the records previewed.
 
@@ -227,6 +301,12 @@ class JobEstimateView(Reply):
         default_factory=list,
         description="Records run that stopped early, left out of the mean and the spread, "
         "with why (`seed` or `more_seeds[i]`).",
+    )
+    by_rate: dict[str, RateEstimateView | None] = Field(
+        default_factory=dict,
+        description="The same estimate at each way of paying, side by side: the service "
+        "tiers `default` (the figures above), `flex`, `priority`, and `batch` (a job's "
+        "`service_tier` and `mode`); null where a model of the template has no price there.",
     )
 
 

@@ -1,0 +1,243 @@
+"""Structured step outputs and judges on the real stack.
+
+A three-step template: ``facts`` answers a JSON Schema (Nova Micro: forced tool
+use), ``tip`` reads ``steps.facts.output.city`` (text), and ``grade`` judges the
+tip on a 1-5 scale (Haiku: Converse structured output). The emulator makes a
+share of the structured answers invalid, so some calls are made again: every
+one of them is billed, and the ledger must still equal the billing log. The
+exports keep the schema's types.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from palette.devstack.client import GatewayClient
+from palette.devstack.stack import DevStack
+from tests.integration.jobs import (
+    HAIKU,
+    MICRO,
+    MISTRAL,
+    assert_ledger_matches_billing,
+    problem,
+    start,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+FACTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "minLength": 3},
+        "population": {"type": "integer", "minimum": 1000, "maximum": 5000000},
+        "coastal": {"type": "boolean"},
+        "area_km2": {"type": "number", "minimum": 1},
+        "landmarks": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "geo": {
+            "type": "object",
+            "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}},
+            "required": ["lat", "lon"],
+        },
+    },
+    "required": ["city", "population", "coastal", "area_km2", "landmarks", "geo"],
+}
+TEMPLATE: dict[str, Any] = {
+    "name": "city-tips",
+    "steps": [
+        {
+            "id": "facts",
+            "model": MICRO,
+            "prompt": "Facts about a city where {{ persona.role }}s use {{ product }}.",
+            "output_schema": FACTS_SCHEMA,
+            "max_tokens": 300,
+        },
+        {
+            "id": "tip",
+            "model": HAIKU,
+            "prompt": "A tip for {{ steps.facts.output.city }} "
+            "(population {{ steps.facts.output.population }}).",
+            "max_tokens": 30,
+        },
+        {
+            "id": "grade",
+            "kind": "judge",
+            "model": HAIKU,
+            "prompt": "Tip: {{ steps.tip.output }}",
+            "rubric": "Is the tip specific to the city and useful?",
+            "scale": [1, 5],
+            "max_tokens": 200,
+        },
+    ],
+}
+
+
+def download(api: GatewayClient, job_id: str, **params: str) -> bytes:
+    link = api.http.get(f"/jobs/{job_id}/download", params=params)
+    assert link.status_code == 200, link.text
+    return httpx.get(link.json()["url"]).content
+
+
+def jsonl(body: bytes) -> list[dict[str, Any]]:
+    return [json.loads(row) for row in body.decode().splitlines() if row]
+
+
+class TestStructuredJob:
+    def test_judged_job_keeps_scores_retries_invalid_outputs_and_bills_every_call(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any
+    ) -> None:
+        n = 12
+        emulator = devstack.emulator_control()
+        before = emulator.stats().get("invalid_output", 0)
+        emulator.configure(invalid_output_rate=0.25)
+        try:
+            _, _, job = start(
+                api, n, TEMPLATE, output_format="parquet", keep_if="steps.grade.output.score >= 3"
+            )
+            final = api.wait(job["id"], timeout=180)
+        finally:
+            emulator.configure(invalid_output_rate=0.0)
+        assert final["status"] == "COMPLETED", final
+        invalid = emulator.stats().get("invalid_output", 0) - before
+        assert invalid > 0, "the emulator made some answers invalid"
+
+        table = pq.read_table(io.BytesIO(download(api, job["id"])), use_threads=False)
+        kept = table.to_pylist()
+        rejected = jsonl(download(api, job["id"], file="rejected"))
+        assert len(kept) + len(rejected) == n
+        assert all(row["grade"]["score"] >= 3 for row in kept)
+        assert all(row["grade"]["score"] < 3 for row in rejected)
+        assert {row["rejected_reason"] for row in rejected} <= {"keep_if"}
+        scores = {row["grade"]["score"] for row in kept + rejected}
+        assert len(scores) >= 3, f"judge scores spread across the scale: {scores}"
+        assert all(1 <= s <= 5 for s in scores)
+        for row in kept:
+            facts = row["facts"]
+            assert 1000 <= facts["population"] <= 5000000
+            assert isinstance(facts["coastal"], bool)
+            assert facts["landmarks"]
+            assert isinstance(row["grade"]["reason"], str)
+
+        facts_type = table.schema.field("facts").type
+        assert facts_type == pa.struct(
+            [
+                ("city", pa.string()),
+                ("population", pa.int64()),
+                ("coastal", pa.bool_()),
+                ("area_km2", pa.float64()),
+                ("landmarks", pa.list_(pa.string())),
+                ("geo", pa.struct([("lat", pa.float64()), ("lon", pa.float64())])),
+            ]
+        )
+        assert table.schema.field("grade").type == pa.struct(
+            [("score", pa.int64()), ("reason", pa.string())]
+        )
+        assert table.schema.field("tip").type == pa.string()
+
+        doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        structured = doc["by_step"]["facts"]["calls"] + doc["by_step"]["grade"]["calls"]
+        assert structured == 2 * n + invalid, "each invalid answer cost one more call"
+        assert doc["by_step"]["tip"]["calls"] == n
+        # An answer asked again counts as retried; a step that stays invalid for every
+        # call allowed fails its attempt instead, and the next attempt asks anew.
+        assert 0 < doc["retried_calls"] <= invalid
+
+    def test_exports_keep_nested_objects_in_jsonl_and_dotted_columns_in_csv(
+        self, api: GatewayClient
+    ) -> None:
+        _, _, job = start(api, 4, TEMPLATE)
+        final = api.wait(job["id"], timeout=120)
+        assert final["status"] == "COMPLETED", final
+        rows = jsonl(download(api, job["id"]))
+        assert len(rows) == 4
+        assert all(isinstance(row["facts"]["geo"]["lat"], float) for row in rows)
+        assert all(isinstance(row["grade"]["score"], int) for row in rows)
+        text = download(api, job["id"], format="csv").decode()
+        header = text.splitlines()[0].split(",")
+        for column in ("facts.city", "facts.geo.lat", "facts.landmarks", "grade.score", "tip"):
+            assert column in header, header
+        assert "facts" not in header
+
+
+class TestTemplateChecks:
+    def test_a_later_step_reads_the_schema_field_the_model_answered(
+        self, api: GatewayClient
+    ) -> None:
+        created = api.create_template(TEMPLATE)
+        seed = {"product": "a map app", "persona": {"role": "student"}}
+        response = api.http.post(
+            f"/templates/{created['id']}/preview", params={"run": "true"}, json={"seed": seed}
+        )
+        assert response.status_code == 200, response.text
+        steps = response.json()["steps"]
+        facts = json.loads(steps[0]["output"])
+        assert facts["city"] in steps[1]["prompt"]
+        assert str(facts["population"]) in steps[1]["prompt"]
+        grade = json.loads(steps[2]["output"])
+        assert 1 <= grade["score"] <= 5
+
+    def test_a_field_the_schema_lacks_is_refused_naming_it(self, api: GatewayClient) -> None:
+        steps = json.loads(json.dumps(TEMPLATE["steps"]))
+        steps[1]["prompt"] = "A tip for {{ steps.facts.output.country }}."
+        body = problem(api.http.post("/templates", json={"name": "bad", "steps": steps}), 422)
+        error = body["errors"][0]
+        assert error["field"] == "steps[1].prompt"
+        assert "'country'" in error["problem"]
+        assert "city" in error["problem"]
+
+    def test_a_model_without_structured_output_or_tool_use_is_refused(
+        self, api: GatewayClient
+    ) -> None:
+        steps = json.loads(json.dumps(TEMPLATE["steps"]))
+        steps[2]["model"] = MISTRAL
+        body = problem(api.http.post("/templates", json={"name": "bad", "steps": steps}), 422)
+        assert body["errors"][0]["field"] == "steps[2].model"
+        assert "structured output" in body["errors"][0]["problem"]
+
+    def test_a_yaml_export_reads_back_with_the_schema_and_the_judge(
+        self, api: GatewayClient
+    ) -> None:
+        created = api.create_template(TEMPLATE)
+        exported = api.http.get(f"/templates/{created['id']}/yaml")
+        assert exported.status_code == 200, exported.text
+        assert "output_schema:" in exported.text
+        assert "kind: judge" in exported.text
+        imported = api.http.post(
+            "/templates/yaml",
+            content=exported.content,
+            headers={"Content-Type": "application/yaml"},
+        )
+        assert imported.status_code == 201, imported.text
+        steps = imported.json()["steps"]
+        assert steps[0]["output_schema"] == FACTS_SCHEMA
+        assert (steps[2]["kind"], steps[2]["scale"]) == ("judge", [1, 5])
+
+    def test_a_schema_with_defs_and_refs_is_stored_and_answered(self, api: GatewayClient) -> None:
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$defs": {"place": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "type": "object",
+            "properties": {"home": {"$ref": "#/$defs/place"}, "count": {"type": "integer"}},
+            "required": ["count"],
+        }
+        step = {"id": "facts", "model": HAIKU, "prompt": "About {{ product }}.", "max_tokens": 200}
+        created = api.create_template(
+            {"name": "refs", "steps": [{**step, "output_schema": schema}]}
+        )
+        assert api.http.get(f"/templates/{created['id']}").json()["steps"][0]["output_schema"] == (
+            schema
+        )
+        response = api.http.post(
+            f"/templates/{created['id']}/preview",
+            params={"run": "true"},
+            json={"seed": {"product": "a map app"}},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json().get("error") is None, response.text
+        assert isinstance(json.loads(response.json()["steps"][0]["output"])["count"], int)
