@@ -20,6 +20,7 @@ from palette.cli import cmd_jobs, cmd_local, cmd_seeds, cmd_templates
 from palette.cli.api import USAGE_GROUPS, ApiError
 from palette.cli.config import ConfigError
 from palette.cli.context import Options, api_of
+from palette.cli.job_options import JobFileOption, JobOptionsError, SetOption, job_extras
 from palette.cli.local import LocalError
 from palette.cli.output import JsonFlag, console, emit, errors, fields, table
 from palette.cli.runjob import RunError, RunRequest, run
@@ -76,11 +77,16 @@ def run_command(
         Path, typer.Option("--out", "-o", help="Folder for the dataset and its card.")
     ] = Path("out"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Launch without asking.")] = False,
+    job_file: JobFileOption = None,
+    sets: SetOption = None,
 ) -> None:
     """Upload seeds, create the template, confirm the estimate, run the job live, download it."""
     if budget <= 0:
         raise typer.BadParameter("the budget must be more than 0", param_hint="--budget")
-    request = RunRequest(str(template), str(seeds), records, budget, output_format, out, yes)
+    extras = job_extras(job_file, sets or [])
+    request = RunRequest(
+        str(template), str(seeds), records, budget, output_format, out, yes, extras
+    )
     with api_of(ctx) as api:
         status = run(api, request, console)
     raise typer.Exit(status)
@@ -140,7 +146,7 @@ def main() -> None:
     except ApiError as exc:
         errors.print(exc.text(), markup=False, highlight=False)
         sys.exit(1)
-    except (ConfigError, LocalError, RunError) as exc:
+    except (ConfigError, LocalError, RunError, JobOptionsError) as exc:
         errors.print(f"palette: {exc}", markup=False, highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ from rich.prompt import Confirm
 
 from palette.cli.api import CANCEL_REQUESTED
 from palette.cli.context import api_of
+from palette.cli.job_options import JobFileOption, SetOption, job_extras
 from palette.cli.output import JsonFlag, console, emit, errors, fields, print_json, table
 from palette.cli.runjob import EXIT_DETACHED, fetch_dataset, watch_with_cancel
 
@@ -56,6 +57,8 @@ def create(
     version: Annotated[
         int | None, typer.Option(help="Template version (latest if omitted).")
     ] = None,
+    job_file: JobFileOption = None,
+    sets: SetOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Launch a job from an uploaded seed file (`palette run` does the whole thing)."""
@@ -65,6 +68,7 @@ def create(
         "num_records": records,
         "budget_usd": str(budget),
         "output_format": output_format,
+        **job_extras(job_file, sets or []),
     }
     if version:
         body["template_version"] = version

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ class RunRequest:
     output_format: str
     out_dir: Path
     yes: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+    """More job fields (``--job``, ``--set``: ``palette.cli.job_options``)."""
 
 
 def read_template_file(path: Path) -> dict[str, Any]:
@@ -224,6 +226,7 @@ def run(api: Api, req: RunRequest, console: Console) -> int:
         "num_records": req.records,
         "budget_usd": str(req.budget),
         "output_format": req.output_format,
+        **req.extras,
     }
     job = api.create_job(body, idempotency_key=uuid.uuid4().hex)
     console.print(f"Job {job['id']}: {req.records} records, budget ${req.budget}")
