@@ -67,6 +67,7 @@ def test_a_filtered_jobs_rejected_records_are_counted_and_downloaded(
     page.goto(f"{ui_url}/jobs/{job['id']}")
     expect(page.get_by_test_id("records-rejected")).to_contain_text("10")
     expect(page.get_by_test_id("records-rejected")).to_contain_text("keep_if 10")
+    expect(page.get_by_test_id("kept")).to_contain_text("10 / 0")
     shot(page, "job-rejected-records")
     rejected = downloaded_lines(page, "download-rejected")
     assert sorted(row["index"] for row in rejected) == list(range(10))

@@ -214,10 +214,17 @@ def picos(value: str) -> int:
 
 
 def cost(calls: list[dict[str, Any]]) -> int:
-    """The exact cost of billed calls, in picodollars, each at its service tier's price."""
+    """The exact cost of billed calls, in picodollars, each at its service tier's price.
+
+    Prompt-cache tokens are at their prices.
+    """
     return sum(
         rated_table(PRICING, c.get("service_tier", "default")).cost(
-            c["model_id"], c["input_tokens"], c["output_tokens"]
+            c["model_id"],
+            c["input_tokens"],
+            c["output_tokens"],
+            c.get("cache_read_tokens", 0),
+            c.get("cache_write_tokens", 0),
         )
         for c in calls
     )

@@ -121,3 +121,32 @@ def test_filters_that_read_what_a_record_lacks_are_refused(api: GatewayClient) -
     unfiltered = api.wait(api.submit_job(**body)["id"], timeout=120)
     link = api.http.get(f"/jobs/{unfiltered['id']}/download", params={"file": "rejected"})
     assert link.status_code == 409, link.text
+
+
+def test_a_templates_keep_if_applies_with_the_jobs(api: GatewayClient) -> None:
+    template = {**TEMPLATE, "name": "filtered", "keep_if": 'vars.tone != "casual"'}
+    n = 24
+    _, _, created = start(api, n, template, keep_if='vars.tone != "formal"')
+    final = api.wait(created["id"], timeout=180)
+    assert final["status"] == "COMPLETED", final
+    job_id = final["id"]
+    tones = {i: draw_variables(SPEC.variables, job_id, i)["tone"] for i in range(n)}
+    kept = lines(api, job_id, "dataset")
+    assert [row["index"] for row in kept] == [i for i in range(n) if tones[i] == "curious"]
+    details = {row["index"]: row["rejected_detail"] for row in lines(api, job_id, "rejected")}
+    assert details == {
+        i: "template keep_if is false" if tone == "casual" else "keep_if is false"
+        for i, tone in tones.items()
+        if tone != "curious"
+    }
+
+
+def test_a_template_whose_keep_if_reads_what_a_record_lacks_is_refused(
+    api: GatewayClient,
+) -> None:
+    template = {**TEMPLATE, "keep_if": "steps.grade.output | int > 3"}
+    bad = problem(api.http.post("/templates", json=template), 422)
+    assert bad["errors"][0]["field"] == "keep_if"
+    assert "no step 'grade'" in bad["errors"][0]["problem"]
+    stored = api.create_template({**TEMPLATE, "keep_if": "vars.tone != 'casual'"})
+    assert stored["keep_if"] == "vars.tone != 'casual'"

@@ -97,3 +97,19 @@ class TestRefused:
         response = _post_job(api, created["id"], service_tier="reserved")
         assert response.status_code in (400, 422), response.text
         assert "service_tier" in response.text
+
+    @pytest.mark.parametrize(
+        ("extra", "field"),
+        [({"service_tier": "flex"}, "service_tier"), ({"mode": "batch"}, "mode")],
+    )
+    def test_a_cache_prompt_step_off_the_default_tier_is_a_422(
+        self, api: GatewayClient, extra: dict[str, str], field: str
+    ) -> None:
+        cached = {**PRO_STEP["steps"][0], "cache_prompt": True}  # type: ignore[index]
+        created = api.create_template({"name": "pro-cached", "steps": [cached]})
+        response = _post_job(api, created["id"], **extra)
+        body = problem(response, 422)
+        assert body["errors"][0]["field"] == field
+        assert "prompt-caching price (cache_prompt)" in body["detail"]
+        # At the default tier the same template passes the rate check (the seed file is next).
+        assert "cache_prompt" not in _post_job(api, created["id"]).text

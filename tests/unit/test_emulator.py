@@ -415,6 +415,12 @@ class TestBillingLog:
         assert [e["request_id"] for e in log.entries(1)] == ["r2", "r3"]
         summary = log.summary({"job": "a"})
         assert (summary["calls"], summary["input_tokens"], summary["output_tokens"]) == (2, 13, 24)
-        assert summary["by_model"][MODEL] == {"calls": 1, "input_tokens": 10, "output_tokens": 20}
+        assert summary["by_model"][MODEL] == {
+            "calls": 1,
+            "input_tokens": 10,
+            "output_tokens": 20,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+        }
         assert log.clear() == 3
         assert log.summary()["calls"] == 0

@@ -66,7 +66,7 @@ class TestJobDocument:
             "output_format", "partition_size", "priority", "status", "created_at",
             "updated_at", "started_at", "finished_at", "error", "records_done", "seed_count",
             "partitions_total", "in_flight", "export", "submit_published", "seed_sampling",
-            "keep_if", "dedup", "mode", "service_tier",
+            "keep_if", "dedup", "target", "max_generated", "mode", "service_tier",
         }  # fmt: skip
 
     def test_starts_queued_with_nothing_done_and_unpublished(self) -> None:
@@ -74,7 +74,7 @@ class TestJobDocument:
         assert doc["status"] == "QUEUED"
         assert (doc["records_done"], doc["in_flight"], doc["export"]) == (0, 0, None)
         assert doc["submit_published"] is False
-        assert doc["template"] == {"steps": STEPS, "variables": {}}
+        assert doc["template"] == {"steps": STEPS, "variables": {}, "keep_if": None}
         assert doc["seed_sampling"] == "uniform"
         assert (doc["template_id"], doc["template_version"]) == ("t1", 2)
 

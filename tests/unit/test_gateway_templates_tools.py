@@ -78,7 +78,15 @@ class TestYaml:
             "version": 3,
             "name": 'Q & A: "quoted"',
             "public": True,
-            "steps": [{**s, "system": s.get("system"), "temperature": 0.7} for s in STEPS],
+            "steps": [
+                {
+                    **s,
+                    "system": s.get("system"),
+                    "temperature": 0.7,
+                    **({"cache_prompt": True} if i == 1 else {}),
+                }
+                for i, s in enumerate(STEPS)
+            ],
             "schema_requirements": ["product"],
         }
         text = to_yaml(doc)

@@ -113,3 +113,23 @@ def test_valid_filters_pass_and_bad_dedup_fields_are_refused() -> None:
 def test_normalise() -> None:
     wide_w = "\uff37"  # FULLWIDTH LATIN CAPITAL LETTER W: NFKC makes it W
     assert normalise(f"  {wide_w}hat's   UP?\n") == normalise("what s up") == "what s up"
+
+
+def test_a_templates_keep_if_and_the_jobs_both_apply_the_templates_first() -> None:
+    keep = RecordFilter('vars.tone == "formal"', None, "steps.answer.output | length > 3")
+    assert keep.rejection(0, {"answer": "long"}, {"tone": "formal"}) is None
+    assert keep.rejection(1, {"answer": "no"}, {"tone": "formal"}) == (
+        "keep_if",
+        "template keep_if is false",
+    )
+    assert keep.rejection(2, {"answer": "long"}, {"tone": "casual"}) == (
+        "keep_if",
+        "keep_if is false",
+    )
+    assert keep.rejection(3, {"answer": "no"}, {"tone": "casual"}) == (
+        "keep_if",
+        "template keep_if is false",
+    )
+    only_template = RecordFilter(None, None, "vars.tone == 'casual'")
+    assert only_template.rejection(0, {}, {"tone": "casual"}) is None
+    assert only_template.rejection(1, {}, {"tone": "formal"}) is not None

@@ -1,7 +1,9 @@
 """The worst-case cost of model calls: one rule for every service, no I/O.
 
 The rule. A call's worst case is its input-token bound at the input price plus
-its ``max_tokens`` at the output price (integer picodollars). The input-token
+its ``max_tokens`` at the output price (integer picodollars). A step that caches
+its prompt (``cache_prompt``) may write every input token to the cache, so its
+input tokens count at the higher of the input and cache-write prices. The input-token
 bound is one token per byte of UTF-8 input text plus ``MESSAGE_OVERHEAD_TOKENS``
 per message (``palette.common.token_bounds.input_token_bound``).
 
@@ -46,16 +48,18 @@ OUTPUT_BYTES_PER_TOKEN = 8
 _EMPTY: Mapping[str, int] = {}
 
 
-def call_worst_case(price: TokenPrice, input_tokens: int, max_tokens: int) -> int:
-    """The rule: ``input_tokens`` at the input price plus ``max_tokens`` at the output price."""
-    return price.cost(input_tokens, max_tokens)
+def call_worst_case(
+    price: TokenPrice, input_tokens: int, max_tokens: int, cached: bool = False
+) -> int:
+    """The rule: ``input_tokens`` at the (cached: worst) input price, ``max_tokens`` at output."""
+    return input_tokens * price.worst_input_picos(cached) + max_tokens * price.output_picos
 
 
 def rendered_call_worst_case(
-    price: TokenPrice, prompt: str, system: str | None, max_tokens: int
+    price: TokenPrice, prompt: str, system: str | None, max_tokens: int, cached: bool = False
 ) -> int:
     """Worst case of a call whose prompt and system are rendered: a true upper bound."""
-    return call_worst_case(price, input_token_bound(prompt, system), max_tokens)
+    return call_worst_case(price, input_token_bound(prompt, system), max_tokens, cached)
 
 
 def output_bytes(max_tokens: int) -> int:
@@ -125,6 +129,6 @@ def record_worst_case(
             total += observed[step.id]
         else:
             bound = step_input_estimate(step, seed_size, earlier_output_tokens)
-            total += call_worst_case(prices[step.model], bound, step.max_tokens)
+            total += call_worst_case(prices[step.model], bound, step.max_tokens, step.cache_prompt)
         earlier_output_tokens += step.max_tokens
     return total

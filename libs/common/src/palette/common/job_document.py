@@ -15,6 +15,7 @@ from typing import Any
 
 from palette.common.messages import JobStatus, SubmitJob
 from palette.common.money import decimal_string, usd_to_picos
+from palette.common.targets import max_generated
 
 Doc = dict[str, Any]
 
@@ -64,6 +65,8 @@ def job_document(
         "seed_sampling": _dump(submit.seed_sampling),
         "keep_if": submit.keep_if,
         "dedup": _dump(submit.dedup),
+        "target": submit.target,
+        "max_generated": max_generated(submit.target, submit.num_records, submit.max_generated),
         "mode": submit.mode.value,
         "service_tier": submit.service_tier.value,
         "status": JobStatus.QUEUED.value,

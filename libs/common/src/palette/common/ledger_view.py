@@ -16,7 +16,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 from palette.common.keys import from_mongo_field
 from palette.common.lease_view import LEASES
 
-TOTAL_FIELDS = ("cost", "calls", "input_tokens", "output_tokens")
+TOTAL_FIELDS = (
+    "cost",
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+TOKEN_TOTALS = TOTAL_FIELDS[1:]
+"""The ledger's job-wide totals (``calls`` and the token counts)."""
 
 
 @dataclass
@@ -27,6 +36,8 @@ class Totals:
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     model_id: str | None = None
 
     def add(self, entry: dict[str, Any]) -> None:
@@ -47,6 +58,8 @@ class LedgerView:
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     by_model: dict[str, Totals] = field(default_factory=dict)
     by_step: dict[str, Totals] = field(default_factory=dict)
     exceeded: bool = False
@@ -93,14 +106,13 @@ def build_view(doc: dict[str, Any] | None, budget: int, leases: list[dict[str, A
         budget=int(doc["budget"]),
         spent=int(doc["spent"]),
         available=int(doc["available"]),
-        calls=int(doc.get("calls", 0)),
-        input_tokens=int(doc.get("input_tokens", 0)),
-        output_tokens=int(doc.get("output_tokens", 0)),
         exceeded=bool(doc.get("exceeded", False)),
         throttled_calls=int(doc.get("throttled_calls", 0)),
         retried_calls=int(doc.get("retried_calls", 0)),
         quota_wait_ms=int(doc.get("quota_wait_ms", 0)),
     )
+    for name in TOKEN_TOTALS:
+        setattr(view, name, int(doc.get(name, 0)))
     _merge(view.by_model, doc.get("by_model", {}), key_is_model=True)
     _merge(view.by_step, doc.get("by_step", {}), key_is_model=False)
     pending = {k: int(v) for k, v in (doc.get("pending") or {}).items()}
@@ -119,9 +131,8 @@ def build_view(doc: dict[str, Any] | None, budget: int, leases: list[dict[str, A
         view.quota_wait_ms += int(retries.get("waited_ms", 0))
         usage = lease.get("usage") or {}
         for entry in usage.values():
-            view.calls += int(entry.get("calls", 0))
-            view.input_tokens += int(entry.get("input_tokens", 0))
-            view.output_tokens += int(entry.get("output_tokens", 0))
+            for name in TOKEN_TOTALS:
+                setattr(view, name, getattr(view, name) + int(entry.get(name, 0)))
         _merge(view.by_step, usage, key_is_model=False)
         _merge(view.by_model, _usage_by_model(usage), key_is_model=True)
     return view

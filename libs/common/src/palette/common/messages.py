@@ -20,11 +20,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
 from palette.common.service_tiers import JobMode, Rate, ServiceTier
+from palette.common.targets import MAX_GENERATED, Target, target_problem
 from palette.common.templates import TemplateSpec
 
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -88,6 +89,10 @@ class StepUsage(BaseModel):
     calls: NonNegInt = 0
     input_tokens: NonNegInt = 0
     output_tokens: NonNegInt = 0
+    cache_read_tokens: NonNegInt = 0
+    """Input tokens read from the prompt cache (not in ``input_tokens``)."""
+    cache_write_tokens: NonNegInt = 0
+    """Input tokens written to the prompt cache (not in ``input_tokens``)."""
     service_tier: Rate = ServiceTier.DEFAULT
     """The tier the calls were served at, or ``batch``: their tokens are priced at its price."""
 
@@ -148,6 +153,25 @@ class SubmitJob(Message):
         description='Bedrock service tier of online calls: "default", "flex" (cheaper, slower) '
         'or "priority" (dearer, served first); calls are priced at its price.',
     )
+    target: Target = Field(
+        default="generated",
+        description='"generated": make num_records records; "kept": generate until '
+        "num_records records pass keep_if and dedup, the budget runs out or max_generated "
+        "records were made (palette.common.targets).",
+    )
+    max_generated: PosInt | None = Field(
+        None,
+        le=MAX_GENERATED,
+        description='With target "kept": at most this many records generated (default 3 x '
+        "num_records; at least num_records).",
+    )
+
+    @model_validator(mode="after")
+    def _target(self) -> SubmitJob:
+        problem = target_problem(self.target, self.num_records, self.max_generated)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class CancelJob(Message):
@@ -433,6 +457,8 @@ class StepPreview(BaseModel):
     input_tokens: NonNegInt
     output_tokens: NonNegInt
     cost: NonNegInt
+    cache_read_tokens: NonNegInt = 0
+    cache_write_tokens: NonNegInt = 0
 
 
 class PreviewResult(Message):

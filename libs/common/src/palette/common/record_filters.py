@@ -32,10 +32,14 @@ from palette.common.output_schema import field_problem
 from palette.common.samplers import field_value
 from palette.common.sandbox import TemplateError, build_budget
 from palette.common.steps import Step
-from palette.common.templates import TemplateSpec, compile_expression, references
+from palette.common.templates import (
+    MAX_KEEP_IF_CHARS,
+    TemplateSpec,
+    compile_expression,
+    references,
+)
 from palette.common.time_limit import Expired, time_limit
 
-MAX_KEEP_IF_CHARS = 2_000
 KEEP_IF_SECONDS = 0.5
 NUM_PERM = 128
 LSH_BANDS = 32
@@ -123,10 +127,20 @@ def normalise(text: str) -> str:
 
 
 class RecordFilter:
-    """Decides, record by record in index order, whether each complete record is kept."""
+    """Decides, record by record in index order, whether each complete record is kept.
 
-    def __init__(self, keep_if: str | None, dedup: Dedup | None) -> None:
-        self._keep_if = compile_expression(keep_if, KEEP_IF) if keep_if else None
+    A template's own ``keep_if`` (``template_keep_if``) and the job's both apply:
+    a record is kept only when both are true, the template's checked first.
+    """
+
+    def __init__(
+        self, keep_if: str | None, dedup: Dedup | None, template_keep_if: str | None = None
+    ) -> None:
+        self._filters = [
+            (label, compile_expression(source, KEEP_IF))
+            for label, source in (("template keep_if", template_keep_if), (KEEP_IF, keep_if))
+            if source
+        ]
         self._dedup = dedup
         self._exact: dict[str, int] = {}
         self._near: RMinHashLSH | None = None
@@ -144,8 +158,8 @@ class RecordFilter:
             "steps": {step: {"output": value} for step, value in outputs.items()},
             "vars": dict(variables),
         }
-        if self._keep_if is not None:
-            failed = self._failed_keep_if(context)
+        for label, expression in self._filters:
+            failed = self._failed_keep_if(label, expression, context)
             if failed is not None:
                 return KEEP_IF, failed
         if self._dedup is None:
@@ -157,22 +171,21 @@ class RecordFilter:
         first = self._duplicate_of(index, text)
         return None if first is None else (DUPLICATE, f"duplicate of record {first}")
 
-    def _failed_keep_if(self, context: dict[str, Any]) -> str | None:
+    def _failed_keep_if(self, label: str, expression: Any, context: dict[str, Any]) -> str | None:
         """Why ``keep_if`` rejects the record (None: kept).
 
         The sandbox's build budget bounds what the expression may build anywhere;
         the time limit applies where it runs on the main thread (an export runs
         in a worker thread, where ``time_limit`` sets none).
         """
-        assert self._keep_if is not None
         try:
             with build_budget(), time_limit(KEEP_IF_SECONDS):
-                kept = self._keep_if(**context)
+                kept = expression(**context)
         except Expired:
-            return f"keep_if took longer than {KEEP_IF_SECONDS}s"
+            return f"{label} took longer than {KEEP_IF_SECONDS}s"
         except Exception as exc:  # the expression's own error on this record
-            return f"keep_if failed: {type(exc).__name__}: {exc}"[:500]
-        return None if kept else "keep_if is false"
+            return f"{label} failed: {type(exc).__name__}: {exc}"[:500]
+        return None if kept else f"{label} is false"
 
     def _duplicate_of(self, index: int, text: str) -> int | None:
         if self._near is None:

@@ -18,16 +18,18 @@ same table the same way, exactly, in picodollars. No I/O here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from palette.common.money import MoneyError, usd_to_picos
 
 if TYPE_CHECKING:
     from palette.common.pricing import PricingTable
+    from palette.common.steps import Step
 
 
 class ServiceTier(StrEnum):
@@ -64,32 +66,40 @@ def rate_names() -> tuple[str, ...]:
     return (*(tier.value for tier in ServiceTier), BATCH)
 
 
+def _exact_in_picos(value: Decimal) -> Decimal:
+    try:
+        usd_to_picos(value / 10**6)
+    except MoneyError as exc:
+        raise ValueError("a price may have at most six decimals per million tokens") from exc
+    return value
+
+
+Price = Annotated[Decimal, Field(ge=0), AfterValidator(_exact_in_picos)]
+"""USD per million tokens, exact in picodollars per token."""
+
+
 class TierPrice(BaseModel):
     """A model's price at one service tier or in batch, in USD per million tokens."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    input_per_million: Decimal = Field(ge=0)
-    output_per_million: Decimal = Field(ge=0)
+    input_per_million: Price
+    output_per_million: Price
     source: str = Field(min_length=1)
     as_of: str = Field(min_length=1, description="Date the price was read, ISO 8601")
 
-    @field_validator("input_per_million", "output_per_million")
-    @classmethod
-    def _exact_in_picos(cls, value: Decimal) -> Decimal:
-        try:
-            usd_to_picos(value / 10**6)
-        except MoneyError as exc:
-            raise ValueError("a price may have at most six decimals per million tokens") from exc
-        return value
-
 
 class UnpricedRateError(LookupError):
-    """A model that Bedrock does not serve (or we have no price for) at a tier or in batch."""
+    """A model that Bedrock does not serve (or we have no price for) at a tier or in batch.
 
-    def __init__(self, model_id: str, rate: str) -> None:
+    ``cache``: the model has a price there, but none for prompt caching (a
+    ``cache_prompt`` step): cache prices are the default tier's only.
+    """
+
+    def __init__(self, model_id: str, rate: str, cache: bool = False) -> None:
         where = "in batch" if rate == BATCH else f"at the {rate!r} service tier"
-        super().__init__(f"model {model_id!r} has no price {where} in the pricing table")
+        what = "no prompt-caching price (cache_prompt)" if cache else "no price"
+        super().__init__(f"model {model_id!r} has {what} {where} in the pricing table")
         self.model_id = model_id
         self.rate = rate
 
@@ -109,12 +119,25 @@ def rated_table(table: PricingTable, rate: str) -> PricingTable:
     return table.rated(rate)
 
 
-def require_rate(table: PricingTable, rate: str, model_ids: list[str] | tuple[str, ...]) -> None:
-    """Raise UnpricedRateError for the first model without a price at ``rate``."""
+def require_rate(
+    table: PricingTable,
+    rate: str,
+    model_ids: list[str] | tuple[str, ...],
+    steps: Iterable[Step] = (),
+) -> None:
+    """Raise UnpricedRateError for the first model without a price at ``rate``.
+
+    The models of ``steps`` with ``cache_prompt`` need a cache price at ``rate``
+    too (only the default tier has them: a cached step is refused at flex,
+    priority and in batch).
+    """
     for model_id in model_ids:
         table.price(model_id)  # an unknown model is refused as such first
         if rate != ServiceTier.DEFAULT.value and model_id not in rated_table(table, rate):
             raise UnpricedRateError(model_id, rate)
+    for step in steps:
+        if step.cache_prompt and rated_table(table, rate).cache(step.model) is None:
+            raise UnpricedRateError(step.model, rate, cache=True)
 
 
 def rate_costs(

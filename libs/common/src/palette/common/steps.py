@@ -23,7 +23,9 @@ DEFAULT_SCALE = (1, 5)
 
 
 def without_unused(data: dict[str, Any]) -> dict[str, Any]:
-    """A step's serialised fields without the structured ones a text step leaves unused."""
+    """A step's serialised fields without those it leaves unused (structured, cache_prompt)."""
+    if data.get("cache_prompt") is False:
+        data.pop("cache_prompt")
     if data.get("kind") == "generate":
         unused = ["kind", "rubric", "scale"]
         if data.get("output_schema") is None:
@@ -54,6 +56,8 @@ class Step(BaseModel):
     output_schema: dict[str, Any] | None = None
     rubric: Annotated[str | None, Field(min_length=1, max_length=MAX_RUBRIC_CHARS)] = None
     scale: tuple[int, int] = DEFAULT_SCALE
+    cache_prompt: bool = False
+    """A Converse cache point after the system prompt and the prompt's static prefix."""
 
     @field_validator("output_schema")
     @classmethod
@@ -77,6 +81,8 @@ class Step(BaseModel):
     def _without_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """A text step serialises as before these fields were: without them."""
         data: dict[str, Any] = handler(self)
+        if not self.cache_prompt:
+            data.pop("cache_prompt", None)
         if self.kind == "generate":
             for name in (
                 "kind",

@@ -55,6 +55,7 @@ DEFAULT_RENDER_SECONDS = 1.0
 MAX_TEMPLATE_DEPTH = 40
 VARS = "vars"
 """The name under which a step reads the record's variables."""
+MAX_KEEP_IF_CHARS = 2_000
 
 
 class TemplateSpec(BaseModel):
@@ -72,6 +73,8 @@ class TemplateSpec(BaseModel):
             "``{{ vars.NAME }}``.",
         ),
     ]
+    keep_if: Annotated[str | None, Field(min_length=1, max_length=MAX_KEEP_IF_CHARS)] = None
+    """Records it is false for are rejected, whatever the job's ``keep_if`` (both apply)."""
 
     @model_validator(mode="after")
     def _unique_ids(self) -> TemplateSpec:

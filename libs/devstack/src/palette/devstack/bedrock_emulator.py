@@ -46,8 +46,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
 from palette.devstack.batch_jobs import BatchJobs
 from palette.devstack.billing import BillingLog
 from palette.devstack.converse import (
@@ -58,13 +56,14 @@ from palette.devstack.converse import (
     model_from_path,
     parse_request,
 )
+from palette.devstack.emulator_control import CONTROL_PREFIX, EmulatorControl
 from palette.devstack.emulator_errors import (
     ERROR_MESSAGES,
     INVALID_MODEL,
     QUOTA_MESSAGES,
     error_response,
 )
-from palette.devstack.eventlog import EventLog, ThrottleLog
+from palette.devstack.eventlog import ThrottleLog
 from palette.devstack.faults import (
     BILLED_TIMEOUT,
     MODEL_TIMEOUT,
@@ -75,11 +74,10 @@ from palette.devstack.faults import (
 )
 from palette.devstack.httpd import DropConnection, Later, Request, Response, json_response
 from palette.devstack.invocation_log import InvocationLogDelivery
-from palette.devstack.quota_buckets import REASONS, QuotaBuckets, Throttle
+from palette.devstack.prompt_cache import PromptCache, cache_minimums, with_cache
+from palette.devstack.quota_buckets import QuotaBuckets, Throttle
 from palette.devstack.quota_usage import QuotaUsage
 from palette.devstack.structured_answers import ask_of, respond
-
-CONTROL_PREFIX = "/_emulator/"
 
 
 class BedrockEmulator:
@@ -94,6 +92,7 @@ class BedrockEmulator:
         throttles: ThrottleLog | None = None,
         burndown: Callable[[str], int] | None = None,
         tiers: Mapping[str, Iterable[str]] | None = None,
+        pricing_file: str | None = None,
     ) -> None:
         self.faults = FaultInjector(config)
         self.models = frozenset(models)
@@ -106,6 +105,7 @@ class BedrockEmulator:
         self.usage = QuotaUsage()
         self.stats: Counter[str] = Counter()
         self.quota_stats: Counter[str] = Counter()
+        self.prompt_cache = PromptCache(cache_minimums(self.models, pricing_file))
         self.batch: BatchJobs | None = None
         """Batch inference jobs (``palette.devstack.batch_jobs``), when S3 is set up."""
 
@@ -152,19 +152,18 @@ class BedrockEmulator:
         if outcome not in (OK, MODEL_TIMEOUT, BILLED_TIMEOUT):
             self.quotas.release(model_id, reserved, time.monotonic())
             return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-        completion = respond(model_id, call, ask, self.faults, self.stats)
+        whole = respond(model_id, call, ask, self.faults, self.stats)
 
         def finish() -> Response | Later:
             if outcome == MODEL_TIMEOUT:
                 self.quotas.release(model_id, reserved, time.monotonic())
                 return error_response(outcome, ERROR_MESSAGES[outcome], request_id)
-            if reserved:
+            ttl = self.faults.config.cache_ttl_seconds
+            completion = with_cache(whole, self.prompt_cache.use(model_id, call, ttl, started))
+            if reserved:  # cache reads do not count toward the quota
+                tokens = completion.input_tokens + completion.cache_write
                 used = self.quotas.settle(
-                    model_id,
-                    reserved,
-                    completion.input_tokens,
-                    completion.output_tokens,
-                    time.monotonic(),
+                    model_id, reserved, tokens, completion.output_tokens, time.monotonic()
                 )
                 self.usage.used(model_id, second, used)
             entry = self.billing.record(
@@ -175,14 +174,14 @@ class BedrockEmulator:
                 call.request_metadata,
                 arrived,
                 call.service_tier,
+                cache=(completion.cache_read, completion.cache_write),
             )
             if self.invocations is not None:
                 self.invocations.add(entry)
             if outcome == BILLED_TIMEOUT:
                 return self._billed_timeout(request_id)
-            return json_response(
-                200, completion.body(time.monotonic() - started), [("x-amzn-RequestId", request_id)]
-            )
+            body = completion.body(time.monotonic() - started)
+            return json_response(200, body, [("x-amzn-RequestId", request_id)])
 
         return Later(self._latency(call.service_tier), finish)
 
@@ -232,109 +231,8 @@ class BedrockEmulator:
         return error_response(MODEL_TIMEOUT, ERROR_MESSAGES[MODEL_TIMEOUT], request_id)
 
     def control(self, method: str, route: str, request: Request) -> Response:
-        """The control API under ``/_emulator/``."""
-        action = {
-            ("GET", "health"): self._health,
-            ("GET", "config"): self._get_config,
-            ("POST", "config"): self._set_config,
-            ("PUT", "config"): self._set_config,
-            ("PATCH", "config"): self._set_config,
-            ("GET", "billing"): self._get_billing,
-            ("DELETE", "billing"): self._clear_billing,
-            ("GET", "billing/summary"): self._billing_summary,
-            ("GET", "stats"): self._get_stats,
-            ("DELETE", "stats"): self._clear_stats,
-            ("GET", "quotas"): self._get_quotas,
-            ("GET", "quotas/usage"): self._get_usage,
-            ("POST", "quotas/drain"): self._drain,
-            ("DELETE", "quotas/usage"): lambda _r: json_response(
-                200, {"cleared": self.usage.clear()}
-            ),
-            ("GET", "throttles"): self._get_throttles,
-            ("DELETE", "throttles"): self._clear_throttles,
-            ("GET", "invocation-log"): self._invocation_log,
-            ("POST", "invocation-log/flush"): self._flush_invocation_log,
-            ("GET", "batch"): self._batch_status,
-        }.get((method, route))
-        if action is None:
-            return json_response(404, {"message": f"no route {method} {CONTROL_PREFIX}{route}"})
-        return action(request)
-
-    def _batch_status(self, request: Request) -> Response:
-        return json_response(200, self.batch.status() if self.batch else {"submissions": 0})
-
-    def _health(self, request: Request) -> Response:
-        return json_response(200, {"status": "ok", "models": sorted(self.models)})
-
-    def _get_config(self, request: Request) -> Response:
-        return json_response(200, self.faults.snapshot())
-
-    def _set_config(self, request: Request) -> Response:
-        try:
-            patch = request.json()
-            if not isinstance(patch, dict):
-                raise TypeError("the body must be a JSON object")
-            config = self.faults.update(patch)
-        except (ValueError, TypeError, ValidationError) as exc:
-            return json_response(400, {"message": str(exc)})
-        self.quotas.configure(config.quotas, time.monotonic())
-        return json_response(200, self.faults.snapshot())
-
-    def _get_billing(self, request: Request) -> Response:
-        return _log_entries(self.billing, request)
-
-    def _clear_billing(self, request: Request) -> Response:
-        return json_response(200, {"cleared": self.billing.clear()})
-
-    def _billing_summary(self, request: Request) -> Response:
-        return json_response(200, self.billing.summary(dict(request.query)))
-
-    def _get_stats(self, request: Request) -> Response:
-        quota = {f"quota_{reason}": self.quota_stats[reason] for reason in REASONS}
-        return json_response(200, {"requests": sum(self.stats.values()), **self.stats, **quota})
-
-    def _clear_stats(self, request: Request) -> Response:
-        self.stats.clear()
-        self.quota_stats.clear()
-        return json_response(200, {})
-
-    def _get_quotas(self, request: Request) -> Response:
-        return json_response(200, self.quotas.status(time.monotonic()))
-
-    def _drain(self, request: Request) -> Response:
-        model_id = str(request.json().get("model_id", ""))
-        if not self.quotas.enforced(model_id):
-            return json_response(404, {"message": f"no quota enforced on {model_id!r}"})
-        self.quotas.drain(model_id, time.monotonic())
-        return json_response(200, self.quotas.status(time.monotonic()))
-
-    def _get_usage(self, request: Request) -> Response:
-        query = dict(request.query)
-        rows = self.usage.rows(query.get("model_id"), int(query.get("since", "0")))
-        return json_response(200, rows)
-
-    def _get_throttles(self, request: Request) -> Response:
-        return _log_entries(self.throttles, request)
-
-    def _clear_throttles(self, request: Request) -> Response:
-        return json_response(200, {"cleared": self.throttles.clear()})
-
-    def _invocation_log(self, request: Request) -> Response:
-        if self.invocations is None:
-            return json_response(200, {"enabled": False})
-        return json_response(200, {"enabled": True, **self.invocations.status()})
-
-    def _flush_invocation_log(self, request: Request) -> Response:
-        if self.invocations is None:
-            return json_response(409, {"message": "invocation logging is off"})
-        return json_response(200, {"delivered": self.invocations.flush()})
-
-
-def _log_entries(log: EventLog, request: Request) -> Response:
-    """``?offset=N`` and ``requestMetadata`` pairs select a log's entries."""
-    metadata = dict(request.query)
-    offset = int(metadata.pop("offset", "0"))
-    return json_response(200, log.entries(offset, metadata))
+        """The control API under ``/_emulator/`` (``palette.devstack.emulator_control``)."""
+        return EmulatorControl(self)(method, route, request)
 
 
 def _drop() -> Response:

@@ -7,6 +7,9 @@ from typing import Any
 
 from palette.devstack.eventlog import EventLog
 
+SUMMED = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+"""What a billing summary adds up, per model and in all."""
+
 
 class BillingLog(EventLog):
     """Billed calls in memory, optionally appended to a JSONL file as well.
@@ -24,13 +27,16 @@ class BillingLog(EventLog):
         request_metadata: dict[str, str],
         started_at: datetime | None = None,
         service_tier: str = "default",
+        cache: tuple[int, int] = (0, 0),
     ) -> dict[str, Any]:
         """Append one billed call and return its entry.
 
         ``at`` is when the call was billed (its answer was ready); ``started_at``
         when its request arrived (default: the same moment). ``service_tier`` is
         the rate it is billed at: ``default``, ``flex``, ``priority``, or ``batch``
-        for an entry of a batch inference job.
+        for an entry of a batch inference job. ``cache``: the input tokens read
+        from and written to the prompt cache (``cache_read_tokens``,
+        ``cache_write_tokens``: not in ``input_tokens``, billed at their prices).
         """
         now = datetime.now(UTC)
         entry: dict[str, Any] = {
@@ -38,6 +44,8 @@ class BillingLog(EventLog):
             "model_id": model_id,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
+            "cache_read_tokens": cache[0],
+            "cache_write_tokens": cache[1],
             "started_at": (started_at or now).isoformat(),
             "at": now.isoformat(),
             "request_metadata": request_metadata,
@@ -52,18 +60,13 @@ class BillingLog(EventLog):
         for entry in self.entries(0, metadata):
             tier = entry.get("service_tier", "default")
             for row in (
-                by_model.setdefault(
-                    entry["model_id"], {"calls": 0, "input_tokens": 0, "output_tokens": 0}
-                ),
-                by_tier.setdefault(tier, {"calls": 0, "input_tokens": 0, "output_tokens": 0}),
+                by_model.setdefault(entry["model_id"], dict.fromkeys(SUMMED, 0)),
+                by_tier.setdefault(tier, dict.fromkeys(SUMMED, 0)),
             ):
                 row["calls"] += 1
-                row["input_tokens"] += entry["input_tokens"]
-                row["output_tokens"] += entry["output_tokens"]
-        return {
-            "calls": sum(row["calls"] for row in by_model.values()),
-            "input_tokens": sum(row["input_tokens"] for row in by_model.values()),
-            "output_tokens": sum(row["output_tokens"] for row in by_model.values()),
-            "by_model": by_model,
-            "by_service_tier": by_tier,
+                for name in SUMMED[1:]:
+                    row[name] += int(entry.get(name, 0))
+        totals: dict[str, Any] = {
+            name: sum(row[name] for row in by_model.values()) for name in SUMMED
         }
+        return {**totals, "by_model": by_model, "by_service_tier": by_tier}

@@ -77,10 +77,20 @@ class Completion:
     input_tokens: int
     output_tokens: int
     stop_reason: str
+    cache_read: int = 0
+    """Input tokens read from the prompt cache (not in ``input_tokens``)."""
+    cache_write: int = 0
+    """Input tokens written to the prompt cache (not in ``input_tokens``)."""
     service_tier: str = "default"
 
     def body(self, seconds: float) -> dict[str, Any]:
         """The Converse response body, ``seconds`` after the request arrived."""
+        cached = self.cache_read + self.cache_write
+        cache = (
+            {"cacheReadInputTokens": self.cache_read, "cacheWriteInputTokens": self.cache_write}
+            if cached
+            else {}
+        )
         return {
             "serviceTier": {"type": self.service_tier},
             "output": {"message": {"role": "assistant", "content": [{"text": self.text}]}},
@@ -88,7 +98,8 @@ class Completion:
             "usage": {
                 "inputTokens": self.input_tokens,
                 "outputTokens": self.output_tokens,
-                "totalTokens": self.input_tokens + self.output_tokens,
+                "totalTokens": self.input_tokens + self.output_tokens + cached,
+                **cache,
             },
             "metrics": {"latencyMs": int(seconds * 1000)},
         }

@@ -132,6 +132,7 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
         ThrottleLog(settings.throttle_file),
         settings.output_burndown,
         {tier: rated_table(pricing, tier).models for tier in ("flex", "priority")},
+        settings.pricing_file,
     )
     emulator.batch = BatchJobs(
         lambda: emulator.faults.config,

@@ -82,6 +82,9 @@ class EmulatorConfig(BaseModel):
     default_max_tokens: int = Field(
         512, ge=1, description="maxTokens of a call that does not set it."
     )
+    cache_ttl_seconds: float = Field(
+        300.0, ge=0, description="How long a cached prompt prefix lives after its last use."
+    )
     flex_latency_ms: float = Field(
         0.0, ge=0, description="Extra latency of a call at the flex service tier, in ms."
     )

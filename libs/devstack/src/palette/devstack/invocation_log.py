@@ -51,8 +51,22 @@ def invocation_record(
     account: str,
     region: str,
     operation: str = "Converse",
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
 ) -> dict[str, Any]:
-    """One log record, in the shape Bedrock writes (without the text bodies)."""
+    """One log record, in the shape Bedrock writes (without the text bodies).
+
+    A call that read from or wrote to the prompt cache has
+    ``input.cacheReadInputTokenCount`` and ``input.cacheWriteInputTokenCount``.
+    """
+    cache = (
+        {
+            "cacheReadInputTokenCount": cache_read_tokens,
+            "cacheWriteInputTokenCount": cache_write_tokens,
+        }
+        if cache_read_tokens or cache_write_tokens
+        else {}
+    )
     return {
         "schemaType": SCHEMA_TYPE,
         "schemaVersion": SCHEMA_VERSION,
@@ -62,7 +76,11 @@ def invocation_record(
         "requestId": request_id,
         "operation": operation,
         "modelId": model_id,
-        "input": {"inputContentType": "application/json", "inputTokenCount": input_tokens},
+        "input": {
+            "inputContentType": "application/json",
+            "inputTokenCount": input_tokens,
+            **cache,
+        },
         "output": {"outputContentType": "application/json", "outputTokenCount": output_tokens},
         "requestMetadata": dict(request_metadata),
     }
@@ -141,6 +159,8 @@ class InvocationLogDelivery:
             at=at,
             account=self.account,
             region=self.region,
+            cache_read_tokens=billed.get("cache_read_tokens", 0),
+            cache_write_tokens=billed.get("cache_write_tokens", 0),
         )
         with self._lock:
             self._pending.append(record)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 from palette.common.structured_support import (
@@ -244,10 +244,21 @@ class StructuredCompletion:
     stop_reason: str
     invalid: bool = False
     """Drawn to miss its schema (``invalid_output_rate``)."""
+    cache_read: int = 0
+    cache_write: int = 0
+    service_tier: str = "default"
 
     def body(self, seconds: float) -> dict[str, Any]:
         """The Converse response body, ``seconds`` after the request arrived."""
-        text = Completion(self.text, self.input_tokens, self.output_tokens, self.stop_reason)
+        text = Completion(
+            self.text,
+            self.input_tokens,
+            self.output_tokens,
+            self.stop_reason,
+            self.cache_read,
+            self.cache_write,
+            self.service_tier,
+        )
         body = text.body(seconds)
         if self.tool is not None:
             tool_id, name, value = self.tool
@@ -299,4 +310,5 @@ def respond(
     tokens = input_tokens(call.messages, call.system)
     invalid = faults.draw_invalid(model_id)
     stats["invalid_output"] += invalid
-    return answer(ask, seed, tokens, max_tokens_of(call, default), invalid)
+    structured = answer(ask, seed, tokens, max_tokens_of(call, default), invalid)
+    return replace(structured, service_tier=call.service_tier)

@@ -40,6 +40,8 @@ class LoggedCall:
     lease_id: str
     step: str
     call_id: str | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     service_tier: str = "default"
     """The tier the generator asked for (its ``requestMetadata``): the call is priced at it."""
 
@@ -51,9 +53,11 @@ def model_id_of(value: str) -> str:
     return value
 
 
-def _count(record: dict[str, Any], part: str, name: str, where: str) -> int:
+def _count(
+    record: dict[str, Any], part: str, name: str, where: str, default: int | None = None
+) -> int:
     section = record.get(part)
-    value = section.get(name) if isinstance(section, dict) else None
+    value = section.get(name, default) if isinstance(section, dict) else None
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise InvocationLogError(f"{where}: {part}.{name} must be a non-negative integer")
     return value
@@ -86,6 +90,8 @@ def parse_record(record: Any, where: str) -> LoggedCall | None:
         lease_id=str(metadata["lease_id"]),
         step=str(metadata.get("step") or "unknown"),
         call_id=str(call_id) if call_id else None,
+        cache_read_tokens=_count(record, "input", "cacheReadInputTokenCount", where, 0),
+        cache_write_tokens=_count(record, "input", "cacheWriteInputTokenCount", where, 0),
         service_tier=_tier(metadata.get("service_tier")),
     )
 

@@ -17,10 +17,28 @@ from palette.common.service_tiers import ServiceTier, rated_table
 
 UsageMap = dict[str, dict[str, Any]]
 
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+"""A usage entry's token counts (``StepUsage``'s), each summed in the ledger."""
+USAGE_FIELDS = ("calls", *TOKEN_FIELDS, "cost")
+"""A usage entry's counts: calls, tokens and exact cost."""
+CACHE_FIELDS = ("cache_read_tokens", "cache_write_tokens")
+"""Kept in a usage entry only when not zero (most steps cache nothing)."""
+
+
+def _compact(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry without cache counts of zero."""
+    return {k: v for k, v in entry.items() if v or k not in CACHE_FIELDS}
+
 
 def step_cost(u: StepUsage, pricing: PricingTable) -> int:
-    """Exact cost of one usage row, at the price of the service tier it was served at."""
-    return rated_table(pricing, u.service_tier).cost(u.model_id, u.input_tokens, u.output_tokens)
+    """Exact cost of one usage row at the price of the tier it was served at (or batch).
+
+    Cache reads and writes are at their prices: the default tier's (the only
+    one with cache prices); at another rate they would be at its input price.
+    """
+    return rated_table(pricing, u.service_tier).cost(
+        u.model_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens
+    )
 
 
 def usage_cost(usage: Iterable[StepUsage], pricing: PricingTable) -> int:
@@ -62,13 +80,13 @@ def usage_map(
     for u in usage:
         entry = result.setdefault(
             key(u) if key else u.step_id,
-            {"model_id": u.model_id, "calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0},
+            {"model_id": u.model_id, **dict.fromkeys(USAGE_FIELDS, 0)},
         )
         entry["calls"] += u.calls
-        entry["input_tokens"] += u.input_tokens
-        entry["output_tokens"] += u.output_tokens
+        for field in TOKEN_FIELDS:
+            entry[field] += getattr(u, field)
         entry["cost"] += step_cost(u, pricing)
-    return result
+    return {name: _compact(entry) for name, entry in result.items()}
 
 
 def merge(seen: Mapping[str, Mapping[str, Any]], more: UsageMap) -> UsageMap:
@@ -78,8 +96,9 @@ def merge(seen: Mapping[str, Mapping[str, Any]], more: UsageMap) -> UsageMap:
         if step not in result:
             result[step] = dict(entry)
             continue
-        for field in ("calls", "input_tokens", "output_tokens", "cost"):
-            result[step][field] += entry[field]
+        for field in USAGE_FIELDS:
+            result[step][field] = int(result[step].get(field, 0)) + int(entry.get(field, 0))
+        result[step] = _compact(result[step])
     return result
 
 
@@ -89,11 +108,11 @@ def difference(total: UsageMap, seen: Mapping[str, Mapping[str, Any]]) -> UsageM
     for step, entry in total.items():
         before = seen.get(step, {})
         delta = {
-            field: max(0, entry[field] - int(before.get(field, 0)))
-            for field in ("calls", "input_tokens", "output_tokens", "cost")
+            field: max(0, int(entry.get(field, 0)) - int(before.get(field, 0)))
+            for field in USAGE_FIELDS
         }
         if any(delta.values()):
-            result[step] = {"model_id": entry["model_id"], **delta}
+            result[step] = _compact({"model_id": entry["model_id"], **delta})
     return result
 
 
@@ -102,8 +121,8 @@ def aggregate_increments(usage: UsageMap) -> dict[str, int]:
     inc: dict[str, int] = {}
     for step, entry in usage.items():
         model = mongo_field(entry["model_id"])
-        for field in ("calls", "input_tokens", "output_tokens", "cost"):
-            value = int(entry[field])
+        for field in USAGE_FIELDS:
+            value = int(entry.get(field, 0))
             if not value:
                 continue
             if field != "cost":
@@ -231,6 +250,8 @@ def logged_usage(calls: Iterable[LoggedCall], pricing: PricingTable) -> UsageMap
                 calls=1,
                 input_tokens=c.input_tokens,
                 output_tokens=c.output_tokens,
+                cache_read_tokens=c.cache_read_tokens,
+                cache_write_tokens=c.cache_write_tokens,
                 service_tier=ServiceTier(c.service_tier),
             )
             for c in unique(calls)

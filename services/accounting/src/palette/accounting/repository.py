@@ -162,8 +162,9 @@ class LedgerRepository:
         for step, entry in usage.items():
             key = mongo_field(step)
             model_ids[f"usage.{key}.model_id"] = entry["model_id"]
-            for name in ("calls", "input_tokens", "output_tokens", "cost"):
-                inc[f"usage.{key}.{name}"] = int(entry[name])
+            for name in ledger.USAGE_FIELDS:
+                if entry.get(name) or name in ("calls", "cost"):
+                    inc[f"usage.{key}.{name}"] = int(entry.get(name, 0))
         result = await self.leases.update_one(
             {
                 "_id": lease_id,

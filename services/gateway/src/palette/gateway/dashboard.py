@@ -11,7 +11,7 @@ from palette.common.ledger_view import LedgerView, Totals
 from palette.common.messages import JobStatus
 from palette.common.money import usd_string
 from palette.common.quota_view import QuotaUse
-from palette.gateway.job_views import in_flight, percent, records_incomplete
+from palette.gateway.job_views import in_flight, kept_counts, percent, records_incomplete
 from palette.gateway.rates import average_rate
 from palette.gateway.schemas import (
     BudgetPanel,
@@ -42,6 +42,8 @@ def cost_lines(
             calls=entry.calls,
             input_tokens=entry.input_tokens,
             output_tokens=entry.output_tokens,
+            cache_read_tokens=entry.cache_read_tokens,
+            cache_write_tokens=entry.cache_write_tokens,
         )
         for name, entry in totals.items()
     ]
@@ -54,6 +56,7 @@ def progress_panel(
 ) -> ProgressPanel:
     """How far the job is, and its partitions in flight and paused."""
     paused, paused_reason = paused_partitions(job)
+    kept, rejected = kept_counts(job)
     return ProgressPanel(
         done=done,
         incomplete=records_incomplete(job),
@@ -64,6 +67,23 @@ def progress_panel(
         partitions_in_flight=in_flight(job),
         partitions_paused=paused,
         paused_reason=paused_reason,
+        generated=done,
+        kept=kept,
+        rejected=rejected,
+    )
+
+
+def tokens_panel(ledger: LedgerView) -> TokensPanel:
+    """The job's tokens (cache reads and writes apart) and its calls."""
+    return TokensPanel(
+        input=ledger.input_tokens,
+        output=ledger.output_tokens,
+        cache_read=ledger.cache_read_tokens,
+        cache_write=ledger.cache_write_tokens,
+        calls=ledger.calls,
+        throttled=ledger.throttled_calls,
+        retried=ledger.retried_calls,
+        quota_wait_seconds=round(ledger.quota_wait_ms / 1000, 3),
     )
 
 
@@ -108,14 +128,7 @@ def build_dashboard(
             percent_spent=percent(ledger.spent, ledger.budget),
             exceeded=ledger.exceeded,
         ),
-        tokens=TokensPanel(
-            input=ledger.input_tokens,
-            output=ledger.output_tokens,
-            calls=ledger.calls,
-            throttled=ledger.throttled_calls,
-            retried=ledger.retried_calls,
-            quota_wait_seconds=round(ledger.quota_wait_ms / 1000, 3),
-        ),
+        tokens=tokens_panel(ledger),
         timing=TimingPanel(
             created_at=job["created_at"],
             started_at=started,

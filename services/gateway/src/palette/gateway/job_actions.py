@@ -32,6 +32,7 @@ from palette.common.service_tiers import (
     job_rate,
     require_rate,
 )
+from palette.common.targets import target_problem
 from palette.common.templates import TemplateError
 from palette.common.tracing import traceparent
 from palette.gateway import outbox
@@ -115,6 +116,9 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
     settings = runtime.settings
     if data.budget_usd > settings.max_budget_usd:
         raise invalid("budget_usd", f"must be at most {settings.max_budget_usd} USD")
+    target = target_problem(data.target, data.num_records, data.max_generated)
+    if target is not None:
+        raise invalid("max_generated", target)
     if data.mode is JobMode.BATCH and data.service_tier is not ServiceTier.DEFAULT:
         raise invalid("service_tier", "a service tier applies to online calls only (mode batch)")
     template = await template_for(runtime, owner, data)
@@ -128,7 +132,8 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
         )
     rate = job_rate(data.mode, data.service_tier)
     try:
-        require_rate(runtime.pricing, rate, template_spec(template).models)
+        spec = template_spec(template)
+        require_rate(runtime.pricing, rate, spec.models, spec.steps)
     except UnpricedRateError as exc:
         field = "mode" if data.mode is JobMode.BATCH else "service_tier"
         raise invalid(field, str(exc), model=exc.model_id) from None

@@ -60,6 +60,8 @@ _SUBMITTED = {
     "seed_sampling",
     "keep_if",
     "dedup",
+    "target",
+    "max_generated",
     "mode",
     "service_tier",
 }
@@ -105,9 +107,13 @@ def new_job_document(
 
 
 def template_spec(template: Document) -> TemplateSpec:
-    """The steps and variables of a stored template version."""
+    """The steps, variables and ``keep_if`` of a stored template version."""
     return TemplateSpec.model_validate(
-        {"steps": template["steps"], "variables": template.get("variables") or {}}
+        {
+            "steps": template["steps"],
+            "variables": template.get("variables") or {},
+            "keep_if": template.get("keep_if"),
+        }
     )
 
 
@@ -131,9 +137,23 @@ def submit_message(job: Document) -> SubmitJob:
         seed_sampling=job.get("seed_sampling") or "uniform",
         keep_if=job.get("keep_if"),
         dedup=job.get("dedup"),
+        target=job.get("target") or "generated",
+        max_generated=job.get("max_generated"),
         mode=job.get("mode") or "online",
         service_tier=job.get("service_tier") or "default",
     )
+
+
+def kept_counts(job: Document) -> tuple[int | None, dict[str, int]]:
+    """Records kept and rejected by reason, as the last export (or wave) counted them."""
+    export = job.get("export")
+    if isinstance(export, dict) and export.get("bytes") is not None:
+        kept = int(export.get("records") or 0) - int(export.get("incomplete") or 0)
+        return kept, dict(export.get("rejected_reasons") or {})
+    counted = job.get("counted")
+    if isinstance(counted, dict):
+        return int(counted.get("kept") or 0), dict(counted.get("rejected_reasons") or {})
+    return None, {}
 
 
 def _export(job: Document) -> ExportView | None:
@@ -211,6 +231,9 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         partitions_paused=paused,
         paused_reason=paused_reason,
         seed_count=job.get("seed_count"),
+        target=job.get("target") or "generated",
+        max_generated=job.get("max_generated"),
+        records_kept=kept_counts(job)[0],
         settled=job_settled(job),
         etag=job_etag(job),
     )

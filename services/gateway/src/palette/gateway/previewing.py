@@ -11,13 +11,14 @@ as counted.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from palette.common.estimates import call_worst_case, output_bytes, pending_input_bound
 from palette.common.money import usd_string
 from palette.common.output_schema import probe_output
 from palette.common.pricing import PricingTable
-from palette.common.templates import TemplateSpec, render, step_context
+from palette.common.templates import Step, TemplateSpec, render, step_context
 from palette.gateway.schemas import StepPreviewView
 from palette.gateway.templating import time_slices
 
@@ -34,6 +35,17 @@ def _source_uses(source: str | None, step_id: str) -> int:
 
 def _render(source: str, context: dict[str, Any], field: str, seconds: float) -> str:
     return render(source, context, field=field, seconds=seconds)
+
+
+def _render_step(
+    step: Step, k: int, context: dict[str, Any], slices: Iterator[float]
+) -> tuple[str, str | None]:
+    """A step's rendered prompt, and the system text its call carries."""
+    prompt = _render(step.prompt, context, f"steps[{k}].prompt", next(slices))
+    system = (
+        _render(step.system, context, f"steps[{k}].system", next(slices)) if step.system else None
+    )
+    return prompt, step.call_system(system)
 
 
 def preview_steps(
@@ -59,12 +71,7 @@ def preview_steps(
     for k, step in enumerate(spec.steps):
         earlier = {s.id: probe_output(s.answer_schema, sentinels[s.id]) for s in spec.steps[:k]}
         context = step_context(seed, earlier, variables)
-        prompt = _render(step.prompt, context, f"steps[{k}].prompt", next(slices))
-        system = step.call_system(
-            _render(step.system, context, f"steps[{k}].system", next(slices))
-            if step.system
-            else None
-        )
+        prompt, system = _render_step(step, k, context, slices)
         extra_bytes = 0
         for prior in spec.steps[:k]:
             mark = sentinels[prior.id]
@@ -82,7 +89,9 @@ def preview_steps(
             bare_system = bare_system.replace(shown, "") if bare_system is not None else None
         bare_system = step.bound_system(bare_system)
         bound = pending_input_bound(bare_prompt, bare_system, extra_bytes)
-        worst = call_worst_case(pricing.price(step.model), bound, step.max_tokens)
+        worst = call_worst_case(
+            pricing.price(step.model), bound, step.max_tokens, step.cache_prompt
+        )
         total += worst
         views.append(
             StepPreviewView(

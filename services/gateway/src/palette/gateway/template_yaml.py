@@ -36,6 +36,8 @@ def to_yaml(doc: dict[str, Any]) -> str:
                 item[name] = step[name]
         if step.get("kind") == "judge":
             item["scale"] = list(step.get("scale") or (1, 5))
+        if step.get("cache_prompt"):
+            item["cache_prompt"] = True
         steps.append(item)
     body = {
         FORMAT_MARKER: FORMAT_VERSION,
@@ -45,6 +47,8 @@ def to_yaml(doc: dict[str, Any]) -> str:
     }
     if doc.get("variables"):
         body["variables"] = doc["variables"]
+    if doc.get("keep_if"):
+        body["keep_if"] = doc["keep_if"]
     header = (
         f"# Plot Palette template {doc['template_id']} version {doc['version']}\n"
         f"# Seed fields it needs: {', '.join(doc.get('schema_requirements', [])) or 'none'}\n"

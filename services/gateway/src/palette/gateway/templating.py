@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from palette.common import record_filters
 from palette.common.pricing import PricingTable, UnknownModelError
 from palette.common.samplers import probe_variables
 from palette.common.structured_support import (
@@ -49,14 +50,22 @@ def _invalid(errors: list[FieldError]) -> Problem:
 
 
 def unpriced_models(steps: list[Any], pricing: PricingTable) -> list[FieldError]:
-    """One error per step whose model has no price, naming ``steps[i].model``."""
+    """One error per step whose model has no price or, caching its prompt, no cache prices.
+
+    The errors name ``steps[i].model`` and ``steps[i].cache_prompt``.
+    """
     errors = []
     for index, step in enumerate(steps):
-        model = step["model"] if isinstance(step, dict) else step.model
+        fields = step if isinstance(step, dict) else step.model_dump()
+        model = fields["model"]
         try:
-            pricing.price(model)
+            cache = pricing.cache(model)
         except UnknownModelError as exc:
             errors.append(field_error(f"steps[{index}].model", str(exc)))
+            continue
+        if fields.get("cache_prompt") and cache is None:
+            problem = f"model {model!r} has no prompt caching (no cache prices in the table)"
+            errors.append(field_error(f"steps[{index}].cache_prompt", problem))
     return errors
 
 
@@ -167,9 +176,14 @@ def check_template(
         raise _invalid(errors)
     try:
         spec = TemplateSpec.model_validate(
-            {"steps": [s.model_dump() for s in request.steps], "variables": request.variables}
+            {
+                "steps": [s.model_dump() for s in request.steps],
+                "variables": request.variables,
+                "keep_if": request.keep_if,
+            }
         )
         requirements = analyse(spec)
+        record_filters.check(spec, spec.keep_if, None)
     except ValidationError as exc:
         raise _invalid(errors_from_pydantic(exc)) from exc
     except TemplateError as exc:
@@ -198,6 +212,7 @@ def template_document(
         "public": request.public,
         "steps": [step.model_dump() for step in spec.steps],
         "variables": {name: s.model_dump(mode="json") for name, s in spec.variables.items()},
+        "keep_if": spec.keep_if,
         "schema_requirements": requirements,
         "created_at": now,
     }
@@ -216,6 +231,7 @@ def copy_document(
         "public": False,
         "steps": [dict(step) for step in source["steps"]],
         "variables": dict(source.get("variables") or {}),
+        "keep_if": source.get("keep_if"),
         "schema_requirements": list(source.get("schema_requirements", [])),
         "forked_from": template_id_of(source["template_id"], int(source["version"])),
         "created_at": now,
@@ -232,6 +248,7 @@ def template_view(doc: Document, owner: str | None = None) -> TemplateView:
         owned=owner is None or doc.get("owner") == owner,
         steps=[StepOut.model_validate(step) for step in doc["steps"]],
         variables=doc.get("variables") or {},
+        keep_if=doc.get("keep_if"),
         schema_requirements=list(doc.get("schema_requirements", [])),
         forked_from=doc.get("forked_from"),
         created_at=doc["created_at"],

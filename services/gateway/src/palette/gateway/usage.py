@@ -48,6 +48,8 @@ class Spend:
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 def utc_day(at: datetime) -> date:
@@ -69,6 +71,8 @@ def _usage(
             int(entry.get("calls", 0)),
             int(entry.get("input_tokens", 0)),
             int(entry.get("output_tokens", 0)),
+            int(entry.get("cache_read_tokens", 0)),
+            int(entry.get("cache_write_tokens", 0)),
         )
 
 
@@ -120,6 +124,8 @@ def rows(all_spends: Iterable[Spend], group_by: UsageGroupBy) -> list[UsageRow]:
                 "calls": spend.calls,
                 "input_tokens": spend.input_tokens,
                 "output_tokens": spend.output_tokens,
+                "cache_read_tokens": spend.cache_read_tokens,
+                "cache_write_tokens": spend.cache_write_tokens,
             }
         )
         items.add(spend.item)
@@ -133,6 +139,8 @@ def rows(all_spends: Iterable[Spend], group_by: UsageGroupBy) -> list[UsageRow]:
             calls=table[key, kind][0].calls,
             input_tokens=table[key, kind][0].input_tokens,
             output_tokens=table[key, kind][0].output_tokens,
+            cache_read_tokens=table[key, kind][0].cache_read_tokens,
+            cache_write_tokens=table[key, kind][0].cache_write_tokens,
             items=len(table[key, kind][1]),
         )
         for key, kind in ordered

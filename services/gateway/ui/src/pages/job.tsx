@@ -563,6 +563,28 @@ export function JobPage({ id }: { id: string }) {
                 {count(dash?.tokens.input)} / {count(dash?.tokens.output)}
               </dd>
             </div>
+            {dash && dash.progress.kept != null && (job.target === "kept" || Object.keys(dash.progress.rejected ?? {}).length) ? (
+              <div data-testid="kept">
+                <dt>Generated / kept</dt>
+                <dd>
+                  {count(dash.progress.generated)} / {count(dash.progress.kept)}
+                  {Object.entries(dash.progress.rejected ?? {}).map(([reason, n]) => (
+                    <span class="muted" key={reason}>
+                      {" "}
+                      · {reason} {count(n)}
+                    </span>
+                  ))}
+                </dd>
+              </div>
+            ) : null}
+            {dash?.tokens.cache_read || dash?.tokens.cache_write ? (
+              <div data-testid="cache-tokens">
+                <dt>Prompt cache read / written</dt>
+                <dd>
+                  {count(dash.tokens.cache_read)} / {count(dash.tokens.cache_write)}
+                </dd>
+              </div>
+            ) : null}
             <div data-testid="throttled">
               <dt>Throttled calls</dt>
               <dd>{calls.throttled_calls ?? <span class="muted">not reported</span>}</dd>

@@ -133,6 +133,7 @@ export function NewJobPage() {
             output_format: format,
             priority: 0,
             seed_sampling: sampling === "stratify" ? { stratify: stratifyField.trim() } : sampling,
+            target: "generated",
           },
         }),
       );

@@ -37,6 +37,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import NewConnectionError
 
 from palette.generator import metrics
+from palette.generator.cache_points import converse_content
 from palette.generator.settings import GeneratorSettings
 from palette.generator.structured import StructuredOutput
 
@@ -134,6 +135,8 @@ class ModelRequest:
     max_tokens: int
     temperature: float
     metadata: Mapping[str, str] = field(default_factory=dict)
+    cache_split: int | None = None
+    """None: no prompt caching; else the cache points' place (``cache_points``)."""
     service_tier: str = "default"
     """Sent as ``serviceTier: {"type": ...}`` unless ``default`` (Bedrock's own default)."""
     output: StructuredOutput | None = None
@@ -148,6 +151,8 @@ class ModelResult:
     input_tokens: int
     output_tokens: int
     stop_reason: str | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     tool_input: Any = None
     """The input of the answer's tool use (a forced tool use call), else None."""
 
@@ -231,6 +236,8 @@ def parse_response(response: Mapping[str, Any]) -> ModelResult:
         input_tokens=int(usage["inputTokens"]),
         output_tokens=int(usage["outputTokens"]),
         stop_reason=response.get("stopReason"),
+        cache_read_tokens=int(usage.get("cacheReadInputTokens") or 0),
+        cache_write_tokens=int(usage.get("cacheWriteInputTokens") or 0),
         tool_input=tool_uses[0].get("input") if tool_uses else None,
     )
 
@@ -243,16 +250,17 @@ class BedrockCaller:
 
     async def converse(self, request: ModelRequest) -> ModelResult:
         """Make one call; ModelCallError when no usable response came."""
+        messages, system = converse_content(request.prompt, request.system, request.cache_split)
         kwargs: dict[str, Any] = {
             "modelId": request.model_id,
-            "messages": [{"role": "user", "content": [{"text": request.prompt}]}],
+            "messages": messages,
             "inferenceConfig": {
                 "maxTokens": request.max_tokens,
                 "temperature": request.temperature,
             },
         }
-        if request.system:
-            kwargs["system"] = [{"text": request.system}]
+        if system:
+            kwargs["system"] = system
         if request.metadata:
             kwargs["requestMetadata"] = dict(request.metadata)
         if request.service_tier != "default":

@@ -8,6 +8,7 @@ import structlog
 
 from palette.common.output_schema import OutputInvalidError
 from palette.common.pricing import TokenPrice
+from palette.common.prompt_cache import cache_split
 from palette.common.service_tiers import ServiceTier, rated_table
 from palette.common.templates import Step
 from palette.common.token_bounds import input_token_bound
@@ -80,6 +81,7 @@ class ModelCalls:
             system=system,
             max_tokens=step.max_tokens,
             temperature=step.temperature,
+            cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
             output=output,
             metadata={
                 "job_id": msg.job_id,
@@ -128,7 +130,15 @@ class ModelCalls:
             try:
                 return result, output.parse(result.text, result.tool_input)
             except OutputInvalidError as exc:
-                state.orphan.add(step.id, step.model, result.input_tokens, result.output_tokens)
+                state.orphan.add(
+                    step.id,
+                    step.model,
+                    result.input_tokens,
+                    result.output_tokens,
+                    1,
+                    result.cache_read_tokens,
+                    result.cache_write_tokens,
+                )
                 metrics.INVALID_OUTPUTS.labels(step.model).inc()
                 log.info(
                     "invalid_output", record=self._record, step=step.id, call=n, error=str(exc)
@@ -272,11 +282,15 @@ class ModelCalls:
         finally:
             if not sent:
                 pacer.release(ticket)
-        pacer.settle(ticket, result.input_tokens, result.output_tokens)
-        cost = price.cost(result.input_tokens, result.output_tokens)
+        # Cache reads do not count toward Bedrock's token quotas; cache writes do.
+        pacer.settle(ticket, result.input_tokens + result.cache_write_tokens, result.output_tokens)
+        cached = (result.cache_read_tokens, result.cache_write_tokens)
+        cost = price.cost(result.input_tokens, result.output_tokens, *cached)
         overrun = guard.settle(reservation, cost)
         rate = "" if self._tier is None else self._tier.value
-        state.usage.add(step.id, step.model, result.input_tokens, result.output_tokens, rate=rate)
+        state.usage.add(
+            step.id, step.model, result.input_tokens, result.output_tokens, 1, *cached, rate=rate
+        )
         if overrun:
             log.error(
                 "worst_case_exceeded", record=self._record, step=step.id, worst=worst, cost=cost

@@ -13,6 +13,7 @@ import structlog
 from palette.common import keys
 from palette.common import messages as m
 from palette.common.record_filters import RecordFilter
+from palette.common.targets import SURPLUS
 from palette.common.templates import Step
 from palette.common.tracing import span
 from palette.generator.format_writers import (
@@ -94,6 +95,9 @@ class Rows:
     result: ExportResult
     keep: RecordFilter | None = None
     rejected: RowWriter | None = None
+    limit: int | None = None
+    """Complete records kept at most (a ``target: "kept"`` job's ``num_records``)."""
+    kept: int = 0
     seen: Bitmap = field(init=False)
 
     def __post_init__(self) -> None:
@@ -109,8 +113,9 @@ class Rows:
         if not 0 <= record.index < self.num_records:
             self.result.out_of_range += 1
         elif self.seen.add(record.index):
-            if record.complete and self.keep is not None and self._rejected(record):
+            if record.complete and self._rejected(record):
                 return
+            self.kept += record.complete
             self.writer.write(self.plan.row(self.job_id, record))
             self.result.records += 1
             self.result.incomplete += not record.complete
@@ -118,11 +123,15 @@ class Rows:
             self.result.duplicates += 1
 
     def _rejected(self, record: FinishedRecord) -> bool:
-        assert self.keep is not None
-        assert self.rejected is not None
-        rejection = self.keep.rejection(record.index, record.outputs, record.variables)
+        """Whether a complete record is rejected (written to the rejected rows)."""
+        rejection = None
+        if self.keep is not None:
+            rejection = self.keep.rejection(record.index, record.outputs, record.variables)
+        if rejection is None and self.limit is not None and self.kept >= self.limit:
+            rejection = (SURPLUS, f"{self.limit} records were kept before it (the target)")
         if rejection is None:
             return False
+        assert self.rejected is not None
         reason, detail = rejection
         row = self.plan.row(self.job_id, record)
         self.rejected.write({**row, "rejected_reason": reason, "rejected_detail": detail})
@@ -166,7 +175,9 @@ def write_dataset(
     try:
         rows = Rows(job_id, plan, make_writer(fmt, sink, plan, batch_rows), num_records, result)
         if rejected_sink is not None and filters is not None:
-            rows.keep = RecordFilter(filters.keep_if, filters.dedup)
+            if filters.filters:
+                rows.keep = RecordFilter(filters.keep_if, filters.dedup, filters.template_keep_if)
+            rows.limit = filters.keep_limit
             rows.rejected = make_writer(m.OutputFormat.JSONL, rejected_sink, plan, batch_rows)
         _add_every_record(storage, job_id, rows)
         rows.writer.close()

@@ -262,8 +262,9 @@ async def run_record(
                 context = step_context(seed, record.outputs, record.variables)
                 prompt, system = await render_step(state.rt.renderer, step, k, context, draws)
             output = for_step(step, state.rt.structured)
+            bound_system = step.bound_system(system)
             worst = rendered_call_worst_case(
-                state.prices[step.model], prompt, step.bound_system(system), step.max_tokens
+                state.prices[step.model], prompt, bound_system, step.max_tokens, step.cache_prompt
             )
             known[step.id] = worst
             state.observed[step.id] = max(worst, state.observed.get(step.id, 0))

@@ -29,8 +29,9 @@ from palette.common import messages as m
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.output_schema import OutputInvalidError
 from palette.common.pricing import UnknownModelError
+from palette.common.prompt_cache import cache_split
 from palette.common.structured_support import NoStructuredOutputError
-from palette.common.templates import TemplateError, step_context
+from palette.common.templates import Step, TemplateError, step_context
 from palette.common.token_bounds import input_token_bound
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.generation import render_step
@@ -85,8 +86,21 @@ async def _call(
         except BaseException:
             spend.unknown_worst += worst  # cut short: it may have run
             raise
-    pacer.settle(ticket, result.input_tokens, result.output_tokens)
+    pacer.settle(ticket, result.input_tokens + result.cache_write_tokens, result.output_tokens)
     return result
+
+
+def _usage(step: Step, result: ModelResult) -> m.StepUsage:
+    """The usage of one answered call of a step."""
+    return m.StepUsage(
+        step_id=step.id,
+        model_id=step.model,
+        calls=1,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cache_read_tokens=result.cache_read_tokens,
+        cache_write_tokens=result.cache_write_tokens,
+    )
 
 
 def _value(result: ModelResult, output: StructuredOutput | None) -> Any:
@@ -105,7 +119,9 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
             prompt, system = await render_step(rt.renderer, step, k, context)
             price = rt.pricing.price(step.model)
             bound = step.bound_system(system)
-            worst = rendered_call_worst_case(price, prompt, bound, step.max_tokens)
+            worst = rendered_call_worst_case(
+                price, prompt, bound, step.max_tokens, step.cache_prompt
+            )
             if spent + worst > msg.max_cost:
                 raise PreviewStop(
                     f"step {step.id!r}: its worst case ({worst} picodollars) does not fit in "
@@ -119,18 +135,13 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
                 temperature=step.temperature,
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
                 output=(output := for_step(step, rt.structured)),
+                cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
             )
             result = await _call(rt, request, worst, spend)
-            spend.usage.append(
-                m.StepUsage(
-                    step_id=step.id,
-                    model_id=step.model,
-                    calls=1,
-                    input_tokens=result.input_tokens,
-                    output_tokens=result.output_tokens,
-                )
-            )
-            cost = price.cost(result.input_tokens, result.output_tokens)
+            usage = _usage(step, result)
+            spend.usage.append(usage)
+            cached = (usage.cache_read_tokens, usage.cache_write_tokens)
+            cost = price.cost(result.input_tokens, result.output_tokens, *cached)
             spent += cost
             outputs[step.id] = value = _value(result, output)
             steps.append(
@@ -143,6 +154,8 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
                     input_tokens=result.input_tokens,
                     output_tokens=result.output_tokens,
                     cost=cost,
+                    cache_read_tokens=usage.cache_read_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
                 )
             )
     except (PreviewStop, TemplateError, UnknownModelError, NoStructuredOutputError) as exc:

@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from palette.common.lease_view import lease_closed
 from palette.common.messages import JobStatus
 from palette.common.record_filters import Dedup
+from palette.common.targets import GENERATED, keep_limit
 from palette.common.templates import TemplateSpec
 
 
@@ -19,11 +20,20 @@ class Filters:
 
     keep_if: str | None = None
     dedup: Dedup | None = None
+    template_keep_if: str | None = None
+    """The template's own ``keep_if``: it applies as well as the job's."""
+    keep_limit: int | None = None
+    """A ``target: "kept"`` job keeps at most this many records (the rest: ``surplus``)."""
+
+    @property
+    def filters(self) -> bool:
+        """Whether a record filter (``keep_if`` or ``dedup``) applies."""
+        return any(f is not None for f in (self.keep_if, self.dedup, self.template_keep_if))
 
     @property
     def active(self) -> bool:
         """Whether the job rejects anything at all."""
-        return self.keep_if is not None or self.dedup is not None
+        return self.filters or self.keep_limit is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,7 @@ class ExportInfo:
     """What an export needs to know about its job."""
 
     num_records: int
+    """Record indexes ``[0, num_records)`` the dataset holds (a kept job's planned ones)."""
     template: TemplateSpec
     filters: Filters = Filters()
 
@@ -50,15 +61,29 @@ class JobsRepository:
 
     async def export_info(self, job_id: str) -> ExportInfo | None:
         """The job's record count and template snapshot, or None if no such job."""
-        fields = {"num_records": 1, "template": 1, "keep_if": 1, "dedup": 1}
+        fields = {
+            "num_records": 1,
+            "template": 1,
+            "keep_if": 1,
+            "dedup": 1,
+            "target": 1,
+            "planned_records": 1,
+        }
         doc = await self._jobs.find_one({"_id": job_id}, fields)
         if doc is None:
             return None
         dedup = doc.get("dedup")
+        template = TemplateSpec.model_validate(doc["template"])
+        target = doc.get("target") or GENERATED
         return ExportInfo(
-            num_records=int(doc["num_records"]),
-            template=TemplateSpec.model_validate(doc["template"]),
-            filters=Filters(doc.get("keep_if"), Dedup.model_validate(dedup) if dedup else None),
+            num_records=int(doc.get("planned_records") or doc["num_records"]),
+            template=template,
+            filters=Filters(
+                doc.get("keep_if"),
+                Dedup.model_validate(dedup) if dedup else None,
+                template.keep_if,
+                keep_limit(target, int(doc["num_records"])),
+            ),
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from palette.common.messages import RetryCounts, StepUsage
 from palette.common.pricing import PricingTable
@@ -14,7 +15,11 @@ from palette.common.service_tiers import Rate, ServiceTier, rated_table
 
 
 class UsageTally:
-    """Calls and tokens per (step id, model id), in first-seen order."""
+    """Calls and tokens per (step id, model id), in first-seen order.
+
+    A row counts ``[calls, input, output, cache_read, cache_write]`` tokens; the
+    key's rate is "" for calls billed at the attempt's rate, else their own.
+    """
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str, str], list[int]] = {}
@@ -26,26 +31,40 @@ class UsageTally:
         input_tokens: int,
         output_tokens: int,
         calls: int = 1,
+        cache_read: int = 0,
+        cache_write: int = 0,
+        *,
         rate: str = "",
     ) -> None:
         """Count ``calls`` calls of a step with their tokens.
 
-        ``rate``: the rate they were billed at when not the attempt's own (a batch-mode
-        partition's online calls: ``default``); "" is the attempt's.
+        ``cache_read``, ``cache_write``: input tokens read from and written to the
+        prompt cache (not in ``input_tokens``). ``rate``: the rate they were billed
+        at when not the attempt's own (a batch-mode partition's online calls:
+        ``default``); "" is the attempt's.
         """
-        row = self._rows.setdefault((step_id, model_id, rate), [0, 0, 0])
-        row[0] += calls
-        row[1] += input_tokens
-        row[2] += output_tokens
+        row = self._rows.setdefault((step_id, model_id, rate), [0, 0, 0, 0, 0])
+        for index, value in enumerate(
+            (calls, input_tokens, output_tokens, cache_read, cache_write)
+        ):
+            row[index] += value
 
     def merge(self, other: UsageTally | Iterable[StepUsage]) -> None:
         """Add another tally (or StepUsage rows) to this one."""
         if isinstance(other, UsageTally):
-            for (s, m, r), (c, i, o) in other._rows.items():
-                self.add(s, m, i, o, c, r)
+            for (s, m, r), (c, i, o, cr, cw) in other._rows.items():
+                self.add(s, m, i, o, c, cr, cw, rate=r)
             return
         for u in other:
-            self.add(u.step_id, u.model_id, u.input_tokens, u.output_tokens, u.calls)
+            self.add(
+                u.step_id,
+                u.model_id,
+                u.input_tokens,
+                u.output_tokens,
+                u.calls,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+            )
 
     def take(self) -> UsageTally:
         """Move everything into a new tally, leaving this one empty."""
@@ -62,20 +81,23 @@ class UsageTally:
                 calls=c,
                 input_tokens=i,
                 output_tokens=o,
+                cache_read_tokens=cr,
+                cache_write_tokens=cw,
                 service_tier=r or tier,
             )
-            for (s, m, r), (c, i, o) in self._rows.items()
+            for (s, m, r), (c, i, o, cr, cw) in self._rows.items()
         )
 
     def cost(self, pricing: PricingTable, full: PricingTable | None = None) -> int:
         """Exact cost in picodollars at ``pricing`` (a tier's: ``service_tiers.rated_table``).
 
         Rows billed at a rate of their own are priced at it in ``full`` (the whole
-        table). UnknownModelError for a model without price there.
+        table). Cache reads and writes are at their prices. UnknownModelError for a
+        model without price there.
         """
         return sum(
-            (rated_table(full, r) if r and full is not None else pricing).cost(m, i, o)
-            for (_, m, r), (_, i, o) in self._rows.items()
+            (rated_table(full, r) if r and full is not None else pricing).cost(m, i, o, cr, cw)
+            for (_, m, r), (_, i, o, cr, cw) in self._rows.items()
         )
 
     @property
@@ -84,8 +106,17 @@ class UsageTally:
         return sum(row[0] for row in self._rows.values())
 
     def encode(self) -> str:
-        """Compact ASCII JSON ``[[step, model, calls, in, out(, rate)], ...]``."""
-        rows = [[s, m, c, i, o, *([r] if r else [])] for (s, m, r), (c, i, o) in self._rows.items()]
+        """Compact ASCII JSON ``[[step, model, calls, in, out(, cr, cw)(, rate)], ...]``.
+
+        ``cr``, ``cw``: tokens read from and written to the prompt cache.
+        The cache counts are left out of a row that has none, the rate out of a
+        row billed at the attempt's own. So rows of 5 numbers and names (before
+        either), 6 (a rate) and 7 (cache counts) read as they always did.
+        """
+        rows = [
+            [s, m, *(counts if any(counts[3:]) else counts[:3]), *([r] if r else [])]
+            for (s, m, r), counts in self._rows.items()
+        ]
         return json.dumps(rows, separators=(",", ":"), ensure_ascii=True)
 
     @classmethod
@@ -98,12 +129,15 @@ class UsageTally:
         for row in rows:
             if not (
                 isinstance(row, list)
-                and len(row) in (5, 6)
-                and all(isinstance(v, str) for v in (*row[:2], *row[5:]))
-                and all(isinstance(v, int) and v >= 0 for v in row[2:5])
+                and len(row) in (5, 6, 7, 8)
+                and all(isinstance(v, str) for v in row[:2])
+                and all(isinstance(v, int) and v >= 0 for v in _counts(row))
+                and len(_counts(row)) in (3, 5)
             ):
                 raise ValueError(f"bad usage row {row!r}")
-            tally.add(row[0], row[1], row[3], row[4], row[2], *row[5:])
+            counts = _counts(row)
+            rate = row[-1] if isinstance(row[-1], str) else ""
+            tally.add(row[0], row[1], counts[1], counts[2], counts[0], *counts[3:], rate=rate)
         return tally
 
     def __bool__(self) -> bool:
@@ -118,6 +152,11 @@ class UsageTally:
 
     def __repr__(self) -> str:
         return f"UsageTally({self.encode()})"
+
+
+def _counts(row: list[Any]) -> list[Any]:
+    """A usage row's numbers: calls, input, output (, cache read, cache write)."""
+    return row[2:-1] if isinstance(row[-1], str) else row[2:]
 
 
 class RetryTally:

@@ -74,12 +74,18 @@ def generate_partition(msg: m.BudgetReserved, part: Doc, plan: JobPlan) -> m.Gen
 
 
 def export_job(job: Doc) -> m.ExportJob:
-    """The command that writes a job's dataset."""
+    """The command that writes a job's dataset.
+
+    A ``target: "kept"`` job's later waves (``planned_records`` beyond
+    ``num_records``) each have an export of their own id.
+    """
+    planned = int(job.get("planned_records") or job["num_records"])
+    wave = "" if planned == job["num_records"] else f"-{planned}"
     return m.ExportJob(
-        message_id=f"export-{job['_id']}",
+        message_id=f"export-{job['_id']}{wave}",
         job_id=job["_id"],
         output_format=m.OutputFormat(job["output_format"]),
-        expected_records=job["num_records"],
+        expected_records=planned,
     )
 
 

@@ -34,7 +34,7 @@ from palette.common.service_tiers import (
     require_rate,
 )
 from palette.common.templates import TemplateError, TemplateSpec, analyse
-from palette.scheduler import commands
+from palette.scheduler import commands, waves
 from palette.scheduler.dispatch import PartitionDispatch
 from palette.scheduler.partitioning import SeedSummary, partition_ranges, record_estimate
 from palette.scheduler.repository import Doc, SchedulerRepository
@@ -142,7 +142,7 @@ class Scheduler(PartitionDispatch):
         tier = job_rate(job.get("mode") or JobMode.ONLINE, job.get("service_tier") or "default")
         try:
             analyse(template)
-            require_rate(self.pricing, tier, template.models)
+            require_rate(self.pricing, tier, template.models, template.steps)
             seeds = await self.count_seeds(job["seed_key"])
         except (TemplateError, UnknownModelError, UnpricedRateError, SeedError) as exc:
             await self.fail_before_start(job_id, str(exc))
@@ -156,6 +156,7 @@ class Scheduler(PartitionDispatch):
             seed_count=seeds.count,
             partition_size=size,
             partitions_total=len(ranges),
+            planned_records=job["num_records"],
             record_estimate=record_estimate(
                 template, rated_table(self.pricing, tier), seeds.largest_bytes
             ),
@@ -228,10 +229,54 @@ class Scheduler(PartitionDispatch):
         written = commands.written_export(msg)
         if not await self.repo.move_export(msg.job_id, ExportEvent.WRITTEN, **written):
             return
-        if await self._move(msg.job_id, JobEvent.EXPORTED, finished_at=m.utcnow()):
-            log.info("job_completed", job_id=msg.job_id, records=msg.records)
+        await self.after_export(msg.job_id)
+
+    async def after_export(self, job_id: str) -> None:
+        """A running job whose export is written completes, or plans its next wave.
+
+        A ``target: "kept"`` job short of ``num_records`` kept records plans more
+        record indexes (``targets.more_records``) while ``max_generated`` allows,
+        and runs them; its export is written again when they are done. Safe to
+        repeat: the next wave's partitions have fixed ids, and it is planned only
+        from the ``planned_records`` the export counted.
+        """
+        job = await self.repo.job(job_id)
+        if job is None or export_status(job) is not ExportStatus.DONE:
+            return  # gone, or a next wave took its export over already
+        more = waves.more(job) if job["status"] == m.JobStatus.RUNNING.value else 0
+        if more and await self._next_wave(job, more):
+            return
+        if await self._move(job_id, JobEvent.EXPORTED, finished_at=m.utcnow()):
+            log.info(
+                "job_completed", job_id=job_id, records=(job.get("export") or {}).get("records")
+            )
         else:
-            await self.repo.set_job(msg.job_id, {"finished_at": None}, {"finished_at": m.utcnow()})
+            await self.repo.set_job(job_id, {"finished_at": None}, {"finished_at": m.utcnow()})
+
+    async def _next_wave(self, job: Doc, more: int) -> bool:
+        """Plan ``more`` record indexes after the job's planned ones and run them.
+
+        False when the job moved meanwhile (a stop): it ends with the export it has.
+        """
+        job_id, planned = job["_id"], waves.planned(job)
+        first_index = int(job["partitions_total"])
+        size = int(job.get("partition_size") or self.settings.partition_size)
+        ranges = partition_ranges(planned + more, size, planned)
+        await self.repo.create_partitions(job_id, ranges, first_index)
+        export = job.get("export") or {}
+        moved = await self.repo.set_job(
+            job_id,
+            {
+                "status": m.JobStatus.RUNNING.value,
+                "planned_records": planned,
+                "export.status": ExportStatus.DONE.value,
+            },
+            waves.next_wave_fields(export, planned + more, first_index + len(ranges)),
+        )
+        if moved:
+            log.info("job_wave", job_id=job_id, kept=waves.kept(export), planned=planned + more)
+            await self.pump(job_id)
+        return moved
 
     async def export_failed(self, msg: m.ExportFailed) -> None:
         """The export could not be written: the job fails with the reason."""
@@ -254,7 +299,12 @@ class Scheduler(PartitionDispatch):
             await self.repo.recount_progress(job_id)
             for part in await self.repo.reserving(job_id):
                 await self._reserve(job_id, part)
-            if job["status"] == m.JobStatus.RUNNING.value:
+            if (
+                job["status"] == m.JobStatus.RUNNING.value
+                and export_status(job) is ExportStatus.DONE
+            ):
+                await self.after_export(job_id)  # a restart between the export and what follows
+            elif job["status"] == m.JobStatus.RUNNING.value:
                 await self.pump(job_id)
             elif export_status(job) is ExportStatus.PENDING:
                 await self.request_export(job)

@@ -11,11 +11,11 @@ from palette.common.pricing import PricingTable
 from palette.common.templates import TemplateSpec
 
 
-def partition_ranges(num_records: int, size: int) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges of at most ``size`` records covering ``num_records``."""
-    if num_records < 0 or size < 1:
-        raise ValueError("num_records must be >= 0 and size >= 1")
-    return [(start, min(start + size, num_records)) for start in range(0, num_records, size)]
+def partition_ranges(num_records: int, size: int, first: int = 0) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of at most ``size`` records covering ``[first, num_records)``."""
+    if num_records < 0 or size < 1 or first < 0:
+        raise ValueError("num_records and first must be >= 0 and size >= 1")
+    return [(start, min(start + size, num_records)) for start in range(first, num_records, size)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,8 +173,10 @@ class SchedulerRepository:
 
     # ---------------------------------------------------------- partitions
 
-    async def create_partitions(self, job_id: str, ranges: list[tuple[int, int]]) -> None:
-        """Insert the job's partitions (idempotent)."""
+    async def create_partitions(
+        self, job_id: str, ranges: list[tuple[int, int]], first_index: int = 0
+    ) -> None:
+        """Insert the job's partitions, numbered from ``first_index`` (idempotent)."""
         docs = [
             {
                 "_id": f"{job_id}:{index}",
@@ -188,7 +190,7 @@ class SchedulerRepository:
                 "lease_id": None,
                 "needed": 0,
             }
-            for index, (start, end) in enumerate(ranges)
+            for index, (start, end) in enumerate(ranges, start=first_index)
         ]
         for chunk in range(0, len(docs), 1000):
             try:

@@ -13,6 +13,7 @@ from palette.common.messages import MAX_RECORDS, JobStatus, OutputFormat
 from palette.common.record_filters import Dedup, KeepIfExpression
 from palette.common.samplers import SeedSampling
 from palette.common.service_tiers import JobMode, ServiceTier
+from palette.common.targets import MAX_GENERATED, Target
 from palette.gateway.schemas.base import Cursor, Reply, Request, VersionNumber
 
 
@@ -56,6 +57,22 @@ class CreateJob(Request):
         "so each is drawn as often as the others). The same record always draws the same.",
         examples=["shuffle", {"stratify": "topic"}],
     )
+    target: Target = Field(
+        "generated",
+        description='`"generated"`: make `num_records` records (what `keep_if` and `dedup` '
+        'reject is left out of them). `"kept"`: keep generating new records until '
+        "`num_records` records pass the template's and the job's `keep_if` and `dedup`, the "
+        "budget runs out, or `max_generated` records were made; the dataset holds the first "
+        "`num_records` records by index that pass (passing ones beyond them are rejected as "
+        "`surplus`), so it does not depend on timing.",
+        examples=["kept"],
+    )
+    max_generated: Annotated[int, Field(ge=1, le=MAX_GENERATED)] | None = Field(
+        None,
+        description='With `target: "kept"`: generate at most this many records (at least '
+        "`num_records`; default 3 x `num_records`).",
+        examples=[300],
+    )
     mode: JobMode = Field(
         JobMode.ONLINE,
         description='How the job calls the model: `"online"` (one Converse call per record and '
@@ -68,8 +85,10 @@ class CreateJob(Request):
         description='Bedrock service tier of the online calls: `"default"` (standard), '
         '`"flex"` (cheaper, slower when Bedrock is busy) or `"priority"` (dearer, served '
         "first). Calls are priced, and the budget reserved, at the tier's price; a model "
-        "the pricing table has no price for at that tier is refused (422). The preview's "
-        "`estimate.by_rate` compares the choices.",
+        "the pricing table has no price for at that tier is refused (422). Prompt caching "
+        "(`cache_prompt` steps) is priced at the default tier only: a template with it is "
+        "refused (422) at flex, priority and in batch. The preview's `estimate.by_rate` "
+        "compares the choices.",
         examples=["flex"],
     )
 
@@ -139,6 +158,15 @@ class JobView(Reply):
         None, description="Why the latest of them paused (which model, for how long)."
     )
     seed_count: int | None = Field(None, description="Records in the seed file, once counted.")
+    target: Target = Field("generated", description="What `num_records` counts (see `CreateJob`).")
+    max_generated: int | None = Field(
+        None, description='A `target: "kept"` job\'s cap on records generated.'
+    )
+    records_kept: int | None = Field(
+        None,
+        description="Complete records the filters kept, as last counted (each export counts "
+        'them; a `target: "kept"` job counts after each wave): null before.',
+    )
     settled: bool = Field(
         False,
         description="True once the job has ended and its export is written or failed: "
@@ -201,6 +229,15 @@ class ProgressPanel(Reply):
     paused_reason: str | None = Field(
         None, description="Why the latest of them paused (which model, for how long)."
     )
+    generated: int = Field(0, description="Records generated (complete), kept or not.")
+    kept: int | None = Field(
+        None, description="Of them, those the filters kept, as last counted (null before)."
+    )
+    rejected: dict[str, int] = Field(
+        default_factory=dict,
+        description="Records rejected, by reason (`keep_if`, `duplicate`, `surplus`), as last "
+        "counted.",
+    )
 
 
 class CostLine(Reply):
@@ -212,6 +249,8 @@ class CostLine(Reply):
     calls: int
     input_tokens: int
     output_tokens: int
+    cache_read_tokens: int = Field(0, description="Input tokens read from the prompt cache.")
+    cache_write_tokens: int = Field(0, description="Input tokens written to the prompt cache.")
 
 
 class BudgetPanel(Reply):
@@ -230,6 +269,10 @@ class TokensPanel(Reply):
 
     input: int
     output: int
+    cache_read: int = Field(
+        0, description="Input tokens read from the prompt cache (steps with `cache_prompt`)."
+    )
+    cache_write: int = Field(0, description="Input tokens written to the prompt cache.")
     calls: int
     throttled: int = Field(
         0, description="Call attempts the provider refused for its quota (never billed)."

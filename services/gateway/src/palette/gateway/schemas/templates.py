@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from palette.common.messages import MAX_RECORDS
+from palette.common.record_filters import KeepIfExpression
 from palette.common.samplers import MAX_VARIABLES, VARIABLE_NAME, Sampler
 from palette.common.steps import DEFAULT_SCALE, MAX_RUBRIC_CHARS, without_unused
 from palette.common.templates import MAX_PROMPT_CHARS, MAX_STEPS, STEP_ID
@@ -62,6 +63,17 @@ class StepIn(Request):
     system: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS)] = None
     max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 512
     temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    cache_prompt: Annotated[
+        bool,
+        Field(
+            description="Prompt caching: a Converse cache point after the system prompt and "
+            "after the prompt's static prefix (its text before the first `{{`/`{%`), so calls "
+            "that repeat them read them from the model's cache, billed at the cache-read price "
+            "(a first call writes them, at the cache-write price, which the budget reserves). "
+            "Only for models with cache prices in the pricing table.",
+            examples=[True],
+        ),
+    ] = False
     kind: Literal["generate", "judge"] = Field(
         "generate",
         description="`generate`: the step answers text, or JSON matching `output_schema`. "
@@ -120,6 +132,14 @@ class CreateTemplate(Request):
             examples=[VARIABLES_EXAMPLE],
         ),
     ]
+    keep_if: KeepIfExpression | None = Field(
+        None,
+        description="Records it is false for are rejected (left out of the dataset, in the "
+        "rejected file), for every job of the template; a job's own `keep_if` applies as well "
+        "(a record is kept only when both are true). An expression over "
+        "`steps.<id>.output` and `vars.<name>`.",
+        examples=["steps.answer.output | length > 40"],
+    )
     public: bool = False
 
 
@@ -132,6 +152,7 @@ class StepOut(Reply):
     system: str | None = None
     max_tokens: int
     temperature: float
+    cache_prompt: bool = False
     kind: Literal["generate", "judge"] = "generate"
     output_schema: dict[str, Any] | None = None
     rubric: str | None = None
@@ -149,6 +170,9 @@ class TemplateView(Reply):
     steps: list[StepOut]
     variables: dict[str, Sampler] = Field(
         default_factory=dict, description="The template's samplers (see `CreateTemplate`)."
+    )
+    keep_if: str | None = Field(
+        None, description="The template's own filter (see `CreateTemplate`)."
     )
     schema_requirements: list[str] = Field(
         description="Seed fields (dotted paths) every seed record must have."

@@ -39,6 +39,8 @@ class UsageRow(Reply):
     calls: int
     input_tokens: int
     output_tokens: int
+    cache_read_tokens: int = Field(0, description="Input tokens read from the prompt cache.")
+    cache_write_tokens: int = Field(0, description="Input tokens written to the prompt cache.")
     items: int = Field(description="Jobs or previews that spent in this group.")
 
 
