@@ -66,6 +66,9 @@ class TestDashboard:
             "partitions_in_flight": 0,
             "partitions_paused": 0,
             "paused_reason": None,
+            "generated": 30,
+            "kept": 30,
+            "rejected": {},
         }
         assert board["progress"]["records_per_second"] > 0
         assert Decimal(board["budget"]["spent_usd"]) == usd(ledger["spent"])

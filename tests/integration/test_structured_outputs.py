@@ -148,6 +148,48 @@ class TestStructuredJob:
         # call allowed fails its attempt instead, and the next attempt asks anew.
         assert 0 < doc["retried_calls"] <= invalid
 
+    def test_a_judged_job_with_target_kept_ends_with_exactly_its_records_kept(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any
+    ) -> None:
+        """Schema step, a step reading its field, a judge, keep_if on the score, target kept."""
+        n, cap = 8, 40
+        emulator = devstack.emulator_control()
+        before = emulator.stats().get("invalid_output", 0)
+        emulator.configure(invalid_output_rate=0.2)
+        try:
+            _, _, job = start(
+                api,
+                n,
+                TEMPLATE,
+                output_format="parquet",
+                keep_if="steps.grade.output.score >= 3",
+                target="kept",
+                max_generated=cap,
+                partition_size=4,
+            )
+            final = api.wait(job["id"], timeout=220)
+        finally:
+            emulator.configure(invalid_output_rate=0.0)
+        assert final["status"] == "COMPLETED", final
+        assert final["records_kept"] == n
+        kept = pq.read_table(io.BytesIO(download(api, job["id"])), use_threads=False).to_pylist()
+        rejected = jsonl(download(api, job["id"], file="rejected"))
+        assert len(kept) == n
+        assert all(row["grade"]["score"] >= 3 for row in kept)
+        assert all(row["facts"]["city"] for row in kept)
+        reasons = {row["rejected_reason"] for row in rejected}
+        assert reasons <= {"keep_if", "surplus"}, reasons
+        assert all(
+            row["grade"]["score"] < 3 for row in rejected if row["rejected_reason"] == "keep_if"
+        )
+        generated = n + len(rejected)
+        assert generated <= cap
+        doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        invalid = emulator.stats().get("invalid_output", 0) - before
+        structured = doc["by_step"]["facts"]["calls"] + doc["by_step"]["grade"]["calls"]
+        assert structured == 2 * generated + invalid
+        assert doc["by_step"]["tip"]["calls"] == generated
+
     def test_exports_keep_nested_objects_in_jsonl_and_dotted_columns_in_csv(
         self, api: GatewayClient
     ) -> None:
