@@ -33,7 +33,7 @@ test: install ## Lint, type-check, the page's unit tests, then the unit, integra
 	@$(UV) run ruff format --check .
 	@$(UV) run mypy libs/common/src libs/devstack/src libs/cli/src services/gateway/src services/scheduler/src services/generator/src services/accounting/src bench
 	@cd services/gateway/ui && npm test --silent
-	@$(UV) run pytest -m "(not faults or quick) and not e2e" -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
+	@$(UV) run pytest -m "(not faults or quick) and not e2e and not long" -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 bench: install ## The benchmarks against their targets (~21 min on 2 cores, of which ~10 the quota figures; ARGS=--quick: ~2 min, without them): table, bench/results/latest.json, docs/benchmarks.md
 	@$(UV) run --group bench python -m bench $(ARGS)
@@ -53,6 +53,9 @@ test-browser: install ## The page in headless Chromium against the real stack (a
 
 test-e2e: install ## The palette command end to end: run, Ctrl-C, --json, errors, the live view on a pty, data kept across down/up and kill -9, make demo (~10 min)
 	@$(UV) run pytest -m e2e $(PYTEST_ARGS)
+
+test-long: install ## The slow integration and browser cases make test leaves out (-m long: the 2-generator quota group, the quota page, the large batch jobs; ~5 min)
+	@$(UV) run pytest -m "long and not faults" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-faults: install ## The full fault suite
 	@$(UV) run pytest tests/faults -m faults $(PYTEST_ARGS)
@@ -78,4 +81,4 @@ format: install ## Format the code
 	@$(UV) run ruff format .
 	@$(UV) run ruff check --fix .
 
-.PHONY: help uv install ui test-browser demo test bench bench-quick test-unit test-e2e test-faults test-deploy test-image docs env-example lint format
+.PHONY: help uv install ui test-browser demo test bench bench-quick test-unit test-e2e test-long test-faults test-deploy test-image docs env-example lint format

@@ -20,7 +20,7 @@ from tests.browser.conftest import NewPage, Shot, sign_in
 from tests.integration.jobs import start
 from tests.integration.quota_services import MODEL, TPM, Group, enforced_quota, quota_services
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.long, pytest.mark.timeout(300)]
 
 TEMPLATE = {
     "name": "quota page",

@@ -39,7 +39,7 @@ def invocation_jobs(rig: Rig, job_id: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("failpoint", "records", "partition_size"),
     [
-        pytest.param("generator.batch_recorded", 200, 200, marks=pytest.mark.quick, id="arn-kept"),
+        pytest.param("generator.batch_recorded", 200, 200, id="arn-kept"),
         pytest.param("generator.batch_created", 300, 150, id="arn-not-kept"),
     ],
 )

@@ -38,7 +38,11 @@ TEMPLATE = {
 }
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["1-generator", "2-generators"])
+@pytest.fixture(
+    scope="module",
+    params=[1, pytest.param(2, marks=pytest.mark.long)],
+    ids=["1-generator", "2-generators"],
+)
 def quota_group(
     request: pytest.FixtureRequest,
     devstack: DevStack,
