@@ -109,6 +109,7 @@ def gated(
     return result, report.read_text(encoding="utf-8").splitlines()
 
 
+@pytest.mark.long
 class TestReadmeCommands:
     def test_every_shell_block_finds_its_programs_and_runs_its_safe_commands(
         self, clone: Path, tmp_path: Path

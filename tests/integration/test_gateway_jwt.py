@@ -49,6 +49,7 @@ def get(url: str, token: str) -> httpx.Response:
     return httpx.get(f"{url}/templates", headers={"Authorization": f"Bearer {token}"})
 
 
+@pytest.mark.long
 class TestJWKSMode:
     @pytest.mark.parametrize("alg", ["RS256", "ES256"])
     def test_a_token_of_the_identity_provider_is_accepted(

@@ -104,6 +104,7 @@ class TestPreviewRun:
         assert len(devstack.emulator_control().billing(owner=user)) == 1
 
 
+@pytest.mark.long
 class TestRunningJobWithoutGenerators:
     def test_snapshot_is_a_503_and_deleting_the_cancelled_job_is_a_409_until_it_exported(
         self,

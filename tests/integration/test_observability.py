@@ -208,6 +208,7 @@ def part_count(s3: Any, bucket: str, job_id: str) -> int:
     return int(listing.get("KeyCount", 0))
 
 
+@pytest.mark.long
 class TestMetricsOfAJob:
     def test_records_calls_and_tokens_equal_what_the_emulator_billed(
         self, job_run: JobRun, devstack: DevStack
