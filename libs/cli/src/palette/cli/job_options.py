@@ -59,12 +59,23 @@ def parse_set(item: str) -> tuple[str, Any]:
     return name, value
 
 
+def load_file(path: Path) -> Any:
+    """A JSON file's value, or a YAML one's (``.yaml``, ``.yml``).
+
+    Raises OSError, ValueError or yaml.YAMLError (``READ_ERRORS``).
+    """
+    text = path.read_text(encoding="utf-8")
+    return yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
+
+
+READ_ERRORS = (OSError, ValueError, yaml.YAMLError)
+
+
 def read_job_file(path: Path) -> dict[str, Any]:
     """A JSON or YAML object of job fields."""
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+        data = load_file(path)
+    except READ_ERRORS as exc:
         raise JobOptionsError(f"cannot read the job options {path}: {exc}") from None
     if not isinstance(data, dict):
         raise JobOptionsError(f"the job options {path} must be an object of job fields")

@@ -16,12 +16,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.prompt import Confirm
 
 from palette.cli.api import CANCEL_REQUESTED, Api, ApiError
 from palette.cli.dataset import DatasetSummary, summarize, write_card
+from palette.cli.job_options import READ_ERRORS, load_file
 from palette.cli.live import watch
 from palette.cli.transfer import download, upload_seeds
 from palette.common.seeds import SeedError, read_records
@@ -56,9 +56,8 @@ class RunRequest:
 def read_template_file(path: Path) -> dict[str, Any]:
     """A template body from a JSON or YAML file."""
     try:
-        text = path.read_text(encoding="utf-8")
-        body = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+        body = load_file(path)
+    except READ_ERRORS as exc:
         raise RunError(f"cannot read the template {path}: {exc}") from None
     if not isinstance(body, dict):
         raise RunError(f"the template {path} must be an object with 'name' and 'steps'")
