@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import statistics
 from typing import Any
 
 import pytest
 
 from palette.devstack.quota_buckets import QuotaBuckets, QuotaLimits
-from palette.generator.pacing import AimdParams, AimdRate, UsageWindow, fair_shares
-from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError
+from palette.generator.pacing import (
+    AimdParams,
+    AimdRate,
+    ModelUnavailableError,
+    UsageWindow,
+    fair_shares,
+)
+from palette.generator.quota_pacer import ModelPacer
 
 pytestmark = pytest.mark.unit
 
@@ -279,20 +287,29 @@ class TestModelPacer:
 class Bedrock:
     """The emulator's buckets (``palette.devstack.quota_buckets``) on the test's clock."""
 
-    def __init__(self, clock: Clock, tpm: float) -> None:
+    def __init__(self, clock: Clock, tpm: float, noise: float = 0.0, seed: int = 7) -> None:
         self.clock = clock
         self.buckets = QuotaBuckets({"m": QuotaLimits(tpm=tpm)}, now=clock.now)
+        self.noise = noise
+        """The share of calls throttled at random, whatever the rate (the emulator's)."""
+        self.random = random.Random(seed)
         self.used = 0
         self.throttled = 0
         self.admitted = 0
 
     def run(self, pacers: list[ModelPacer], seconds: float, workers: int = 8) -> None:
-        """Calls of 15 tokens in, up to 64 out (40 made), 0.5 s each, as fast as paced."""
-        busy: list[tuple[float, Any, ModelPacer]] = []
+        """Calls of 15 tokens in, up to 64 out (40 made), 0.5 s each, as fast as paced.
+
+        A throttle is answered at once but reaches the caller one 10-ms tick later.
+        """
+        busy: list[tuple[float, Any, ModelPacer, bool]] = []
         end = self.clock.now + seconds
         while self.clock.now < end:
             for call in [c for c in busy if c[0] <= self.clock.now]:
                 busy.remove(call)
+                if call[3]:
+                    call[2].throttled(call[1])
+                    continue
                 self.used += self.buckets.settle("m", 79, 15, 40, self.clock.now)
                 call[2].settle(call[1], 15, 40)
             for p in pacers:
@@ -300,12 +317,13 @@ class Bedrock:
                     ticket = p.try_take(60 + 64)  # the input bound is above the 15 counted
                     if ticket is None:
                         break
-                    if self.buckets.admit("m", 79, self.clock.now) is not None:
+                    noisy = self.noise and self.random.random() < self.noise
+                    if noisy or self.buckets.admit("m", 79, self.clock.now) is not None:
                         self.throttled += 1
-                        p.throttled(ticket)
+                        busy.append((self.clock.now + 0.01, ticket, p, True))
                         continue
                     self.admitted += 1
-                    busy.append((self.clock.now + 0.5, ticket, p))
+                    busy.append((self.clock.now + 0.5, ticket, p, False))
             self.clock.now += 0.01
 
 
@@ -356,6 +374,54 @@ class TestAgainstBedrocksBuckets:
         bedrock.run([p], 60.0)
         assert (bedrock.used - before) / tpm >= 0.85
         assert bedrock.throttled - throttled <= 0.05 * (bedrock.used - before) / 55
+
+
+class TestRandomThrottles:
+    """Throttles that no rate changes (the emulator's ``throttle_rate``; Bedrock's capacity).
+
+    Each case runs ten seeds and checks the median and the worst.
+    """
+
+    def test_an_unknown_quota_is_not_paced_down_by_them(self) -> None:
+        calm = Bedrock(Clock(), 1e9)
+        calm.run([pacer(calm.clock, quota=None)], 30.0)
+        ratios = []
+        for seed in range(10):
+            clock = Clock()
+            bedrock = Bedrock(clock, 1e9, noise=0.3, seed=seed)
+            bedrock.run([pacer(clock, quota=None)], 30.0)
+            assert bedrock.throttled > 100
+            ratios.append(bedrock.admitted / calm.admitted)
+        assert statistics.median(ratios) >= 0.93, ratios
+        assert min(ratios) >= 0.9, ratios
+
+    def test_a_known_quota_is_still_filled(self) -> None:
+        fills = []
+        for seed in range(10):
+            clock, tpm = Clock(), 20000.0  # about 6 calls a second
+            bedrock = Bedrock(clock, tpm, noise=0.3, seed=seed)
+            bedrock.buckets.admit("m", int(tpm), clock.now)
+            p = pacer(clock, quota=tpm * 0.98)
+            bedrock.run([p], 30.0)  # the throttles' share is learnt in the first seconds
+            before = bedrock.used
+            bedrock.run([p], 60.0)
+            fills.append((bedrock.used - before) / tpm)
+        assert statistics.median(fills) >= 0.93, fills
+        assert min(fills) >= 0.8, fills
+
+    def test_an_unknown_quota_behind_them_is_still_found(self) -> None:
+        fills = []
+        for seed in range(10):
+            clock, tpm = Clock(), 6000.0
+            bedrock = Bedrock(clock, tpm, noise=0.1, seed=seed)
+            p = pacer(clock, quota=None)
+            bedrock.run([p], 60.0)
+            before = bedrock.used
+            bedrock.run([p], 60.0)
+            fills.append((bedrock.used - before) / tpm)
+        assert statistics.median(fills) >= 0.9, fills
+        assert min(fills) >= 0.8, fills
+        assert max(fills) <= 1.05, fills  # Bedrock's own bucket bounds it: no more than its quota
 
 
 class TestWaiting:

@@ -24,7 +24,7 @@ from palette.common.service_tiers import ServiceTier
 from palette.common.templates import Step
 from palette.generator.bedrock import ModelCallError
 from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
-from palette.generator.quota_pacer import ModelUnavailableError
+from palette.generator.pacing import ModelUnavailableError
 from palette.generator.records import FinishedRecord
 from palette.generator.state import AttemptState
 

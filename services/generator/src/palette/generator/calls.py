@@ -15,7 +15,8 @@ from palette.common.token_bounds import input_token_bound
 from palette.generator import metrics
 from palette.generator.bedrock import ModelCallError, ModelRequest, ModelResult
 from palette.generator.metrics import THROTTLE_CODES
-from palette.generator.quota_pacer import ModelPacer, ModelUnavailableError, Ticket
+from palette.generator.pacing import ModelUnavailableError, Ticket
+from palette.generator.quota_pacer import ModelPacer
 from palette.generator.state import AttemptState
 from palette.generator.structured import StructuredOutput
 

@@ -27,7 +27,7 @@ from palette.common.templates import Step, TemplateError, step_context
 from palette.generator.bedrock import ModelCallError
 from palette.generator.budget import PledgeBook
 from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
-from palette.generator.quota_pacer import ModelUnavailableError
+from palette.generator.pacing import ModelUnavailableError
 from palette.generator.records import FinishedRecord, RunAssembler
 from palette.generator.rendering import Renderer
 from palette.generator.state import AttemptState

@@ -23,6 +23,30 @@ from dataclasses import dataclass
 WINDOW_SECONDS = 10
 
 
+class ModelUnavailableError(Exception):
+    """The model has been throttled without a single answer for too long."""
+
+    def __init__(self, model_id: str, seconds: float) -> None:
+        super().__init__(
+            f"model {model_id} throttled every call for {seconds:.0f} s (its quota may be 0)"
+        )
+        self.model_id = model_id
+        self.seconds = seconds
+
+
+@dataclass(slots=True)
+class Ticket:
+    """A call's reservation in the bucket."""
+
+    tokens: int
+    waited: float = 0.0
+    """Seconds the call waited for the bucket."""
+    sent: float = 0.0
+    """When it was taken (the clock's reading)."""
+    rate: float | None = None
+    """The rate it was paced at (None: unlimited)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AimdParams:
     """The controller's constants (rates as fractions of the ceiling per second)."""
@@ -66,6 +90,10 @@ class AimdRate:
         self._decreased = -math.inf
         self._throttled = -math.inf
         self._succeeded_since_decrease = True
+        self._before: tuple[float | None, float | None] = (cap, None)
+        """The rate and ceiling before the last marked decrease (``undo`` goes back to them)."""
+        self.reference = 0.0
+        """The rate the last decrease started from."""
 
     @property
     def factor(self) -> float | None:
@@ -94,10 +122,11 @@ class AimdRate:
         """A call was answered: the next throttle may move the ceiling."""
         self._succeeded_since_decrease = True
 
-    def throttled(self, now: float, used: float) -> bool:
+    def throttled(self, now: float, used: float, mark: bool = True, least: float = 0.0) -> bool:
         """A throttle; ``used`` is what the model's calls used lately (tokens per minute).
 
-        Returns whether the rate decreased (at most once per cooldown).
+        Returns whether the rate decreased (at most once per cooldown, never below
+        ``least``); ``mark``: remember the rate before it, for ``undo``.
         """
         self.advance(now)
         self._throttled = now
@@ -107,14 +136,26 @@ class AimdRate:
         current = self.rate if self.rate is not None else used
         if used > 0:  # what the calls used, when the rate stood above it
             current = min(current, used)
+        self.reference = current
+        if mark:
+            self._before = (self.rate, self.ceiling)
         if self._succeeded_since_decrease or self.ceiling is None:
             self.ceiling = current if current > self._floor() else None
-        self.rate = max(self._floor(), current * self.params.decrease)
+        self.rate = max(self._floor(), least, current * self.params.decrease)
         if self.cap is not None:
             self.rate = min(self.rate, self.cap)
         self._decreased = now
         self._succeeded_since_decrease = False
         return True
+
+    def undo(self, now: float) -> None:
+        """The decreases since ``mark`` did not answer a quota: back to the rate before them."""
+        self.advance(now)
+        rate, ceiling = self._before
+        if rate is None or self.rate is None or rate > self.rate:
+            self.rate, self.ceiling = rate, ceiling
+        if self.cap is not None and self.rate is not None:
+            self.rate = min(self.rate, self.cap)
 
     def advance(self, now: float) -> None:
         """Additive increase for the time since the last look.
@@ -198,6 +239,19 @@ class UsageWindow:
         second = int(now)
         self._roll(second)
         self._slots[second % len(self._slots)] += tokens
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def recent_total(self, now: float, seconds: int) -> float:
+        """What was added over the last ``seconds`` whole seconds and the current one."""
+        if self._first is None:
+            return 0.0
+        second = int(now)
+        self._roll(second)
+        size = len(self._slots)
+        seconds = min(seconds, size - 1)
+        return sum(self._slots[s % size] for s in range(second - seconds, second + 1))
 
     def recent_per_minute(self, now: float, seconds: int) -> float:
         """Tokens per minute over the last ``seconds`` whole seconds before the current one."""

@@ -1,21 +1,15 @@
 """One model's local token bucket: every call takes its reservation before it is sent.
 
-A call takes what Bedrock will reserve for it (input tokens, bounded from the
-rendered prompt, plus ``maxTokens``; and one request when the quota counts
-requests) and, when it ends, the bucket is corrected as Bedrock corrects its
-own: to input + output x burndown when it was answered, to nothing when it was
-refused before the model ran (a throttle, a 503); a call that may have been
-billed without an answer keeps its reservation. The bucket refills at the
-model's rate (``pacing.AimdRate``: this generator's share of the quota, times
-the throttle factor), so the generators' calls reach Bedrock no faster than
-its buckets refill and are not throttled. An unknown quota is unlimited until
-a throttle sets a rate.
-
-The fast path (``try_take``, ``settle``) is arithmetic on the event loop, no
-I/O; a call that must wait queues first come, first served and is woken by a
-timer when the bucket holds its reservation. The pacer also keeps what the
-metrics and the shares need: throttles, time waited, recent use, and how long
-the model has been throttled without an answer (``unavailable_for``).
+A call takes what Bedrock will reserve for it (input tokens bounded from the prompt,
+plus ``maxTokens``; one request where requests count); when it ends the bucket is
+corrected as Bedrock corrects its own: to input + output x burndown when answered, to
+nothing when refused before the model ran; a call maybe billed without an answer keeps
+its reservation. The bucket refills at the model's rate (``pacing.AimdRate``: this
+generator's share of the quota times the throttle factor; unknown quota: unlimited
+until a throttle that answers to the rate, ``throttle_share``). The fast path
+(``try_take``, ``settle``) is arithmetic, no I/O; a call that must wait queues first
+come, first served, woken by a timer. The pacer also keeps what metrics and shares
+need: throttles, time waited, recent use, ``unavailable_for``.
 """
 
 from __future__ import annotations
@@ -26,12 +20,12 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
 from palette.generator.metrics import THROTTLE_CODES
-from palette.generator.pacing import AimdParams, AimdRate, UsageWindow
+from palette.generator.pacing import AimdParams, AimdRate, ModelUnavailableError, Ticket
+from palette.generator.throttle_share import ThrottleShare
 
 log = structlog.get_logger("palette.generator.quotas")
 
@@ -48,26 +42,6 @@ DEMAND_HEADROOM = 1.25
 """A generator that is not waiting asks for this much more than it used lately."""
 RECENT_SECONDS = 3
 """A throttle decreases the rate from the calls' use over this many whole seconds before it."""
-
-
-class ModelUnavailableError(Exception):
-    """The model has been throttled without a single answer for too long."""
-
-    def __init__(self, model_id: str, seconds: float) -> None:
-        super().__init__(
-            f"model {model_id} throttled every call for {seconds:.0f} s (its quota may be 0)"
-        )
-        self.model_id = model_id
-        self.seconds = seconds
-
-
-@dataclass(slots=True)
-class Ticket:
-    """A call's reservation in the bucket."""
-
-    tokens: int
-    waited: float = 0.0
-    """Seconds the call waited for the bucket."""
 
 
 class ModelPacer:
@@ -108,7 +82,7 @@ class ModelPacer:
         self._advanced = now
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
-        self._window = UsageWindow()
+        self._share = ThrottleShare()
         self._largest = 0
         self._streak: float | None = None
         self.last_take = now
@@ -135,7 +109,7 @@ class ModelPacer:
 
     def used_per_minute(self, now: float | None = None) -> float:
         """Quota tokens the model's answered calls used lately, per minute."""
-        return self._window.per_minute(self._clock() if now is None else now)
+        return self._share.used_per_minute(self._clock() if now is None else now)
 
     def demand(self, now: float, interval: float) -> float | None:
         """What this generator asks of the quota (None: as much as it can get)."""
@@ -215,13 +189,13 @@ class ModelPacer:
             self._note_ask(tokens)
         if not self.ready or self._waiters:
             return None
-        if self.control.rate is None:
-            return Ticket(tokens)
-        self._refill(now)
-        if not self._fits(tokens):
-            return None
-        self._take(tokens)
-        return Ticket(tokens)
+        if self.control.rate is not None:
+            self._refill(now)
+            if not self._fits(tokens):
+                return None
+            self._take(tokens)
+        self._share.asked(now, tokens)
+        return Ticket(tokens, 0.0, now, self.control.rate)
 
     async def take(self, tokens: int) -> Ticket:
         """Wait until the bucket holds ``tokens`` (after the calls queued before), and take them.
@@ -250,8 +224,9 @@ class ModelPacer:
             ended = self._clock()
             self._waited_at = ended
         waited = ended - started
+        self._share.asked(ended, tokens)
         self.waited_seconds += waited
-        return Ticket(tokens, waited)
+        return Ticket(tokens, waited, ended, self.control.rate)
 
     def _wake(self) -> None:
         """Hand the bucket to the waiters in order; set a timer for the first that must wait."""
@@ -287,7 +262,7 @@ class ModelPacer:
     def settle(self, ticket: Ticket, input_tokens: int, output_tokens: int) -> None:
         """The call was answered: correct its reservation to what Bedrock counts."""
         used = input_tokens + output_tokens * self.burndown
-        self._window.add(self._clock(), used)
+        self._ended(self._clock(), ticket, False, used)
         self.control.succeeded()
         self._streak = None
         self._give_back(ticket.tokens - used)
@@ -297,41 +272,56 @@ class ModelPacer:
         self._give_back(ticket.tokens)
 
     def throttled(self, ticket: Ticket) -> bool:
-        """The call was throttled: slow down; whether the rate decreased.
+        """The call was throttled: slow down unless the throttles do not answer to the rate.
 
-        Bedrock took nothing for it, but the bucket keeps the reservation (and
-        is emptied when the rate decreases): the call is made again at the
-        bucket's pace, not at once.
+        Returns whether the rate decreased. Bedrock took nothing, but the bucket keeps the
+        reservation (emptied when the rate decreases), so the call is made again at the
+        bucket's pace, unless the rate does not answer for the throttle (given back).
         """
         now = self._clock()
         self.throttles += 1
         if self._streak is None:
             self._streak = now
-        unlimited = self.control.rate is None
-        decreased = self.control.throttled(now, self._window.recent_per_minute(now, RECENT_SECONDS))
+        share, unlimited, decreased = self._share, self.control.rate is None, False
+        background = self._ended(now, ticket, True)
+        if not (background or (background := share.explained(now))):
+            used = share.used_lately(now, RECENT_SECONDS)
+            if not used and unlimited:  # nothing answered yet: what the calls asked
+                used = share.asked_per_minute(now)
+            run = share.in_run(now)
+            decreased = self.control.throttled(now, used, not run, share.least if run else 0.0)
         if decreased:
+            share.decreased(now, self.control.reference)
+            self._log("quota_rate_decreased", throttles=self.throttles)
             if unlimited:
                 self._updated = now
             self._level = min(self._level, 0.0)
             self._requests = min(self._requests, 0.0)
-        if self._waiters:
+        if background:
+            self._give_back(ticket.tokens, 1.0)
+        elif self._waiters:
             self._wake()
         return decreased
 
     def failed(self, ticket: Ticket, code: str, maybe_billed: bool) -> None:
         """The call brought no answer: a throttle, refused unbilled, or of unknown outcome."""
         if code in THROTTLE_CODES:
-            if self.throttled(ticket):
-                log.info(
-                    "quota_rate_decreased",
-                    model=self.model_id,
-                    rate=None if self.rate is None else round(self.rate),
-                    share=None if self.share is None else round(self.share),
-                    throttles=self.throttles,
-                )
+            self.throttled(ticket)
         elif not maybe_billed:
             self.release(ticket)
         # else it may have run: Bedrock keeps its reservation, and so does the bucket
+
+    def _ended(self, now: float, ticket: Ticket, throttled: bool, used: float = 0.0) -> bool:
+        """Tell the throttle share; whether its verdict undid the last decreases."""
+        if self._share.ended(now, ticket.sent, ticket.rate, throttled, used) is not False:
+            return False
+        self.control.undo(now)
+        self._log("quota_rate_restored", background=round(self._share.background, 3))
+        return True
+
+    def _log(self, event: str, **fields: object) -> None:
+        rate, share = (None if v is None else round(v) for v in (self.rate, self.share))
+        log.info(event, model=self.model_id, rate=rate, share=share, **fields)
 
     def set_share(self, share: float) -> None:
         """This generator's fair share of the known quota (tokens per minute) from now on."""

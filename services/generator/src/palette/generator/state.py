@@ -10,7 +10,7 @@ from palette.common import messages as m
 from palette.common.pricing import TokenPrice
 from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
-from palette.generator.quota_pacer import ModelUnavailableError
+from palette.generator.pacing import ModelUnavailableError
 from palette.generator.records import FinishedRecord
 from palette.generator.runtime import GeneratorRuntime, Publish
 from palette.generator.seed_draws import SeedDraws
