@@ -25,10 +25,7 @@ def billed_by_lease(rig: Rig, job_id: str) -> dict[str, int]:
     return dict(cost)
 
 
-# Not in the quick subset: under 30 % of calls throttled at random (not by a quota), the
-# generators' adaptive rate (palette.generator.pacing.AimdRate) takes every throttle for a
-# quota and paces an unlisted model down to a few calls a second, so this case took
-# 317-336 s here (it failed twice of three runs in its 600 s). An open defect of issue 16.
+@pytest.mark.quick
 def test_throttling_and_unavailable_model(rig: Rig) -> None:
     """Case 6: 30% of calls throttled, 5% answered 503: the job completes, exactly billed.
 
