@@ -410,18 +410,21 @@ class TestRandomThrottles:
         assert min(fills) >= 0.8, fills
 
     def test_an_unknown_quota_behind_them_is_still_found(self) -> None:
-        fills = []
+        fills, shares = [], []
         for seed in range(10):
             clock, tpm = Clock(), 6000.0
             bedrock = Bedrock(clock, tpm, noise=0.1, seed=seed)
             p = pacer(clock, quota=None)
             bedrock.run([p], 60.0)
-            before = bedrock.used
+            before, admitted, throttled = bedrock.used, bedrock.admitted, bedrock.throttled
             bedrock.run([p], 60.0)
             fills.append((bedrock.used - before) / tpm)
+            calls = bedrock.admitted - admitted + bedrock.throttled - throttled
+            shares.append((bedrock.throttled - throttled) / calls)
         assert statistics.median(fills) >= 0.9, fills
         assert min(fills) >= 0.8, fills
-        assert max(fills) <= 1.05, fills  # Bedrock's own bucket bounds it: no more than its quota
+        # Not a storm that never ends: a known weakness, docs/internals.md gives the share.
+        assert max(shares) < 0.9, shares
 
 
 class TestWaiting:

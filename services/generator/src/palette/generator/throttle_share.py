@@ -24,6 +24,10 @@ class ShareParams:
     """A run of decreases not yet judged goes no lower than this times the rate it started from."""
     most_background: float = 0.5
     """A larger throttled share is never background: the rate is decreased (its quota may be 0)."""
+    sure_share: float = 0.6
+    sure_throttles: int = 8
+    """A decrease when more than ``sure_share`` of the recent calls, and at least this many,
+    were throttled is a quota's: kept at once, and not held up by a run's floor."""
     least_share: float = 0.02
     """The least throttled share either answer expects (a stray throttle proves nothing)."""
 
@@ -79,7 +83,7 @@ class ThrottleShare:
         self._test: _Test | None = None
         self._looked = -math.inf
         self._decreased: float | None = None
-        """When the run of decreases not yet judged was last decreased (None: no such run)."""
+        """When the run of decreases not yet judged began (None: no such run)."""
         self._reference = 0.0
         self.least = 0.0
         """The least rate the run of decreases may reach before it is judged."""
@@ -175,26 +179,42 @@ class ThrottleShare:
         calls, throttles = self._recent(now, self.params.recent)
         return throttles <= b * calls + self.params.z * math.sqrt(calls * b * (1 - b)) + 1.0
 
+    def surely_quota(self, now: float) -> bool:
+        """Whether nearly every recent call was throttled (see ``sure_share``)."""
+        calls, throttles = self._recent(now, self.params.recent)
+        p = self.params
+        return throttles >= p.sure_throttles and throttles > p.sure_share * calls
+
     def in_run(self, now: float) -> bool:
         """Whether a decrease now continues a run of decreases not yet judged.
 
-        A run too short to test (too few calls ended before it) ends ``test_seconds``
-        after its last decrease: its decreases are kept.
+        A run with no test running (too few calls ended to start one, or most of them
+        throttled) ends ``test_seconds`` after its first decrease: its decreases are kept,
+        and the next one starts a new run.
         """
         if self._test is not None:
             return True
-        last = self._decreased
-        return last is not None and now - last < self.params.test_seconds
+        first = self._decreased
+        return first is not None and now - first < self.params.test_seconds
 
     def decreased(self, now: float, reference: float) -> None:
-        """The rate was decreased now from ``reference``: test it unless a test runs."""
+        """The rate was decreased now from ``reference``: test it unless a test runs.
+
+        When nearly every call is throttled (``sure_share`` of at least ``sure_throttles``
+        in the recent seconds) the decrease is kept at once, a quota's (or a quota of 0),
+        and the next decrease starts a new run: the run's floor does not hold it up.
+        """
+        calls, throttles = self._recent(now, self.params.recent)
+        if self.surely_quota(now):
+            self._test = self._decreased = None
+            self.least = 0.0
+            return
         if not self.in_run(now):
             self._reference, self.least = reference, reference * self.params.run_depth
-        self._decreased = now
+            self._decreased = now
         reference = self._reference
         if self._test is not None or reference <= 0:
             return
-        calls, throttles = self._recent(now, self.params.recent)
         share = throttles / calls if calls else 1.0
         if calls >= 5 and share <= self.params.most_background:
             self._test = _Test(now, reference, share)
