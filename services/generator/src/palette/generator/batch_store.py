@@ -4,12 +4,16 @@
 in the ``batch_invocations`` collection (the generator is its only writer). The
 document is inserted, with the job's ``clientRequestToken``, before the job is
 created, and gets the job's ARN right after: a generator killed at any point
-finds it again (``open_for``) and polls that job, or creates it again under the
-same token, which Bedrock answers with the same job. It is marked ``applied``
-once the job's results are in parts (or kept as incomplete records).
+finds it again (``open_for``) and polls that job, or looks it up by the name its
+token gave it (never creating it again: a job not found was never created, and a
+lost holder's lease, which accounting settles with its jobs, would not pay for
+it). Accounting reads the collection (the jobs of a held lease). A document is
+marked ``applied`` once the job's results are in parts (or kept as incomplete
+records).
 
-``BatchClient`` is the blocking side (run in a thread): the ``bedrock`` control
-plane (create, get, stop) and the S3 input and output objects of a job.
+``BatchClient`` is the blocking side (run in a thread): ``BatchControl``'s
+``bedrock`` control plane (get, stop, find) and output, plus creating a job and
+writing its input.
 """
 
 from __future__ import annotations
