@@ -282,7 +282,7 @@ class BatchRun:
                 self.given.add(index)
             elif reservation is not None:
                 state.guard.settle(reservation, price.cost(i, o))
-            else:  # this lease's own job, resumed: its worst case was within this lease
+            else:  # this lease's own job resumed (not in practice: a takeover ends at once)
                 state.guard.charge(price.cost(i, o))
             if not theirs:
                 state.usage.add(step.id, step.model, i, o)
