@@ -83,14 +83,24 @@ def test_generator_killed_between_batch_submit_and_results_resumes_the_same_job(
     assert '"batch_resumed"' in victim.log_text(since_start=True)  # followed, not resubmitted
 
 
-def test_job_cancelled_after_its_batch_generator_died_settles_the_batch(rig: Rig) -> None:
+@pytest.mark.parametrize(
+    "failpoint",
+    [
+        pytest.param("generator.batch_recorded", id="arn-kept"),
+        pytest.param("generator.batch_created", id="arn-not-kept"),
+    ],
+)
+def test_job_cancelled_after_its_batch_generator_died_settles_the_batch(
+    failpoint: str, rig: Rig
+) -> None:
     """Case 14b: the generator dies with a batch running, the job is cancelled, no retry follows.
 
     Only the takeover of the lost holder's lease runs (it ends at once) and the
     cancelled job retries nothing: accounting settles the lost lease, stopping the
-    batch job (the job is cancelled) and counting what it ran and billed.
+    batch job (the job is cancelled) and counting what it ran and billed. Without
+    its ARN recorded, accounting finds the job by the name its token gave it.
     """
-    armed = {**BATCH_SETTINGS, "PALETTE_FAILPOINTS": "generator.batch_recorded=kill"}
+    armed = {**BATCH_SETTINGS, "PALETTE_FAILPOINTS": f"{failpoint}=kill"}
     group, api = rig.services(generators=1, overrides={"generator": armed})
     rig.emulator.configure(latency_ms=20, batch_delay_ms=30_000)
     started = time.monotonic()
@@ -122,7 +132,7 @@ def test_job_cancelled_after_its_batch_generator_died_settles_the_batch(rig: Rig
         timeout=120,
     )
     final = rig.final(job)
-    counters = rig.count("generator kill -9 with a batch, then cancel", job, started)
+    counters = rig.count(f"generator kill -9 at {failpoint} (batch), then cancel", job, started)
     assert final["status"] == "CANCELLED", final
     assert (counters.duplicated, counters.cost_diff, counters.overspend) == (0, 0, 0), (
         counters.line()
