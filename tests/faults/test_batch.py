@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from palette.devstack.batch_jobs import ENDED
 from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
 from tests.faults.harness import submit
 from tests.integration.waiting import wait_until
@@ -80,3 +81,63 @@ def test_generator_killed_between_batch_submit_and_results_resumes_the_same_job(
     assert all(j["status"] == "Completed" for j in created), created
     assert counters.billed_calls == records  # every entry billed once, none online
     assert '"batch_resumed"' in victim.log_text(since_start=True)  # followed, not resubmitted
+
+
+@pytest.mark.parametrize(
+    "failpoint",
+    [
+        pytest.param("generator.batch_recorded", id="arn-kept"),
+        pytest.param("generator.batch_created", id="arn-not-kept"),
+    ],
+)
+def test_job_cancelled_after_its_batch_generator_died_settles_the_batch(
+    failpoint: str, rig: Rig
+) -> None:
+    """Case 14b: the generator dies with a batch running, the job is cancelled, no retry follows.
+
+    Only the takeover of the lost holder's lease runs (it ends at once) and the
+    cancelled job retries nothing: accounting settles the lost lease, stopping the
+    batch job (the job is cancelled) and counting what it ran and billed. Without
+    its ARN recorded, accounting finds the job by the name its token gave it.
+    """
+    armed = {**BATCH_SETTINGS, "PALETTE_FAILPOINTS": f"{failpoint}=kill"}
+    group, api = rig.services(generators=1, overrides={"generator": armed})
+    rig.emulator.configure(latency_ms=20, batch_delay_ms=30_000)
+    started = time.monotonic()
+    job = submit(api, rig.seeds, 200, "5", mode="batch", partition_size=200)
+    victim = group.generators[0]
+    status = wait_until(
+        lambda: victim.wait(0.1), what="the generator to kill itself", timeout=120, interval=0
+    )
+    assert status == -signal.SIGKILL, f"the generator exited with {status}"
+    api.cancel(job["id"])
+    wait_until(
+        lambda: rig.mongo["jobs"].find_one({"_id": job["id"], "status": "CANCELLED"}),
+        what="the job to be cancelled",
+        timeout=60,
+    )
+    assert victim.process.env is not None
+    victim.process.env.pop("PALETTE_FAILPOINTS")
+    victim.start()  # takes the lapsed claim over: the lost holder's lease is held
+    lease = wait_until(
+        lambda: rig.mongo["leases"].find_one(
+            {"job_id": job["id"], "reconcile.kind": "lost", "reconcile.state": "done"}
+        ),
+        what="the lost holder's lease to be settled",
+        timeout=120,
+    )
+    ended = wait_until(
+        lambda: [j for j in invocation_jobs(rig, job["id"]) if j["status"] in ENDED],
+        what="the batch job to end",
+        timeout=120,
+    )
+    final = rig.final(job)
+    counters = rig.count(f"generator kill -9 at {failpoint} (batch), then cancel", job, started)
+    assert final["status"] == "CANCELLED", final
+    assert (counters.duplicated, counters.cost_diff, counters.overspend) == (0, 0, 0), (
+        counters.line()
+    )
+    assert counters.spent == int(lease["settled"]), (counters.line(), lease)
+    assert len(ended) == 1, ended
+    assert ended[0]["status"] == "Stopped", ended  # stopped, not run to its end
+    assert 0 < counters.billed_calls < 200, counters.line()

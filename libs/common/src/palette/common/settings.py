@@ -55,6 +55,13 @@ class CommonSettings(BaseSettings):
     s3_bucket: str = Field(
         "plot-palette", validation_alias=_env("PALETTE_S3_BUCKET"), description="Bucket name."
     )
+    bedrock_endpoint_url: str | None = Field(
+        None,
+        validation_alias=_env("PALETTE_BEDROCK_ENDPOINT_URL"),
+        description="Bedrock endpoint (the emulator's URL); unset means AWS's own. The "
+        "generators call models there; accounting follows, stops and counts the batch "
+        "inference jobs of a lost generator's lease there.",
+    )
     aws_region: str = Field(
         "us-east-1", validation_alias=_env("AWS_REGION"), description="AWS region."
     )

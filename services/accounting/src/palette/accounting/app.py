@@ -12,6 +12,7 @@ from faststream.rabbit import RabbitBroker
 
 from palette.accounting.handlers import HANDLERS
 from palette.accounting.invocation_reader import InvocationLogReader
+from palette.accounting.lease_batches import LeaseBatches
 from palette.accounting.lease_holds import LeaseHolds
 from palette.accounting.preview_repository import PreviewLedger
 from palette.accounting.reconciler import Reconciler
@@ -20,6 +21,7 @@ from palette.accounting.runtime import AccountingRuntime
 from palette.accounting.settings import AccountingSettings
 from palette.accounting.webhook_sender import WebhookSender, make_client
 from palette.accounting.webhook_store import WebhookStore
+from palette.common.batch_jobs import BatchControl
 from palette.common.clients import mongo_client, s3_client
 from palette.common.messages import utcnow
 from palette.common.pricing import load_pricing
@@ -37,6 +39,13 @@ def invocation_log_reader(settings: AccountingSettings) -> InvocationLogReader |
         settings.invocation_log_bucket,
         settings.invocation_log_prefix,
         settings.aws_region,
+    )
+
+
+def batch_control(settings: AccountingSettings) -> BatchControl:
+    """Following batch inference jobs (of lost generators' leases) in the data bucket."""
+    return BatchControl(
+        s3_client(settings), settings.s3_bucket, settings.bedrock_endpoint_url, settings.aws_region
     )
 
 
@@ -74,6 +83,7 @@ def create_app(settings: AccountingSettings | None = None) -> FastStream:
                 pricing,
                 broker,
                 settings.reconcile_interval_seconds,
+                LeaseBatches(client[settings.mongo_db], batch_control(settings), pricing),
             )
             webhooks = WebhookStore(client[settings.mongo_db])
             await webhooks.create_indexes(settings.webhook_delivery_retention_days)

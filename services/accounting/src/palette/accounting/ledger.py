@@ -281,3 +281,11 @@ def settle_lost(lease_calls: Iterable[LoggedCall], pricing: PricingTable) -> Set
     cost = sum(int(e["cost"]) for e in found.values())
     calls = sum(int(e["calls"]) for e in found.values())
     return Settlement(found, cost, calls)
+
+
+def with_batches(settlement: Settlement, batches: UsageMap) -> Settlement:
+    """A held lease's settlement plus what its batch jobs billed (never in the invocation log)."""
+    cost = sum(int(e["cost"]) for e in batches.values())
+    return Settlement(
+        merge(settlement.usage, batches), settlement.settled + cost, settlement.logged_calls
+    )

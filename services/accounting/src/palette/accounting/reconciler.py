@@ -8,7 +8,9 @@ log's delivery delay bound), the reconciler settles it:
 - unknown calls cost what the log says they cost; a call absent from the
   complete log was not billed and costs nothing;
 - a lost holder's lease costs the sum of every logged call tagged with it,
-  which replaces what its parts reported.
+  which replaces what its parts reported;
+- and both also cost what their batch jobs billed (``lease_batches``): a lease
+  waits, past its due time, until those have ended.
 
 The lease then closes like any other and ``LeaseClosed`` goes out. All state
 is in the lease documents, so the pass is idempotent and survives restarts;
@@ -27,6 +29,7 @@ from faststream.rabbit import RabbitBroker
 from palette.accounting import ledger, thresholds
 from palette.accounting.invocation_reader import InvocationLogReader
 from palette.accounting.invocations import LoggedCall
+from palette.accounting.lease_batches import LeaseBatches
 from palette.accounting.lease_holds import LeaseHolds
 from palette.accounting.repository import Doc
 from palette.common import failpoints
@@ -69,6 +72,7 @@ class Reconciler:
         pricing: the pricing table.
         broker: where ``LeaseClosed`` goes.
         interval: seconds between passes.
+        batches: the held leases' batch jobs (None: none are counted).
     """
 
     def __init__(
@@ -78,7 +82,9 @@ class Reconciler:
         pricing: PricingTable,
         broker: RabbitBroker,
         interval: float,
+        batches: LeaseBatches | None = None,
     ) -> None:
+        self.batches = batches
         self.holds = holds
         self.reader = reader
         self.pricing = pricing
@@ -108,17 +114,23 @@ class Reconciler:
         for lease in holds:
             calls = None if logged is None else logged.get(lease["_id"], [])
             try:
-                await self._settle(lease, calls)
+                settled += await self._settle(lease, calls)
             except Exception:  # one bad lease must not hold up the others
                 log.exception("lease_reconcile_failed", lease_id=lease["_id"])
-                continue
-            settled += 1
         return settled
 
-    async def _settle(self, lease: Doc, calls: list[LoggedCall] | None) -> None:
+    async def _settle(self, lease: Doc, calls: list[LoggedCall] | None) -> bool:
+        """Settle one held lease; False while one of its batch jobs still runs."""
         hold: dict[str, Any] = lease["reconcile"]
         if hold["state"] == "waiting":
+            batches: ledger.UsageMap = {}
+            if calls is not None and self.batches is not None:
+                counted = await self.batches.usage(lease)
+                if counted is None:
+                    return False
+                batches = counted
             result, charge = settlement(lease, calls, self.pricing)
+            result = ledger.with_batches(result, batches)
             lease = await self.holds.settle_hold(lease["_id"], result.usage, result.settled, charge)
             failpoints.hit("accounting.after_write")
             bound = log.bind(job_id=lease["job_id"], lease_id=lease["_id"], kind=hold["kind"])
@@ -136,3 +148,4 @@ class Reconciler:
             await publish(self.broker, ledger.lease_closed(lease))
             await self.holds.hold_done(lease["_id"])
             await thresholds.announce(self.holds.ledgers, self.broker, lease["job_id"])
+        return True

@@ -29,10 +29,11 @@ from typing import Any
 import structlog
 
 from palette.common import failpoints, keys
+from palette.common.batch_jobs import ENDED, batch_call_id, usage_of
 from palette.common.estimates import record_worst_case, rendered_call_worst_case, seed_bytes
 from palette.common.templates import Step, TemplateError, step_context
 from palette.generator.batch_online import call_online
-from palette.generator.batch_store import ENDED, BatchClient, BatchStore, Submission
+from palette.generator.batch_store import BatchClient, BatchStore, Submission
 from palette.generator.budget import Reservation
 from palette.generator.generation import KeepRecord, WriteRun, record_draws, render_step
 from palette.generator.records import FinishedRecord, contiguous_runs
@@ -87,6 +88,10 @@ class BatchRun:
         self.store: BatchStore = rt.batches
         self.client: BatchClient = rt.batch_client
         self.applied: list[str] = []
+        self.unsettled: dict[str, list[Reservation]] = {}
+        """This attempt's jobs not applied yet: their entries' reservations."""
+        self.given: set[int] = set()
+        """Records given a step's output by another lease's job (paid for by that lease)."""
 
     async def run(self) -> None:
         """Every step in turn, resuming the partition's batch jobs not applied yet."""
@@ -137,12 +142,10 @@ class BatchRun:
         size = settings.batch_max_records
         chunks = [reserved[at : at + size] for at in range(0, len(reserved), size)]
         submissions = [await self.submit(step, chunk) for chunk in chunks]
-        await asyncio.gather(
-            *(
-                self.follow(sub, step, {e.index: e.reservation for e in chunk if e.reservation})
-                for sub, chunk in zip(submissions, chunks, strict=True)
-            )
-        )
+        async with asyncio.TaskGroup() as group:  # one failing cancels the others
+            for sub, chunk in zip(submissions, chunks, strict=True):
+                kept = {e.index: e.reservation for e in chunk if e.reservation}
+                group.create_task(self.follow(sub, step, kept))
 
     def online(self, entry: Entry) -> tuple[FinishedRecord, str, str | None]:
         """An entry as ``call_online`` takes it."""
@@ -182,7 +185,11 @@ class BatchRun:
         state.needed = max(state.needed, needed)
 
     async def submit(self, step: Step, entries: Sequence[Entry]) -> Submission:
-        """Write the input, record the job, create it, record its ARN."""
+        """Write the input, record the job, create it, record its ARN.
+
+        From its record on, the job may run and bill: until it is applied, its
+        entries' reservations are its worst case (``finish`` holds them).
+        """
         msg = self.state.msg
         token = uuid.uuid4().hex
         folder = f"{keys.job_prefix(msg.job_id)}batch/{msg.partition}/{token}/"
@@ -203,6 +210,7 @@ class BatchRun:
         ]
         await asyncio.to_thread(self.client.put_input, submission.input_key, lines)
         await self.store.record(submission)
+        self.unsettled[token] = [e.reservation for e in entries if e.reservation]
         arn = await asyncio.to_thread(self.client.create, submission)
         failpoints.hit("generator.batch_created")
         await self.store.set_arn(token, arn)
@@ -217,8 +225,12 @@ class BatchRun:
         state, rt = self.state, self.state.rt
         job_id = state.msg.job_id
         arn = submission.arn
-        if arn is None:  # created, or not, before a crash: the token finds it again
-            arn = await asyncio.to_thread(self.client.create, submission)
+        if arn is None:  # created, or not, before a crash: found by its token's name
+            arn = await asyncio.to_thread(self.client.find, submission.token)
+            if arn is None:  # never created: its records are still to do
+                log.info("batch_never_created", token=submission.token, step=step.id)
+                self.applied.append(submission.token)
+                return
             await self.store.set_arn(submission.token, arn)
             submission = Submission(**{**_fields(submission), "arn": arn})
         stop_sent = False
@@ -231,7 +243,8 @@ class BatchRun:
                 await asyncio.to_thread(self.client.stop, arn)
                 stop_sent = True
             await rt.stops.sleep(job_id, rt.settings.batch_poll_seconds)
-        lines, manifest = await asyncio.to_thread(self.client.read_output, submission)
+        lines, manifest = await asyncio.to_thread(self.client.output_of, submission)
+        self.unsettled.pop(submission.token, None)
         self.apply(submission, step, lines, manifest, reservations)
         self.applied.append(submission.token)
         if stop_sent:
@@ -245,34 +258,40 @@ class BatchRun:
         manifest: dict[str, Any],
         reservations: dict[int, Reservation],
     ) -> None:
-        """Each answered entry settles at its usage; the rest release their reservation."""
+        """Each answered entry settles at its usage; the rest release their reservation.
+
+        A job another lease submitted (resumed from an earlier attempt) is that
+        lease's to pay: accounting counts it when it settles that lease, so its
+        entries give their records outputs (carried, as from an earlier
+        attempt) and cost this attempt nothing.
+        """
         state = self.state
         price = state.prices[step.model]
         wanted = set(submission.records)
-        tokens = [0, 0]
+        theirs = submission.lease_id != state.msg.lease_id
         for line in lines:
             index = int(line.get("recordId", "-1"))
             record = self.records.get(index)
             output = line.get("modelOutput")
-            if output is not None and index in wanted:
-                usage = output["usage"]
-                tokens[0] += int(usage["inputTokens"])
-                tokens[1] += int(usage["outputTokens"])
             if record is None or index not in wanted or output is None or step.id in record.outputs:
                 continue  # failed, or in a part already, or made by an earlier attempt
-            i, o = int(usage["inputTokens"]), int(usage["outputTokens"])
+            i, o = int(output["usage"]["inputTokens"]), int(output["usage"]["outputTokens"])
             reservation = reservations.pop(index, None)
-            cost = price.cost(i, o)
-            if reservation is not None:
-                state.guard.settle(reservation, cost)
-            else:  # a job an earlier attempt submitted: already paid, counted here
-                state.guard.charge(cost)
-            state.usage.add(step.id, step.model, i, o)
+            if theirs:
+                record.carried = record.carried | {step.id}
+                self.given.add(index)
+            elif reservation is not None:
+                state.guard.settle(reservation, price.cost(i, o))
+            else:  # this lease's own job resumed (not in practice: a takeover ends at once)
+                state.guard.charge(price.cost(i, o))
+            if not theirs:
+                state.usage.add(step.id, step.model, i, o)
             record.outputs[step.id] = output["output"]["message"]["content"][0]["text"]
             record.models[step.id] = step.model
             record.usage[step.id] = (i, o)
         for reservation in reservations.values():
             state.guard.release(reservation)
+        _, *tokens = usage_of(lines, wanted)
         counted = [manifest.get("inputTokenCount"), manifest.get("outputTokenCount")]
         if manifest and counted != tokens:
             log.warning(
@@ -283,8 +302,10 @@ class BatchRun:
         """Write the complete records as parts, keep the incomplete ones, mark jobs applied."""
         steps = [step.id for step in self.state.msg.template.steps]
         done = sorted(i for i, r in self.records.items() if all(s in r.outputs for s in steps))
+        for token, reservations in self.unsettled.items():  # may have run: ask accounting
+            self.state.guard.hold_all(reservations, batch_call_id(token))
         for index, record in self.records.items():
-            if index not in done and record.made_calls:
+            if index not in done and (record.made_calls or index in self.given):
                 self.state.orphan.merge(record.tally())
                 record.complete = False
                 await keep(record)

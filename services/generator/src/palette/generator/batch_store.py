@@ -4,37 +4,34 @@
 in the ``batch_invocations`` collection (the generator is its only writer). The
 document is inserted, with the job's ``clientRequestToken``, before the job is
 created, and gets the job's ARN right after: a generator killed at any point
-finds it again (``open_for``) and polls that job, or creates it again under the
-same token, which Bedrock answers with the same job. It is marked ``applied``
-once the job's results are in parts (or kept as incomplete records).
+finds it again (``open_for``) and polls that job, or looks it up by the name its
+token gave it (never creating it again: a job not found was never created, and a
+lost holder's lease, which accounting settles with its jobs, would not pay for
+it). Accounting reads the collection (the jobs of a held lease). A document is
+marked ``applied`` once the job's results are in parts (or kept as incomplete
+records).
 
-``BatchClient`` is the blocking side (run in a thread): the ``bedrock`` control
-plane (create, get, stop) and the S3 input and output objects of a job.
+``BatchClient`` is the blocking side (run in a thread): ``BatchControl``'s
+``bedrock`` control plane (get, stop, find) and output, plus creating a job and
+writing its input.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from palette.common.batch_jobs import COLLECTION, BatchControl, job_name
 from palette.common.messages import utcnow
 from palette.generator.settings import GeneratorSettings
 
 if TYPE_CHECKING:
-    from mypy_boto3_bedrock import BedrockClient
     from mypy_boto3_s3 import S3Client
-
-COLLECTION = "batch_invocations"
-ENDED = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +90,12 @@ class BatchStore:
         self._coll = db[COLLECTION]
 
     async def create_indexes(self) -> None:
-        """The index ``open_for`` reads by."""
+        """The indexes ``open_for`` and accounting (a lease's jobs) read by."""
         await self._coll.create_index(
             [("job_id", ASCENDING), ("partition", ASCENDING), ("applied", ASCENDING)],
             name="batch_invocations_open",
         )
+        await self._coll.create_index("lease_id", name="batch_invocations_lease")
 
     async def record(self, submission: Submission) -> None:
         """Insert a submission before its job is created."""
@@ -124,26 +122,12 @@ class BatchStore:
         return (await self._coll.delete_many({"job_id": job_id})).deleted_count
 
 
-class BatchClient:
+class BatchClient(BatchControl):
     """Blocking calls of a batch: S3 objects and the ``bedrock`` control plane."""
 
     def __init__(self, settings: GeneratorSettings, s3: S3Client, bucket: str) -> None:
+        super().__init__(s3, bucket, settings.bedrock_endpoint_url, settings.aws_region)
         self.settings = settings
-        self.s3 = s3
-        self.bucket = bucket
-        self._bedrock: BedrockClient | None = None
-
-    @property
-    def bedrock(self) -> BedrockClient:
-        """The ``bedrock`` control-plane client (opened on first use)."""
-        if self._bedrock is None:
-            self._bedrock = boto3.session.Session().client(
-                "bedrock",
-                endpoint_url=self.settings.bedrock_endpoint_url,
-                region_name=self.settings.aws_region,
-                config=Config(retries={"total_max_attempts": 5, "mode": "standard"}),
-            )
-        return self._bedrock
 
     def put_input(self, key: str, lines: Sequence[dict[str, Any]]) -> None:
         """Write a job's input JSON Lines."""
@@ -154,7 +138,7 @@ class BatchClient:
         """Create the job (or find it again by its token); its ARN."""
         uri = f"s3://{self.bucket}/"
         answer = self.bedrock.create_model_invocation_job(
-            jobName=f"palette-{submission.token}"[:63],
+            jobName=job_name(submission.token),
             roleArn=self.settings.batch_role_arn,
             clientRequestToken=submission.token,
             modelId=submission.model_id,
@@ -170,28 +154,7 @@ class BatchClient:
         )
         return str(answer["jobArn"])
 
-    def status(self, arn: str) -> dict[str, Any]:
-        """GetModelInvocationJob."""
-        return dict(self.bedrock.get_model_invocation_job(jobIdentifier=arn))
-
-    def stop(self, arn: str) -> None:
-        """StopModelInvocationJob (a job that ended already is left alone)."""
-        with contextlib.suppress(self.bedrock.exceptions.ValidationException):
-            self.bedrock.stop_model_invocation_job(jobIdentifier=arn)
-
-    def read_output(self, submission: Submission) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def output_of(self, submission: Submission) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The job's output lines (any order) and its manifest (``{}`` if none)."""
         assert submission.arn is not None
-        folder = f"{submission.output_prefix}{submission.arn.rsplit('/', 1)[1]}/"
-        name = submission.input_key.rsplit("/", 1)[1]
-        lines: list[dict[str, Any]] = []
-        manifest: dict[str, Any] = {}
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=f"{folder}{name}.out")["Body"]
-            lines = [json.loads(x) for x in body.read().decode().splitlines() if x.strip()]
-            raw = self.s3.get_object(Bucket=self.bucket, Key=f"{folder}manifest.json.out")["Body"]
-            manifest = json.loads(raw.read())
-        except ClientError as exc:  # a job stopped before any entry ran wrote nothing
-            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                raise
-        return lines, manifest
+        return self.read_output(submission.output_prefix, submission.input_key, submission.arn)

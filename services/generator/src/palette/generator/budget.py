@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -131,6 +132,24 @@ class LeaseGuard:
                 raise ValueError(f"reservation {reservation.id} is not open")
             self._held += reservation.amount
             self._unknown[call_id] = reservation.amount
+
+    def hold_all(self, reservations: Iterable[Reservation], call_id: str) -> int:
+        """Keep the reservations of one call of many entries (a batch job) as one; their sum.
+
+        The call ``call_id`` may have been billed without its results read: its
+        entries' worst cases stay held until the attempt ends, as for ``hold``.
+        """
+        with self._lock:
+            if call_id in self._unknown:
+                raise ValueError(f"call {call_id} is held already")
+            amount = 0
+            for reservation in reservations:
+                if self._open.pop(reservation.id, None) is None:
+                    raise ValueError(f"reservation {reservation.id} is not open")
+                amount += reservation.amount
+            self._held += amount
+            self._unknown[call_id] = amount
+        return amount
 
     def charge(self, cost: int) -> None:
         """Count money already spent under the lease (a re-announced part)."""

@@ -21,16 +21,6 @@ class GeneratorSettings(CommonSettings):
     prefetch: int = Field(
         2, ge=1, le=64, description="Partitions (and exports) a generator takes at once."
     )
-    bedrock_endpoint_url: str | None = Field(
-        None,
-        validation_alias=AliasChoices(
-            "PALETTE_BEDROCK_ENDPOINT_URL",
-            "palette_bedrock_endpoint_url",
-            "PALETTE_GENERATOR_BEDROCK_ENDPOINT_URL",
-            "bedrock_endpoint_url",
-        ),
-        description="Bedrock runtime endpoint (the emulator's URL); unset means AWS's own.",
-    )
     model_call_timeout: float = Field(
         60.0, gt=0, description="Seconds to wait for one model call's response."
     )
