@@ -51,6 +51,8 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
 DEDUP_FIELD = rf"^(steps\.{_NAME}\.output(\.{_NAME})*|vars\.{_NAME})$"
 KEEP_IF = "keep_if"
 DUPLICATE = "duplicate"
+INVALID_OUTPUT = "invalid_output"
+"""The reason of a record a step of which never answered what its schema validates."""
 
 KeepIfExpression = Annotated[
     str,

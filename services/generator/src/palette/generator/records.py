@@ -39,6 +39,9 @@ class FinishedRecord:
     """The template's variables as this record drew them (``vars`` of a part line)."""
     rates: dict[str, str] = field(default_factory=dict)
     """Steps billed at a rate other than the attempt's (``UsageTally.add``'s ``rate``)."""
+    invalid: dict[str, str] | None = None
+    """``{"step", "error"}``: a step answered nothing its schema validates in the calls
+    allowed; the record ends there, complete, and the export rejects it."""
 
     def line(self, job_id: str) -> dict[str, Any]:
         """The record as a part line object (``vars`` only when the template has variables)."""
@@ -53,6 +56,8 @@ class FinishedRecord:
         }
         if self.variables:
             line["vars"] = self.variables
+        if self.invalid is not None:
+            line["invalid"] = self.invalid
         return line
 
     def tally(self) -> UsageTally:
@@ -98,6 +103,9 @@ class FinishedRecord:
         variables = obj.get("vars", {})
         if not isinstance(variables, dict):
             raise ValueError("vars of a part line must be an object")
+        invalid = obj.get("invalid")
+        if invalid is not None and not isinstance(invalid, dict):
+            raise ValueError("invalid of a part line must be an object")
         pairs: dict[str, tuple[int, int]] = {}
         for step, value in usage.items():
             if not (isinstance(value, list) and len(value) == 2):
@@ -111,6 +119,7 @@ class FinishedRecord:
             usage=pairs,
             complete=complete,
             variables={str(k): v for k, v in variables.items()},
+            invalid={str(k): str(v) for k, v in invalid.items()} if invalid else None,
         )
 
 
