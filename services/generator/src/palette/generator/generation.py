@@ -282,6 +282,8 @@ async def run_record(
             )
             record.models[step.id] = step.model
             record.usage[step.id] = (result.input_tokens, result.output_tokens)
+            if result.cache_read_tokens or result.cache_write_tokens:
+                record.cached[step.id] = (result.cache_read_tokens, result.cache_write_tokens)
     except Exhausted:
         state.exhausted = True
         estimate = record_worst_case(steps, state.prices, seed_bytes(seed), known, state.observed)
