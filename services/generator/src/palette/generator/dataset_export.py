@@ -12,7 +12,7 @@ import structlog
 
 from palette.common import keys
 from palette.common import messages as m
-from palette.common.record_filters import INVALID_OUTPUT, RecordFilter
+from palette.common.record_filters import INVALID_OUTPUT, MAX_NEAR_SIGNATURES, RecordFilter
 from palette.common.targets import SURPLUS
 from palette.common.templates import Step
 from palette.common.tracing import span
@@ -154,6 +154,7 @@ def write_dataset(
     key: str | None = None,
     variables: Mapping[str, Any] | None = None,
     filters: Filters | None = None,
+    near_signatures: int = MAX_NEAR_SIGNATURES,
 ) -> ExportResult:
     """Stream every part in key order, and the incomplete records, into the export object.
 
@@ -166,7 +167,8 @@ def write_dataset(
     ``keep_if`` and ``dedup``; the records they reject, and those a step of
     which answered nothing its schema validates (a template with a schema'd
     step), are written as JSONL beside the dataset (``keys.rejected_key``)
-    with their reason.
+    with their reason. ``near_signatures``: the near-dedup bound
+    (``RecordFilter``'s ``max_signatures``).
     """
     plan = ColumnPlan(steps, variables)
     result = ExportResult(key or keys.export_key(job_id, fmt))
@@ -182,10 +184,19 @@ def write_dataset(
         rows = Rows(job_id, plan, make_writer(fmt, sink, plan, batch_rows), num_records, result)
         if rejected_sink is not None:
             if filters is not None and filters.filters:
-                rows.keep = RecordFilter(filters.keep_if, filters.dedup, filters.template_keep_if)
+                rows.keep = RecordFilter(
+                    filters.keep_if, filters.dedup, filters.template_keep_if, near_signatures
+                )
             rows.limit = filters.keep_limit if filters is not None else None
             rows.rejected = make_writer(m.OutputFormat.JSONL, rejected_sink, plan, batch_rows)
         _add_every_record(storage, job_id, rows)
+        if rows.keep is not None and rows.keep.unremembered:
+            log.warning(
+                "near_dedup_bound_reached",
+                job_id=job_id,
+                signatures=near_signatures,
+                unremembered=rows.keep.unremembered,
+            )
         rows.writer.close()
         if rows.rejected is not None and rejected_sink is not None:
             rows.rejected.close()
@@ -239,6 +250,7 @@ async def write_job_dataset(
         key=key,
         variables=info.template.variables,
         filters=info.filters,
+        near_signatures=rt.settings.dedup_near_max_signatures,
     )
 
 
