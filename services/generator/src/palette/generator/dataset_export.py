@@ -183,20 +183,10 @@ def write_dataset(
     try:
         rows = Rows(job_id, plan, make_writer(fmt, sink, plan, batch_rows), num_records, result)
         if rejected_sink is not None:
-            if filters is not None and filters.filters:
-                rows.keep = RecordFilter(
-                    filters.keep_if, filters.dedup, filters.template_keep_if, near_signatures
-                )
+            rows.keep = _record_filter(filters, near_signatures)
             rows.limit = filters.keep_limit if filters is not None else None
             rows.rejected = make_writer(m.OutputFormat.JSONL, rejected_sink, plan, batch_rows)
         _add_every_record(storage, job_id, rows)
-        if rows.keep is not None and rows.keep.unremembered:
-            log.warning(
-                "near_dedup_bound_reached",
-                job_id=job_id,
-                signatures=near_signatures,
-                unremembered=rows.keep.unremembered,
-            )
         rows.writer.close()
         if rows.rejected is not None and rejected_sink is not None:
             rows.rejected.close()
@@ -208,6 +198,13 @@ def write_dataset(
             rejected_sink.abort()
         raise
     return result
+
+
+def _record_filter(filters: Filters | None, near_signatures: int) -> RecordFilter | None:
+    """The job's ``keep_if`` and ``dedup`` as one filter (None: it has neither)."""
+    if filters is None or not filters.filters:
+        return None
+    return RecordFilter(filters.keep_if, filters.dedup, filters.template_keep_if, near_signatures)
 
 
 def _add_every_record(storage: Storage, job_id: str, rows: Rows) -> None:
@@ -228,6 +225,8 @@ def _add_every_record(storage: Storage, job_id: str, rows: Rows) -> None:
             rows.add(record)
     for record in incomplete.below(None):
         rows.add(record)
+    if rows.keep is not None and rows.keep.unremembered:
+        log.warning("near_dedup_bound_reached", job_id=job_id, unremembered=rows.keep.unremembered)
 
 
 async def write_job_dataset(
