@@ -110,7 +110,9 @@ class ExportView(Reply):
         0, description="Complete records the job's keep_if or dedup left out of the file."
     )
     rejected_reasons: dict[str, int] = Field(
-        default_factory=dict, description="Rejected records by reason: `keep_if`, `duplicate`."
+        default_factory=dict,
+        description="Rejected records by reason: `keep_if`, `duplicate`, `invalid_output`, "
+        "`surplus`.",
     )
 
 
