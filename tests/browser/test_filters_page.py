@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -15,6 +16,22 @@ from tests.browser.test_page import _secret, downloaded_lines, seed_file
 from tests.integration.jobs import TWO_STEPS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+
+def rejecting_job(user: str, gateway_url: str, tmp_path: Path, **fields: Any) -> dict[str, Any]:
+    """A finished job of ``user`` whose ``keep_if`` is never true (nothing kept)."""
+    with closing(GatewayClient(gateway_url, mint(user, _secret()))) as api:
+        template = api.create_template(TWO_STEPS)
+        upload = api.upload_seeds(seed_file(tmp_path, 6))
+        job = api.submit_job(
+            template_id=template["id"],
+            seed_key=upload["key"],
+            budget_usd="1",
+            output_format="jsonl",
+            keep_if="steps.question.output | length < 0",
+            **fields,
+        )
+        return api.wait(job["id"], timeout=90)
 
 
 def test_a_shuffled_job_from_the_form_draws_every_seed_once_per_pass(
@@ -51,19 +68,7 @@ def test_a_filtered_jobs_rejected_records_are_counted_and_downloaded(
     new_page: NewPage, ui_url: str, gateway_url: str, tmp_path: Path, shot: Shot
 ) -> None:
     page = new_page()
-    user = sign_in(page, ui_url)
-    with closing(GatewayClient(gateway_url, mint(user, _secret()))) as api:
-        template = api.create_template(TWO_STEPS)
-        upload = api.upload_seeds(seed_file(tmp_path, 6))
-        job = api.submit_job(
-            template_id=template["id"],
-            seed_key=upload["key"],
-            num_records=10,
-            budget_usd="1",
-            output_format="jsonl",
-            keep_if="steps.question.output | length < 0",  # never true: all rejected
-        )
-        api.wait(job["id"], timeout=90)
+    job = rejecting_job(sign_in(page, ui_url), gateway_url, tmp_path, num_records=10)
     page.goto(f"{ui_url}/jobs/{job['id']}")
     expect(page.get_by_test_id("records-rejected")).to_contain_text("10")
     expect(page.get_by_test_id("records-rejected")).to_contain_text("keep_if 10")
@@ -73,3 +78,17 @@ def test_a_filtered_jobs_rejected_records_are_counted_and_downloaded(
     assert sorted(row["index"] for row in rejected) == list(range(10))
     assert {row["rejected_reason"] for row in rejected} == {"keep_if"}
     expect(page.get_by_test_id("job-note")).to_contain_text("Rejected records download")
+
+
+def test_a_kept_target_job_stopped_short_by_max_generated_says_so(
+    new_page: NewPage, ui_url: str, gateway_url: str, tmp_path: Path, shot: Shot
+) -> None:
+    page = new_page()
+    user = sign_in(page, ui_url)
+    job = rejecting_job(user, gateway_url, tmp_path, num_records=3, target="kept", max_generated=4)
+    assert (job["status"], job["short_of_target"]) == ("COMPLETED", True), job
+    page.goto(f"{ui_url}/jobs/{job['id']}")
+    notice = page.get_by_test_id("short-of-target")
+    expect(notice).to_contain_text("Short of target: 0 of 3 records kept.")
+    expect(notice).to_contain_text("max_generated (4)")
+    shot(page, "job-short-of-target")

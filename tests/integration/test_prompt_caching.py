@@ -14,9 +14,18 @@ from typing import Any
 
 import pytest
 
+from palette.common.keys import parts_prefix
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
-from tests.integration.jobs import MICRO, PRICING, assert_ledger_matches_billing, problem, start
+from palette.generator.usage import UsageTally
+from tests.integration.jobs import (
+    MICRO,
+    PRICING,
+    assert_ledger_matches_billing,
+    billed_picos,
+    problem,
+    start,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -76,6 +85,42 @@ def test_a_cached_job_bills_cache_reads_from_the_second_record_on(
     assert board["tokens"]["cache_write"] == doc["cache_write_tokens"]
     step = board["cost_by_step"][0]
     assert step["cache_read_tokens"] == doc["cache_read_tokens"]
+
+
+def parts_usage(s3: Any, bucket: str, job_id: str) -> UsageTally:
+    """The usage every part of the job announced (its ``RecordsGenerated``), summed."""
+    total = UsageTally()
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=parts_prefix(job_id)
+    ):
+        for item in page.get("Contents", []):
+            metadata = s3.head_object(Bucket=bucket, Key=item["Key"])["Metadata"]
+            total.merge(UsageTally.decode(metadata["usage"]))
+    return total
+
+
+def test_each_part_reports_its_cache_tokens_so_no_crash_point_loses_them(
+    api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any
+) -> None:
+    """The parts alone (re-announced as they are after any crash) pay every billed token.
+
+    A partition's end event is not needed for the money: a generator killed
+    after its last part, or an attempt that re-announces the parts of a lost
+    one, settles exactly what the emulator billed, cache reads and writes included.
+    """
+    n = 12
+    _, _, job = start(api, n, cached_template(uuid.uuid4().hex), partition_size=4)
+    final = api.wait(job["id"], timeout=180)
+    assert final["status"] == "COMPLETED", final
+    billed = devstack.emulator_control().billing(job_id=job["id"])
+    assert sum(c["cache_read_tokens"] for c in billed) > 0
+    announced = parts_usage(s3, devstack.bucket, job["id"])
+    rows = announced.to_step_usages()
+    assert sum(u.cache_read_tokens for u in rows) == sum(c["cache_read_tokens"] for c in billed)
+    assert sum(u.cache_write_tokens for u in rows) == sum(c["cache_write_tokens"] for c in billed)
+    assert announced.calls == len(billed) == n
+    assert announced.cost(PRICING) == billed_picos(devstack.emulator_control(), job["id"])[1]
+    assert_ledger_matches_billing(devstack, mongo, job["id"])
 
 
 def test_cache_prompt_on_a_model_without_cache_prices_is_refused(api: GatewayClient) -> None:

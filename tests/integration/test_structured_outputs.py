@@ -88,6 +88,15 @@ def jsonl(body: bytes) -> list[dict[str, Any]]:
     return [json.loads(row) for row in body.decode().splitlines() if row]
 
 
+def invalid_at(rejected: list[dict[str, Any]]) -> dict[str, int]:
+    """Records rejected as ``invalid_output`` (every call allowed invalid), by step."""
+    steps = {"facts": 0, "grade": 0}
+    for row in rejected:
+        if row["rejected_reason"] == "invalid_output":
+            steps[next(s for s in steps if f"'{s}'" in row["rejected_detail"])] += 1
+    return steps
+
+
 class TestStructuredJob:
     def test_judged_job_keeps_scores_retries_invalid_outputs_and_bills_every_call(
         self, api: GatewayClient, devstack: DevStack, mongo: Any
@@ -112,9 +121,11 @@ class TestStructuredJob:
         rejected = jsonl(download(api, job["id"], file="rejected"))
         assert len(kept) + len(rejected) == n
         assert all(row["grade"]["score"] >= 3 for row in kept)
-        assert all(row["grade"]["score"] < 3 for row in rejected)
-        assert {row["rejected_reason"] for row in rejected} <= {"keep_if"}
-        scores = {row["grade"]["score"] for row in kept + rejected}
+        lost = invalid_at(rejected)  # rare: every call allowed invalid
+        judged = [row for row in rejected if row["rejected_reason"] != "invalid_output"]
+        assert all(row["grade"]["score"] < 3 for row in judged)
+        assert {row["rejected_reason"] for row in rejected} <= {"keep_if", "invalid_output"}
+        scores = {row["grade"]["score"] for row in kept + judged}
         assert len(scores) >= 3, f"judge scores spread across the scale: {scores}"
         assert all(1 <= s <= 5 for s in scores)
         for row in kept:
@@ -142,8 +153,9 @@ class TestStructuredJob:
 
         doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
         structured = doc["by_step"]["facts"]["calls"] + doc["by_step"]["grade"]["calls"]
-        assert structured == 2 * n + invalid, "each invalid answer cost one more call"
-        assert doc["by_step"]["tip"]["calls"] == n
+        answered = 2 * n - 2 * lost["facts"] - lost["grade"]
+        assert structured == answered + invalid, "each invalid answer cost one more call"
+        assert doc["by_step"]["tip"]["calls"] == n - lost["facts"]
         # An answer asked again counts as retried; a step that stays invalid for every
         # call allowed fails its attempt instead, and the next attempt asks anew.
         assert 0 < doc["retried_calls"] <= invalid
@@ -178,7 +190,8 @@ class TestStructuredJob:
         assert all(row["grade"]["score"] >= 3 for row in kept)
         assert all(row["facts"]["city"] for row in kept)
         reasons = {row["rejected_reason"] for row in rejected}
-        assert reasons <= {"keep_if", "surplus"}, reasons
+        assert reasons <= {"keep_if", "surplus", "invalid_output"}, reasons
+        lost = invalid_at(rejected)  # rare: every call allowed invalid
         assert all(
             row["grade"]["score"] < 3 for row in rejected if row["rejected_reason"] == "keep_if"
         )
@@ -187,8 +200,33 @@ class TestStructuredJob:
         doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
         invalid = emulator.stats().get("invalid_output", 0) - before
         structured = doc["by_step"]["facts"]["calls"] + doc["by_step"]["grade"]["calls"]
-        assert structured == 2 * generated + invalid
-        assert doc["by_step"]["tip"]["calls"] == generated
+        answered = 2 * generated - 2 * lost["facts"] - lost["grade"]
+        assert structured == answered + invalid
+        assert doc["by_step"]["tip"]["calls"] == generated - lost["facts"]
+
+    def test_a_record_never_answered_valid_output_is_rejected_and_the_job_goes_on(
+        self, api: GatewayClient, devstack: DevStack, mongo: Any
+    ) -> None:
+        """Every answer invalid: each record is rejected, not its partition failed."""
+        n, tries = 4, 3  # tries: the generator's max_output_attempts (its default)
+        emulator = devstack.emulator_control()
+        emulator.configure(invalid_output_rate=1.0)
+        try:
+            _, _, job = start(api, n, TEMPLATE, partition_size=2)
+            final = api.wait(job["id"], timeout=180)
+        finally:
+            emulator.configure(invalid_output_rate=0.0)
+        assert final["status"] == "COMPLETED", final
+        assert jsonl(download(api, job["id"])) == []
+        rejected = jsonl(download(api, job["id"], file="rejected"))
+        assert sorted(row["index"] for row in rejected) == list(range(n))
+        for row in rejected:
+            assert row["rejected_reason"] == "invalid_output", row
+            assert "'facts'" in row["rejected_detail"], row
+            assert f"no valid output in {tries} calls" in row["rejected_detail"], row
+        doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
+        assert doc["by_step"]["facts"]["calls"] == n * tries, "every invalid answer is billed"
+        assert doc["calls"] == n * tries, "no step after the invalid one is called"
 
     def test_exports_keep_nested_objects_in_jsonl_and_dotted_columns_in_csv(
         self, api: GatewayClient

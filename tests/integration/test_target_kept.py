@@ -55,11 +55,37 @@ def test_a_kept_target_ends_with_exactly_num_records_passing_records(
         assert reason == ("keep_if" if tone != "formal" else "surplus"), (index, reason)
         assert reason != "surplus" or index > expected[-1]
     assert (final["records_kept"], final["target"], final["max_generated"]) == (n, "kept", cap)
+    assert (final["short_of_target"], final["short_of_target_reason"]) == (False, None)
     board = api.http.get(f"/jobs/{job_id}/dashboard").json()["progress"]
     assert (board["generated"], board["kept"]) == (generated, n)
     assert sum(board["rejected"].values()) == generated - n
     ledger = assert_ledger_matches_billing(devstack, mongo, job_id)
     assert ledger["calls"] == generated, "every generated record was paid for once"
+
+
+def test_a_kept_target_stopped_by_max_generated_ends_completed_but_short_of_target(
+    api: GatewayClient, devstack: DevStack, mongo: Any
+) -> None:
+    """COMPLETED (nothing failed) yet short: the API and the dashboard say so, and why."""
+    n, cap = 4, 6
+    _, _, job = start(
+        api, n, TEMPLATE, keep_if='vars.tone == "none"', target="kept", max_generated=cap
+    )
+    final = api.wait(job["id"], timeout=240)
+    assert final["status"] == "COMPLETED", final
+    assert final["records_kept"] == 0
+    assert final["short_of_target"] is True, final
+    reason = final["short_of_target_reason"]
+    assert "kept 0 of 4 records" in reason, reason
+    assert "max_generated (6)" in reason, reason
+    shown = api.http.get(f"/jobs/{final['id']}").json()
+    assert (shown["short_of_target"], shown["short_of_target_reason"]) == (True, reason)
+    listed = api.http.get("/jobs").json()["items"]
+    assert next(j for j in listed if j["id"] == final["id"])["short_of_target"] is True
+    board = api.http.get(f"/jobs/{final['id']}/dashboard").json()["progress"]
+    assert (board["short_of_target"], board["short_of_target_reason"]) == (True, reason)
+    assert (board["generated"], board["kept"], board["rejected"]) == (cap, 0, {"keep_if": cap})
+    assert_ledger_matches_billing(devstack, mongo, final["id"])
 
 
 def test_a_kept_target_that_runs_out_of_budget_stops_with_what_it_kept(
@@ -78,6 +104,7 @@ def test_a_kept_target_that_runs_out_of_budget_stops_with_what_it_kept(
     assert 0 < len(made) < n, final
     assert all(draw_variables(SPEC.variables, job_id, i)["tone"] == "formal" for i in made)
     assert final["records_kept"] == len(made)
+    assert final["short_of_target"] is True, final
 
 
 def test_max_generated_is_checked(api: GatewayClient) -> None:

@@ -11,6 +11,7 @@ import yaml
 from rich.console import Console
 
 from palette.cli.api import ApiError
+from palette.cli.cmd_jobs import _show
 from palette.cli.dataset import DatasetSummary, card_text, size_category
 from palette.cli.live import cost_style, line, render
 from palette.cli.runjob import _same_steps, estimate
@@ -169,3 +170,42 @@ class TestPlainProgressLine:
         assert "Retries" in text
         assert "3 throttled, 4 retried, 12.3 s waited for quota" in text
         assert "2 partitions: model m throttled every call for 300 s" in text
+
+
+class TestShortOfTarget:
+    """A ``target: "kept"`` job that completed short of its target says so in the CLI."""
+
+    REASON = "short of target: kept 0 of 4 records; max_generated (6) allowed no more"
+
+    def dashboard(self) -> dict[str, object]:
+        return {
+            "job_id": "job-1",
+            "status": "COMPLETED",
+            "progress": {
+                "done": 6,
+                "target": 4,
+                "percent": 100.0,
+                "records_per_second": None,
+                "partitions_in_flight": 0,
+                "short_of_target": True,
+                "short_of_target_reason": self.REASON,
+            },
+            "budget": {"spent_usd": "0.01", "limit_usd": "1", "percent_spent": 1.0},
+            "timing": {"eta_seconds": None},
+            "tokens": {"calls": 6, "input": 1, "output": 2},
+        }
+
+    def test_the_panel_and_the_plain_line_show_it(self) -> None:
+        console = Console(width=160, record=True, file=io.StringIO())
+        console.print(render(self.dashboard()))
+        assert self.REASON in console.export_text()
+        assert line(self.dashboard()).endswith(" SHORT OF TARGET")
+
+    def test_jobs_show_lists_the_reason(self, capsys: pytest.CaptureFixture[str]) -> None:
+        job = {"id": "job-1", "status": "COMPLETED", "target": "kept", "records_kept": 0}
+        _show({**job, "short_of_target": True, "short_of_target_reason": self.REASON})
+        shown = capsys.readouterr().out
+        assert "short_of_target_reason" in shown
+        assert "kept 0 of 4 records" in shown
+        _show({**job, "short_of_target": False})
+        assert "short_of_target" not in capsys.readouterr().out

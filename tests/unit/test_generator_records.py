@@ -264,6 +264,48 @@ class TestPartLines:
         )
 
 
+class TestCacheTokensInParts:
+    """A record's cache tokens travel with it (part line, part usage), like its other tokens."""
+
+    def cached(self) -> FinishedRecord:
+        made = record(2)
+        made.cached = {"a": (1200, 0), "b": (0, 900)}
+        return made
+
+    def test_the_part_line_keeps_cache_tokens_and_reads_them_back(self) -> None:
+        line = json.loads(encode_part("job-1", [self.cached()]))
+        assert line["cache"] == {"a": [1200, 0], "b": [0, 900]}
+        assert decode_line(json.dumps(line)) == self.cached()
+        assert "cache" not in json.loads(encode_part("job-1", [record(2)]))
+
+    def test_the_part_usage_counts_them_so_a_re_announced_part_bills_them(self) -> None:
+        rows = self.cached().tally().to_step_usages()
+        assert [
+            (u.step_id, u.calls, u.input_tokens, u.cache_read_tokens, u.cache_write_tokens)
+            for u in rows
+        ] == [("a", 1, 10, 1200, 0), ("b", 1, 30, 0, 900)]
+        meta = PartMeta(1, "lease-1", "msg-1", self.cached().tally())
+        assert PartMeta.from_metadata(meta.to_metadata()).usage == self.cached().tally()
+
+    def test_a_resumed_record_keeps_cache_tokens_of_steps_it_carries_out_of_its_usage(
+        self,
+    ) -> None:
+        stopped = self.cached()
+        stopped.complete = False
+        resumed = stopped.resumed()
+        assert resumed.cached == stopped.cached
+        assert resumed.tally().calls == 0
+
+
+class TestInvalidRecords:
+    def test_an_invalid_record_round_trips_with_its_step_and_error(self) -> None:
+        made = record(3)
+        made.invalid = {"step": "b", "error": "step 'b': no valid output in 3 calls: x"}
+        line = json.loads(encode_part("job-1", [made]))
+        assert line["invalid"] == made.invalid
+        assert decode_line(json.dumps(line)) == made
+
+
 class TestIncompleteRecords:
     def stopped(self) -> FinishedRecord:
         whole = record(7)

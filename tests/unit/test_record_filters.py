@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from palette.common.record_filters import Dedup, RecordFilter, check, normalise
+from palette.common.record_filters import (
+    MAX_NEAR_SIGNATURES,
+    Dedup,
+    RecordFilter,
+    check,
+    normalise,
+)
 from palette.common.sandbox import TemplateError
 from palette.common.templates import TemplateSpec
+from palette.generator.settings import GeneratorSettings
 
 pytestmark = pytest.mark.unit
 
@@ -133,3 +140,46 @@ def test_a_templates_keep_if_and_the_jobs_both_apply_the_templates_first() -> No
     only_template = RecordFilter(None, None, "vars.tone == 'casual'")
     assert only_template.rejection(0, {}, {"tone": "casual"}) is None
     assert only_template.rejection(1, {}, {"tone": "formal"}) is not None
+
+
+class TestNearDedupBound:
+    """Near dedup keeps at most ``max_signatures`` signatures: the first kept records' by index."""
+
+    BASE = "the quick brown fox jumps over the lazy dog near the quiet river bank today"
+    OTHER = "a completely different sentence about thermostats and energy saving at home"
+    THIRD = "seven purple kites drifted above the harbour while gulls argued over bread"
+
+    def dedup(self, bound: int) -> RecordFilter:
+        near = Dedup(field="steps.answer.output", mode="near", threshold=0.7)
+        return RecordFilter(None, near, None, max_signatures=bound)
+
+    def decide(self, keep: RecordFilter, texts: list[str]) -> list[tuple[str, str] | None]:
+        return [keep.rejection(i, {"answer": t}, {}) for i, t in enumerate(texts)]
+
+    def test_keeps_no_more_signatures_than_the_bound(self) -> None:
+        keep = self.dedup(2)
+        texts = [f"record number {i} says something {i * 7919} of its own" for i in range(50)]
+        assert self.decide(keep, texts) == [None] * 50
+        assert len(keep._sketches) == 2
+        assert sorted(keep._sketches) == [0, 1], "the first kept records by index"
+        assert keep.unremembered == 48
+
+    def test_later_records_are_still_compared_with_the_remembered_ones(self) -> None:
+        got = self.decide(self.dedup(1), [self.BASE, self.OTHER, self.BASE + " again"])
+        assert got == [None, None, ("duplicate", "duplicate of record 0")]
+
+    def test_a_repeat_of_a_record_kept_past_the_bound_is_kept(self) -> None:
+        got = self.decide(self.dedup(1), [self.BASE, self.OTHER, self.OTHER + " again"])
+        assert got == [None, None, None]
+
+    def test_decisions_do_not_depend_on_anything_but_the_records_in_index_order(self) -> None:
+        texts = [self.BASE, self.OTHER, self.THIRD, self.BASE + " x", self.THIRD + " y"]
+        assert self.decide(self.dedup(2), texts) == self.decide(self.dedup(2), texts)
+        assert self.decide(self.dedup(2), texts)[3:] == [
+            ("duplicate", "duplicate of record 0"),
+            None,
+        ]
+
+    def test_the_default_bound_is_the_generator_setting_s_default(self) -> None:
+        assert GeneratorSettings().dedup_near_max_signatures == MAX_NEAR_SIGNATURES
+        assert RecordFilter(None, None)._max_signatures == MAX_NEAR_SIGNATURES

@@ -55,3 +55,16 @@ class TestWaves:
         short = {"status": "DONE", "records": 1}
         assert waves.more({**self.JOB, "target": "generated", "export": short}) == 0
         assert waves.more({**self.JOB, "export": {"status": "PENDING"}}) == 0
+
+    def test_a_kept_job_completing_below_its_target_says_why(self) -> None:
+        job = {**self.JOB, "planned_records": 30, "export": {"records": 7, "incomplete": 1}}
+        assert waves.more({**job, "export": {**job["export"], "status": "DONE"}}) == 0
+        assert waves.short_of_target(job) == (
+            "short of target: kept 6 of 10 records; max_generated (30) allowed no more than "
+            "the 30 records generated"
+        )
+
+    def test_a_job_that_kept_its_target_or_counts_generated_is_not_short(self) -> None:
+        assert waves.short_of_target({**self.JOB, "export": {"records": 10}}) is None
+        generated = {**self.JOB, "target": "generated", "export": {"records": 3}}
+        assert waves.short_of_target(generated) is None

@@ -40,8 +40,12 @@ JOB_FIELDS = [
 ]
 
 
+SHORT_FIELDS = ["target", "records_kept", "short_of_target", "short_of_target_reason"]
+"""Shown too for a ``target: "kept"`` job that ended short of its target."""
+
+
 def _show(job: dict[str, Any]) -> None:
-    fields(job, JOB_FIELDS)
+    fields(job, JOB_FIELDS + (SHORT_FIELDS if job.get("short_of_target") else []))
 
 
 @app.command("create")

@@ -95,6 +95,8 @@ def render(dash: dict[str, Any]) -> RenderableType:
     if progress.get("partitions_paused"):
         reason = progress.get("paused_reason") or ""
         grid.add_row("Paused", "", f"{progress['partitions_paused']} partitions: {reason}")
+    if progress.get("short_of_target"):
+        grid.add_row("Short", "", progress.get("short_of_target_reason") or "short of target")
     line = Text.assemble(
         ("Job ", "bold"), dash["job_id"], "  ", (status, STATUS_STYLES.get(status, "bold"))
     )
@@ -109,6 +111,7 @@ def line(dash: dict[str, Any]) -> str:
         f"cost ${budget['spent_usd']} of ${budget['limit_usd']} ({budget['percent_spent']:.1f} %) "
         f"rate {_rate(dash)} eta {_eta(dash['timing'].get('eta_seconds'))} "
         f"throttled {tokens.get('throttled', 0)} retried {tokens.get('retried', 0)}"
+        + (" SHORT OF TARGET" if progress.get("short_of_target") else "")
     )
 
 

@@ -8,9 +8,14 @@ the same text once normalised) or alike (``near``: estimated Jaccard similarity
 of word shingles at least ``threshold``, by MinHash with locality-sensitive
 hashing from ``rensa``: candidates from the LSH bands, then each candidate's
 estimated similarity checked against the threshold), the first by index is kept
-and the others are
-rejected as ``duplicate``. Records whose later steps never ran are neither:
-they stay in the dataset flagged ``complete: false``.
+and the others are rejected as ``duplicate``. Records whose later steps never
+ran are neither: they stay in the dataset flagged ``complete: false``.
+
+Near dedup's memory is bounded: it keeps the signatures of the first
+``max_signatures`` kept records by index (about 3.5 KB each, 50,000 by default)
+and compares every later record with them; a record kept past that bound is not
+remembered, so a repeat of it is caught only when it is alike to one of those
+first records. What is kept still depends on the records in index order alone.
 
 ``keep_if`` is an expression in the prompts' sandbox that reads
 ``steps.<id>.output`` and ``vars.<name>``, e.g.
@@ -47,10 +52,14 @@ LSH_BANDS = 32
 probability ~1; candidates are then checked against the threshold."""
 MINHASH_SEED = 42
 SHINGLE_WORDS = 3
+MAX_NEAR_SIGNATURES = 50_000
+"""Signatures near dedup keeps by default (about 175 MB): the first kept records' by index."""
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
 DEDUP_FIELD = rf"^(steps\.{_NAME}\.output(\.{_NAME})*|vars\.{_NAME})$"
 KEEP_IF = "keep_if"
 DUPLICATE = "duplicate"
+INVALID_OUTPUT = "invalid_output"
+"""The reason of a record a step of which never answered what its schema validates."""
 
 KeepIfExpression = Annotated[
     str,
@@ -134,7 +143,11 @@ class RecordFilter:
     """
 
     def __init__(
-        self, keep_if: str | None, dedup: Dedup | None, template_keep_if: str | None = None
+        self,
+        keep_if: str | None,
+        dedup: Dedup | None,
+        template_keep_if: str | None = None,
+        max_signatures: int = MAX_NEAR_SIGNATURES,
     ) -> None:
         self._filters = [
             (label, compile_expression(source, KEEP_IF))
@@ -145,6 +158,9 @@ class RecordFilter:
         self._exact: dict[str, int] = {}
         self._near: RMinHashLSH | None = None
         self._sketches: dict[int, RMinHash] = {}
+        self._max_signatures = max_signatures
+        self.unremembered = 0
+        """Records near dedup kept without keeping their signature (past the bound)."""
         if dedup is not None and dedup.mode == "near":
             self._near = RMinHashLSH(
                 threshold=dedup.threshold, num_perm=NUM_PERM, num_bands=LSH_BANDS
@@ -211,6 +227,9 @@ class RecordFilter:
         ]
         if alike:
             return int(min(alike))
+        if len(self._sketches) >= self._max_signatures:
+            self.unremembered += 1
+            return None
         self._near.insert(index, sketch)
         self._sketches[index] = sketch
         return None

@@ -58,6 +58,20 @@ def keep_limit(target: Target, num_records: int) -> int | None:
     return num_records if target == KEPT else None
 
 
+def shortfall(num_records: int, kept: int, generated: int, cap: int) -> str | None:
+    """Why a ``kept`` job that completed kept fewer than ``num_records`` (None: it did not).
+
+    A running ``kept`` job completes short of its target only when ``max_generated``
+    leaves no room for another wave; a stopped one says why in its own status.
+    """
+    if kept >= num_records:
+        return None
+    return (
+        f"short of target: kept {kept} of {num_records} records; max_generated ({cap}) "
+        f"allowed no more than the {generated} records generated"
+    )
+
+
 def more_records(num_records: int, planned: int, kept: int, cap: int) -> int:
     """How many new record indexes the next wave plans (0: none, the job is done).
 

@@ -11,7 +11,13 @@ from palette.common.ledger_view import LedgerView, Totals
 from palette.common.messages import JobStatus
 from palette.common.money import usd_string
 from palette.common.quota_view import QuotaUse
-from palette.gateway.job_views import in_flight, kept_counts, percent, records_incomplete
+from palette.gateway.job_views import (
+    in_flight,
+    kept_counts,
+    percent,
+    records_incomplete,
+    short_of_target,
+)
 from palette.gateway.rates import average_rate
 from palette.gateway.schemas import (
     BudgetPanel,
@@ -57,6 +63,7 @@ def progress_panel(
     """How far the job is, and its partitions in flight and paused."""
     paused, paused_reason = paused_partitions(job)
     kept, rejected = kept_counts(job)
+    short = short_of_target(job)
     return ProgressPanel(
         done=done,
         incomplete=records_incomplete(job),
@@ -70,6 +77,8 @@ def progress_panel(
         generated=done,
         kept=kept,
         rejected=rejected,
+        short_of_target=short is not None,
+        short_of_target_reason=short,
     )
 
 

@@ -23,6 +23,7 @@ from palette.common.job_document import (
 from palette.common.ledger_view import LedgerView
 from palette.common.messages import JobStatus, OutputFormat, SubmitJob, utcnow
 from palette.common.money import decimal_string, usd_string, usd_to_picos
+from palette.common.targets import KEPT
 from palette.common.templates import TemplateSpec
 from palette.gateway.removal import job_etag
 from palette.gateway.schemas import CreateJob, ExportView, JobView
@@ -38,6 +39,7 @@ __all__ = [
     "now_ms",
     "percent",
     "records_incomplete",
+    "short_of_target",
     "submit_message",
     "submit_message_id",
     "usd_string",
@@ -156,6 +158,24 @@ def kept_counts(job: Document) -> tuple[int | None, dict[str, int]]:
     return None, {}
 
 
+def short_of_target(job: Document) -> str | None:
+    """Why a ``target: "kept"`` job ended, its dataset written, short of ``num_records`` kept.
+
+    None while it runs, for a ``generated`` job, and for one that kept its target. The
+    reason is the scheduler's (``max_generated`` reached), else the job's stop reason.
+    """
+    export = job.get("export")
+    if job.get("target") != KEPT or not JobStatus(job["status"]).is_final:
+        return None
+    if not isinstance(export, dict) or export.get("bytes") is None:
+        return None
+    kept, _ = kept_counts(job)
+    if kept is None or kept >= int(job["num_records"]):
+        return None
+    found = job.get("short_of_target") or job.get("stop_reason") or job.get("error")
+    return str(found or f"short of target: kept {kept} of {job['num_records']} records")
+
+
 def _export(job: Document) -> ExportView | None:
     export = job.get("export")
     if not isinstance(export, dict) or not export.get("key") or export.get("bytes") is None:
@@ -202,6 +222,7 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
     money = ledger or LedgerView.empty(budget)
     done = int(job.get("records_done") or 0)
     paused, paused_reason = paused_partitions(job)
+    short = short_of_target(job)
     return JobView(
         id=str(job["_id"]),
         status=JobStatus(job["status"]),
@@ -234,6 +255,8 @@ def job_view(job: Document, ledger: LedgerView | None) -> JobView:
         target=job.get("target") or "generated",
         max_generated=job.get("max_generated"),
         records_kept=kept_counts(job)[0],
+        short_of_target=short is not None,
+        short_of_target_reason=short,
         settled=job_settled(job),
         etag=job_etag(job),
     )

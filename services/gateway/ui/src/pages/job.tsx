@@ -423,6 +423,12 @@ export function JobPage({ id }: { id: string }) {
           {job.error}
         </p>
       )}
+      {job.short_of_target && (
+        <p class="problem" role="status" data-testid="short-of-target">
+          Short of target: {job.records_kept ?? 0} of {job.num_records} records kept.{" "}
+          {job.short_of_target_reason ?? ""}
+        </p>
+      )}
       <div class="actions" role="group" aria-label="Job actions">
         {!final && (
           <button

@@ -73,4 +73,6 @@ async def call_one(
     record.outputs[step.id] = result.text
     record.models[step.id] = step.model
     record.usage[step.id] = (result.input_tokens, result.output_tokens)
+    if result.cache_read_tokens or result.cache_write_tokens:
+        record.cached[step.id] = (result.cache_read_tokens, result.cache_write_tokens)
     record.rates[step.id] = ONLINE.value

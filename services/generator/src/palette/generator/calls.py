@@ -115,8 +115,8 @@ class ModelCalls:
         part reports it) and each call after the first counts as retried.
 
         Raises:
-            InvalidOutputError: no valid answer after the last call (retryable:
-                the partition's next attempt resumes the record at this step).
+            InvalidOutputError: no valid answer after the last call (the record
+                is rejected as ``invalid_output``; its calls stay in the usage).
             And whatever ``call`` raises.
         """
         if output is None:

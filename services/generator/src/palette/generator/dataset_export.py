@@ -12,7 +12,7 @@ import structlog
 
 from palette.common import keys
 from palette.common import messages as m
-from palette.common.record_filters import RecordFilter
+from palette.common.record_filters import INVALID_OUTPUT, MAX_NEAR_SIGNATURES, RecordFilter
 from palette.common.targets import SURPLUS
 from palette.common.templates import Step
 from palette.common.tracing import span
@@ -54,7 +54,8 @@ class ExportResult:
     incomplete: int = 0
     """Rows of incomplete records (``complete`` false)."""
     rejected: dict[str, int] = field(default_factory=dict)
-    """Complete records not in the dataset, by reason (``keep_if``, ``duplicate``)."""
+    """Complete records not in the dataset, by reason (``keep_if``, ``duplicate``,
+    ``invalid_output``, ``surplus``)."""
     rejected_key: str | None = None
     """Where the rejected records are (None: the job filters nothing)."""
 
@@ -125,7 +126,9 @@ class Rows:
     def _rejected(self, record: FinishedRecord) -> bool:
         """Whether a complete record is rejected (written to the rejected rows)."""
         rejection = None
-        if self.keep is not None:
+        if record.invalid is not None:
+            rejection = (INVALID_OUTPUT, record.invalid.get("error", ""))
+        elif self.keep is not None:
             rejection = self.keep.rejection(record.index, record.outputs, record.variables)
         if rejection is None and self.limit is not None and self.kept >= self.limit:
             rejection = (SURPLUS, f"{self.limit} records were kept before it (the target)")
@@ -151,6 +154,7 @@ def write_dataset(
     key: str | None = None,
     variables: Mapping[str, Any] | None = None,
     filters: Filters | None = None,
+    near_signatures: int = MAX_NEAR_SIGNATURES,
 ) -> ExportResult:
     """Stream every part in key order, and the incomplete records, into the export object.
 
@@ -160,24 +164,27 @@ def write_dataset(
     records, one batch of rows and one upload part. ``key`` is the job's
     export key unless given (a snapshot writes elsewhere). ``variables``: the
     template's, a column each after the steps'. ``filters``: the job's
-    ``keep_if`` and ``dedup``; the records they reject are written as JSONL
-    beside the dataset (``keys.rejected_key``) with their reason.
+    ``keep_if`` and ``dedup``; the records they reject, and those a step of
+    which answered nothing its schema validates (a template with a schema'd
+    step), are written as JSONL beside the dataset (``keys.rejected_key``)
+    with their reason. ``near_signatures``: the near-dedup bound
+    (``RecordFilter``'s ``max_signatures``).
     """
     plan = ColumnPlan(steps, variables)
     result = ExportResult(key or keys.export_key(job_id, fmt))
     sink = storage.upload(result.key, part_bytes, CONTENT_TYPES[fmt])
     rejected_sink = None
-    if filters is not None and filters.active:
+    schemas = any(step.answer_schema is not None for step in steps)
+    if schemas or (filters is not None and filters.active):
         result.rejected_key = keys.rejected_key(result.key)
         rejected_sink = storage.upload(
             result.rejected_key, part_bytes, CONTENT_TYPES[m.OutputFormat.JSONL]
         )
     try:
         rows = Rows(job_id, plan, make_writer(fmt, sink, plan, batch_rows), num_records, result)
-        if rejected_sink is not None and filters is not None:
-            if filters.filters:
-                rows.keep = RecordFilter(filters.keep_if, filters.dedup, filters.template_keep_if)
-            rows.limit = filters.keep_limit
+        if rejected_sink is not None:
+            rows.keep = _record_filter(filters, near_signatures)
+            rows.limit = filters.keep_limit if filters is not None else None
             rows.rejected = make_writer(m.OutputFormat.JSONL, rejected_sink, plan, batch_rows)
         _add_every_record(storage, job_id, rows)
         rows.writer.close()
@@ -191,6 +198,13 @@ def write_dataset(
             rejected_sink.abort()
         raise
     return result
+
+
+def _record_filter(filters: Filters | None, near_signatures: int) -> RecordFilter | None:
+    """The job's ``keep_if`` and ``dedup`` as one filter (None: it has neither)."""
+    if filters is None or not filters.filters:
+        return None
+    return RecordFilter(filters.keep_if, filters.dedup, filters.template_keep_if, near_signatures)
 
 
 def _add_every_record(storage: Storage, job_id: str, rows: Rows) -> None:
@@ -211,6 +225,8 @@ def _add_every_record(storage: Storage, job_id: str, rows: Rows) -> None:
             rows.add(record)
     for record in incomplete.below(None):
         rows.add(record)
+    if rows.keep is not None and rows.keep.unremembered:
+        log.warning("near_dedup_bound_reached", job_id=job_id, unremembered=rows.keep.unremembered)
 
 
 async def write_job_dataset(
@@ -233,6 +249,7 @@ async def write_job_dataset(
         key=key,
         variables=info.template.variables,
         filters=info.filters,
+        near_signatures=rt.settings.dedup_near_max_signatures,
     )
 
 

@@ -26,7 +26,13 @@ from palette.common.estimates import record_worst_case, rendered_call_worst_case
 from palette.common.templates import Step, TemplateError, step_context
 from palette.generator.bedrock import ModelCallError
 from palette.generator.budget import PledgeBook
-from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
+from palette.generator.calls import (
+    ClaimLapsedError,
+    Exhausted,
+    InvalidOutputError,
+    ModelCalls,
+    Stopped,
+)
 from palette.generator.pacing import ModelUnavailableError
 from palette.generator.records import FinishedRecord, RunAssembler
 from palette.generator.rendering import Renderer
@@ -243,7 +249,9 @@ async def run_record(
     """Every step of one record, else the steps it made (``complete`` false), else None.
 
     A record stops at a step it cannot call (stopped job, lease exhausted, a
-    failure); the usage of its calls becomes orphan usage either way.
+    failure); the usage of its calls becomes orphan usage either way. A step
+    whose answers its schema never validated ends the record there, complete
+    and marked ``invalid``: the export rejects it (its calls are in the usage).
     """
     steps = state.msg.template.steps
     prior = state.partial.get(index)
@@ -274,21 +282,20 @@ async def run_record(
             )
             record.models[step.id] = step.model
             record.usage[step.id] = (result.input_tokens, result.output_tokens)
+            if result.cache_read_tokens or result.cache_write_tokens:
+                record.cached[step.id] = (result.cache_read_tokens, result.cache_write_tokens)
     except Exhausted:
         state.exhausted = True
         estimate = record_worst_case(steps, state.prices, seed_bytes(seed), known, state.observed)
         state.needed = max(state.needed, estimate)
     except (Stopped, ModelUnavailableError) as exc:
         state.halt(exc)
-    except ClaimLapsedError:
-        state.fail("the claim on the lease lapsed (renewals failed)", retryable=True)
-    except TemplateError as exc:
-        state.fail(f"record {index} (seed record {seed_pos}): {exc}", retryable=False)
-    except ModelCallError as exc:
-        state.fail(f"record {index}: model call failed: {exc}", retryable=exc.retryable)
+    except InvalidOutputError as exc:
+        record.invalid = {"step": step.id, "error": str(exc)[:1000]}
+        log.info("record_invalid_output", record=index, step=step.id)
+        return record
     except Exception as exc:
-        log.exception("record_failed", record=index)
-        state.fail(f"record {index}: {type(exc).__name__}: {exc}", retryable=True)
+        fail_record(state, exc, index, seed_pos)
     else:
         return record
     state.orphan.merge(record.tally())
@@ -296,3 +303,16 @@ async def run_record(
         return None
     record.complete = False
     return record
+
+
+def fail_record(state: AttemptState, exc: Exception, index: int, seed_pos: int) -> None:
+    """End the attempt for an error that ended record ``index`` (retryable unless certain)."""
+    if isinstance(exc, ClaimLapsedError):
+        state.fail("the claim on the lease lapsed (renewals failed)", retryable=True)
+    elif isinstance(exc, TemplateError):
+        state.fail(f"record {index} (seed record {seed_pos}): {exc}", retryable=False)
+    elif isinstance(exc, ModelCallError):
+        state.fail(f"record {index}: model call failed: {exc}", retryable=exc.retryable)
+    else:
+        log.exception("record_failed", record=index)
+        state.fail(f"record {index}: {type(exc).__name__}: {exc}", retryable=True)

@@ -33,12 +33,16 @@ class FinishedRecord:
     """Step id -> its text, or the JSON object a structured step answered."""
     models: dict[str, str] = field(default_factory=dict)
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)
+    cached: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Step id -> (cache read, cache write) tokens of its call (``cache`` of a part line)."""
     complete: bool = True
     carried: frozenset[str] = frozenset()
     variables: dict[str, Any] = field(default_factory=dict)
     """The template's variables as this record drew them (``vars`` of a part line)."""
     rates: dict[str, str] = field(default_factory=dict)
     """Steps billed at a rate other than the attempt's (``UsageTally.add``'s ``rate``)."""
+    invalid: dict[str, str] | None = None
+    """``{"step", "error"}``: a step never answered valid output; the export rejects it."""
 
     def line(self, job_id: str) -> dict[str, Any]:
         """The record as a part line object (``vars`` only when the template has variables)."""
@@ -51,8 +55,12 @@ class FinishedRecord:
             "models": self.models,
             "usage": {step: [i, o] for step, (i, o) in self.usage.items()},
         }
+        if self.cached:
+            line["cache"] = {step: [r, w] for step, (r, w) in self.cached.items()}
         if self.variables:
             line["vars"] = self.variables
+        if self.invalid is not None:
+            line["invalid"] = self.invalid
         return line
 
     def tally(self) -> UsageTally:
@@ -60,7 +68,9 @@ class FinishedRecord:
         tally = UsageTally()
         for step, (i, o) in self.usage.items():
             if step not in self.carried:
-                tally.add(step, self.models[step], i, o, rate=self.rates.get(step, ""))
+                read, write = self.cached.get(step, (0, 0))
+                rate = self.rates.get(step, "")
+                tally.add(step, self.models[step], i, o, 1, read, write, rate=rate)
         return tally
 
     def resumed(self) -> FinishedRecord:
@@ -71,6 +81,7 @@ class FinishedRecord:
             outputs=dict(self.outputs),
             models=dict(self.models),
             usage=dict(self.usage),
+            cached=dict(self.cached),
             carried=frozenset(self.outputs),
             variables=dict(self.variables),
         )
@@ -98,20 +109,34 @@ class FinishedRecord:
         variables = obj.get("vars", {})
         if not isinstance(variables, dict):
             raise ValueError("vars of a part line must be an object")
-        pairs: dict[str, tuple[int, int]] = {}
-        for step, value in usage.items():
-            if not (isinstance(value, list) and len(value) == 2):
-                raise ValueError(f"usage of step {step!r} must be [input, output]")
-            pairs[str(step)] = (int(value[0]), int(value[1]))
+        invalid = obj.get("invalid")
+        if invalid is not None and not isinstance(invalid, dict):
+            raise ValueError("invalid of a part line must be an object")
+        pairs = _pairs(usage, "usage", "[input, output]")
+        cached = _pairs(obj.get("cache", {}), "cache", "[cache read, cache write]")
         return cls(
             index=index,
             seed_index=seed,
             outputs={str(k): v if isinstance(v, dict) else str(v) for k, v in outputs.items()},
             models={str(k): str(v) for k, v in models.items()},
             usage=pairs,
+            cached=cached,
             complete=complete,
             variables={str(k): v for k, v in variables.items()},
+            invalid={str(k): str(v) for k, v in invalid.items()} if invalid else None,
         )
+
+
+def _pairs(value: Any, name: str, shape: str) -> dict[str, tuple[int, int]]:
+    """A part line's ``{step: [a, b]}`` object; ValueError when it is not one."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} of a part line must be an object")
+    pairs: dict[str, tuple[int, int]] = {}
+    for step, pair in value.items():
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ValueError(f"{name} of step {step!r} must be {shape}")
+        pairs[str(step)] = (int(pair[0]), int(pair[1]))
+    return pairs
 
 
 def encode_part(job_id: str, records: Sequence[FinishedRecord]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from palette.common.record_filters import MAX_NEAR_SIGNATURES
 from palette.common.settings import CommonSettings
 
 MIB = 1024 * 1024
@@ -88,6 +89,12 @@ class GeneratorSettings(CommonSettings):
     )
     export_batch_rows: int = Field(
         1_000, ge=1, description="Rows buffered before a Parquet row group is written."
+    )
+    dedup_near_max_signatures: int = Field(
+        MAX_NEAR_SIGNATURES,
+        ge=1,
+        description="Signatures a near-dedup export keeps (about 3.5 KB each): those of the "
+        "first kept records by index; later records are compared with them only.",
     )
     export_part_bytes: int = Field(
         8 * MIB, ge=5 * MIB, description="Bytes of one multipart upload part of an export."

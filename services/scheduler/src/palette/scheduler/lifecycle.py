@@ -236,7 +236,9 @@ class Scheduler(PartitionDispatch):
 
         A ``target: "kept"`` job short of ``num_records`` kept records plans more
         record indexes (``targets.more_records``) while ``max_generated`` allows,
-        and runs them; its export is written again when they are done. Safe to
+        and runs them; its export is written again when they are done. One that
+        ``max_generated`` stops short completes with ``short_of_target`` (the
+        reason, also its ``JobStatusChanged`` reason). Safe to
         repeat: the next wave's partitions have fixed ids, and it is planned only
         from the ``planned_records`` the export counted.
         """
@@ -246,9 +248,14 @@ class Scheduler(PartitionDispatch):
         more = waves.more(job) if job["status"] == m.JobStatus.RUNNING.value else 0
         if more and await self._next_wave(job, more):
             return
-        if await self._move(job_id, JobEvent.EXPORTED, finished_at=m.utcnow()):
+        short = waves.short_of_target(job)
+        fields = {"finished_at": m.utcnow(), "short_of_target": short}
+        if await self._move(job_id, JobEvent.EXPORTED, short, **fields):
             log.info(
-                "job_completed", job_id=job_id, records=(job.get("export") or {}).get("records")
+                "job_completed",
+                job_id=job_id,
+                records=(job.get("export") or {}).get("records"),
+                short_of_target=short,
             )
         else:
             await self.repo.set_job(job_id, {"finished_at": None}, {"finished_at": m.utcnow()})
@@ -290,7 +297,7 @@ class Scheduler(PartitionDispatch):
     async def resume(self) -> None:
         """After a restart: announce moves not announced, recount slots, re-ask leases, pump."""
         for job in await self.repo.unannounced():
-            reason = job.get("stop_reason") or job.get("error")
+            reason = job.get("stop_reason") or job.get("error") or job.get("short_of_target")
             status = m.JobStatus(job["status"])
             await self._announce(commands.status_changed(job, status, reason, known_previous=False))
         for job in await self.repo.jobs_to_resume():

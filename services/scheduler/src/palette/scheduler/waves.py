@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from palette.common.targets import KEPT, more_records
+from palette.common.targets import KEPT, more_records, shortfall
 
 Doc = dict[str, Any]
 
@@ -32,6 +32,15 @@ def more(job: Doc) -> int:
         return 0
     cap = int(job.get("max_generated") or job["num_records"])
     return more_records(int(job["num_records"]), planned(job), kept(export), cap)
+
+
+def short_of_target(job: Doc) -> str | None:
+    """Why a ``kept`` job completing now kept fewer than ``num_records`` (None: it did not)."""
+    export = job.get("export") or {}
+    if job.get("target") != KEPT:
+        return None
+    cap = int(job.get("max_generated") or job["num_records"])
+    return shortfall(int(job["num_records"]), kept(export), planned(job), cap)
 
 
 def next_wave_fields(export: Doc, planned_records: int, partitions_total: int) -> Doc:

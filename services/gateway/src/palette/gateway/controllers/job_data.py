@@ -77,7 +77,8 @@ async def progress_events(
 
 
 FILE_HELP = (
-    "`rejected`: the records the job's keep_if or dedup left out, as JSONL with "
+    "`rejected`: the records the job's keep_if or dedup left out (and those whose "
+    "schema'd step never answered valid output: `invalid_output`), as JSONL with "
     "`rejected_reason` and `rejected_detail` (once the dataset is written)."
 )
 

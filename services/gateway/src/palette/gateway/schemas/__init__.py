@@ -14,21 +14,23 @@ from palette.gateway.schemas.base import (
     Reply,
     Request,
 )
-from palette.gateway.schemas.jobs import (
+from palette.gateway.schemas.dashboard import (
     BudgetPanel,
-    CancelOutcome,
-    CancelResult,
     CostLine,
-    CreateJob,
     Dashboard,
-    DownloadLink,
-    ExportView,
-    JobPage,
-    JobView,
     ProgressPanel,
     QuotaLine,
     TimingPanel,
     TokensPanel,
+)
+from palette.gateway.schemas.jobs import (
+    CancelOutcome,
+    CancelResult,
+    CreateJob,
+    DownloadLink,
+    ExportView,
+    JobPage,
+    JobView,
 )
 from palette.gateway.schemas.seeds import (
     MissingExample,
