@@ -102,7 +102,7 @@ def collections_in_code() -> dict[str, set[str]]:
             elif isinstance(key, ast.Name):
                 values = {local[key.id]} if key.id in local else everywhere.get(key.id, set())
                 assert len(values) == 1, f"{path}: cannot tell which collection {key.id} is"
-                name = values.pop()
+                name = next(iter(values))  # not pop(): the set is shared by every module
             if name is not None:
                 found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
     return found
