@@ -69,6 +69,8 @@ class TestDashboard:
             "generated": 30,
             "kept": 30,
             "rejected": {},
+            "short_of_target": False,
+            "short_of_target_reason": None,
         }
         assert board["progress"]["records_per_second"] > 0
         assert Decimal(board["budget"]["spent_usd"]) == usd(ledger["spent"])
