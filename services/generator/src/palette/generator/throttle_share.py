@@ -16,7 +16,7 @@ class ShareParams:
     """A throttle is judged on the calls that ended in this many whole seconds and the current."""
     z: float = 3.0
     """Standard deviations above the background that say the rate is too high."""
-    odds: float = 19.0
+    odds: float = 99.0
     """A test ends when one answer is this many times likelier than the other."""
     test_seconds: float = 10.0
     """A decrease not judged by then is kept."""
