@@ -84,10 +84,17 @@ export function UsagePage() {
 
   useEffect(() => {
     const range = dayRange(days);
+    let current = true; // an answer to a superseded choice must not overwrite the newer one
     setError(null);
     api
       .GET("/usage", { params: { query: { from: range.from, to: range.to, group_by: groupBy } } })
-      .then((r) => setUsage(ok(r)), setError);
+      .then(
+        (r) => current && setUsage(ok(r)),
+        (e: unknown) => current && setError(e),
+      );
+    return () => {
+      current = false;
+    };
   }, [days, groupBy]);
 
   return (
