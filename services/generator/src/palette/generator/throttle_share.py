@@ -90,11 +90,6 @@ class ThrottleShare:
         self._used = UsageWindow()
         self._asked = UsageWindow()
 
-    @property
-    def testing(self) -> bool:
-        """Whether a run of decreases is being judged."""
-        return self._test is not None
-
     def _recent(self, now: float, seconds: int) -> tuple[float, float]:
         calls = self._calls.recent_total(now, seconds)
         return calls, self._throttles.recent_total(now, seconds)
@@ -179,9 +174,8 @@ class ThrottleShare:
         calls, throttles = self._recent(now, self.params.recent)
         return throttles <= b * calls + self.params.z * math.sqrt(calls * b * (1 - b)) + 1.0
 
-    def surely_quota(self, now: float) -> bool:
+    def _sure(self, calls: float, throttles: float) -> bool:
         """Whether nearly every recent call was throttled (see ``sure_share``)."""
-        calls, throttles = self._recent(now, self.params.recent)
         p = self.params
         return throttles >= p.sure_throttles and throttles > p.sure_share * calls
 
@@ -205,7 +199,7 @@ class ThrottleShare:
         and the next decrease starts a new run: the run's floor does not hold it up.
         """
         calls, throttles = self._recent(now, self.params.recent)
-        if self.surely_quota(now):
+        if self._sure(calls, throttles):
             self._test = self._decreased = None
             self.least = 0.0
             return
