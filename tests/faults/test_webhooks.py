@@ -16,12 +16,12 @@ import pytest
 from palette.devstack import readiness
 from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
 from tests.faults.harness import submit
+from tests.integration.waiting import wait_until
 from tests.integration.webhook_receiver import (
     Receiver,
     create_webhook,
     send_test,
     wait_settled,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT)]
@@ -93,6 +93,7 @@ def test_a_job_end_the_scheduler_died_before_announcing_is_announced_after_its_r
     assert (body["type"], body["data"]["job_id"]) == ("job.completed", job["id"])
     wait_until(
         lambda: rig.mongo["jobs"].find_one({"_id": job["id"]})["status_announced"] is True,
-        30,
-        "the move marked announced",
+        what="the move marked announced",
+        timeout=30,
+        interval=0.05,
     )

@@ -99,6 +99,15 @@ class TestHealthAndDocs:
         assert {"createWebhook", "listWebhookDeliveries", "resendWebhookDelivery"} <= set(ids)
         assert {"getSignInConfig", "devSignIn", "getJobRecords"} <= set(ids)  # the page's
         assert len(set(ids)) == len(ids)
+        by_id = {op["operationId"]: op for op in operations}
+        cancel = by_id["cancelJob"]
+        assert "202" in cancel["responses"] and "ETag" in cancel["responses"]["202"]["headers"]
+        assert "/jobs/{job_id}/cancel" in document["paths"]
+        delete = by_id["deleteJob"]
+        assert "412" in delete["responses"]
+        headers = {p["name"] for p in delete.get("parameters", []) if p["in"] == "header"}
+        assert "If-Match" in headers
+        assert "ETag" in by_id["getJob"]["responses"]["200"]["headers"]
         public = {"getHealth", "getReady", "getSignInConfig"}  # no token, nothing to refuse
         for op in operations:
             if op["operationId"] in public:

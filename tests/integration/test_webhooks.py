@@ -26,13 +26,13 @@ from palette.devstack.stack import DevStack
 from palette.gateway.controllers.webhooks import new_secret
 from tests.integration.gateway_fixtures import MakeApi
 from tests.integration.jobs import TWO_STEPS, publish_to
+from tests.integration.waiting import wait_until
 from tests.integration.webhook_receiver import (
     Receiver,
     create_webhook,
     deliveries,
     send_test,
     wait_settled,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -41,7 +41,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 @pytest.fixture
 def receiver(gateway_url: str) -> Iterator[Receiver]:
     """A receiver, once the session's gateway has its broker (test-sends are published)."""
-    wait_until(lambda: readiness.http_ok(f"{gateway_url}/ready"), 60, "the gateway ready")
+    wait_until(
+        lambda: readiness.http_ok(f"{gateway_url}/ready"), what="the gateway ready", timeout=60
+    )
     with Receiver() as running:
         yield running
 
@@ -241,7 +243,10 @@ class TestRetriesAndResends:
         assert again.webhook_id == delivery_id
         assert again.body == got[0].body
         wait_until(
-            lambda: deliveries(api, hook["id"])[0]["attempt_count"] == 5, 30, "fifth attempt logged"
+            lambda: deliveries(api, hook["id"])[0]["attempt_count"] == 5,
+            what="fifth attempt logged",
+            timeout=30,
+            interval=0.05,
         )
         api.http.delete(f"/webhooks/{hook['id']}")
 
@@ -267,8 +272,9 @@ class TestRetriesAndResends:
             lambda: mongo["webhook_deliveries"].find_one(
                 {"webhook_id": hook["id"], "status": "failed"}
             ),
-            30,
-            "the delivery failed",
+            what="the delivery failed",
+            timeout=30,
+            interval=0.05,
         )
         # Nothing is in flight once it failed: every request made is counted.
         assert failed["attempts"][-1]["error"] == "the webhook was deleted"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from palette.devstack.client import GatewayClient
+from tests.integration.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,9 @@ class Receiver:
         """Wait until ``count`` requests arrived on ``path``; those requests."""
         return wait_until(
             lambda: (got := self.received(path)) and len(got) >= count and got,
-            timeout,
-            what or f"{count} requests on {path}",
+            what=what or f"{count} requests on {path}",
+            timeout=timeout,
+            interval=0.05,
         )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -141,18 +142,6 @@ class Receiver:
         return Handler
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something true; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.05)
-
-
 def create_webhook(api: GatewayClient, url: str, events: list[str] | None = None) -> dict[str, Any]:
     """``POST /webhooks`` (201 expected): the webhook with its secret."""
     body: dict[str, Any] = {"url": url}
@@ -181,8 +170,9 @@ def wait_settled(api: GatewayClient, webhook_id: str, count: int) -> list[dict[s
             and all(d["status"] != "pending" for d in items)
             and items
         ),
-        120,
-        f"{count} deliveries of {webhook_id} delivered or failed",
+        what=f"{count} deliveries of {webhook_id} delivered or failed",
+        timeout=120,
+        interval=0.05,
     )
 
 

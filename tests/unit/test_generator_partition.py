@@ -26,6 +26,7 @@ from palette.generator.settings import GeneratorSettings
 from palette.generator.slots import CallSlots
 from palette.generator.stops import StopRegistry
 from palette.generator.storage import StoredPart
+from tests.integration.waiting import wait_until_async
 
 pytestmark = pytest.mark.unit
 
@@ -498,11 +499,12 @@ class TestGeneratePartition:
         msg = command()
         rt = runtime(storage, models, concurrency=4, part_flush_seconds=0.05, part_size=100)
         task = asyncio.create_task(run_partition(msg, rt, publish))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if sum(e.records for e in published if isinstance(e, m.RecordsGenerated)) == 11:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: sum(e.records for e in published if isinstance(e, m.RecordsGenerated)) == 11,
+            what="11 records published",
+            timeout=5,
+            interval=0.01,
+        )
         early = [e for e in published if isinstance(e, m.RecordsGenerated)]
         assert not task.done()
         assert sum(e.records for e in early) == 11  # all but record 0, still in its call

@@ -31,6 +31,17 @@ def is_missing(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code", "")) in MISSING_CODES
 
 
+def object_exists(s3: S3Client, bucket: str, key: str) -> bool:
+    """Whether ``key`` holds an object (blocking: one HEAD); other S3 errors raise."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if is_missing(exc):
+            return False
+        raise
+    return True
+
+
 def mongo_client(settings: CommonSettings) -> AsyncMongoClient[dict[str, Any]]:
     """An async MongoDB client; it connects lazily and reconnects by itself."""
     return AsyncMongoClient(

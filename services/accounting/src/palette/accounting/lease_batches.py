@@ -28,7 +28,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from palette.accounting import ledger
 from palette.common.batch_jobs import BATCH_CALL, COLLECTION, ENDED, BatchControl, usage_of
-from palette.common.messages import JobStatus, StepUsage
+from palette.common.job_view import job_status
+from palette.common.messages import StepUsage
 from palette.common.pricing import PricingTable
 from palette.common.service_tiers import BATCH
 
@@ -55,7 +56,7 @@ class LeaseBatches:
         self, db: AsyncDatabase[Doc], control: BatchControl, pricing: PricingTable
     ) -> None:
         self.invocations = db[COLLECTION]
-        self.jobs = db["jobs"]
+        self.db = db
         self.control = control
         self.pricing = pricing
 
@@ -77,8 +78,8 @@ class LeaseBatches:
         return ledger.usage_map(rows, self.pricing)
 
     async def _job_final(self, job_id: str) -> bool:
-        doc = await self.jobs.find_one({"_id": job_id}, {"status": 1})
-        return doc is None or JobStatus(doc["status"]).is_final
+        status = await job_status(self.db, job_id)
+        return status is None or status.is_final
 
     def _count(self, doc: Doc, stop: bool) -> list[StepUsage] | None:
         """One job's billed entries (blocking); None while it runs (stopping it if ``stop``)."""

@@ -27,6 +27,7 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from palette.accounting import ledger, metrics
+from palette.common.job_view import job_budget_picos
 from palette.common.keys import mongo_field
 from palette.common.messages import RetryCounts, utcnow
 from palette.common.metrics import usd
@@ -54,7 +55,7 @@ class LedgerRepository:
         db = client[database]
         self.ledgers = db["ledgers"]
         self.leases = db["leases"]
-        self.jobs = db["jobs"]
+        self.db = db
 
     async def create_indexes(self) -> None:
         """Indexes of the ledger's queries (and of readers counting open leases)."""
@@ -66,10 +67,9 @@ class LedgerRepository:
         existing = await self.ledgers.find_one({"_id": job_id})
         if existing is not None:
             return existing
-        job = await self.jobs.find_one({"_id": job_id}, {"budget_picos": 1})
-        if job is None:
+        budget = await job_budget_picos(self.db, job_id)
+        if budget is None:
             raise UnknownJobError(f"job {job_id}")
-        budget = int(job["budget_picos"])
         fresh = {
             "_id": job_id,
             "budget": budget,

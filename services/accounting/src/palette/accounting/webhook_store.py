@@ -23,6 +23,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from palette.accounting.webhook_policy import ATTEMPTS_KEPT, PENDING
+from palette.common.job_view import job_owner
 
 Doc = dict[str, Any]
 
@@ -37,7 +38,7 @@ class WebhookStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.webhooks = db[WEBHOOKS]
         self.deliveries = db[DELIVERIES]
-        self.jobs = db["jobs"]
+        self.db = db
 
     async def create_indexes(self, retention_days: int) -> None:
         """The sender's due query, the gateway's per-webhook list, and the retention TTL."""
@@ -62,8 +63,7 @@ class WebhookStore:
 
     async def job_owner(self, job_id: str) -> str | None:
         """The owner of a job, or None when there is no such job."""
-        job = await self.jobs.find_one({"_id": job_id}, {"owner": 1})
-        return None if job is None else str(job.get("owner") or "") or None
+        return await job_owner(self.db, job_id)
 
     async def add(self, delivery: Doc) -> bool:
         """Make a delivery unless it exists; True when it is new."""

@@ -14,7 +14,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from palette.common.clients import is_missing
+from palette.common.clients import is_missing, object_exists
 from palette.common.seeds import (
     SeedError,
     SeedFormat,
@@ -85,17 +85,7 @@ class S3SeedStore:
 
     async def exists(self, key: str) -> bool:
         """Whether the key holds an object."""
-
-        def head() -> bool:
-            try:
-                self._s3.head_object(Bucket=self._bucket, Key=key)
-            except ClientError as exc:
-                if is_missing(exc):
-                    return False
-                raise
-            return True
-
-        return await anyio.to_thread.run_sync(head)
+        return await anyio.to_thread.run_sync(object_exists, self._s3, self._bucket, key)
 
     async def size(self, key: str) -> int | None:
         """The object's size in bytes, or None when there is none."""

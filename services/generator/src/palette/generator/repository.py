@@ -7,10 +7,11 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from palette.common.job_view import export_facts, job_status
 from palette.common.lease_view import lease_closed
 from palette.common.messages import JobStatus
 from palette.common.record_filters import Dedup
-from palette.common.targets import GENERATED, keep_limit
+from palette.common.targets import keep_limit
 from palette.common.templates import TemplateSpec
 
 
@@ -47,42 +48,29 @@ class ExportInfo:
 
 
 class JobsRepository:
-    """Job status and export facts, read from the ``jobs`` collection."""
+    """Job status and export facts, read from the ``jobs`` collection (``job_view``)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._jobs = db["jobs"]
+        self._db = db
 
     async def status(self, job_id: str) -> JobStatus | None:
         """The job's status, or None when there is no such job (yet)."""
-        doc = await self._jobs.find_one({"_id": job_id}, {"status": 1})
-        if doc is None or doc.get("status") is None:
-            return None
-        return JobStatus(doc["status"])
+        return await job_status(self._db, job_id)
 
     async def export_info(self, job_id: str) -> ExportInfo | None:
         """The job's record count and template snapshot, or None if no such job."""
-        fields = {
-            "num_records": 1,
-            "template": 1,
-            "keep_if": 1,
-            "dedup": 1,
-            "target": 1,
-            "planned_records": 1,
-        }
-        doc = await self._jobs.find_one({"_id": job_id}, fields)
-        if doc is None:
+        facts = await export_facts(self._db, job_id)
+        if facts is None:
             return None
-        dedup = doc.get("dedup")
-        template = TemplateSpec.model_validate(doc["template"])
-        target = doc.get("target") or GENERATED
+        template = TemplateSpec.model_validate(facts.template)
         return ExportInfo(
-            num_records=int(doc.get("planned_records") or doc["num_records"]),
+            num_records=facts.planned_records,
             template=template,
             filters=Filters(
-                doc.get("keep_if"),
-                Dedup.model_validate(dedup) if dedup else None,
+                facts.keep_if,
+                Dedup.model_validate(facts.dedup) if facts.dedup else None,
                 template.keep_if,
-                keep_limit(target, int(doc["num_records"])),
+                keep_limit(facts.target, facts.num_records),
             ),
         )
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from botocore.exceptions import ClientError
 
 from palette.common import keys
 from palette.common import messages as m
-from palette.common.clients import is_missing
+from palette.common.clients import object_exists
 from palette.generator.dataset_export import write_job_dataset
 from palette.generator.runtime import GeneratorRuntime
 from palette.generator.storage import Storage
@@ -26,13 +25,7 @@ log = structlog.get_logger("palette.generator.snapshot")
 
 def snapshot_exists(storage: Storage, key: str) -> bool:
     """Whether the snapshot object is already written (blocking)."""
-    try:
-        storage.s3.head_object(Bucket=storage.bucket, Key=key)
-    except ClientError as exc:
-        if is_missing(exc):
-            return False
-        raise
-    return True
+    return object_exists(storage.s3, storage.bucket, key)
 
 
 async def write_snapshot(msg: m.ExportSnapshot, rt: GeneratorRuntime) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from palette.common.job_document import ExportStatus, export_status
 from palette.common.targets import KEPT, more_records, shortfall
 
 Doc = dict[str, Any]
@@ -28,7 +29,7 @@ def kept(export: Doc) -> int:
 def more(job: Doc) -> int:
     """Record indexes the job's next wave plans (0: it is done) once its export is written."""
     export = job.get("export") or {}
-    if job.get("target") != KEPT or export.get("status") != "DONE":
+    if job.get("target") != KEPT or export_status(job) is not ExportStatus.DONE:
         return 0
     cap = int(job.get("max_generated") or job["num_records"])
     return more_records(int(job["num_records"]), planned(job), kept(export), cap)
