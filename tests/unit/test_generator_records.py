@@ -8,14 +8,8 @@ import random
 import pytest
 
 from palette.common.messages import StepUsage
-from palette.generator.records import (
-    FinishedRecord,
-    PartMeta,
-    RunAssembler,
-    contiguous_runs,
-    decode_line,
-    encode_part,
-)
+from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
+from palette.generator.run_assembler import RunAssembler, contiguous_runs
 from palette.generator.usage import RetryTally, UsageTally
 from tests.unit.gateway_fakes import ManualClock
 

@@ -36,7 +36,8 @@ from palette.generator.batch_online import call_online
 from palette.generator.batch_store import BatchClient, BatchStore, Submission
 from palette.generator.budget import Reservation
 from palette.generator.generation import KeepRecord, WriteRun, record_draws, render_step
-from palette.generator.records import FinishedRecord, contiguous_runs
+from palette.generator.records import FinishedRecord
+from palette.generator.run_assembler import contiguous_runs
 from palette.generator.state import AttemptState
 
 log = structlog.get_logger("palette.generator.batch")
