@@ -299,6 +299,17 @@ class TestInvalidRecords:
         assert line["invalid"] == made.invalid
         assert decode_line(json.dumps(line)) == made
 
+    def test_invalid_answers_round_trip_and_go_on_with_a_resumed_record(self) -> None:
+        stopped = FinishedRecord(index=4, seed_index=1, complete=False)
+        stopped.invalid_answers = {"grade": 2}
+        line = json.loads(encode_part("job-1", [stopped]))
+        assert line["invalid_answers"] == {"grade": 2}
+        assert decode_line(json.dumps(line)) == stopped
+        assert stopped.resumed().invalid_answers == {"grade": 2}
+        assert "invalid_answers" not in json.loads(encode_part("job-1", [record(3)]))
+        with pytest.raises(ValueError, match="invalid_answers"):
+            decode_line(json.dumps({**line, "invalid_answers": {"grade": "2"}}))
+
 
 class TestIncompleteRecords:
     def stopped(self) -> FinishedRecord:

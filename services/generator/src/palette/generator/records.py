@@ -41,6 +41,9 @@ class FinishedRecord:
     """Steps billed at a rate other than the attempt's (``UsageTally.add``'s ``rate``)."""
     invalid: dict[str, str] | None = None
     """``{"step", "error"}``: a step never answered valid output; the export rejects it."""
+    invalid_answers: dict[str, int] = field(default_factory=dict)
+    """Step id -> invalid answers it took (batch mode): a later attempt asks only the rest
+    of ``max_output_attempts`` (``invalid_answers`` of a part line, when any)."""
 
     def line(self, job_id: str) -> dict[str, Any]:
         """The record as a part line object (``vars`` only when the template has variables)."""
@@ -59,6 +62,8 @@ class FinishedRecord:
             line["vars"] = self.variables
         if self.invalid is not None:
             line["invalid"] = self.invalid
+        if self.invalid_answers:
+            line["invalid_answers"] = self.invalid_answers
         return line
 
     def tally(self) -> UsageTally:
@@ -82,6 +87,7 @@ class FinishedRecord:
             cached=dict(self.cached),
             carried=frozenset(self.outputs),
             variables=dict(self.variables),
+            invalid_answers=dict(self.invalid_answers),
         )
 
     @property
@@ -110,6 +116,9 @@ class FinishedRecord:
         invalid = obj.get("invalid")
         if invalid is not None and not isinstance(invalid, dict):
             raise ValueError("invalid of a part line must be an object")
+        answers = obj.get("invalid_answers", {})
+        if not (isinstance(answers, dict) and all(isinstance(n, int) for n in answers.values())):
+            raise ValueError("invalid_answers of a part line must map steps to counts")
         pairs = _pairs(usage, "usage", "[input, output]")
         cached = _pairs(obj.get("cache", {}), "cache", "[cache read, cache write]")
         return cls(
@@ -122,6 +131,7 @@ class FinishedRecord:
             complete=complete,
             variables={str(k): v for k, v in variables.items()},
             invalid={str(k): str(v) for k, v in invalid.items()} if invalid else None,
+            invalid_answers={str(k): n for k, n in answers.items()},
         )
 
 
