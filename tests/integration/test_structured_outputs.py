@@ -48,6 +48,19 @@ FACTS_SCHEMA: dict[str, Any] = {
     },
     "required": ["city", "population", "coastal", "area_km2", "landmarks", "geo"],
 }
+FACTS_TYPE = pa.struct(
+    [
+        ("city", pa.string()),
+        ("population", pa.int64()),
+        ("coastal", pa.bool_()),
+        ("area_km2", pa.float64()),
+        ("landmarks", pa.list_(pa.string())),
+        ("geo", pa.struct([("lat", pa.float64()), ("lon", pa.float64())])),
+    ]
+)
+"""The Parquet column of ``FACTS_SCHEMA``."""
+GRADE_TYPE = pa.struct([("score", pa.int64()), ("reason", pa.string())])
+"""The Parquet column of a judge step."""
 TEMPLATE: dict[str, Any] = {
     "name": "city-tips",
     "steps": [
@@ -88,6 +101,24 @@ def jsonl(body: bytes) -> list[dict[str, Any]]:
     return [json.loads(row) for row in body.decode().splitlines() if row]
 
 
+def kept_and_rejected(
+    api: GatewayClient, job_id: str
+) -> tuple[pa.Table, list[dict[str, Any]], list[dict[str, Any]]]:
+    """A finished Parquet job's dataset (the table and its rows) and its rejected rows."""
+    table = pq.read_table(io.BytesIO(download(api, job_id)), use_threads=False)
+    return table, table.to_pylist(), jsonl(download(api, job_id, file="rejected"))
+
+
+def assert_all_rejected_invalid(api: GatewayClient, job_id: str, n: int, detail: str) -> None:
+    """A finished job kept nothing: its ``n`` records are all rejected as ``invalid_output``."""
+    assert jsonl(download(api, job_id)) == []
+    rejected = jsonl(download(api, job_id, file="rejected"))
+    assert sorted(row["index"] for row in rejected) == list(range(n))
+    for row in rejected:
+        assert row["rejected_reason"] == "invalid_output", row
+        assert detail in row["rejected_detail"], row
+
+
 def invalid_at(rejected: list[dict[str, Any]]) -> dict[str, int]:
     """Records rejected as ``invalid_output`` (every call allowed invalid), by step."""
     steps = {"facts": 0, "grade": 0}
@@ -116,9 +147,7 @@ class TestStructuredJob:
         invalid = emulator.stats().get("invalid_output", 0) - before
         assert invalid > 0, "the emulator made some answers invalid"
 
-        table = pq.read_table(io.BytesIO(download(api, job["id"])), use_threads=False)
-        kept = table.to_pylist()
-        rejected = jsonl(download(api, job["id"], file="rejected"))
+        table, kept, rejected = kept_and_rejected(api, job["id"])
         assert len(kept) + len(rejected) == n
         assert all(row["grade"]["score"] >= 3 for row in kept)
         lost = invalid_at(rejected)  # rare: every call allowed invalid
@@ -135,20 +164,8 @@ class TestStructuredJob:
             assert facts["landmarks"]
             assert isinstance(row["grade"]["reason"], str)
 
-        facts_type = table.schema.field("facts").type
-        assert facts_type == pa.struct(
-            [
-                ("city", pa.string()),
-                ("population", pa.int64()),
-                ("coastal", pa.bool_()),
-                ("area_km2", pa.float64()),
-                ("landmarks", pa.list_(pa.string())),
-                ("geo", pa.struct([("lat", pa.float64()), ("lon", pa.float64())])),
-            ]
-        )
-        assert table.schema.field("grade").type == pa.struct(
-            [("score", pa.int64()), ("reason", pa.string())]
-        )
+        assert table.schema.field("facts").type == FACTS_TYPE
+        assert table.schema.field("grade").type == GRADE_TYPE
         assert table.schema.field("tip").type == pa.string()
 
         doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
@@ -217,13 +234,7 @@ class TestStructuredJob:
         finally:
             emulator.configure(invalid_output_rate=0.0)
         assert final["status"] == "COMPLETED", final
-        assert jsonl(download(api, job["id"])) == []
-        rejected = jsonl(download(api, job["id"], file="rejected"))
-        assert sorted(row["index"] for row in rejected) == list(range(n))
-        for row in rejected:
-            assert row["rejected_reason"] == "invalid_output", row
-            assert "'facts'" in row["rejected_detail"], row
-            assert f"no valid output in {tries} calls" in row["rejected_detail"], row
+        assert_all_rejected_invalid(api, job["id"], n, f"'facts': no valid output in {tries} calls")
         doc = assert_ledger_matches_billing(devstack, mongo, job["id"])
         assert doc["by_step"]["facts"]["calls"] == n * tries, "every invalid answer is billed"
         assert doc["calls"] == n * tries, "no step after the invalid one is called"

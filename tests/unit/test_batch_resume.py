@@ -15,7 +15,7 @@ from typing import Any
 from palette.common.pricing import load_pricing
 from palette.common.service_tiers import rated_table
 from palette.common.steps import Step
-from palette.generator.batch_run import BatchRun
+from palette.generator.batch_answers import StepAnswers
 from palette.generator.batch_store import Submission
 from palette.generator.budget import LeaseGuard
 from palette.generator.records import FinishedRecord
@@ -36,19 +36,16 @@ def answered(index: int, tokens_in: int, tokens_out: int) -> dict[str, Any]:
     }
 
 
-def run_of(lease_id: str, guard: LeaseGuard, indexes: list[int]) -> BatchRun:
-    """A batch run of an attempt under ``lease_id``, as far as applying output needs."""
+def run_of(lease_id: str, guard: LeaseGuard, indexes: list[int]) -> StepAnswers:
+    """A text step's answers in an attempt under ``lease_id``, as far as applying output needs."""
     state = SimpleNamespace(
         msg=SimpleNamespace(lease_id=lease_id, job_id="job"),
         guard=guard,
         prices={MICRO: rated_table(load_pricing(), "batch").price(MICRO)},
         usage=UsageTally(),
     )
-    run = BatchRun.__new__(BatchRun)
-    run.state = state  # type: ignore[assignment]
-    run.records = {i: FinishedRecord(index=i, seed_index=i) for i in indexes}
-    run.given = set()
-    return run
+    records = {i: FinishedRecord(index=i, seed_index=i) for i in indexes}
+    return StepAnswers(state, STEP, None, records, set(), 3)  # type: ignore[arg-type]
 
 
 def submission(lease_id: str, records: tuple[int, ...]) -> Submission:
@@ -73,14 +70,14 @@ class TestResumedBatchOfAnotherLease:
         guard = LeaseGuard(0)  # the retry's lease has nothing left for this job's cost
         run = run_of("retry-lease", guard, [0, 1])
         lines = [answered(0, 120, 30), answered(1, 110, 40)]
-        run.apply(submission("lost-lease", (0, 1)), STEP, lines, {}, {})
+        run.apply(submission("lost-lease", (0, 1)), lines, {}, {})
         assert guard.spent == 0  # nothing beyond the lease: the lost lease pays
         assert guard.spent <= guard.amount
         assert run.state.usage.calls == 0
         assert run.records[0].outputs == {"line": "line 0"}
         assert run.records[1].usage == {"line": (110, 40)}  # kept in the record's line
         assert run.records[0].tally().calls == 0  # and not reported under this lease
-        assert run.given == {0, 1}
+        assert run.to_keep == {0, 1}
 
 
 class TestOwnBatch:
@@ -88,7 +85,7 @@ class TestOwnBatch:
         guard = LeaseGuard(10**12)
         run = run_of("lease", guard, [0, 1])
         reservations = {0: guard.reserve(10**9), 1: guard.reserve(10**9)}
-        run.apply(submission("lease", (0, 1)), STEP, [answered(0, 120, 30)], {}, reservations)
+        run.apply(submission("lease", (0, 1)), [answered(0, 120, 30)], {}, reservations)
         price = rated_table(load_pricing(), "batch").price(MICRO)
         assert guard.spent == price.cost(120, 30)
         assert guard.reserved == 0  # the failed entry's reservation released

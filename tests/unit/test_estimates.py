@@ -108,6 +108,34 @@ class TestRecordWorstCase:
         b_input = len(b"{{ steps.a.output }}") + MESSAGE_OVERHEAD_TOKENS + 50 + 10 * 8
         assert needed == 5 + call_worst_case(PRICE, b_input, 20)
 
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            pytest.param({"kind": "judge", "rubric": "Is it a clear question?"}, id="judge"),
+            pytest.param(
+                {"output_schema": {"type": "object", "properties": {"q": {"type": "string"}}}},
+                id="schema",
+            ),
+        ],
+    )
+    def test_a_structured_steps_estimate_counts_what_its_call_adds_and_bounds_the_call(
+        self, extra: dict[str, Any]
+    ) -> None:
+        # A batch reserves the rendered worst cases of a whole round from a lease the
+        # estimate sized: the schema and a judge's instructions must be in both.
+        step = Step(id="q", model="m", prompt="Ask about {{ topic }}.", max_tokens=30, **extra)
+        seed = {"topic": "maps"}
+        prompt = render(step.prompt, step_context(seed, {}))
+        system = step.bound_system(step.call_system(None))
+        assert system is not None
+        rendered = rendered_call_worst_case(PRICE, prompt, system, step.max_tokens)
+        estimate = record_worst_case([step], {"m": PRICE}, seed_bytes(seed))
+        assert estimate >= rendered
+        text = Step(id="q", model="m", prompt=step.prompt, max_tokens=30)
+        added = len(system.encode()) + MESSAGE_OVERHEAD_TOKENS  # the system message
+        bare = record_worst_case([text], {"m": PRICE}, seed_bytes(seed))
+        assert estimate - bare == call_worst_case(PRICE, added, 0)
+
 
 class TestOneRuleInEveryService:
     SEED: dict[str, Any] = {"product": "k" * 2000, "role": "chef"}

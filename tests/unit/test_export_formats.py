@@ -325,6 +325,11 @@ class TestWriteDataset:
                 "jobs/j/incomplete/0000000002.json": encode_part("j", [stopped(2)]),
                 "jobs/j/incomplete/0000000003.json": encode_part("j", [stopped(3)]),
                 "jobs/j/incomplete/0000000006.json": encode_part("j", [stopped(6)]),
+                # Only invalid answers paid (batch mode): made nothing, so no row.
+                "jobs/j/incomplete/0000000005.json": encode_part(
+                    "j",
+                    [FinishedRecord(5, 5, complete=False, invalid_answers={"a": 1})],
+                ),
             }
         )
         result = write_dataset(storage, "j", fmt, STEPS, 7, batch_rows=2, part_bytes=64)

@@ -8,14 +8,8 @@ import random
 import pytest
 
 from palette.common.messages import StepUsage
-from palette.generator.records import (
-    FinishedRecord,
-    PartMeta,
-    RunAssembler,
-    contiguous_runs,
-    decode_line,
-    encode_part,
-)
+from palette.generator.records import FinishedRecord, PartMeta, decode_line, encode_part
+from palette.generator.run_assembler import RunAssembler, contiguous_runs
 from palette.generator.usage import RetryTally, UsageTally
 from tests.unit.gateway_fakes import ManualClock
 
@@ -304,6 +298,17 @@ class TestInvalidRecords:
         line = json.loads(encode_part("job-1", [made]))
         assert line["invalid"] == made.invalid
         assert decode_line(json.dumps(line)) == made
+
+    def test_invalid_answers_round_trip_and_go_on_with_a_resumed_record(self) -> None:
+        stopped = FinishedRecord(index=4, seed_index=1, complete=False)
+        stopped.invalid_answers = {"grade": 2}
+        line = json.loads(encode_part("job-1", [stopped]))
+        assert line["invalid_answers"] == {"grade": 2}
+        assert decode_line(json.dumps(line)) == stopped
+        assert stopped.resumed().invalid_answers == {"grade": 2}
+        assert "invalid_answers" not in json.loads(encode_part("job-1", [record(3)]))
+        with pytest.raises(ValueError, match="invalid_answers"):
+            decode_line(json.dumps({**line, "invalid_answers": {"grade": "2"}}))
 
 
 class TestIncompleteRecords:

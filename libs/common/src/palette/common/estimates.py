@@ -22,7 +22,8 @@ yet counted at a bound (``record_worst_case``, ``pending_input_bound``):
 - an earlier step's output at ``OUTPUT_BYTES_PER_TOKEN`` bytes per token of its
   ``max_tokens``;
 - the seed record at its real size as JSON (``seed_bytes``), once;
-- a step's template source at its own size.
+- a step's template source at its own size, with what its call adds to the system
+  text (a judge's instructions, a structured step's schema: ``Step.bound_system``).
 
 These figures (the preview's worst case, the scheduler's first lease, the
 generator's estimate of a whole record) equal the check before the call when
@@ -89,12 +90,14 @@ def step_input_estimate(step: Step, seed_size: int, earlier_output_tokens: int) 
     """Input bound of a step not rendered yet.
 
     Args:
-        step: the step (its prompt and system source are counted as they are).
+        step: the step (its prompt and system source are counted as they are, with
+            what its call adds to the system text: a judge's instructions, the
+            schema of a structured step, as ``Step.bound_system`` counts it once rendered).
         seed_size: ``seed_bytes`` of the record's seed.
         earlier_output_tokens: the summed ``max_tokens`` of the steps before it.
     """
     return (
-        input_token_bound(step.prompt, step.system)
+        input_token_bound(step.prompt, step.bound_system(step.call_system(step.system)))
         + seed_size
         + output_bytes(earlier_output_tokens)
     )

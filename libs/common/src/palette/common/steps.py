@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -114,20 +113,3 @@ class Step(BaseModel):
         if schema is None:
             return system
         return f"{system}\n{canonical(schema)}" if system else canonical(schema)
-
-
-def batch_problem(steps: Sequence[Step]) -> tuple[str, str] | None:
-    """Why batch mode cannot run these steps: ``(step id, what)``; None: it can.
-
-    A batch entry carries the plain Converse message only (``batch_run.model_input``):
-    no structured output, no judge's schema, no cache point, and its answers are
-    not checked against a schema. A job that needs them runs online.
-    """
-    for step in steps:
-        if step.kind == "judge":
-            return step.id, "a judge step (its answer must match a schema)"
-        if step.output_schema is not None:
-            return step.id, "an output_schema (structured output is not sent in batch mode)"
-        if step.cache_prompt:
-            return step.id, "cache_prompt (no cache point is sent in batch mode)"
-    return None

@@ -1,19 +1,25 @@
 """A batch inference job of the emulator, and how its entries are answered (no I/O).
 
-See ``palette.devstack.batch_jobs`` for the wire format served.
+See ``palette.devstack.batch_jobs`` for the wire format served. An entry is
+answered as the online Converse call with its ``modelInput`` as body would be
+(``structured_answers.respond``): free text, or for an entry with
+``outputConfig`` or a forced ``toolConfig`` the same deterministic JSON that
+matches its schema, a share ``invalid_output_rate`` of them missing it.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from palette.devstack.billing import BillingLog
-from palette.devstack.converse import ConverseRequestError, complete, parse_request
-from palette.devstack.faults import EmulatorConfig
+from palette.devstack.converse import ConverseRequestError, parse_request
+from palette.devstack.faults import FaultInjector
+from palette.devstack.structured_answers import ask_of, respond
 
 
 @dataclass(slots=True)
@@ -75,9 +81,19 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 
 def answer_entries(
-    job: BatchJob, entries: list[dict[str, Any]], config: EmulatorConfig, billing: BillingLog
+    job: BatchJob,
+    entries: list[dict[str, Any]],
+    faults: FaultInjector,
+    stats: Counter[str],
+    billing: BillingLog,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Each entry's output line (billing the answered ones) and the manifest's counts."""
+    """Each entry's output line (billing the answered ones) and the manifest's counts.
+
+    ``faults``: the emulator's, for its live configuration (``batch_error_rate``,
+    ``invalid_output_rate``) and its draws of invalid answers; ``stats`` counts
+    them (``invalid_output``) as for online calls.
+    """
+    config = faults.config
     rng = random.Random(config.seed)  # noqa: S311 - test double
     counts = dict.fromkeys(
         ("processedRecordCount", "successRecordCount", "errorRecordCount"), 0
@@ -85,10 +101,12 @@ def answer_entries(
     lines: list[dict[str, Any]] = []
     for entry in entries:
         record_id = str(entry.get("recordId", ""))
-        line: dict[str, Any] = {"recordId": record_id, "modelInput": entry.get("modelInput")}
+        body: Any = entry.get("modelInput")
+        line: dict[str, Any] = {"recordId": record_id, "modelInput": body}
         counts["processedRecordCount"] += 1
         try:
-            call = parse_request(entry.get("modelInput"))
+            call = parse_request(body)  # a JSON object from here on
+            ask = ask_of(job.model_id, body)
             if rng.random() < config.batch_error_rate:
                 raise ConverseRequestError("Model failed to process the record (injected).")
         except ConverseRequestError as exc:
@@ -96,7 +114,7 @@ def answer_entries(
             counts["errorRecordCount"] += 1
             lines.append(line)
             continue
-        done = complete(job.model_id, call, config.default_max_tokens)
+        done = respond(job.model_id, call, ask, faults, stats)
         line["modelOutput"] = done.body(0.0) | {"serviceTier": {"type": "default"}}
         counts["successRecordCount"] += 1
         counts["inputTokenCount"] += done.input_tokens

@@ -23,7 +23,10 @@ entries finish evenly over that time), then writes
 ``error`` ``{"errorCode", "errorMessage"}``; the lines are shuffled, as Bedrock
 does not keep their order) and ``{output s3Uri}/{job id}/manifest.json.out``
 (``totalRecordCount``, ``processedRecordCount``, ``successRecordCount``,
-``errorRecordCount``, ``inputTokenCount``, ``outputTokenCount``). A share
+``errorRecordCount``, ``inputTokenCount``, ``outputTokenCount``). An entry is
+answered as its online Converse call would be: free text, or for a structured
+entry (``outputConfig``, forced tool use) schema-matching JSON, a share
+``invalid_output_rate`` of it invalid (``batch_job.answer_entries``). A share
 ``batch_error_rate`` of entries is answered with an error (not billed). Every
 answered entry is billed in the billing log at the ``batch`` rate, its
 ``request_metadata`` the job's tags plus ``invocation_job`` and ``record_id``.
@@ -38,7 +41,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -49,7 +52,7 @@ from botocore.config import Config
 from palette.devstack.batch_job import BatchJob, answer_entries, split_uri
 from palette.devstack.billing import BillingLog
 from palette.devstack.emulator_errors import INVALID_MODEL, error_response
-from palette.devstack.faults import EmulatorConfig
+from palette.devstack.faults import FaultInjector
 from palette.devstack.httpd import Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -68,14 +71,16 @@ class BatchJobs:
 
     def __init__(
         self,
-        config: Callable[[], EmulatorConfig],
+        faults: FaultInjector,
+        stats: Counter[str],
         models: frozenset[str],
         billing: BillingLog,
         s3_endpoint_url: str | None,
         region: str = "us-east-1",
         account: str = "000000000000",
     ) -> None:
-        self._config = config
+        self._faults = faults
+        self._stats = stats
         self.models = models
         self.billing = billing
         self.prefix = ARN_PREFIX.format(region=region, account=account)
@@ -202,7 +207,7 @@ class BatchJobs:
             self._end(job, "Failed", f"{type(exc).__name__}: {exc}")
 
     def _execute(self, job: BatchJob) -> None:
-        config = self._config()
+        config = self._faults.config
         entries = self._read_input(job)
         if not config.batch_min_records <= len(entries) <= config.batch_max_records:
             message = (
@@ -219,7 +224,7 @@ class BatchJobs:
         stopped = job.stop.wait(delay)
         share = min(1.0, (time.monotonic() - started) / delay) if stopped and delay else 1.0
         ran = len(entries) if not stopped else int(len(entries) * share)
-        lines, counts = answer_entries(job, entries[:ran], config, self.billing)
+        lines, counts = answer_entries(job, entries[:ran], self._faults, self._stats, self.billing)
         counts["totalRecordCount"] = len(entries)
         self._write_output(job, lines, counts)
         job.counts = counts

@@ -135,7 +135,8 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
         settings.pricing_file,
     )
     emulator.batch = BatchJobs(
-        lambda: emulator.faults.config,
+        emulator.faults,
+        emulator.stats,
         frozenset(rated_table(pricing, "batch").models),
         emulator.billing,
         settings.s3_endpoint_url,

@@ -32,7 +32,6 @@ from palette.common.service_tiers import (
     job_rate,
     require_rate,
 )
-from palette.common.steps import batch_problem
 from palette.common.targets import target_problem
 from palette.common.templates import TemplateError
 from palette.common.tracing import traceparent
@@ -138,8 +137,6 @@ async def _check(runtime: GatewayRuntime, owner: str, data: CreateJob) -> Docume
     except UnpricedRateError as exc:
         field = "mode" if data.mode is JobMode.BATCH else "service_tier"
         raise invalid(field, str(exc), model=exc.model_id) from None
-    if data.mode is JobMode.BATCH and (problem := batch_problem(spec.steps)) is not None:
-        raise invalid("mode", f"batch mode cannot run step {problem[0]!r}: it has {problem[1]}")
     try:
         record_filters.check(template_spec(template), data.keep_if, data.dedup)
     except TemplateError as exc:

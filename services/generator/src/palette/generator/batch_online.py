@@ -8,9 +8,12 @@ quota bucket shared by the generators (``quota_pacer``), a call slot of the
 process, the stop and claim checks, the reservation of the call's worst case at
 the on-demand price, throttles waited out and failures retried; their usage
 rows carry the rate ``default`` (``UsageTally.add``'s ``rate``), so the ledger
-prices them as Bedrock bills them. A call that still failed leaves its record
-to do (the next round retries it); a call that may have been billed without an
-answer holds its reservation under its call id, as in online mode.
+prices them as Bedrock bills them. A structured step's call asks for its schema
+as every online call does, and its answer is checked by the step's
+``StepAnswers`` as a batch entry's is (an invalid one is asked again in the
+next round). A call that still failed leaves its record to do (the next round
+retries it); a call that may have been billed without an answer holds its
+reservation under its call id, as in online mode.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import structlog
 
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.service_tiers import ServiceTier
-from palette.common.templates import Step
+from palette.generator.batch_answers import StepAnswers
 from palette.generator.bedrock import ModelCallError
 from palette.generator.calls import ClaimLapsedError, Exhausted, ModelCalls, Stopped
 from palette.generator.pacing import ModelUnavailableError
@@ -34,7 +37,9 @@ ONLINE = ServiceTier.DEFAULT
 
 
 async def call_online(
-    state: AttemptState, step: Step, entries: list[tuple[FinishedRecord, str, str | None]]
+    state: AttemptState,
+    answers: StepAnswers,
+    entries: list[tuple[FinishedRecord, str, str | None]],
 ) -> None:
     """Call the model online for each record's step (``settings.concurrency`` at a time)."""
     gate = asyncio.Semaphore(state.rt.settings.concurrency)
@@ -42,19 +47,25 @@ async def call_online(
     async def one(record: FinishedRecord, prompt: str, system: str | None) -> None:
         async with gate:
             if not state.halted():
-                await call_one(state, step, record, prompt, system)
+                await call_one(state, answers, record, prompt, system)
 
     await asyncio.gather(*(one(*entry) for entry in entries))
 
 
 async def call_one(
-    state: AttemptState, step: Step, record: FinishedRecord, prompt: str, system: str | None
+    state: AttemptState,
+    answers: StepAnswers,
+    record: FinishedRecord,
+    prompt: str,
+    system: str | None,
 ) -> None:
-    """One record's call of the step; its output in ``record`` when it answered."""
+    """One record's call of the step; its answer to ``answers`` when it answered."""
+    step = answers.step
     calls = ModelCalls(state, record.index, tier=ONLINE)
-    worst = rendered_call_worst_case(calls.price(step.model), prompt, system, step.max_tokens)
+    bound = step.bound_system(system)  # a schema counts as input
+    worst = rendered_call_worst_case(calls.price(step.model), prompt, bound, step.max_tokens)
     try:
-        result = await calls.call(step, prompt, system, worst)
+        result = await calls.call(step, prompt, system, worst, answers.output)
     except Exhausted:
         state.exhausted = True
         state.needed = max(state.needed, worst)
@@ -70,9 +81,4 @@ async def call_one(
         if not exc.retryable:
             state.fail(f"record {record.index}: model call failed: {exc}", retryable=False)
         return
-    record.outputs[step.id] = result.text
-    record.models[step.id] = step.model
-    record.usage[step.id] = (result.input_tokens, result.output_tokens)
-    if result.cache_read_tokens or result.cache_write_tokens:
-        record.cached[step.id] = (result.cache_read_tokens, result.cache_write_tokens)
-    record.rates[step.id] = ONLINE.value
+    answers.take(record, result, ONLINE.value)

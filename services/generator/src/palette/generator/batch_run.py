@@ -11,6 +11,11 @@ follows that job instead of submitting again. The job's status is polled; its
 output is read and matched by ``recordId`` (the record's index; order is not
 relied on) and each answered entry settles its reservation at its usage; a
 failed entry stays to do and is retried in a later round (``batch_max_rounds``).
+A structured step's entries (``output_schema``, a judge's) carry the same
+structured request as its online call (``bedrock.converse_body``), and their
+answers are read and checked as online ones (``batch_answers``): an invalid
+answer is asked again in a later round, up to ``max_output_attempts`` answers,
+after which the record is rejected as ``invalid_output``.
 Fewer records than ``batch_min_records`` (Bedrock takes no smaller job) are
 called online at the default tier and priced there (``batch_online``). A job
 that stops while a batch runs stops it (StopModelInvocationJob) and settles
@@ -29,15 +34,20 @@ from typing import Any
 import structlog
 
 from palette.common import failpoints, keys
-from palette.common.batch_jobs import ENDED, batch_call_id, usage_of
+from palette.common.batch_jobs import ENDED, batch_call_id
 from palette.common.estimates import record_worst_case, rendered_call_worst_case, seed_bytes
+from palette.common.structured_support import NoStructuredOutputError
 from palette.common.templates import Step, TemplateError, step_context
+from palette.generator.batch_answers import StepAnswers
 from palette.generator.batch_online import call_online
 from palette.generator.batch_store import BatchClient, BatchStore, Submission
+from palette.generator.bedrock import ModelRequest, converse_body
 from palette.generator.budget import Reservation
 from palette.generator.generation import KeepRecord, WriteRun, record_draws, render_step
-from palette.generator.records import FinishedRecord, contiguous_runs
+from palette.generator.records import FinishedRecord
+from palette.generator.run_assembler import contiguous_runs
 from palette.generator.state import AttemptState
+from palette.generator.structured import StructuredOutput, for_step
 
 log = structlog.get_logger("palette.generator.batch")
 
@@ -53,15 +63,17 @@ class Entry:
     reservation: Reservation | None = None
 
 
-def model_input(step: Step, prompt: str, system: str | None) -> dict[str, Any]:
-    """A Converse request body, as a batch entry's ``modelInput``."""
-    body: dict[str, Any] = {
-        "messages": [{"role": "user", "content": [{"text": prompt}]}],
-        "inferenceConfig": {"maxTokens": step.max_tokens, "temperature": step.temperature},
-    }
-    if system:
-        body["system"] = [{"text": system}]
-    return body
+def model_input(
+    step: Step, prompt: str, system: str | None, output: StructuredOutput | None
+) -> dict[str, Any]:
+    """A batch entry's ``modelInput``: the body of the step's online Converse call.
+
+    Built by the same code (``ModelRequest.of_step``, ``converse_body``), so a
+    structured step's entry asks for its schema as its online call does
+    (``outputConfig``, or ``toolConfig`` and ``toolChoice``); no request
+    metadata, no tier (a ``cache_prompt`` step is refused in batch mode).
+    """
+    return converse_body(ModelRequest.of_step(step, prompt, system, output=output))
 
 
 def record_id(index: int) -> str:
@@ -90,44 +102,52 @@ class BatchRun:
         self.applied: list[str] = []
         self.unsettled: dict[str, list[Reservation]] = {}
         """This attempt's jobs not applied yet: their entries' reservations."""
-        self.given: set[int] = set()
-        """Records given a step's output by another lease's job (paid for by that lease)."""
+        self.to_keep: set[int] = set()
+        """Records to keep if they end incomplete: given a step's output by another lease's
+        job (paid for by that lease), or an invalid answer (``StepAnswers``)."""
 
     async def run(self) -> None:
         """Every step in turn, resuming the partition's batch jobs not applied yet."""
-        state, msg = self.state, self.state.msg
+        state, msg, settings = self.state, self.state.msg, self.state.rt.settings
         resumed = await self.store.open_for(msg.job_id, msg.partition)
         for k, step in enumerate(msg.template.steps):
+            try:
+                output = for_step(step, state.rt.structured)
+            except NoStructuredOutputError as exc:
+                state.fail(str(exc), retryable=False)
+                return
+            answers = StepAnswers(
+                state, step, output, self.records, self.to_keep, settings.max_output_attempts
+            )
             for submission in (s for s in resumed if s.step == step.id):
                 log.info("batch_resumed", arn=submission.arn, step=step.id)
-                await self.follow(submission, step, {})
+                await self.follow(submission, answers, {})
             rounds = 0
             while not state.halted():
-                todo = [i for i, r in self.records.items() if step.id not in r.outputs]
+                todo = answers.todo()
                 if not todo:
                     break
-                if rounds == state.rt.settings.batch_max_rounds:
+                if rounds == answers.rounds(settings.batch_max_rounds):
                     state.fail(
                         f"step {step.id}: {len(todo)} entries failed in every round", retryable=True
                     )
                     return
                 rounds += 1
-                await self.round(k, step, todo)
+                await self.round(k, answers, todo)
             if state.halted():
                 return
 
-    async def round(self, k: int, step: Step, todo: list[int]) -> None:
+    async def round(self, k: int, answers: StepAnswers, todo: list[int]) -> None:
         """One round of a step: reserve what fits, then batch jobs, or online calls."""
-        state, settings = self.state, self.state.rt.settings
+        state, settings, step = self.state, self.state.rt.settings, answers.step
         try:
             entries = [await self.render(k, step, i) for i in todo]
         except TemplateError as exc:
             state.fail(str(exc), retryable=False)
             return
         if len(entries) < settings.batch_min_records:
-            await call_online(
-                state, step, [(self.records[e.index], e.prompt, e.system) for e in entries]
-            )
+            answers.asking(todo)
+            await call_online(state, answers, [self.online(e) for e in entries])
             return
         reserved = self.reserve(entries)
         if not reserved:
@@ -137,15 +157,16 @@ class BatchRun:
             for entry in reserved:
                 assert entry.reservation is not None
                 state.guard.release(entry.reservation)
-            await call_online(state, step, [self.online(e) for e in reserved])
+            answers.asking(e.index for e in reserved)
+            await call_online(state, answers, [self.online(e) for e in reserved])
             return
         size = settings.batch_max_records
         chunks = [reserved[at : at + size] for at in range(0, len(reserved), size)]
-        submissions = [await self.submit(step, chunk) for chunk in chunks]
+        submissions = [await self.submit(answers, chunk) for chunk in chunks]
         async with asyncio.TaskGroup() as group:  # one failing cancels the others
             for sub, chunk in zip(submissions, chunks, strict=True):
                 kept = {e.index: e.reservation for e in chunk if e.reservation}
-                group.create_task(self.follow(sub, step, kept))
+                group.create_task(self.follow(sub, answers, kept))
 
     def online(self, entry: Entry) -> tuple[FinishedRecord, str, str | None]:
         """An entry as ``call_online`` takes it."""
@@ -163,7 +184,8 @@ class BatchRun:
             context = step_context(seed, record.outputs, record.variables)
             draws = record_draws(state.msg.job_id, index)
             prompt, system = await render_step(state.rt.renderer, step, k, context, draws)
-        worst = rendered_call_worst_case(state.prices[step.model], prompt, system, step.max_tokens)
+        bound = step.bound_system(system)  # a schema counts as input
+        worst = rendered_call_worst_case(state.prices[step.model], prompt, bound, step.max_tokens)
         return Entry(index, prompt, system, worst)
 
     def reserve(self, entries: Sequence[Entry]) -> list[Entry]:
@@ -184,13 +206,13 @@ class BatchRun:
         needed = record_worst_case(state.msg.template.steps, state.prices, seed_bytes(seed))
         state.needed = max(state.needed, needed)
 
-    async def submit(self, step: Step, entries: Sequence[Entry]) -> Submission:
+    async def submit(self, answers: StepAnswers, entries: Sequence[Entry]) -> Submission:
         """Write the input, record the job, create it, record its ARN.
 
         From its record on, the job may run and bill: until it is applied, its
         entries' reservations are its worst case (``finish`` holds them).
         """
-        msg = self.state.msg
+        msg, step = self.state.msg, answers.step
         token = uuid.uuid4().hex
         folder = f"{keys.job_prefix(msg.job_id)}batch/{msg.partition}/{token}/"
         submission = Submission(
@@ -205,13 +227,17 @@ class BatchRun:
             lease_id=msg.lease_id,
         )
         lines = [
-            {"recordId": record_id(e.index), "modelInput": model_input(step, e.prompt, e.system)}
+            {
+                "recordId": record_id(e.index),
+                "modelInput": model_input(step, e.prompt, e.system, answers.output),
+            }
             for e in entries
         ]
         await asyncio.to_thread(self.client.put_input, submission.input_key, lines)
         await self.store.record(submission)
         self.unsettled[token] = [e.reservation for e in entries if e.reservation]
         arn = await asyncio.to_thread(self.client.create, submission)
+        answers.asking(submission.records)
         failpoints.hit("generator.batch_created")
         await self.store.set_arn(token, arn)
         failpoints.hit("generator.batch_recorded")
@@ -219,7 +245,7 @@ class BatchRun:
         return Submission(**{**_fields(submission), "arn": arn})
 
     async def follow(
-        self, submission: Submission, step: Step, reservations: dict[int, Reservation]
+        self, submission: Submission, answers: StepAnswers, reservations: dict[int, Reservation]
     ) -> None:
         """Wait for a job to end (stopping it if the job stops), then apply its output."""
         state, rt = self.state, self.state.rt
@@ -228,7 +254,7 @@ class BatchRun:
         if arn is None:  # created, or not, before a crash: found by its token's name
             arn = await asyncio.to_thread(self.client.find, submission.token)
             if arn is None:  # never created: its records are still to do
-                log.info("batch_never_created", token=submission.token, step=step.id)
+                log.info("batch_never_created", token=submission.token, step=answers.step.id)
                 self.applied.append(submission.token)
                 return
             await self.store.set_arn(submission.token, arn)
@@ -245,67 +271,23 @@ class BatchRun:
             await rt.stops.sleep(job_id, rt.settings.batch_poll_seconds)
         lines, manifest = await asyncio.to_thread(self.client.output_of, submission)
         self.unsettled.pop(submission.token, None)
-        self.apply(submission, step, lines, manifest, reservations)
+        answers.apply(submission, lines, manifest, reservations)
         self.applied.append(submission.token)
         if stop_sent:
             state.stopped = True
 
-    def apply(
-        self,
-        submission: Submission,
-        step: Step,
-        lines: list[dict[str, Any]],
-        manifest: dict[str, Any],
-        reservations: dict[int, Reservation],
-    ) -> None:
-        """Each answered entry settles at its usage; the rest release their reservation.
-
-        A job another lease submitted (resumed from an earlier attempt) is that
-        lease's to pay: accounting counts it when it settles that lease, so its
-        entries give their records outputs (carried, as from an earlier
-        attempt) and cost this attempt nothing.
-        """
-        state = self.state
-        price = state.prices[step.model]
-        wanted = set(submission.records)
-        theirs = submission.lease_id != state.msg.lease_id
-        for line in lines:
-            index = int(line.get("recordId", "-1"))
-            record = self.records.get(index)
-            output = line.get("modelOutput")
-            if record is None or index not in wanted or output is None or step.id in record.outputs:
-                continue  # failed, or in a part already, or made by an earlier attempt
-            i, o = int(output["usage"]["inputTokens"]), int(output["usage"]["outputTokens"])
-            reservation = reservations.pop(index, None)
-            if theirs:
-                record.carried = record.carried | {step.id}
-                self.given.add(index)
-            elif reservation is not None:
-                state.guard.settle(reservation, price.cost(i, o))
-            else:  # this lease's own job resumed (not in practice: a takeover ends at once)
-                state.guard.charge(price.cost(i, o))
-            if not theirs:
-                state.usage.add(step.id, step.model, i, o)
-            record.outputs[step.id] = output["output"]["message"]["content"][0]["text"]
-            record.models[step.id] = step.model
-            record.usage[step.id] = (i, o)
-        for reservation in reservations.values():
-            state.guard.release(reservation)
-        _, *tokens = usage_of(lines, wanted)
-        counted = [manifest.get("inputTokenCount"), manifest.get("outputTokenCount")]
-        if manifest and counted != tokens:
-            log.warning(
-                "batch_manifest_differs", arn=submission.arn, manifest=manifest, read=tokens
-            )
-
     async def finish(self, write: WriteRun, keep: KeepRecord) -> None:
         """Write the complete records as parts, keep the incomplete ones, mark jobs applied."""
         steps = [step.id for step in self.state.msg.template.steps]
-        done = sorted(i for i, r in self.records.items() if all(s in r.outputs for s in steps))
+        done = sorted(
+            i
+            for i, r in self.records.items()
+            if r.invalid is not None or all(s in r.outputs for s in steps)
+        )
         for token, reservations in self.unsettled.items():  # may have run: ask accounting
             self.state.guard.hold_all(reservations, batch_call_id(token))
         for index, record in self.records.items():
-            if index not in done and (record.made_calls or index in self.given):
+            if index not in done and (record.made_calls or index in self.to_keep):
                 self.state.orphan.merge(record.tally())
                 record.complete = False
                 await keep(record)

@@ -36,6 +36,8 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import NewConnectionError
 
+from palette.common.prompt_cache import cache_split
+from palette.common.steps import Step
 from palette.generator import metrics
 from palette.generator.cache_points import converse_content
 from palette.generator.settings import GeneratorSettings
@@ -142,6 +144,19 @@ class ModelRequest:
     output: StructuredOutput | None = None
     """A schema the answer must match (``structured.py``); None: free text."""
 
+    @classmethod
+    def of_step(cls, step: Step, prompt: str, system: str | None, **fields: Any) -> ModelRequest:
+        """A call of ``step`` with its rendered texts: its model, limits and cache points."""
+        return cls(
+            model_id=step.model,
+            prompt=prompt,
+            system=system,
+            max_tokens=step.max_tokens,
+            temperature=step.temperature,
+            cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
+            **fields,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ModelResult:
@@ -242,6 +257,29 @@ def parse_response(response: Mapping[str, Any]) -> ModelResult:
     )
 
 
+def converse_body(request: ModelRequest) -> dict[str, Any]:
+    """A Converse request's body, but for ``modelId``: also a batch entry's ``modelInput``.
+
+    Messages and system prompt (with cache points), ``inferenceConfig``, the
+    structured output's fields (``outputConfig``, or ``toolConfig`` and
+    ``toolChoice``), ``requestMetadata`` and ``serviceTier`` when the request has them.
+    """
+    messages, system = converse_content(request.prompt, request.system, request.cache_split)
+    body: dict[str, Any] = {
+        "messages": messages,
+        "inferenceConfig": {"maxTokens": request.max_tokens, "temperature": request.temperature},
+    }
+    if system:
+        body["system"] = system
+    if request.metadata:
+        body["requestMetadata"] = dict(request.metadata)
+    if request.service_tier != "default":
+        body["serviceTier"] = {"type": request.service_tier}
+    if request.output is not None:
+        body.update(request.output.request_fields())
+    return body
+
+
 class BedrockCaller:
     """Converse calls through an open asyncio client."""
 
@@ -250,23 +288,7 @@ class BedrockCaller:
 
     async def converse(self, request: ModelRequest) -> ModelResult:
         """Make one call; ModelCallError when no usable response came."""
-        messages, system = converse_content(request.prompt, request.system, request.cache_split)
-        kwargs: dict[str, Any] = {
-            "modelId": request.model_id,
-            "messages": messages,
-            "inferenceConfig": {
-                "maxTokens": request.max_tokens,
-                "temperature": request.temperature,
-            },
-        }
-        if system:
-            kwargs["system"] = system
-        if request.metadata:
-            kwargs["requestMetadata"] = dict(request.metadata)
-        if request.service_tier != "default":
-            kwargs["serviceTier"] = {"type": request.service_tier}
-        if request.output is not None:
-            kwargs.update(request.output.request_fields())
+        kwargs = {"modelId": request.model_id, **converse_body(request)}
         started = time.perf_counter()
         try:
             try:

@@ -8,7 +8,6 @@ import structlog
 
 from palette.common.output_schema import OutputInvalidError
 from palette.common.pricing import TokenPrice
-from palette.common.prompt_cache import cache_split
 from palette.common.service_tiers import ServiceTier, rated_table
 from palette.common.templates import Step
 from palette.common.token_bounds import input_token_bound
@@ -36,6 +35,41 @@ class InvalidOutputError(ModelCallError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True, code="InvalidOutput", maybe_billed=False)
+
+
+def no_valid_output(step: Step, calls: int, problem: str) -> str:
+    """Why a record is rejected as ``invalid_output``: its step's last answer was invalid too."""
+    return f"step {step.id!r}: no valid output in {calls} calls: {problem}"
+
+
+def checked_answer(
+    state: AttemptState,
+    record: int,
+    step: Step,
+    output: StructuredOutput | None,
+    result: ModelResult,
+    call: int,
+    rate: str = "",
+) -> Any:
+    """An answer's value (online or a batch entry's): its text, or JSON its schema validates.
+
+    An invalid answer was billed like any other: its usage becomes orphan usage
+    at ``rate`` (the record's next part reports it), and it is counted.
+
+    Raises:
+        OutputInvalidError: the answer does not parse, or its schema does not validate it.
+    """
+    if output is None:
+        return result.text
+    try:
+        return output.parse(result.text, result.tool_input)
+    except OutputInvalidError as exc:
+        cached = (result.cache_read_tokens, result.cache_write_tokens)
+        i, o = result.input_tokens, result.output_tokens
+        state.orphan.add(step.id, step.model, i, o, 1, *cached, rate=rate)
+        metrics.INVALID_OUTPUTS.labels(step.model).inc()
+        log.info("invalid_output", record=record, step=step.id, call=call, error=str(exc))
+        raise
 
 
 class ClaimLapsedError(Exception):
@@ -76,13 +110,10 @@ class ModelCalls:
         tier = (self._tier or msg.service_tier).value
         # The tier rides in requestMetadata too, so the invocation log prices a call as billed.
         extra = {} if tier == "default" else {"service_tier": tier}
-        return ModelRequest(
-            model_id=step.model,
-            prompt=prompt,
-            system=system,
-            max_tokens=step.max_tokens,
-            temperature=step.temperature,
-            cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
+        return ModelRequest.of_step(
+            step,
+            prompt,
+            system,
             output=output,
             metadata={
                 "job_id": msg.job_id,
@@ -124,28 +155,16 @@ class ModelCalls:
             return result, result.text
         state = self._state
         tries = state.rt.settings.max_output_attempts
+        rate = "" if self._tier is None else self._tier.value
         for n in range(1, tries + 1):
             if n > 1:
                 state.count_retries(retried=1)
             result = await self.call(step, prompt, system, worst, output)
             try:
-                return result, output.parse(result.text, result.tool_input)
+                return result, checked_answer(state, self._record, step, output, result, n, rate)
             except OutputInvalidError as exc:
-                state.orphan.add(
-                    step.id,
-                    step.model,
-                    result.input_tokens,
-                    result.output_tokens,
-                    1,
-                    result.cache_read_tokens,
-                    result.cache_write_tokens,
-                )
-                metrics.INVALID_OUTPUTS.labels(step.model).inc()
-                log.info(
-                    "invalid_output", record=self._record, step=step.id, call=n, error=str(exc)
-                )
                 problem = str(exc)
-        raise InvalidOutputError(f"step {step.id!r}: no valid output in {tries} calls: {problem}")
+        raise InvalidOutputError(no_valid_output(step, tries, problem))
 
     async def call(
         self,

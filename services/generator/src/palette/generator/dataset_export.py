@@ -111,6 +111,8 @@ class Rows:
         its reason instead (records arrive in index order: the first of duplicates
         is the one kept).
         """
+        if not (record.complete or record.outputs):
+            return  # an incomplete record that made nothing (invalid answers only): no row
         if not 0 <= record.index < self.num_records:
             self.result.out_of_range += 1
         elif self.seen.add(record.index):

@@ -34,8 +34,9 @@ from palette.generator.calls import (
     Stopped,
 )
 from palette.generator.pacing import ModelUnavailableError
-from palette.generator.records import FinishedRecord, RunAssembler
+from palette.generator.records import FinishedRecord
 from palette.generator.rendering import Renderer
+from palette.generator.run_assembler import RunAssembler
 from palette.generator.state import AttemptState
 from palette.generator.structured import for_step
 

@@ -5,7 +5,10 @@ ran out, a call failed) is written alone to ``jobs/{job_id}/incomplete/
 {index:010d}.json``, one part line with ``"complete": false``; a later attempt
 at the same range rewrites it as it grows. A later attempt resumes such a
 record at its first step not made, never calls a step again, and once the
-record is written complete in a part its incomplete object is deleted. The
+record is written complete in a part its incomplete object is deleted. A
+batch-mode record that took invalid answers is kept with their count
+(``invalid_answers``) even before it has an output, so a later attempt asks it
+only the calls left; the export writes no row for one that made nothing. The
 export takes every record from its part, else from its incomplete object (see
 docs/internals.md).
 """
@@ -57,9 +60,11 @@ async def keep_incomplete(state: AttemptState, record: FinishedRecord) -> None:
 async def drop_completed(state: AttemptState, run: list[FinishedRecord]) -> None:
     """Delete the incomplete objects of resumed records now in a part (best effort).
 
+    A record that took invalid answers may have had one with no output (batch mode).
+
     One left behind changes nothing: the export prefers the record's part.
     """
-    resumed = [record.index for record in run if record.carried]
+    resumed = [record.index for record in run if record.carried or record.invalid_answers]
     if not resumed:
         return
     try:

@@ -29,7 +29,6 @@ from palette.common import messages as m
 from palette.common.estimates import rendered_call_worst_case
 from palette.common.output_schema import OutputInvalidError
 from palette.common.pricing import UnknownModelError
-from palette.common.prompt_cache import cache_split
 from palette.common.structured_support import NoStructuredOutputError
 from palette.common.templates import Step, TemplateError, step_context
 from palette.common.token_bounds import input_token_bound
@@ -127,15 +126,12 @@ async def run_preview(msg: m.PreviewRecord, rt: GeneratorRuntime, spend: Spend) 
                     f"step {step.id!r}: its worst case ({worst} picodollars) does not fit in "
                     f"what is left of the preview's cap ({msg.max_cost - spent})"
                 )
-            request = ModelRequest(
-                model_id=step.model,
-                prompt=prompt,
-                system=system,
-                max_tokens=step.max_tokens,
-                temperature=step.temperature,
+            request = ModelRequest.of_step(
+                step,
+                prompt,
+                system,
                 metadata={"preview_id": msg.message_id, "owner": msg.owner, "step": step.id},
                 output=(output := for_step(step, rt.structured)),
-                cache_split=cache_split(step.prompt, prompt) if step.cache_prompt else None,
             )
             result = await _call(rt, request, worst, spend)
             usage = _usage(step, result)
