@@ -194,3 +194,26 @@ def test_scheduler_restarted_resumes_every_job(
         twice = {record: n for record, n in per_record.items() if n > 1}
         assert not twice, f"records generated more than once: {twice}"
         assert billed_count(rig.stack, job["id"]) == 200
+
+
+def test_a_scheduler_killed_between_asking_for_the_export_and_sending_it_exports_after_restart(
+    rig: Rig,
+) -> None:
+    """Case 5b: the failpoint kills the scheduler after the export's move to PENDING, before
+    its ``ExportJob`` is published; the restarted scheduler asks for it again and the job
+    completes with every record, nothing billed twice."""
+    armed = {"PALETTE_FAILPOINTS": "scheduler.before_export_request=kill"}
+    group, api = rig.services(generators=1, overrides={"scheduler": armed})
+    started = time.monotonic()
+    job = submit(api, rig.seeds, 40, "5")
+    assert group.scheduler.wait(120) == -signal.SIGKILL
+    doc = rig.mongo["jobs"].find_one({"_id": job["id"]})
+    assert (doc["status"], doc["export"]["status"]) == ("RUNNING", "PENDING"), doc
+    assert group.scheduler.process.env is not None
+    group.scheduler.process.env.pop("PALETTE_FAILPOINTS")
+    group.scheduler.start()
+    final = rig.final(job)
+    counters = rig.count("scheduler kill -9 before the export request", job, started)
+    assert final["status"] == "COMPLETED", final
+    counters.assert_zero()
+    assert billed_count(rig.stack, job["id"]) == 40

@@ -218,6 +218,7 @@ class Scheduler(PartitionDispatch):
         if not await self.repo.move_export(job_id, ExportEvent.REQUEST):
             return
         await self.repo.recount_progress(job_id)
+        failpoints.hit("scheduler.before_export_request")
         await self.request_export(job)
 
     async def request_export(self, job: Doc) -> None:
@@ -311,10 +312,10 @@ class Scheduler(PartitionDispatch):
                 and export_status(job) is ExportStatus.DONE
             ):
                 await self.after_export(job_id)  # a restart between the export and what follows
+            elif export_status(job) is ExportStatus.PENDING:
+                await self.request_export(job)  # it may never have reached the broker
             elif job["status"] == m.JobStatus.RUNNING.value:
                 await self.pump(job_id)
-            elif export_status(job) is ExportStatus.PENDING:
-                await self.request_export(job)
             else:
                 await self.maybe_finish(job_id)
             log.info("job_resumed", job_id=job_id, status=job["status"])
