@@ -141,6 +141,7 @@ def build_emulator(settings: EmulatorSettings) -> BedrockEmulator:
         settings.s3_endpoint_url,
         settings.invocation_log_region,
         settings.invocation_log_account,
+        emulator.faults.status_error,
     )
     return emulator
 
@@ -220,6 +221,7 @@ _FLAGS: dict[str, Any] = {
     "batch_error_rate": float,
     "batch_min_records": int,
     "batch_max_records": int,
+    "batch_status_errors": int,
     "quotas": json.loads,
     "quota_table": lambda text: text.lower() in ("1", "true", "yes", "on"),
     "quotas_file": str,
