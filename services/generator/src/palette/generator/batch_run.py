@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from palette.common import failpoints, keys
-from palette.common.batch_jobs import ENDED, batch_call_id, usage_of
+from palette.common.batch_jobs import ENDED, answer_of, batch_call_id, usage_of
 from palette.common.estimates import record_worst_case, rendered_call_worst_case, seed_bytes
 from palette.common.templates import Step, TemplateError, step_context
 from palette.generator.batch_online import call_online
@@ -272,10 +272,10 @@ class BatchRun:
         for line in lines:
             index = int(line.get("recordId", "-1"))
             record = self.records.get(index)
-            output = line.get("modelOutput")
-            if record is None or index not in wanted or output is None or step.id in record.outputs:
+            answer = answer_of(line)
+            if record is None or index not in wanted or answer is None or step.id in record.outputs:
                 continue  # failed, or in a part already, or made by an earlier attempt
-            i, o = int(output["usage"]["inputTokens"]), int(output["usage"]["outputTokens"])
+            text, i, o = answer
             reservation = reservations.pop(index, None)
             if theirs:
                 record.carried = record.carried | {step.id}
@@ -286,7 +286,7 @@ class BatchRun:
                 state.guard.charge(price.cost(i, o))
             if not theirs:
                 state.usage.add(step.id, step.model, i, o)
-            record.outputs[step.id] = output["output"]["message"]["content"][0]["text"]
+            record.outputs[step.id] = text
             record.models[step.id] = step.model
             record.usage[step.id] = (i, o)
         for reservation in reservations.values():

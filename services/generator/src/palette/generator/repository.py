@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from palette.common.lease_view import lease_closed
 from palette.common.messages import JobStatus
 from palette.common.record_filters import Dedup
+from palette.common.samplers import SeedSampling
 from palette.common.targets import GENERATED, keep_limit
 from palette.common.templates import TemplateSpec
+
+SEED_SAMPLING: TypeAdapter[SeedSampling] = TypeAdapter(SeedSampling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,17 @@ class ExportInfo:
     """Record indexes ``[0, num_records)`` the dataset holds (a kept job's planned ones)."""
     template: TemplateSpec
     filters: Filters = Filters()
+
+
+@dataclass(frozen=True, slots=True)
+class JobSeeds:
+    """What a started job's records draw from (``seed_draws.DrawnJob``)."""
+
+    job_id: str
+    template: TemplateSpec
+    seed_key: str
+    seed_count: int
+    seed_sampling: SeedSampling
 
 
 class JobsRepository:
@@ -84,6 +99,20 @@ class JobsRepository:
                 template.keep_if,
                 keep_limit(target, int(doc["num_records"])),
             ),
+        )
+
+    async def seeds_of(self, job_id: str) -> JobSeeds | None:
+        """The job's template and seeds, or None if no such job or it never started."""
+        fields = {"template": 1, "seed_key": 1, "seed_count": 1, "seed_sampling": 1}
+        doc = await self._jobs.find_one({"_id": job_id}, fields)
+        if doc is None or doc.get("seed_count") is None:
+            return None
+        return JobSeeds(
+            job_id=job_id,
+            template=TemplateSpec.model_validate(doc["template"]),
+            seed_key=doc["seed_key"],
+            seed_count=int(doc["seed_count"]),
+            seed_sampling=SEED_SAMPLING.validate_python(doc.get("seed_sampling") or "uniform"),
         )
 
 
