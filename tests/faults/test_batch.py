@@ -14,13 +14,18 @@ was lost.
 
 from __future__ import annotations
 
-import signal
 import time
-from typing import Any
 
 import pytest
 
 from palette.devstack.batch_jobs import ENDED
+from tests.faults.batch_checks import (
+    assert_paid_outputs_exported,
+    invocation_jobs,
+    paid_outputs,
+    restart_unarmed,
+    wait_killed,
+)
 from tests.faults.conftest import FAULT_CASE_TIMEOUT, Rig
 from tests.faults.harness import submit
 from tests.integration.waiting import wait_until
@@ -30,11 +35,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(FAULT_CASE_TIMEOUT + 120)]
 BATCH_SETTINGS = {
     "PALETTE_GENERATOR_BATCH_POLL_SECONDS": "0.2",
 }
-
-
-def invocation_jobs(rig: Rig, job_id: str) -> list[dict[str, Any]]:
-    """The emulator's batch inference jobs created for one of our jobs."""
-    return [j for j in rig.emulator.batch_jobs()["jobs"] if j["tags"].get("job_id") == job_id]
 
 
 @pytest.mark.parametrize(
@@ -58,17 +58,9 @@ def test_generator_killed_between_batch_submit_and_results_resumes_the_same_job(
     started = time.monotonic()
     job = submit(api, rig.seeds, records, "5", mode="batch", partition_size=partition_size)
     victim = group.generators[0]
-    status = wait_until(
-        lambda: victim.wait(0.1),
-        what=f"the generator to kill itself at {failpoint}",
-        timeout=120,
-        interval=0,
-    )
-    assert status == -signal.SIGKILL, f"the generator exited with {status}"
+    wait_killed(victim, failpoint)
     assert invocation_jobs(rig, job["id"]), "the generator died before creating a batch job"
-    assert victim.process.env is not None
-    victim.process.env.pop("PALETTE_FAILPOINTS")
-    victim.start()
+    restart_unarmed(victim)
     final = rig.final(job)
     counters = rig.count(f"generator kill -9 at {failpoint} (batch)", job, started)
     assert final["status"] == "COMPLETED", final
@@ -98,27 +90,24 @@ def test_job_cancelled_after_its_batch_generator_died_settles_the_batch(
     Only the takeover of the lost holder's lease runs (it ends at once) and the
     cancelled job retries nothing: accounting settles the lost lease, stopping the
     batch job (the job is cancelled) and counting what it ran and billed. Without
-    its ARN recorded, accounting finds the job by the name its token gave it.
+    its ARN recorded, accounting finds the job by the name its token gave it. No
+    attempt applies the stopped batch: the job's export gives its records what it
+    ran (``palette.generator.batch_salvage``).
     """
     armed = {**BATCH_SETTINGS, "PALETTE_FAILPOINTS": f"{failpoint}=kill"}
     group, api = rig.services(generators=1, overrides={"generator": armed})
-    rig.emulator.configure(latency_ms=20, batch_delay_ms=30_000)
+    rig.emulator.configure(latency_ms=20, batch_delay_ms=60_000)  # stopped long before its end
     started = time.monotonic()
     job = submit(api, rig.seeds, 200, "5", mode="batch", partition_size=200)
     victim = group.generators[0]
-    status = wait_until(
-        lambda: victim.wait(0.1), what="the generator to kill itself", timeout=120, interval=0
-    )
-    assert status == -signal.SIGKILL, f"the generator exited with {status}"
+    wait_killed(victim, failpoint)
     api.cancel(job["id"])
     wait_until(
         lambda: rig.mongo["jobs"].find_one({"_id": job["id"], "status": "CANCELLED"}),
         what="the job to be cancelled",
         timeout=60,
     )
-    assert victim.process.env is not None
-    victim.process.env.pop("PALETTE_FAILPOINTS")
-    victim.start()  # takes the lapsed claim over: the lost holder's lease is held
+    restart_unarmed(victim)  # takes the lapsed claim over: the lost holder's lease is held
     lease = wait_until(
         lambda: rig.mongo["leases"].find_one(
             {"job_id": job["id"], "reconcile.kind": "lost", "reconcile.state": "done"}
@@ -141,3 +130,8 @@ def test_job_cancelled_after_its_batch_generator_died_settles_the_batch(
     assert len(ended) == 1, ended
     assert ended[0]["status"] == "Stopped", ended  # stopped, not run to its end
     assert 0 < counters.billed_calls < 200, counters.line()
+    # What the stopped batch ran reaches the user: applied at the export (batch_salvage).
+    paid = paid_outputs(rig, job["id"])
+    assert len(paid) == counters.billed_calls
+    rows = assert_paid_outputs_exported(rig, final, paid, ["line"])
+    assert len(rows) == len(paid)

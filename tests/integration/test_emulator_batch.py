@@ -165,6 +165,18 @@ class TestBatchJobThroughBoto3:
         with pytest.raises(bedrock.exceptions.ValidationException):
             bedrock.stop_model_invocation_job(jobIdentifier=arn)
 
+    def test_status_errors_answer_internal_server_errors_counted_down(
+        self, bedrock: BedrockClient, control: EmulatorControl, s3: Any, devstack: DevStack
+    ) -> None:
+        tag = uuid.uuid4().hex[:10]
+        arn = create(bedrock, put_input(s3, devstack.bucket, 3, tag), tag)
+        control.configure(batch_status_errors=2)
+        for left in (1, 0):
+            with pytest.raises(bedrock.exceptions.InternalServerException):
+                bedrock.get_model_invocation_job(jobIdentifier=arn)
+            assert control.config()["batch_status_errors"] == left
+        assert ended(bedrock, arn)["status"] == "Completed"
+
     def test_too_few_records_fail_the_job_unbilled_and_unknown_ids_are_not_found(
         self, bedrock: BedrockClient, control: EmulatorControl, s3: Any, devstack: DevStack
     ) -> None:

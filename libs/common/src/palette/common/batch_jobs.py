@@ -44,6 +44,14 @@ def job_name(token: str) -> str:
     return f"palette-{token}"[:63]
 
 
+def tokens_of(line: dict[str, Any]) -> tuple[int, int] | None:
+    """An output line's billed input and output tokens (None: the entry failed, unbilled)."""
+    output = line.get("modelOutput")
+    if output is None:
+        return None
+    return int(output["usage"]["inputTokens"]), int(output["usage"]["outputTokens"])
+
+
 def usage_of(lines: Iterable[dict[str, Any]], records: Collection[int]) -> tuple[int, int, int]:
     """Answered entries of ``records`` in an output, and their input and output tokens.
 
@@ -52,12 +60,12 @@ def usage_of(lines: Iterable[dict[str, Any]], records: Collection[int]) -> tuple
     """
     calls = tokens_in = tokens_out = 0
     for line in lines:
-        output = line.get("modelOutput")
-        if output is None or int(line.get("recordId", "-1")) not in records:
+        tokens = tokens_of(line)
+        if tokens is None or int(line.get("recordId", "-1")) not in records:
             continue
         calls += 1
-        tokens_in += int(output["usage"]["inputTokens"])
-        tokens_out += int(output["usage"]["outputTokens"])
+        tokens_in += tokens[0]
+        tokens_out += tokens[1]
     return calls, tokens_in, tokens_out
 
 

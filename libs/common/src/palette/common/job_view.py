@@ -74,3 +74,28 @@ async def export_facts(db: Database, job_id: str) -> ExportFacts | None:
         dedup=doc.get("dedup") or None,
         target=KEPT if doc.get("target") == KEPT else GENERATED,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFacts:
+    """What a started job's records draw from, as stored."""
+
+    template: dict[str, Any]
+    seed_key: str
+    seed_count: int
+    seed_sampling: Any
+    """``"uniform"`` (also when the document names none), ``"shuffle"`` or ``{"stratify": F}``."""
+
+
+async def seed_facts(db: Database, job_id: str) -> SeedFacts | None:
+    """The job's template and seeds, or None when there is no such job or it never started."""
+    fields = ("template", "seed_key", "seed_count", "seed_sampling")
+    doc = await db[JOBS].find_one({"_id": job_id}, dict.fromkeys(fields, 1))
+    if doc is None or doc.get("seed_count") is None:
+        return None
+    return SeedFacts(
+        template=doc["template"],
+        seed_key=str(doc["seed_key"]),
+        seed_count=int(doc["seed_count"]),
+        seed_sampling=doc.get("seed_sampling") or "uniform",
+    )

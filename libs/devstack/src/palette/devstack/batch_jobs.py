@@ -8,7 +8,9 @@ form (``botocore/data/bedrock/2023-04-20/service-2.json``):
   ``outputDataConfig.s3OutputDataConfig.s3Uri``, optional ``clientRequestToken``
   (a token seen before answers the job it created: no second job), ``tags`` and
   ``modelInvocationType`` (``Converse`` is served); answers ``{"jobArn"}``.
-- ``GET /model-invocation-job/{jobIdentifier}`` (the ARN or its 12-character id).
+- ``GET /model-invocation-job/{jobIdentifier}`` (the ARN or its 12-character id); the
+  next ``batch_status_errors`` of them answer ``InternalServerException`` (500), a
+  control plane that fails while a job runs.
 - ``GET /model-invocation-jobs`` (``statusEquals``, ``nameContains``,
   ``maxResults``, ``nextToken``, ``sortOrder``).
 - ``POST /model-invocation-job/{jobIdentifier}/stop``: a running job ends
@@ -51,7 +53,7 @@ from botocore.config import Config
 
 from palette.devstack.batch_job import BatchJob, answer_entries, split_uri
 from palette.devstack.billing import BillingLog
-from palette.devstack.emulator_errors import INVALID_MODEL, error_response
+from palette.devstack.emulator_errors import ERROR_MESSAGES, INVALID_MODEL, error_response
 from palette.devstack.faults import FaultInjector
 from palette.devstack.httpd import Request, Response, json_response
 
@@ -62,6 +64,7 @@ log = logging.getLogger("palette.devstack.batch_jobs")
 
 ARN_PREFIX = "arn:aws:bedrock:{region}:{account}:model-invocation-job/"
 ENDED = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
+INTERNAL = "InternalServerException"
 JOB_PATH = "/model-invocation-job"
 JOB_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -117,7 +120,7 @@ class BatchJobs:
             message = f"Could not find model invocation job {unquote(parts[0])!r}."
             return error_response("ResourceNotFoundException", message, request_id)
         if job is not None and len(parts) == 1 and method == "GET":
-            return json_response(200, job.view(), [("x-amzn-RequestId", request_id)])
+            return self.get(job, request_id)
         if job is not None and len(parts) == 2 and parts[1] == "stop" and method == "POST":
             return self.stop(job, request_id)
         return error_response("UnknownOperationException", "Unknown operation.", request_id)
@@ -125,6 +128,12 @@ class BatchJobs:
     def find(self, identifier: str) -> BatchJob | None:
         """The job an ARN or a job id names."""
         return self.jobs.get(unquote(identifier).rsplit("/", 1)[-1])
+
+    def get(self, job: BatchJob, request_id: str) -> Response:
+        """GetModelInvocationJob (or the error ``batch_status_errors`` asks for)."""
+        if self._faults.status_error():
+            return error_response(INTERNAL, ERROR_MESSAGES[INTERNAL], request_id)
+        return json_response(200, job.view(), [("x-amzn-RequestId", request_id)])
 
     def create(self, request: Request, request_id: str) -> Response:
         """CreateModelInvocationJob."""

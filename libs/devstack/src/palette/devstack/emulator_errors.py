@@ -12,12 +12,14 @@ ERROR_STATUS = {
     "ResourceNotFoundException": 404,
     "UnknownOperationException": 404,
     "ConflictException": 409,
+    "InternalServerException": 500,
 }
 ERROR_MESSAGES = {
     "ThrottlingException": "Too many requests, please wait before trying again.",
     "ServiceUnavailableException": "Bedrock is unable to process your request.",
     "ModelTimeoutException": "Model has timed out in processing the request. "
     "Try your request again.",
+    "InternalServerException": "An internal server error occurred. Retry your request.",
 }
 QUOTA_MESSAGES = {
     "rpm": "Too many requests, please wait before trying again.",

@@ -221,6 +221,7 @@ _FLAGS: dict[str, Any] = {
     "batch_error_rate": float,
     "batch_min_records": int,
     "batch_max_records": int,
+    "batch_status_errors": int,
     "quotas": json.loads,
     "quota_table": lambda text: text.lower() in ("1", "true", "yes", "on"),
     "quotas_file": str,

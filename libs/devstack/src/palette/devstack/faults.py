@@ -22,6 +22,7 @@ every quota.
 from __future__ import annotations
 
 import random
+import threading
 from collections import deque
 from typing import Any, Final, Literal
 
@@ -100,6 +101,12 @@ class EmulatorConfig(BaseModel):
     batch_max_records: int = Field(
         50_000, ge=1, description="Most entries a batch inference job takes (Bedrock's quota)."
     )
+    batch_status_errors: int = Field(
+        0,
+        ge=0,
+        description="The next this many GetModelInvocationJob calls answer "
+        "InternalServerException (500); counted down as they are answered.",
+    )
     quotas: dict[str, QuotaLimits] = Field(
         default_factory=dict,
         description="Quotas enforced per model id, as JSON: "
@@ -135,6 +142,8 @@ class FaultInjector:
         self._initial = config
         self.config = config
         self._script: deque[Outcome] = deque(config.script)
+        self._status_errors = config.batch_status_errors
+        self._lock = threading.Lock()
         self._reseed(config.seed)
 
     def _reseed(self, seed: int | None) -> None:
@@ -147,6 +156,7 @@ class FaultInjector:
         """The configuration as JSON, with what is left of the script."""
         data = self.config.model_dump()
         data["script"] = list(self._script)
+        data["batch_status_errors"] = self._status_errors
         return data
 
     def update(self, patch: dict[str, Any]) -> EmulatorConfig:
@@ -163,6 +173,8 @@ class FaultInjector:
         config = EmulatorConfig.model_validate({**current, **patch})
         self.config = config
         self._script = deque(config.script)
+        with self._lock:
+            self._status_errors = config.batch_status_errors
         if reset or "seed" in patch:
             self._reseed(config.seed)
         return config
@@ -193,6 +205,14 @@ class FaultInjector:
                 return outcome
             point -= rate
         return OK
+
+    def status_error(self) -> bool:
+        """Whether the next GetModelInvocationJob fails (``batch_status_errors`` counts down)."""
+        with self._lock:
+            if self._status_errors <= 0:
+                return False
+            self._status_errors -= 1
+            return True
 
     def draw_invalid(self, model_id: str) -> bool:
         """Whether the next structured answer of ``model_id`` misses its schema."""

@@ -9,7 +9,8 @@ token gave it (never creating it again: a job not found was never created, and a
 lost holder's lease, which accounting settles with its jobs, would not pay for
 it). Accounting reads the collection (the jobs of a held lease). A document is
 marked ``applied`` once the job's results are in parts (or kept as incomplete
-records).
+records): by the attempt that followed it, else by the job's export
+(``batch_salvage``).
 
 ``BatchClient`` is the blocking side (run in a thread): ``BatchControl``'s
 ``bedrock`` control plane (get, stop, find) and output, plus creating a job and
@@ -107,7 +108,14 @@ class BatchStore:
 
     async def open_for(self, job_id: str, partition: int) -> list[Submission]:
         """A partition's submissions whose results are not in parts yet, oldest first."""
-        cursor = self._coll.find({"job_id": job_id, "partition": partition, "applied": False})
+        return await self._unapplied({"job_id": job_id, "partition": partition})
+
+    async def unapplied(self, job_id: str) -> list[Submission]:
+        """Every submission of the job whose results are not applied yet, oldest first."""
+        return await self._unapplied({"job_id": job_id})
+
+    async def _unapplied(self, query: dict[str, Any]) -> list[Submission]:
+        cursor = self._coll.find({**query, "applied": False})
         docs = await cursor.sort("created_at", ASCENDING).to_list(None)
         return [Submission.from_document(doc) for doc in docs]
 

@@ -16,6 +16,7 @@ from palette.common.record_filters import INVALID_OUTPUT, MAX_NEAR_SIGNATURES, R
 from palette.common.targets import SURPLUS
 from palette.common.templates import Step
 from palette.common.tracing import span
+from palette.generator.batch_salvage import apply_unapplied
 from palette.generator.format_writers import (
     CONTENT_TYPES,
     Bitmap,
@@ -256,7 +257,11 @@ async def write_job_dataset(
 
 
 async def run_export(msg: m.ExportJob, rt: GeneratorRuntime, publish: Publish) -> None:
-    """Write a job's dataset, then publish ExportCompleted or ExportFailed."""
+    """Write a job's dataset, then publish ExportCompleted or ExportFailed.
+
+    The outputs of batch jobs no attempt applied are given to their records
+    first (``batch_salvage``).
+    """
     event_id = uuid.uuid5(_NAMESPACE, f"export-end:{msg.message_id}").hex
     try:
         info = await rt.jobs.export_info(msg.job_id)
@@ -269,6 +274,7 @@ async def run_export(msg: m.ExportJob, rt: GeneratorRuntime, publish: Publish) -
         return
     try:
         with span("write dataset", {"palette.format": msg.output_format.value}):
+            await apply_unapplied(rt, msg.job_id)  # batch jobs no attempt applied
             result = await write_job_dataset(rt, msg.job_id, msg.output_format, info)
     except Exception as exc:
         log.exception("export_failed")

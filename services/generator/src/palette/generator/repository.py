@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
-from palette.common.job_view import export_facts, job_status
+from palette.common.job_view import export_facts, job_status, seed_facts
 from palette.common.lease_view import lease_closed
 from palette.common.messages import JobStatus
 from palette.common.record_filters import Dedup
+from palette.common.samplers import SeedSampling
 from palette.common.targets import keep_limit
 from palette.common.templates import TemplateSpec
+
+SEED_SAMPLING: TypeAdapter[SeedSampling] = TypeAdapter(SeedSampling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,17 @@ class ExportInfo:
     filters: Filters = Filters()
 
 
+@dataclass(frozen=True, slots=True)
+class JobSeeds:
+    """What a started job's records draw from (``seed_draws.DrawnJob``)."""
+
+    job_id: str
+    template: TemplateSpec
+    seed_key: str
+    seed_count: int
+    seed_sampling: SeedSampling
+
+
 class JobsRepository:
     """Job status and export facts, read from the ``jobs`` collection (``job_view``)."""
 
@@ -72,6 +87,19 @@ class JobsRepository:
                 template.keep_if,
                 keep_limit(facts.target, facts.num_records),
             ),
+        )
+
+    async def seeds_of(self, job_id: str) -> JobSeeds | None:
+        """The job's template and seeds, or None if no such job or it never started."""
+        facts = await seed_facts(self._db, job_id)
+        if facts is None:
+            return None
+        return JobSeeds(
+            job_id=job_id,
+            template=TemplateSpec.model_validate(facts.template),
+            seed_key=facts.seed_key,
+            seed_count=facts.seed_count,
+            seed_sampling=SEED_SAMPLING.validate_python(facts.seed_sampling),
         )
 
 

@@ -10,19 +10,21 @@ made once per job and process and kept in ``PROFILES_KEPT`` recent profiles.
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from cachetools import LRUCache
 
-from palette.common import messages as m
 from palette.common import seeds
 from palette.common.samplers import (
     Scalar,
     SeedProfile,
+    SeedSampling,
     Stratify,
     draw_variables,
     seed_fields,
     seed_position,
 )
+from palette.common.templates import TemplateSpec
 from palette.generator.records import FinishedRecord
 from palette.generator.storage import Storage
 
@@ -30,14 +32,43 @@ PROFILES_KEPT = 16
 _profiles: LRUCache[tuple[str, str], SeedProfile] = LRUCache(PROFILES_KEPT)
 
 
+class DrawnJob(Protocol):
+    """What a job's draws depend on: a ``GeneratePartition`` has it, so has ``JobSeeds``."""
+
+    @property
+    def job_id(self) -> str:
+        """The job."""
+
+    @property
+    def template(self) -> TemplateSpec:
+        """Its template (the variables drawn)."""
+
+    @property
+    def seed_key(self) -> str:
+        """Its seed file."""
+
+    @property
+    def seed_count(self) -> int:
+        """Records in the seed file."""
+
+    @property
+    def seed_sampling(self) -> SeedSampling:
+        """How records draw seeds."""
+
+
 class SeedDraws:
     """An attempt's draws: ``position(index)`` of the seed, ``variables(index)``."""
 
-    def __init__(self, msg: m.GeneratePartition, profile: SeedProfile | None) -> None:
+    def __init__(self, msg: DrawnJob, profile: SeedProfile | None) -> None:
         self._msg = msg
         self._profile = profile
         self._variables = msg.template.variables
         self._values = profile.values if profile is not None else {}
+
+    @property
+    def job_id(self) -> str:
+        """The job drawn for."""
+        return self._msg.job_id
 
     def position(self, index: int) -> int:
         """The seed record (0-based) record ``index`` draws."""
@@ -63,7 +94,7 @@ def _read_profile(
         return SeedProfile.build(records, fields, stratify)
 
 
-async def load_draws(storage: Storage, msg: m.GeneratePartition) -> SeedDraws:
+async def load_draws(storage: Storage, msg: DrawnJob) -> SeedDraws:
     """The attempt's draws, reading the seed file's profile when they need it.
 
     Raises:
