@@ -4,9 +4,10 @@
    ``tools/image/install-podman.sh`` where missing; ``--no-install`` forbids it).
    With neither it says what it tried and why each failed, and exits 2.
 2. Base images: the Dockerfile's defaults if they can be pulled, else made here
-   (``tools/image/base-images.sh``: debootstrap + this machine's CPython 3.12 and uv).
-3. Build (the host's CA bundle passed as a build secret, never in a layer), then
-   the image's size and user.
+   (``tools/image/base-images.sh``: debootstrap + this machine's CPython 3.12, uv,
+   and Node.js with npm for the stage that builds the web page).
+3. Build (the host's CA bundle passed as a build secret to the uv and npm steps,
+   never in a layer), then the image's size and user.
 4. Run: a virtual host of its own on this machine's RabbitMQ, the dev stack
    (``palette-devstack up``), and each service's command in its own container as
    the image's non-root user on the host network. Checks: the gateway's
@@ -72,6 +73,11 @@ class Report:
 def _uv() -> Path:
     found = os.environ.get("UV") or shutil.which("uv") or str(Path.home() / ".local/bin/uv")
     return Path(found)
+
+
+def _node() -> Path | None:
+    found = shutil.which("node")
+    return Path(found) if found else None
 
 
 def _check_services(report: Report, containers: r.Containers, broker: r.Broker, base: str) -> None:
@@ -185,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         report.done("engine", engine.version() + (" (runc)" if engine.name == "podman" else ""))
         report.step("base images")
         bases = b.base_images(
-            engine, _uv(), rebuild=args.rebuild_base, pull_timeout=args.pull_timeout
+            engine, _uv(), _node(), rebuild=args.rebuild_base, pull_timeout=args.pull_timeout
         )
-        report.done("bases", f"{bases.python}, {bases.uv}: {bases.how}")
+        report.done("bases", f"{bases.python}, {bases.uv}, {bases.node}: {bases.how}")
         started = report.step(f"building {IMAGE} (log {work / 'build.log'})")
         b.build(engine, IMAGE, bases, work / "build.log")
         size, user = b.image_facts(engine, IMAGE)
