@@ -28,7 +28,7 @@ from tools.image.build import (
     qualified,
 )
 from tools.image.engine import PODMAN_NPROC_CAP, containers_conf
-from tools.image.run import amqp_answers
+from tools.image.run import amqp_answers, page_assets
 
 from tests.deploy.files import DOCKERFILE, ROOT, dockerfile
 
@@ -185,6 +185,16 @@ class TestMakeTargets:
         recipe = self.dry_run("test")
         assert "tools.image" not in recipe
         assert "pytest" in recipe
+
+
+class TestPageCheck:
+    def test_the_assets_are_those_the_built_page_loads(self) -> None:
+        html = (
+            '<script type="module" crossorigin src="/ui/assets/index-D1.js"></script>\n'
+            '<link rel="stylesheet" crossorigin href="/ui/assets/index-B2.css">\n'
+            '<a href="https://example.org/">x</a><div id="app"></div>'
+        )
+        assert page_assets(html) == ["/ui/assets/index-D1.js", "/ui/assets/index-B2.css"]
 
 
 class TestBrokerCheck:

@@ -11,8 +11,9 @@
 4. Run: a virtual host of its own on this machine's RabbitMQ, the dev stack
    (``palette-devstack up``), and each service's command in its own container as
    the image's non-root user on the host network. Checks: the gateway's
-   ``/health`` and ``/ready``; each worker consuming all its queues and serving
-   metrics; every main process's uid; one job end to end through the REST API.
+   ``/health`` and ``/ready``; the web page the ``ui`` stage built, served at ``/ui``
+   with its assets; each worker consuming all its queues and serving metrics; every
+   main process's uid; one job end to end through the REST API.
 5. Report: what passed, the image's size and the time each part took.
 
 Usage: ``python -m tools.image [--no-install] [--rebuild-base] [--own-broker]``. The image is kept
@@ -84,6 +85,7 @@ def _check_services(report: Report, containers: r.Containers, broker: r.Broker, 
     r.wait_http_ok(f"{base}/health", 120)
     r.wait_http_ok(f"{base}/ready", 120)
     report.done("gateway", f"{base}/health 200, /ready 200")
+    report.done("page", r.check_page(base))
     queues = 0
     for service in r.SERVICES[1:]:
         queues += len(r.wait_consuming(broker, service, 120))
