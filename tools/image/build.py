@@ -15,6 +15,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,12 +177,13 @@ def base_images(
 
 
 def build(engine: Engine, tag: str, bases: Bases, log: Path) -> None:
-    """Build the image; each step's first line is shown, everything goes to ``log``.
+    """Build the image; each step's first line is shown when it starts, everything goes to ``log``.
 
     Raises:
         RuntimeError: the build failed (with the log's tail).
     """
     argv = [engine.program, *build_argv(engine.name, tag, bases, ca_bundle())]
+    started = time.monotonic()
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
             argv,
@@ -194,7 +196,7 @@ def build(engine: Engine, tag: str, bases: Bases, log: Path) -> None:
         for line in process.stdout:
             out.write(line)
             if STEP_LINE.search(line):
-                print(f"    {line.rstrip()[:110]}", flush=True)
+                print(f"   {time.monotonic() - started:4.0f}s {line.rstrip()[:104]}", flush=True)
         code = process.wait()
     if code != 0:
         tail = "".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[-30:])
