@@ -156,10 +156,12 @@ class TestBaseScript:
 
 class TestWithoutAnEngine:
     def test_says_what_it_could_not_do_and_why_and_exits_2(self, tmp_path: Path) -> None:
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
         result = subprocess.run(
             [sys.executable, "-m", "tools.image", "--no-install"],
             cwd=ROOT,
-            env={**os.environ, "PATH": str(tmp_path)},
+            env={**os.environ, "PATH": str(tmp_path), "TMPDIR": str(scratch)},
             capture_output=True,
             text=True,
             check=False,
@@ -169,6 +171,7 @@ class TestWithoutAnEngine:
         assert "docker: not installed" in result.stdout
         assert "podman: not installed (installing it was not allowed)" in result.stdout
         assert "Not done: the build, the size, the services' runs and the job" in result.stdout
+        assert list(scratch.iterdir()) == [], "its work folder is left behind"
 
 
 class TestMakeTargets:

@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             "  Not done: the build, the size, the services' runs and the job. Install Docker "
             "(with its engine running) or podman, runc and debootstrap, then run it again."
         )
+        shutil.rmtree(work, ignore_errors=True)
         return 2
     ok = False
     try:
