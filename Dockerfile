@@ -41,9 +41,10 @@ COPY --from=uv /uv /usr/local/bin/uv
 # build with --build-arg COMPILE_BYTECODE=1 to trade size for start-up time.
 ARG COMPILE_BYTECODE=0
 # UV_SYSTEM_CERTS: uv trusts the image's CA bundle, which a build behind a
-# TLS-intercepting proxy replaces for the uv steps with the host's, passed as a
-# build secret (`--secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt`):
-# mounted while a step runs, never stored in a layer. Without it the image's own applies.
+# TLS-intercepting proxy replaces for the uv steps (npm ci in stage ui adds it to
+# Node's roots) with the host's, passed as a build secret
+# (`--secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt`): mounted
+# while a step runs, never stored in a layer. Without it the image's own applies.
 ENV UV_COMPILE_BYTECODE=${COMPILE_BYTECODE} \
     UV_SYSTEM_CERTS=1 \
     UV_LINK_MODE=copy \
@@ -88,7 +89,15 @@ RUN PYTHONDONTWRITEBYTECODE=1 /opt/palette/venv/bin/python tools/openapi.py /src
 FROM ${NODE_IMAGE} AS ui
 WORKDIR /ui
 COPY services/gateway/ui/package.json services/gateway/ui/package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
+# Behind a TLS-intercepting proxy npm needs the host's CA bundle: the same build secret
+# as the uv steps, mounted while npm ci runs and added to Node's own roots
+# (NODE_EXTRA_CA_CERTS) only when it is there (the official node image has no bundle).
+RUN --mount=type=cache,target=/root/.npm \
+    --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt \
+    if [ -s /etc/ssl/certs/ca-certificates.crt ]; then \
+        export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt; \
+    fi \
+    && npm ci --no-audit --no-fund --loglevel=error
 COPY services/gateway/ui ./
 COPY --from=builder /src/openapi.json ./openapi.json
 RUN npm run build --silent

@@ -19,15 +19,39 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from tools.image.build import Bases, build_argv, dockerfile_args, qualified
+from tools.image.build import (
+    BASE_SCRIPT,
+    Bases,
+    base_script_argv,
+    build_argv,
+    dockerfile_args,
+    qualified,
+)
 from tools.image.engine import PODMAN_NPROC_CAP, containers_conf
-from tools.image.run import amqp_answers
+from tools.image.run import amqp_answers, page_assets
 
 from tests.deploy.files import DOCKERFILE, ROOT, dockerfile
 
 pytestmark = pytest.mark.deploy
 
-BASES = Bases("localhost/palette-python:3.12-bookworm", "localhost/palette-uv:0.13.9", "made")
+BASES = Bases(
+    "localhost/palette-python:3.12-bookworm",
+    "localhost/palette-uv:0.13.9",
+    "localhost/palette-node:20.20.2-bookworm",
+    "made",
+)
+CA_TARGET = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def secret_mounts(command: str) -> list[dict[str, str]]:
+    """The secret mounts of every RUN whose command holds ``command``, as key=value fields."""
+    return [
+        dict(f.split("=", 1) for f in w.removeprefix("--mount=").split(","))
+        for i in dockerfile()
+        if i.keyword == "RUN" and command in i.args
+        for w in i.words()
+        if w.startswith("--mount=type=secret")
+    ]
 
 
 class TestPodmanSettings:
@@ -59,19 +83,34 @@ class TestBuild:
         assert argv[-1] == str(ROOT)
         assert f"PYTHON_IMAGE={BASES.python}" in argv
         assert f"UV_IMAGE={BASES.uv}" in argv
+        assert f"NODE_IMAGE={BASES.node}" in argv
         assert "--network=host" not in argv
-        mounts = [
-            w
-            for i in dockerfile()
-            if i.keyword == "RUN" and "uv sync" in i.args
-            for w in i.words()
-            if w.startswith("--mount=type=secret")
-        ]
-        assert mounts, "the uv steps mount no CA bundle"
-        for mount in mounts:
-            fields = dict(f.split("=", 1) for f in mount.removeprefix("--mount=").split(","))
-            assert fields["id"] == "ca-certificates"
-            assert fields["target"] == "/etc/ssl/certs/ca-certificates.crt"
+        for command in ("uv sync", "npm ci"):
+            mounts = secret_mounts(command)
+            assert mounts, f"the {command} steps mount no CA bundle"
+            for fields in mounts:
+                assert fields["id"] == "ca-certificates"
+                assert fields["target"] == CA_TARGET
+
+    def test_every_build_argument_names_a_base_the_dockerfile_takes(self) -> None:
+        argv = build_argv("podman", "plot-palette:t", BASES, None)
+        given = {argv[i + 1].split("=", 1)[0] for i, w in enumerate(argv) if w == "--build-arg"}
+        assert given == {"PYTHON_IMAGE", "UV_IMAGE", "NODE_IMAGE"}
+        assert given <= set(dockerfile_args(DOCKERFILE.read_text(encoding="utf-8")))
+        froms = {i.stage: i.args.split()[0] for i in dockerfile() if i.keyword == "FROM"}
+        assert froms["ui"] == "${NODE_IMAGE}"
+
+    def test_npm_trusts_the_secret_bundle_only_in_its_own_step(self) -> None:
+        (npm_ci,) = [i for i in dockerfile() if i.keyword == "RUN" and "npm ci" in i.args]
+        assert npm_ci.stage == "ui"
+        # Added to Node's roots while npm ci runs, and only when the bundle is there.
+        assert f"if [ -s {CA_TARGET} ]; then export NODE_EXTRA_CA_CERTS={CA_TARGET}; fi" in (
+            " ".join(npm_ci.args.split())
+        )
+        assert npm_ci.args.index("NODE_EXTRA_CA_CERTS") < npm_ci.args.index("npm ci")
+        for i in dockerfile():
+            if i.keyword in {"ENV", "ARG"}:
+                assert "NODE_EXTRA_CA_CERTS" not in i.args, i
 
     def test_no_bundle_no_secret_and_podman_builds_on_the_hosts_network(self) -> None:
         argv = build_argv("podman", "plot-palette:t", BASES, None)
@@ -89,16 +128,40 @@ class TestBuild:
         args = dockerfile_args(DOCKERFILE.read_text(encoding="utf-8"))
         assert qualified(args["PYTHON_IMAGE"]) == "docker.io/library/python:3.12-slim-bookworm"
         assert qualified(args["UV_IMAGE"]).startswith("ghcr.io/astral-sh/uv:")
+        assert qualified(args["NODE_IMAGE"]) == "docker.io/library/node:20-bookworm-slim"
         assert qualified("localhost/palette-uv:1") == "localhost/palette-uv:1"
         assert qualified("minio/mc:latest") == "docker.io/minio/mc:latest"
 
 
+class TestBaseScript:
+    def test_its_arguments_are_in_the_order_its_usage_line_reads_them(self) -> None:
+        argv = base_script_argv(
+            "podman", BASES, Path("/py/bin/python3.12"), Path("/uv/uv"), Path("/usr/bin/node")
+        )
+        script = BASE_SCRIPT.read_text(encoding="utf-8")
+        (line,) = [ln for ln in script.splitlines() if ln.startswith("engine=$1 ")]
+        positions = dict(pair.split("=$") for pair in line.split())
+        given = {name: argv[int(n) - 1] for name, n in positions.items()}
+        assert given == {
+            "engine": "podman",
+            "python_tag": BASES.python,
+            "python": "/py/bin/python3.12",
+            "uv_tag": BASES.uv,
+            "uv": "/uv/uv",
+            "node_tag": BASES.node,
+            "node": "/usr/bin/node",
+        }
+        assert len(argv) == len(positions)
+
+
 class TestWithoutAnEngine:
     def test_says_what_it_could_not_do_and_why_and_exits_2(self, tmp_path: Path) -> None:
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
         result = subprocess.run(
             [sys.executable, "-m", "tools.image", "--no-install"],
             cwd=ROOT,
-            env={**os.environ, "PATH": str(tmp_path)},
+            env={**os.environ, "PATH": str(tmp_path), "TMPDIR": str(scratch)},
             capture_output=True,
             text=True,
             check=False,
@@ -108,6 +171,7 @@ class TestWithoutAnEngine:
         assert "docker: not installed" in result.stdout
         assert "podman: not installed (installing it was not allowed)" in result.stdout
         assert "Not done: the build, the size, the services' runs and the job" in result.stdout
+        assert list(scratch.iterdir()) == [], "its work folder is left behind"
 
 
 class TestMakeTargets:
@@ -124,6 +188,16 @@ class TestMakeTargets:
         recipe = self.dry_run("test")
         assert "tools.image" not in recipe
         assert "pytest" in recipe
+
+
+class TestPageCheck:
+    def test_the_assets_are_those_the_built_page_loads(self) -> None:
+        html = (
+            '<script type="module" crossorigin src="/ui/assets/index-D1.js"></script>\n'
+            '<link rel="stylesheet" crossorigin href="/ui/assets/index-B2.css">\n'
+            '<a href="https://example.org/">x</a><div id="app"></div>'
+        )
+        assert page_assets(html) == ["/ui/assets/index-D1.js", "/ui/assets/index-B2.css"]
 
 
 class TestBrokerCheck:

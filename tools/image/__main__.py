@@ -4,14 +4,16 @@
    ``tools/image/install-podman.sh`` where missing; ``--no-install`` forbids it).
    With neither it says what it tried and why each failed, and exits 2.
 2. Base images: the Dockerfile's defaults if they can be pulled, else made here
-   (``tools/image/base-images.sh``: debootstrap + this machine's CPython 3.12 and uv).
-3. Build (the host's CA bundle passed as a build secret, never in a layer), then
-   the image's size and user.
+   (``tools/image/base-images.sh``: debootstrap + this machine's CPython 3.12, uv,
+   and Node.js with npm for the stage that builds the web page).
+3. Build (the host's CA bundle passed as a build secret to the uv and npm steps,
+   never in a layer), then the image's size and user.
 4. Run: a virtual host of its own on this machine's RabbitMQ, the dev stack
    (``palette-devstack up``), and each service's command in its own container as
    the image's non-root user on the host network. Checks: the gateway's
-   ``/health`` and ``/ready``; each worker consuming all its queues and serving
-   metrics; every main process's uid; one job end to end through the REST API.
+   ``/health`` and ``/ready``; the web page the ``ui`` stage built, served at ``/ui``
+   with its assets; each worker consuming all its queues and serving metrics; every
+   main process's uid; one job end to end through the REST API.
 5. Report: what passed, the image's size and the time each part took.
 
 Usage: ``python -m tools.image [--no-install] [--rebuild-base] [--own-broker]``. The image is kept
@@ -74,10 +76,16 @@ def _uv() -> Path:
     return Path(found)
 
 
+def _node() -> Path | None:
+    found = shutil.which("node")
+    return Path(found) if found else None
+
+
 def _check_services(report: Report, containers: r.Containers, broker: r.Broker, base: str) -> None:
     r.wait_http_ok(f"{base}/health", 120)
     r.wait_http_ok(f"{base}/ready", 120)
     report.done("gateway", f"{base}/health 200, /ready 200")
+    report.done("page", r.check_page(base))
     queues = 0
     for service in r.SERVICES[1:]:
         queues += len(r.wait_consuming(broker, service, 120))
@@ -179,15 +187,16 @@ def main(argv: list[str] | None = None) -> int:
             "  Not done: the build, the size, the services' runs and the job. Install Docker "
             "(with its engine running) or podman, runc and debootstrap, then run it again."
         )
+        shutil.rmtree(work, ignore_errors=True)
         return 2
     ok = False
     try:
         report.done("engine", engine.version() + (" (runc)" if engine.name == "podman" else ""))
         report.step("base images")
         bases = b.base_images(
-            engine, _uv(), rebuild=args.rebuild_base, pull_timeout=args.pull_timeout
+            engine, _uv(), _node(), rebuild=args.rebuild_base, pull_timeout=args.pull_timeout
         )
-        report.done("bases", f"{bases.python}, {bases.uv}: {bases.how}")
+        report.done("bases", f"{bases.python}, {bases.uv}, {bases.node}: {bases.how}")
         started = report.step(f"building {IMAGE} (log {work / 'build.log'})")
         b.build(engine, IMAGE, bases, work / "build.log")
         size, user = b.image_facts(engine, IMAGE)

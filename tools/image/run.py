@@ -10,6 +10,7 @@ run on the host gets).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -271,6 +272,33 @@ def wait_http_ok(url: str, timeout: float) -> None:
         wait_for(f"GET {url} answers 200", ok, timeout)
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}; last answer: {last[0]}") from None
+
+
+def page_assets(html: str) -> list[str]:
+    """The ``/ui/...`` scripts and style sheets a page loads (``src=``/``href=``)."""
+    return re.findall(r'(?:src|href)="(/ui/[^"]+)"', html)
+
+
+def check_page(base: str) -> str:
+    """Check the gateway serves the built web page at ``/ui`` and each asset it loads.
+
+    Returns:
+        what was checked, for the report.
+
+    Raises:
+        RuntimeError: no page, or an asset missing or empty.
+    """
+    page = httpx.get(f"{base}/ui", timeout=10, follow_redirects=True)
+    assets = page_assets(page.text) if page.status_code == 200 else []
+    if not assets or 'id="app"' not in page.text:
+        raise RuntimeError(f"GET /ui: {page.status_code}, not the built page: {page.text[:300]!r}")
+    size = 0
+    for asset in assets:
+        got = httpx.get(f"{base}{asset}", timeout=10)
+        if got.status_code != 200 or not got.content:
+            raise RuntimeError(f"GET {asset}: {got.status_code}, {len(got.content)} bytes")
+        size += len(got.content)
+    return f"/ui 200 and its {len(assets)} assets ({size / 1e3:.0f} kB), built in stage ui"
 
 
 def wait_consuming(broker: Broker, service: str, timeout: float) -> dict[str, int]:
