@@ -54,7 +54,7 @@ test-browser: install ## The page in headless Chromium against the real stack (a
 test-e2e: install ## The palette command end to end: run, Ctrl-C, --json, errors, the live view on a pty, data kept across down/up and kill -9, make demo (~10 min)
 	@$(UV) run pytest -m e2e $(PYTEST_ARGS)
 
-test-long: install ## The slow integration and browser cases make test leaves out (-m long: the 2-generator quota group, the quota page, the large batch jobs, the README's shell blocks, a job's metrics, a job without generators, JWKS sign-in; ~6 min)
+test-long: install ## The slow integration and browser cases make test leaves out (-m long: the 2-generator quota group, the quota page, the README's shell blocks, a job's metrics, a job without generators, JWKS sign-in; ~6 min)
 	@$(UV) run pytest -m "long and not faults" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-faults: install ## The full fault suite

@@ -45,7 +45,6 @@ def batch_jobs_of(control: EmulatorControl, job_id: str) -> list[dict[str, Any]]
 
 
 class TestBatchJob:
-    @pytest.mark.long
     def test_three_steps_of_600_records_complete_exactly_and_the_ledger_equals_billing(
         self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, control: EmulatorControl
     ) -> None:
@@ -71,7 +70,6 @@ ONE_STEP_BATCH = {
 
 
 class TestFailedEntries:
-    @pytest.mark.long
     def test_seven_percent_failed_entries_are_retried_and_every_record_is_made(
         self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any, control: EmulatorControl
     ) -> None:
