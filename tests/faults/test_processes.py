@@ -217,3 +217,26 @@ def test_a_scheduler_killed_between_asking_for_the_export_and_sending_it_exports
     assert final["status"] == "COMPLETED", final
     counters.assert_zero()
     assert billed_count(rig.stack, job["id"]) == 40
+
+
+def test_an_export_request_whose_publish_failed_is_sent_again(rig: Rig) -> None:
+    """Case 5c: the failpoint makes the scheduler's ``ExportJob`` publish raise after the
+    export's move to PENDING (as a publish with the broker away too long does); the handler
+    fails and its redelivery finds the export asked for already. The scheduler's sweep sends
+    the command again and the job completes, with no restart."""
+    armed = {
+        "PALETTE_FAILPOINTS": "scheduler.before_export_request=raise",
+        "PALETTE_SCHEDULER_EXPORT_RESEND_SECONDS": "2",
+        "PALETTE_SCHEDULER_PAUSE_CHECK_SECONDS": "1",
+    }
+    group, api = rig.services(generators=1, overrides={"scheduler": armed})
+    started = time.monotonic()
+    job = submit(api, rig.seeds, 40, "5")
+    final = rig.final(job)
+    counters = rig.count("scheduler's export publish raised", job, started)
+    assert final["status"] == "COMPLETED", final
+    counters.assert_zero()
+    log = group.scheduler.log_text(since_start=True)
+    assert "failpoint scheduler.before_export_request raised" in log
+    assert '"export_resent"' in log
+    assert group.scheduler.alive()

@@ -22,6 +22,13 @@ def test_a_sleep_entry_carries_its_seconds() -> None:
     }
 
 
+def test_a_raise_entry_carries_its_probability() -> None:
+    assert parse("scheduler.before_export_request=raise, x=raise:0.5") == {
+        "scheduler.before_export_request": Rule("raise", 1.0),
+        "x": Rule("raise", 0.5),
+    }
+
+
 def test_empty_arms_nothing() -> None:
     assert parse("") == {}
     assert parse(" , ") == {}
@@ -39,6 +46,7 @@ def test_empty_arms_nothing() -> None:
         ("x=kill:often", "'often' is not a number"),
         ("x=kill:0", "must be in (0, 1]"),
         ("x=kill:1.5", "must be in (0, 1]"),
+        ("x=raise:2", "must be in (0, 1]"),
     ],
 )
 def test_malformed_entries_are_refused_with_the_reason(spec: str, names: str) -> None:

@@ -10,7 +10,9 @@ a place (``await reached("<name>")`` where the fault may also be a stall);
 
 arms ``accounting.after_write`` to ``kill -9`` the process with probability
 0.25 each time it is reached, and makes ``scheduler.before_reserve`` wait 12
-seconds (on the event loop, as a slow step would) each time. Unset
+seconds (on the event loop, as a slow step would) each time. ``raise[:p]``
+makes the place raise ``FailpointRaisedError``, as a call there that failed
+would (a publish, a write). Unset
 (production), ``hit`` is one dictionary lookup. A malformed value stops the
 service at start with the reason.
 """
@@ -25,12 +27,16 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 ENV = "PALETTE_FAILPOINTS"
-ACTIONS = ("kill", "sleep")
-_FORM = "name=kill[:probability] or name=sleep:seconds"
+ACTIONS = ("kill", "raise", "sleep")
+_FORM = "name=kill[:probability], name=raise[:probability] or name=sleep:seconds"
 
 
 class FailpointError(ValueError):
     """``PALETTE_FAILPOINTS`` cannot be parsed (the message says where)."""
+
+
+class FailpointRaisedError(RuntimeError):
+    """A failpoint armed to ``raise`` fired."""
 
 
 class Rule(NamedTuple):
@@ -63,11 +69,11 @@ def parse(spec: str) -> dict[str, Rule]:
         action, _, value = (part.strip() for part in rule.partition(":"))
         if not sep or not name.strip() or action not in ACTIONS:
             raise FailpointError(f"{ENV}: {entry!r} is not {_FORM}")
-        if action == "kill":
+        if action in {"kill", "raise"}:
             probability = _number(entry, value) if value else 1.0
             if not 0.0 < probability <= 1.0:
                 raise FailpointError(f"{ENV}: {entry!r}: the probability must be in (0, 1]")
-            armed[name.strip()] = Rule("kill", probability)
+            armed[name.strip()] = Rule(action, probability)
             continue
         seconds = _number(entry, value) if value else 0.0
         if seconds <= 0.0:
@@ -80,10 +86,17 @@ _armed: Mapping[str, Rule] = parse(os.environ.get(ENV, ""))
 
 
 def hit(name: str) -> None:
-    """Crash this process (SIGKILL) here if the failpoint ``name`` is armed to kill and fires."""
+    """Crash this process (SIGKILL) here, or raise, if the failpoint ``name`` is so armed and fires.
+
+    Raises:
+        FailpointRaisedError: ``name`` is armed to raise and fired.
+    """
     rule = _armed.get(name)
-    if rule is not None and rule.action == "kill" and random.random() < rule.value:  # noqa: S311
+    if rule is None or rule.action == "sleep" or random.random() >= rule.value:  # noqa: S311
+        return
+    if rule.action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    raise FailpointRaisedError(f"failpoint {name} raised")
 
 
 async def reached(name: str) -> None:

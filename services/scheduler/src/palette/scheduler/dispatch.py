@@ -59,6 +59,10 @@ class PartitionDispatch(ABC):
     async def maybe_finish(self, job_id: str) -> None:
         """Export the job if nothing of it runs any more."""
 
+    @abstractmethod
+    async def resend_exports(self) -> None:
+        """Send again the command of exports asked for whose publish failed."""
+
     async def pump(self, job_id: str) -> None:
         """Ask for leases for pending partitions while the window has room.
 
@@ -188,11 +192,12 @@ class PartitionDispatch(ABC):
                 await self.pump(job_id)
 
     async def resume_paused_forever(self) -> None:
-        """``resume_paused`` every ``pause_check_seconds``."""
+        """``resume_paused`` and ``resend_exports`` every ``pause_check_seconds``."""
         while True:
             try:
                 await self.resume_paused()
-            except Exception:  # the database may be away for a while: try again next time
+                await self.resend_exports()
+            except Exception:  # the database or broker may be away a while: try again next time
                 log.exception("resume_paused_failed")
             await asyncio.sleep(self.settings.pause_check_seconds)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -215,15 +216,34 @@ class Scheduler(PartitionDispatch):
             return
         if await self.repo.count(job_id, blockers):
             return
-        if not await self.repo.move_export(job_id, ExportEvent.REQUEST):
+        asked = {"sent": False, "requested_at": m.utcnow()}
+        if not await self.repo.move_export(job_id, ExportEvent.REQUEST, **asked):
             return
         await self.repo.recount_progress(job_id)
         failpoints.hit("scheduler.before_export_request")
         await self.request_export(job)
 
     async def request_export(self, job: Doc) -> None:
-        """Ask a generator to write the dataset (idempotent)."""
+        """Ask a generator to write the dataset (idempotent), and mark it sent."""
         await publish(self.broker, commands.export_job(job))
+        await self.repo.export_sent(job["_id"])
+
+    async def resend_exports(self) -> None:
+        """Send again the ExportJob of exports asked for whose publish failed.
+
+        The export's move to ``PENDING`` comes first; a handler whose publish
+        then raised (the broker away longer than a publish waits) would leave
+        the job running with no export on the way, and its redelivery finds the
+        export asked for already. One scheduler takes each (the
+        ``requested_at`` it read must still be there).
+        """
+        now = m.utcnow()
+        before = now - timedelta(seconds=self.settings.export_resend_seconds)
+        for job in await self.repo.exports_unsent(before):
+            taken = {"export.sent": False, "export.requested_at": job["export"]["requested_at"]}
+            if await self.repo.set_job(job["_id"], taken, {"export.requested_at": now}):
+                log.warning("export_resent", job_id=job["_id"])
+                await self.request_export(job)
 
     async def export_completed(self, msg: m.ExportCompleted) -> None:
         """The dataset is written: a running job is now complete."""

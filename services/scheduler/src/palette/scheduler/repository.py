@@ -115,6 +115,22 @@ class SchedulerRepository:
         export = {"status": move.target.value if move.target else None, **fields}
         return await self.set_job(job_id, filter_, {"export": export})
 
+    async def export_sent(self, job_id: str) -> None:
+        """Mark the job's pending export's ``ExportJob`` as published."""
+        await self.set_job(
+            job_id, {"export.status": ExportStatus.PENDING.value}, {"export.sent": True}
+        )
+
+    async def exports_unsent(self, before: datetime) -> list[Doc]:
+        """Jobs whose export was asked for by ``before`` and whose ExportJob was not sent."""
+        query = {
+            "export.status": ExportStatus.PENDING.value,
+            "export.sent": False,
+            "export.requested_at": {"$lte": before},
+        }
+        fields = {"num_records": 1, "planned_records": 1, "output_format": 1, "export": 1}
+        return [doc async for doc in self.jobs.find(query, fields)]
+
     async def set_job(self, job_id: str, filter_: Doc, fields: Doc) -> bool:
         """Conditionally set fields of a job; True if it matched."""
         result = await self.jobs.update_one({"_id": job_id, **filter_}, {"$set": fields})

@@ -34,5 +34,12 @@ class SchedulerSettings(CommonSettings):
     pause_check_seconds: float = Field(
         5.0,
         gt=0,
-        description="How often the scheduler looks for paused partitions whose pause is over.",
+        description="How often the scheduler looks for paused partitions whose pause is over, "
+        "and for exports asked for whose command was not sent.",
+    )
+    export_resend_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="An export asked for whose ExportJob was not sent this long after (its "
+        "publish failed) is sent again.",
     )
