@@ -162,7 +162,9 @@ class TestCancelledMidJob:
         self, api: GatewayClient, devstack: DevStack, mongo: Any, s3: Any
     ) -> None:
         with model_latency(devstack, 60):
-            job = submit(api, 2000, "40")
+            # Partitions of 500: the cancel comes in the middle of one, with calls in flight,
+            # not between partitions (a slow machine once had none in flight with 100).
+            job = submit(api, 2000, "40", partition_size=500)
             wait_records_done(api, job["id"], 20, timeout=120)
             assert api.cancel(job["id"])["outcome"] == "CANCEL_REQUESTED"
             final = api.wait(job["id"], timeout=120)
