@@ -32,7 +32,6 @@ import structlog
 from palette.common import keys
 from palette.common.batch_jobs import ENDED
 from palette.common.output_schema import OutputInvalidError
-from palette.common.templates import Step
 from palette.generator.batch_store import BatchClient, Submission
 from palette.generator.bedrock import parse_response
 from palette.generator.records import FinishedRecord
@@ -136,7 +135,7 @@ async def apply_unapplied(rt: GeneratorRuntime, job_id: str) -> int:
     if seeds is None:
         return 0
     draws = await load_draws(rt.storage, seeds)
-    steps = {step.id: _reader(step, rt) for step in seeds.template.steps}
+    steps = {step.id: for_step(step, rt.structured) for step in seeds.template.steps}
     salvage = await asyncio.to_thread(Salvage, rt.storage, client, draws, steps)
     applied = [s.token for s in pending if await asyncio.to_thread(salvage.apply, s)]
     written = await asyncio.to_thread(salvage.write)
@@ -144,7 +143,3 @@ async def apply_unapplied(rt: GeneratorRuntime, job_id: str) -> int:
     log.info("batch_outputs_applied_at_export", submissions=len(applied), records=written)
     return written
 
-
-def _reader(step: Step, rt: GeneratorRuntime) -> StructuredOutput | None:
-    """How a step's answers are read: its schema, as its attempts read them (None: text)."""
-    return for_step(step, rt.structured)
