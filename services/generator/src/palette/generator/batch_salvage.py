@@ -142,4 +142,3 @@ async def apply_unapplied(rt: GeneratorRuntime, job_id: str) -> int:
     await store.mark_applied(applied)
     log.info("batch_outputs_applied_at_export", submissions=len(applied), records=written)
     return written
-
