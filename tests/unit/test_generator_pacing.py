@@ -227,6 +227,33 @@ class TestModelPacer:
         assert all(p.try_take(10_000) is not None for _ in range(100))
         assert p.rate is None
 
+    def test_a_decrease_that_nearly_every_later_call_meets_is_never_undone(self) -> None:
+        """Calls answered, then a throttle: the test of the decrease starts from 1 throttle in
+        10, and the rate from what the calls asked (far above the quota). Every call after it
+        is throttled: neither answer expects that, a background of 1 in 10 still less than
+        a quota, yet it must not be taken for "not the rate": undone, the rate would be
+        unlimited again, a storm (1,272 throttles in a second in the integration case)."""
+        clock = Clock()
+        p = pacer(clock, quota=None)
+        for _ in range(9):
+            ticket = p.try_take(100)
+            assert ticket is not None
+            clock.now += 0.01
+            p.settle(ticket, 10, 20)
+        ticket = p.try_take(100)
+        assert ticket is not None
+        assert p.throttled(ticket)
+        first = p.rate
+        assert first is not None
+        for _ in range(40):
+            clock.now += 0.25
+            ticket = p.try_take(100)
+            if ticket is not None:
+                p.throttled(ticket)
+            assert p.rate is not None
+        assert p.throttles > 10
+        assert p.rate < first / 2
+
     def test_a_known_quota_waits_for_its_first_share(self) -> None:
         clock = Clock()
         p = ModelPacer("m", 6000.0, clock=clock)
@@ -297,8 +324,12 @@ class Bedrock:
         self.throttled = 0
         self.admitted = 0
 
-    def run(self, pacers: list[ModelPacer], seconds: float, workers: int = 8) -> None:
+    def run(
+        self, pacers: list[ModelPacer], seconds: float, workers: int = 8, bound: int = 60
+    ) -> None:
         """Calls of 15 tokens in, up to 64 out (40 made), 0.5 s each, as fast as paced.
+
+        The pacers take ``bound`` (the input tokens' bound) + 64 for each call.
 
         A throttle is answered at once but reaches the caller one 10-ms tick later.
         """
@@ -314,7 +345,7 @@ class Bedrock:
                 call[2].settle(call[1], 15, 40)
             for p in pacers:
                 while sum(1 for c in busy if c[2] is p) < workers:
-                    ticket = p.try_take(60 + 64)  # the input bound is above the 15 counted
+                    ticket = p.try_take(bound + 64)  # the input bound is above the 15 counted
                     if ticket is None:
                         break
                     noisy = self.noise and self.random.random() < self.noise
@@ -374,6 +405,23 @@ class TestAgainstBedrocksBuckets:
         bedrock.run([p], 60.0)
         assert (bedrock.used - before) / tpm >= 0.85
         assert bedrock.throttled - throttled <= 0.05 * (bedrock.used - before) / 55
+
+    def test_an_unknown_quota_whose_calls_ask_far_more_than_they_use_is_found(self) -> None:
+        """The first throttles come before any answer: the rate decreases from what the calls
+        asked, several times what they use. That ask is no use the quota allowed: were it the
+        floor's reference, the floor (5 % of 126,720 or 318,720 a minute) would stay above the quota
+        (6,000) and a third of the calls would be throttled for as long as the job runs (34 and
+        48 of about 108 in the second minute measured)."""
+        for bound in (200, 600):
+            clock, tpm = Clock(), 6000.0
+            bedrock = Bedrock(clock, tpm)
+            bedrock.buckets.admit("m", int(tpm), clock.now)  # drained: throttles come first
+            p = pacer(clock, quota=None)
+            bedrock.run([p], 60.0, bound=bound)
+            before, throttled = bedrock.used, bedrock.throttled
+            bedrock.run([p], 60.0, bound=bound)
+            assert (bedrock.used - before) / tpm >= 0.85, bound
+            assert bedrock.throttled - throttled <= 0.05 * (bedrock.used - before) / 55, bound
 
 
 class TestRandomThrottles:

@@ -83,7 +83,7 @@ class AimdRate:
         self.ceiling: float | None = None
         """The rate the last throttle after a success met: what to recover to."""
         self.best = 0.0
-        """The largest use seen (unknown quota): the floor's reference."""
+        """The largest use of answered calls seen (unknown quota): the floor's reference."""
         self.minimum = 0.0
         """The least rate whatever the floor (the pacer sets one call a second)."""
         self._updated = now
@@ -122,17 +122,22 @@ class AimdRate:
         """A call was answered: the next throttle may move the ceiling."""
         self._succeeded_since_decrease = True
 
-    def throttled(self, now: float, used: float, mark: bool = True, least: float = 0.0) -> bool:
+    def throttled(
+        self, now: float, used: float, mark: bool = True, least: float = 0.0, answered: bool = True
+    ) -> bool:
         """A throttle; ``used`` is what the model's calls used lately (tokens per minute).
 
         Returns whether the rate decreased (at most once per cooldown, never below
-        ``least``); ``mark``: remember the rate before it, for ``undo``.
+        ``least``); ``mark``: remember the rate before it, for ``undo``. ``answered``:
+        ``used`` is what answered calls used, not what calls asked before any answer (an
+        ask is not a use the quota allowed, so it never raises the floor's reference).
         """
         self.advance(now)
         self._throttled = now
         if now - self._decreased < self.params.cooldown:
             return False
-        self.best = max(self.best, used)
+        if answered:
+            self.best = max(self.best, used)
         current = self.rate if self.rate is not None else used
         if used > 0:  # what the calls used, when the rate stood above it
             current = min(current, used)

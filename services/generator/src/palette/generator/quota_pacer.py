@@ -286,10 +286,12 @@ class ModelPacer:
         background = self._ended(now, ticket, True)
         if not (background or (background := share.explained(now))):
             used = share.used_lately(now, RECENT_SECONDS)
-            if not used and unlimited:  # nothing answered yet: what the calls asked
+            answered = used > 0
+            if not answered and unlimited:  # nothing answered yet: what the calls asked
                 used = share.asked_per_minute(now)
             run = share.in_run(now)
-            decreased = self.control.throttled(now, used, not run, share.least if run else 0.0)
+            least = share.least if run else 0.0
+            decreased = self.control.throttled(now, used, not run, least, answered)
         if decreased:
             share.decreased(now, self.control.reference)
             self._log("quota_rate_decreased", throttles=self.throttles)

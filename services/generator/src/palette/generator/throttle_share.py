@@ -30,6 +30,10 @@ class ShareParams:
     were throttled is a quota's: kept at once, and not held up by a run's floor."""
     least_share: float = 0.02
     """The least throttled share either answer expects (a stray throttle proves nothing)."""
+    high_share: float = 0.9
+    """The share a rate still far above its quota throttles: when the rate a decrease
+    started from was far above it (the asks before any answer), both answers above expect
+    far fewer throttles than come, and "not the rate" must also beat this one."""
 
 
 @dataclass(slots=True)
@@ -41,6 +45,10 @@ class _Test:
     """The throttled share before it."""
     evidence: float = 0.0
     """Log odds that the throttles do not answer to the rate."""
+    high: float = 0.0
+    """Log odds that they do not, against nearly every call throttled (``high_share``)."""
+    crossed: bool = False
+    """``evidence`` has reached the odds: "not the rate" once ``high`` does too."""
 
 
 class ThrottleShare:
@@ -114,12 +122,18 @@ class ThrottleShare:
             return None
         if sent >= test.since:
             test.evidence += self._weight(test, rate, throttled)
-        limit = math.log(self.params.odds)
-        if abs(test.evidence) < limit and now - test.since < self.params.test_seconds:
+            test.high += self._against_high(test, throttled)
+        p, limit = self.params, math.log(self.params.odds)
+        # "Not the rate" also needs the calls to rule out a rate still far above its quota
+        # (both answers expect far fewer throttles than nearly every call).
+        test.crossed = test.crossed or test.evidence >= limit
+        quota = test.evidence <= -limit
+        other = not quota and test.crossed and test.high >= limit
+        if not (quota or other) and now - test.since < p.test_seconds:
             return None
         self._test = self._decreased = None
         self._looked = now
-        if test.evidence < limit:
+        if not other:
             return True
         self.background = test.share
         return False
@@ -133,6 +147,12 @@ class ThrottleShare:
         if throttled:
             return math.log(other / quota)
         return math.log((1 - other) / (1 - quota))
+
+    def _against_high(self, test: _Test, throttled: bool) -> float:
+        """The call's log odds for "not the rate" against a rate still far above its quota."""
+        least, high = self.params.least_share, self.params.high_share
+        other = min(max(test.share, least), 1 - least)
+        return math.log(other / high) if throttled else math.log((1 - other) / (1 - high))
 
     def _follow(self, now: float) -> None:
         self._looked = now
