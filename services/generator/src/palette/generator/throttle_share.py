@@ -62,7 +62,9 @@ class ThrottleShare:
     ``f`` of the reference rate is throttled with the share ``1 - (1 - s) / f`` (the
     quota's tokens spread over less demand), if they did not, with the share ``s`` seen
     before. Once one answer is ``odds`` times likelier, the test ends: a quota keeps the
-    decreases; otherwise they are undone and ``s`` becomes the background. Later
+    decreases; otherwise they are undone and ``s`` becomes the background. "Not the rate"
+    must also be ``odds`` times likelier than nearly every call throttled (``high_share``:
+    a run that started far above its quota, which neither answer expects). Later
     throttles decrease the rate only when the recent share stands ``z`` standard
     deviations above the background; with the rate steady, the background follows the
     share seen over the window, so it falls back to 0 when those throttles stop.
