@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from palette.devstack.client import GatewayClient
 from palette.devstack.stack import DevStack
@@ -235,6 +235,50 @@ class TestJobs:
         page.get_by_test_id("confirm-delete-yes").click()
         expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
         expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(0, timeout=30_000)
+
+    def test_a_late_answer_for_another_template_never_sets_the_chosen_ones_version(
+        self, new_page: NewPage, ui_url: str, gateway_url: str, tmp_path: Path
+    ) -> None:
+        """The form first loads the versions of the first template in the list; the user
+        picks another before they arrive. That late answer (two versions) became the chosen
+        template's, and its estimate asked for a version 2 it does not have: 404, no
+        estimate (a fresh-clone run failed on it)."""
+        page = new_page()
+        user = sign_in(page, ui_url)
+        with closing(GatewayClient(gateway_url, mint(user, _secret()))) as api:
+            first, chosen = sorted(
+                (api.create_template(TWO_STEPS) for _ in range(2)), key=lambda t: str(t["id"])
+            )
+            api.http.put(f"/templates/{first['id']}", json=TWO_STEPS).raise_for_status()
+        late = f"**/templates/{first['id']}/versions"
+        held: list[Route] = []
+        previews: list[str] = []
+        page.on("request", lambda r: previews.append(r.url) if "/preview" in r.url else None)
+
+        def hold(route: Route) -> None:  # Playwright wants a function, not a bound builtin
+            held.append(route)
+
+        page.route(late, hold)
+        with page.expect_request(late):
+            page.goto(f"{ui_url}/jobs/new")
+        page.locator("select[name=template]").select_option(chosen["id"])
+        page.get_by_label("Seed file (JSON array, JSONL or CSV)").set_input_files(
+            str(seed_file(tmp_path, 5))
+        )
+        expect(page.get_by_test_id("seed-status")).to_contain_text("Uploaded")
+        expect(page.get_by_test_id("estimate-worst")).to_contain_text("$")
+        with page.expect_response(late) as answer:
+            held[0].continue_()  # the first template's versions answer now, late
+        answer.value.finished()
+        with page.expect_response(lambda r: "/preview" in r.url) as estimated:
+            page.get_by_role("spinbutton", name="Records").fill("7")
+        assert estimated.value.ok, estimated.value.status
+        expect(page.get_by_test_id("estimate-worst")).to_contain_text("$")
+        expect(page.locator("select[name=version] option")).to_have_count(1)
+        assert previews
+        assert all(f"/templates/{chosen['id']}/" in url for url in previews), previews
+        assert not [url for url in previews if "version=2" in url], previews
+        page.unroute(late)
 
 
 class TestIsolation:

@@ -70,6 +70,9 @@ class TestWebhooksScreen:
             page.get_by_role("link", name=receiver.url(path)).click()
             expect(page.get_by_test_id("no-deliveries")).to_be_visible()
             page.get_by_test_id("send-test").click()
+            # The gateway took the request (202) before the receiver is waited for: a refused
+            # one fails here with what the page shows, not after the receiver's 60 s.
+            expect(page.get_by_test_id("webhook-note")).to_contain_text("on its way")
             (first,) = receiver.wait_for(path, 1, what="the test event")
             assert first.verify(secret)["type"] == "webhook.test"
             delivered = page.locator(f'[data-delivery-id="{first.webhook_id}"]')

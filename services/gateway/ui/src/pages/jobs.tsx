@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { Link } from "wouter-preact";
 import { api, FINAL, ok, STATUSES, type Job, type JobStatus } from "../api/client";
 import { BudgetBar, ProgressBar } from "../components/bars";
@@ -16,17 +16,22 @@ export function JobsPage() {
   const [status, setStatus] = useState<JobStatus | "">("");
   const [sort, setSort] = useState<JobSort>("created");
 
+  const loads = useRef(0);
+
   async function load() {
+    // A poll or a filter asked for before this load may answer after it: only the latest shows.
+    const asked = ++loads.current;
     try {
       const page = ok(
         await api.GET("/jobs", {
           params: { query: { limit: 100, ...(status ? { status: [status] } : {}) } },
         }),
       );
+      if (asked !== loads.current) return;
       setJobs(page.items);
       setError(null);
     } catch (e) {
-      setError(e);
+      if (asked === loads.current) setError(e);
     }
   }
 

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { useLocation, useSearch } from "wouter-preact";
 import {
   api,
@@ -38,6 +38,7 @@ export function NewJobPage() {
   const [preview, setPreview] = useState<Preview | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState<"" | "upload" | "estimate" | "launch">("");
+  const estimates = useRef(0);
 
   useEffect(() => {
     api
@@ -55,14 +56,23 @@ export function NewJobPage() {
     setVersion(null);
     setPreview(null);
     if (!templateId) return;
+    // The versions of a template chosen before this one may answer after it: they must not
+    // become this template's (the estimate then asked for a version it does not have: 404).
+    let current = true;
     api
       .GET("/templates/{template_id}/versions", { params: { path: { template_id: templateId } } })
-      .then((r) => {
-        const list = ok(r).versions.map((v) => v.version);
-        setVersions(list);
-        setVersion(list[0] ?? null);
-      })
-      .catch(setError);
+      .then(
+        (r) => {
+          if (!current) return;
+          const list = ok(r).versions.map((v) => v.version);
+          setVersions(list);
+          setVersion(list[0] ?? null);
+        },
+        (e: unknown) => current && setError(e),
+      );
+    return () => {
+      current = false;
+    };
   }, [templateId]);
 
   async function chooseFile(chosen: File | null) {
@@ -91,6 +101,7 @@ export function NewJobPage() {
   async function estimate() {
     const [seed, ...more] = seeds;
     if (!seed || !templateId) return;
+    const asked = ++estimates.current; // only the latest estimate asked for is shown
     setBusy("estimate");
     setError(null);
     try {
@@ -101,12 +112,13 @@ export function NewJobPage() {
         },
         body: { seed, more_seeds: more, num_records: records },
       });
-      setPreview(ok(result));
+      if (asked === estimates.current) setPreview(ok(result));
     } catch (e) {
+      if (asked !== estimates.current) return;
       setError(e);
       setPreview(null);
     } finally {
-      setBusy("");
+      if (asked === estimates.current) setBusy("");
     }
   }
 
