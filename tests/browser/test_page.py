@@ -239,18 +239,16 @@ class TestJobs:
     def test_a_late_answer_for_another_template_never_sets_the_chosen_ones_version(
         self, new_page: NewPage, ui_url: str, gateway_url: str, tmp_path: Path
     ) -> None:
-        """The form first loads the versions of the first template in the list; the user
-        picks another before they arrive. That late answer (two versions) became the chosen
-        template's, and its estimate asked for a version 2 it does not have: 404, no
-        estimate (a fresh-clone run failed on it)."""
+        """A template's versions are asked for when it is chosen; the user picks another
+        before they arrive. That late answer (two versions) became the chosen template's,
+        and its estimate asked for a version 2 it does not have: 404, no estimate (a
+        fresh-clone run failed on it, the first template of the list answering late)."""
         page = new_page()
         user = sign_in(page, ui_url)
         with closing(GatewayClient(gateway_url, mint(user, _secret()))) as api:
-            first, chosen = sorted(
-                (api.create_template(TWO_STEPS) for _ in range(2)), key=lambda t: str(t["id"])
-            )
-            api.http.put(f"/templates/{first['id']}", json=TWO_STEPS).raise_for_status()
-        late = f"**/templates/{first['id']}/versions"
+            two, chosen = (api.create_template(TWO_STEPS) for _ in range(2))
+            api.http.put(f"/templates/{two['id']}", json=TWO_STEPS).raise_for_status()
+        late = f"**/templates/{two['id']}/versions"
         held: list[Route] = []
         previews: list[str] = []
         page.on("request", lambda r: previews.append(r.url) if "/preview" in r.url else None)
@@ -258,17 +256,21 @@ class TestJobs:
         def hold(route: Route) -> None:  # Playwright wants a function, not a bound builtin
             held.append(route)
 
+        template = page.locator("select[name=template]")
+        page.goto(f"{ui_url}/jobs/new")
+        template.select_option(chosen["id"])  # whatever the list put first, not `two`
+        expect(page.locator("select[name=version] option")).to_have_count(1)
         page.route(late, hold)
         with page.expect_request(late):
-            page.goto(f"{ui_url}/jobs/new")
-        page.locator("select[name=template]").select_option(chosen["id"])
+            template.select_option(two["id"])
+        template.select_option(chosen["id"])
         page.get_by_label("Seed file (JSON array, JSONL or CSV)").set_input_files(
             str(seed_file(tmp_path, 5))
         )
         expect(page.get_by_test_id("seed-status")).to_contain_text("Uploaded")
         expect(page.get_by_test_id("estimate-worst")).to_contain_text("$")
         with page.expect_response(late) as answer:
-            held[0].continue_()  # the first template's versions answer now, late
+            held[0].continue_()  # the versions of the template left answer now, late
         answer.value.finished()
         with page.expect_response(lambda r: "/preview" in r.url) as estimated:
             page.get_by_role("spinbutton", name="Records").fill("7")
