@@ -282,6 +282,18 @@ class TestJobs:
         assert not [url for url in previews if "version=2" in url], previews
         page.unroute(late)
 
+    def test_a_template_the_form_cannot_read_shows_why(
+        self, new_page: NewPage, ui_url: str
+    ) -> None:
+        """The versions of the template in the address are refused (404): the form says so."""
+        page = new_page()
+        sign_in(page, ui_url)
+        missing = uuid.uuid4().hex
+        with page.expect_response(f"**/templates/{missing}/versions") as answer:
+            page.goto(f"{ui_url}/jobs/new?template={missing}")
+        assert answer.value.status == 404
+        expect(page.get_by_role("alert").filter(has_text="404")).to_contain_text(missing)
+
 
 class TestIsolation:
     def test_a_second_user_sees_none_of_the_first_users_jobs(

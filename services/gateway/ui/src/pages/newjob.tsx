@@ -61,15 +61,13 @@ export function NewJobPage() {
     let current = true;
     api
       .GET("/templates/{template_id}/versions", { params: { path: { template_id: templateId } } })
-      .then(
-        (r) => {
-          if (!current) return;
-          const list = ok(r).versions.map((v) => v.version);
-          setVersions(list);
-          setVersion(list[0] ?? null);
-        },
-        (e: unknown) => current && setError(e),
-      );
+      .then((r) => {
+        if (!current) return;
+        const list = ok(r).versions.map((v) => v.version);
+        setVersions(list);
+        setVersion(list[0] ?? null);
+      })
+      .catch((e: unknown) => current && setError(e)); // a refusal (ok throws) shows too
     return () => {
       current = false;
     };

@@ -88,10 +88,8 @@ export function UsagePage() {
     setError(null);
     api
       .GET("/usage", { params: { query: { from: range.from, to: range.to, group_by: groupBy } } })
-      .then(
-        (r) => current && setUsage(ok(r)),
-        (e: unknown) => current && setError(e),
-      );
+      .then((r) => current && setUsage(ok(r)))
+      .catch((e: unknown) => current && setError(e)); // a refusal (ok throws) shows too
     return () => {
       current = false;
     };
