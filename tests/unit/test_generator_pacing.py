@@ -383,7 +383,7 @@ class TestAgainstBedrocksBuckets:
         shares = fair_shares(tpm * 0.98, dict.fromkeys("abcd"))
         pacers = [pacer(clock, quota=tpm) for _ in shares]
         for p, share in zip(pacers, shares.values(), strict=True):
-            p.set_share(share)
+            p.set_share(share, len(shares))
         bedrock.run(pacers, 20.0)
         assert bedrock.throttled == 0
         bedrock.buckets.configure({"m": QuotaLimits(tpm=tpm / 2)}, clock.now)

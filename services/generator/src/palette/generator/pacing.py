@@ -60,6 +60,12 @@ class AimdParams:
     probe: float = 0.003
     """Increase per second from there on, as a fraction of the ceiling."""
     near: float = 0.9
+    near_shared: float = 0.8
+    """``near`` while other generators share the quota. They are throttled together, so
+    each one's ceiling also holds what the others took above their parts; recovering fast
+    to 0.9 of those ceilings took them over the quota again (the bench's quota change:
+    ``python -m bench.quota_change_sim``, a median of 12.5 s to recover at 0.9, 5.5 s at
+    0.8). Alone, 0.9: a lone generator's ceiling is its own."""
     floor: float = 0.05
     """The rate never goes below this fraction of its cap (or, unknown, of the best seen)."""
     unlimit_after: float = 60.0
@@ -86,6 +92,10 @@ class AimdRate:
         """The largest use of answered calls seen (unknown quota): the floor's reference."""
         self.minimum = 0.0
         """The least rate whatever the floor (the pacer sets one call a second)."""
+        self.shared = False
+        """Other generators share the quota (``near_shared`` applies)."""
+        self.shared = False
+        """Other generators share the quota (``near_shared`` applies)."""
         self._updated = now
         self._decreased = -math.inf
         self._throttled = -math.inf
@@ -106,9 +116,13 @@ class AimdRate:
         base = self.cap if self.cap is not None else self.best
         return max(base * self.params.floor, self.minimum)
 
-    def set_cap(self, cap: float, now: float) -> None:
-        """A new fair share of a known quota: the rate keeps its factor."""
+    def set_cap(self, cap: float, now: float, shared: bool = False) -> None:
+        """A new fair share of a known quota: the rate keeps its factor.
+
+        ``shared``: other generators hold shares of the quota too.
+        """
         self.advance(now)
+        self.shared = shared
         if self.cap is None or self.rate is None or self.cap <= 0:
             self.rate = cap
         else:
@@ -182,7 +196,7 @@ class AimdRate:
             return
         if self.ceiling is None:  # a known cap: 10 % of it a second; unknown: doubling
             step = p.recover * self.cap if self.cap is not None else self.rate
-        elif self.rate < p.near * self.ceiling:
+        elif self.rate < (p.near_shared if self.shared else p.near) * self.ceiling:
             step = p.recover * self.ceiling
         else:
             step = p.probe * self.ceiling

@@ -325,9 +325,12 @@ class ModelPacer:
         rate, share = (None if v is None else round(v) for v in (self.rate, self.share))
         log.info(event, model=self.model_id, rate=rate, share=share, **fields)
 
-    def set_share(self, share: float) -> None:
-        """This generator's fair share of the known quota (tokens per minute) from now on."""
-        self.control.set_cap(share, self._clock())
+    def set_share(self, share: float, holders: int = 1) -> None:
+        """This generator's fair share of the known quota (tokens per minute) from now on.
+
+        ``holders``: the generators sharing the quota, this one included.
+        """
+        self.control.set_cap(share, self._clock(), holders > 1)
         self._set_minimum()
         self.ready = True
         if self._waiters:

@@ -179,7 +179,7 @@ class QuotaBoard:
                 demands[self.holder] = pacer.demand(now, self.interval)
                 share = fair_shares(pacer.quota * self.target, demands)[self.holder]
                 self._log_share(model_id, pacer, share, len(demands))
-                pacer.set_share(share)
+                pacer.set_share(share, len(demands))
             await self.shares.upsert(self._doc(model_id, pacer, now))
         except PyMongoError as exc:
             log.warning("quota_share_unsynced", model=model_id, error=str(exc))
