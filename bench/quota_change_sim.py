@@ -7,7 +7,8 @@ by the figure's own rule (``bench.quota.recovery_seconds``). It runs four
 ``ModelPacer`` of the generator (the table's quota shared equally at the target, as
 ``quota_shares`` gives it to four generators that all wait) against the emulator's
 ``QuotaBuckets``: TPM 135,000 and RPM 3,000, halved with the buckets drained after
-``--before`` seconds, restored ``--phase`` seconds later. Calls use 30 tokens in and
+``--before`` seconds, restored ``--phase`` seconds later, run ``--after`` seconds more
+(the climb: the restored quota used then). Calls use 30 tokens in and
 60 out, ask for an input bound of 120 plus ``maxTokens`` 64, and take 0.5 s plus up
 to 0.1 s of jitter; each generator keeps up to 32 in flight; a throttle reaches its
 caller one tick later. ``--near`` runs the same with another ``AimdParams.near_shared``
@@ -71,6 +72,8 @@ class Outcome:
     restored: int | None
     fill: float
     """Tokens used per minute in the halved phase's last 20 s, over the halved quota."""
+    climb: float
+    """Tokens used per minute after the restore (to the end), over the whole quota."""
 
 
 class Simulation:
@@ -107,10 +110,12 @@ class Simulation:
             self.clock.now += TICK
         rows = [Second(t, a, th, u, None) for t, (a, th, u) in sorted(self.rows.items())]
         used = sum(r.used for r in rows if before + phase - 20 <= r.t < before + phase)
+        climbed = sum(r.used for r in rows if r.t >= before + phase)
         return Outcome(
             recovery_seconds(rows, Window(before + 1, before + phase), BOUND),
             recovery_seconds(rows, Window(before + phase + 1, total), BOUND),
             used * 3 / (TPM / 2),
+            climbed * 60 / after / TPM,
         )
 
     def _end_calls(self, second: int) -> None:
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--near", type=float, default=AimdParams().near_shared)
     parser.add_argument("--before", type=int, default=40)
     parser.add_argument("--phase", type=int, default=30)
-    parser.add_argument("--after", type=int, default=30)
+    parser.add_argument("--after", type=int, default=60)
     args = parser.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     params = dataclasses.replace(AimdParams(), near_shared=args.near)
@@ -158,13 +163,17 @@ def main(argv: list[str] | None = None) -> None:
     ]
     never = args.phase  # a phase never recovered counts as its whole length
     halved = [never if r.halved is None else r.halved for r in runs]
-    print("seed  halving  restore  fill (halved phase, last 20 s)")
+    print("seed  halving  restore  fill (halved, last 20 s)  climb (restored quota used)")
     for seed, r in enumerate(runs):
-        print(f"{seed:4d}  {_shown(r.halved):>7}  {_shown(r.restored):>7}  {r.fill:.3f}")
+        print(
+            f"{seed:4d}  {_shown(r.halved):>7}  {_shown(r.restored):>7}  {r.fill:24.3f}  "
+            f"{r.climb:.3f}"
+        )
     within = sum(1 for h in halved if h <= 10)
     print(
         f"halving: median {statistics.median(halved)} s, within 10 s in {within} of "
-        f"{len(runs)}; fill median {statistics.median(r.fill for r in runs):.3f}"
+        f"{len(runs)}; fill median {statistics.median(r.fill for r in runs):.3f}; "
+        f"climb after the restore median {statistics.median(r.climb for r in runs):.3f}"
     )
 
 
