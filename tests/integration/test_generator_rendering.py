@@ -228,7 +228,7 @@ class TestSlowRenderInAGenerator:
             render_seconds=60.0,
             render_loop_seconds=loop_seconds,
             render_processes=1,
-            claim_ttl_seconds=0.9,
+            claim_ttl_seconds=1.8,  # valid 1.35 s after a renewal: room for a loaded machine
             status_poll_seconds=0,
             part_flush_seconds=30.0,
         )
@@ -244,7 +244,7 @@ class TestSlowRenderInAGenerator:
             end=2,
             lease_id=uuid.uuid4().hex,
             lease_amount=10**12,
-            template=slow_second_step(loops_for(0.9)),
+            template=slow_second_step(loops_for(1.8)),  # longer than the claim stays valid
             seed_key=seed_key,
             seed_count=len(SEEDS),
             part_size=2,
