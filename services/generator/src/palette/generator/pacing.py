@@ -103,8 +103,6 @@ class AimdRate:
         """The least rate whatever the floor (the pacer sets one call a second)."""
         self.shared = False
         """Other generators share the quota (``near_shared`` applies)."""
-        self.shared = False
-        """Other generators share the quota (``near_shared`` applies)."""
         self._updated = now
         self._decreased = -math.inf
         self._throttled = -math.inf
