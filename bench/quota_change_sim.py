@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from bench.quota import Second, Window, recovery_seconds
+from bench.quota import MIN_REST_SECONDS, Second, Window, recovery_seconds
 from palette.devstack.quota_buckets import QuotaBuckets, QuotaLimits
 from palette.generator.pacing import AimdParams, Ticket, fair_shares
 from palette.generator.quota_pacer import ModelPacer
@@ -155,6 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phase", type=int, default=30)
     parser.add_argument("--after", type=int, default=60)
     args = parser.parse_args(argv)
+    if args.seeds < 1 or args.before < 1:
+        parser.error("--seeds and --before must be at least 1")
+    if min(args.phase, args.after) <= MIN_REST_SECONDS:
+        parser.error(f"--phase and --after must be more than {MIN_REST_SECONDS} s (the 2 % rule)")
+    if not 0 < args.near <= 1:
+        parser.error("--near must be a fraction of the ceiling in (0, 1]")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     params = dataclasses.replace(AimdParams(), near_shared=args.near)
     runs = [
