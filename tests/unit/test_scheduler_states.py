@@ -252,3 +252,10 @@ class TestExportBlockers:
     )
     def test_a_job_that_does_not_export_now_has_none(self, doc: dict[str, Any]) -> None:
         assert export_blockers(doc) is None
+
+    def test_a_running_job_with_every_slot_holding_a_lease_is_not_looked_at(self) -> None:
+        # An attempt is in flight: its end (or its lease's closing) looks again.
+        assert export_blockers({**job(J.RUNNING), "slots": ["l1", "l2"]}) is None
+        assert export_blockers({**job(J.RUNNING), "slots": ["l1", None]}) == set(P) - {P.DONE}
+        stopped = {**job(J.CANCELLED), "slots": ["l1", "l2"]}  # a stop may leave them held
+        assert export_blockers(stopped) == IN_FLIGHT

@@ -152,10 +152,11 @@ class LedgerRepository:
         usage: ledger.UsageMap,
         retries: RetryCounts = NO_RETRIES,
     ) -> int | None:
-        """Add a part's usage and retry counts to its lease once; None if applied before."""
-        lease = await self.leases.find_one({"_id": lease_id}, {"job_id": 1})
-        if lease is None:
-            raise UnknownJobError(f"lease {lease_id}")
+        """Add a part's usage and retry counts to its lease once; None if applied before.
+
+        One conditional update; the lease is read only when it did not apply
+        (a repeat, a closed lease, or no such lease: ``UnknownJobError``).
+        """
         cost = sum(int(e["cost"]) for e in usage.values())
         inc: dict[str, int] = {"settled": cost} | ledger.retry_fields(retries)
         model_ids: dict[str, str] = {}
@@ -174,7 +175,11 @@ class LedgerRepository:
             },
             {"$push": {"applied": message_id}, "$inc": inc, "$set": model_ids},
         )
-        return cost if result.modified_count else None
+        if result.modified_count:
+            return cost
+        if await self.leases.find_one({"_id": lease_id}, {"_id": 1}) is None:
+            raise UnknownJobError(f"lease {lease_id}")
+        return None
 
     async def lease(self, lease_id: str) -> Doc | None:
         """One lease."""

@@ -133,8 +133,15 @@ class PartitionDispatch(ABC):
             await self.wake(msg.job_id)
 
     async def lease_closed(self, msg: m.LeaseClosed) -> None:
-        """Money came back to the job: waiting partitions may ask again."""
-        await self.wake(msg.job_id)
+        """Money came back to the job: waiting partitions may ask again.
+
+        When none was waiting, no partition became pending here (every move to
+        pending pumps after it), so only whether the job is finished is looked at.
+        """
+        if await self.repo.reopen_waiting(msg.job_id):
+            await self.pump(msg.job_id)
+        else:
+            await self.maybe_finish(msg.job_id)
 
     async def wake(self, job_id: str) -> None:
         """Partitions waiting for money ask again, and the window fills."""
@@ -215,6 +222,7 @@ class PartitionDispatch(ABC):
         )
         counted = {"holders_lost" if lost else "failures": 1}
         if await self._end_lease(msg, event, {"error": msg.error}, **counted) is None:
+            await self.pump(msg.job_id)  # a redelivery: the move may have been made, not its pump
             return
         retry = event is PartitionEvent.RETRY
         log.warning(

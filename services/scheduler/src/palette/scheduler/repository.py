@@ -250,17 +250,18 @@ class SchedulerRepository:
             return_document=ReturnDocument.BEFORE,
         )
 
-    async def move_partitions(self, job_id: str, event: PartitionEvent) -> None:
-        """Move every partition of the job that ``event`` allows (no lease is named)."""
+    async def move_partitions(self, job_id: str, event: PartitionEvent) -> int:
+        """Move every partition of the job that ``event`` allows (no lease is named); how many."""
         move = PARTITION_MOVES[event]
-        await self.partitions.update_many(
+        result = await self.partitions.update_many(
             {"job_id": job_id, "status": _one_of(move.sources)},
             {"$set": {"status": move.target.value}},
         )
+        return result.modified_count
 
-    async def reopen_waiting(self, job_id: str) -> None:
-        """Partitions denied a lease may ask again (money came back)."""
-        await self.move_partitions(job_id, PartitionEvent.REOPEN)
+    async def reopen_waiting(self, job_id: str) -> int:
+        """Partitions denied a lease may ask again (money came back); how many."""
+        return await self.move_partitions(job_id, PartitionEvent.REOPEN)
 
     async def stop_open_partitions(self, job_id: str) -> None:
         """Partitions that never started will not run."""

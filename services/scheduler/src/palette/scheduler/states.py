@@ -275,13 +275,17 @@ def export_blockers(job: Mapping[str, Any]) -> frozenset[PartitionStatus] | None
 
     A running job exports once every partition is done; a stopped job
     (cancelled, out of budget, failed) once none is in flight. None: the job
-    does not export now (never started, queued, completed, or its export is
-    asked for already).
+    does not export now (never started, queued, completed, its export is
+    asked for already, or it is running with every in-flight slot holding a
+    lease: an attempt is in flight, and its end looks again).
     """
     if job.get("export") is not None or not job.get("partitions_total"):
         return None
     status = JobStatus(job["status"])
     if status is JobStatus.RUNNING:
+        slots = job.get("slots") or []
+        if slots and None not in slots:
+            return None
         return frozenset(PartitionStatus) - {PartitionStatus.DONE}
     if status in STOPS:
         return IN_FLIGHT
