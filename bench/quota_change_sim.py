@@ -23,45 +23,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import random
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 
 import structlog
 
 from bench.quota import MIN_REST_SECONDS, Second, Window, recovery_seconds
 from palette.devstack.quota_buckets import QuotaBuckets, QuotaLimits
-from palette.generator.pacing import AimdParams, Ticket, fair_shares
+from palette.devstack.quota_sim import MODEL, CallShape, SimClock, SimulatedBedrock
+from palette.generator.pacing import AimdParams, fair_shares
 from palette.generator.quota_pacer import ModelPacer
 
 TPM, RPM = 135_000.0, 3_000.0
 GENERATORS, WORKERS = 4, 32
 INPUT, OUTPUT, ASK = 30, 60, 120 + 64
+SHAPE = CallShape(ask=ASK, reserve=ASK, input_tokens=INPUT, output_tokens=OUTPUT, jitter=0.1)
 TARGET = 0.98
 TICK = 0.01
 BOUND = 0.02
-
-
-class Clock:
-    """The simulated monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        """The simulated time (seconds)."""
-        return self.now
-
-
-@dataclass(slots=True)
-class Call:
-    """A call in flight: when it ends, its reservation, its pacer, whether throttled."""
-
-    ends: float
-    ticket: Ticket
-    pacer: ModelPacer
-    throttled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,25 +57,25 @@ class Outcome:
 
 
 class Simulation:
-    """One run of the scenario with one seed."""
+    """One run of the scenario with one seed (``palette.devstack.quota_sim``)."""
 
     def __init__(self, seed: int, params: AimdParams) -> None:
-        self.random = random.Random(seed)  # noqa: S311 - the calls' jitter, not a secret
-        self.clock = Clock()
-        self.buckets = QuotaBuckets({"m": QuotaLimits(tpm=TPM, rpm=RPM)}, now=self.clock.now)
+        clock = SimClock()
+        buckets = QuotaBuckets({MODEL: QuotaLimits(tpm=TPM, rpm=RPM)}, now=clock.now)
+        self.bedrock = SimulatedBedrock(clock, buckets, SHAPE, seed=seed, tick=TICK)
         self.pacers = [
-            ModelPacer("m", TPM, RPM, 1, TARGET, clock=self.clock, params=params)
+            ModelPacer(MODEL, TPM, RPM, 1, TARGET, clock=clock, params=params)
             for _ in range(GENERATORS)
         ]
         shares = fair_shares(TPM * TARGET, {str(k): None for k in range(GENERATORS)})
         for pacer, share in zip(self.pacers, shares.values(), strict=True):
             pacer.set_share(share, GENERATORS)
-        self.busy: list[Call] = []
         self.rows: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
         """Per second: admitted, throttled, quota tokens used."""
 
     def run(self, before: int, phase: int, after: int) -> Outcome:
         """The whole scenario; its recoveries by the figure's rule."""
+        bedrock = self.bedrock
         changes = {before: TPM / 2, before + phase: TPM}
         total = before + phase + after
         for tick in range(int(total / TICK)):
@@ -103,11 +83,14 @@ class Simulation:
             if second in changes:
                 tpm = changes.pop(second)
                 limits = QuotaLimits(tpm=tpm, rpm=RPM * tpm / TPM)
-                self.buckets.configure({"m": limits}, self.clock.now)
-                self.buckets.drain("m", self.clock.now)
-            self._end_calls(second)
-            self._start_calls(second)
-            self.clock.now += TICK
+                bedrock.buckets.configure({MODEL: limits}, bedrock.clock.now)
+                bedrock.buckets.drain(MODEL, bedrock.clock.now)
+            counts = (bedrock.admitted, bedrock.throttled, bedrock.used)
+            bedrock.step(self.pacers, WORKERS)
+            now = (bedrock.admitted, bedrock.throttled, bedrock.used)
+            row = self.rows[second]
+            for k in range(3):
+                row[k] += now[k] - counts[k]
         rows = [Second(t, a, th, u, None) for t, (a, th, u) in sorted(self.rows.items())]
         used = sum(r.used for r in rows if before + phase - 20 <= r.t < before + phase)
         climbed = sum(r.used for r in rows if r.t >= before + phase)
@@ -117,33 +100,6 @@ class Simulation:
             used * 3 / (TPM / 2),
             climbed * 60 / after / TPM,
         )
-
-    def _end_calls(self, second: int) -> None:
-        still: list[Call] = []
-        for call in self.busy:
-            if call.ends > self.clock.now:
-                still.append(call)
-            elif call.throttled:
-                call.pacer.throttled(call.ticket)
-            else:
-                self.rows[second][2] += self.buckets.settle("m", ASK, INPUT, OUTPUT, self.clock.now)
-                call.pacer.settle(call.ticket, INPUT, OUTPUT)
-        self.busy = still
-
-    def _start_calls(self, second: int) -> None:
-        in_flight = Counter(id(call.pacer) for call in self.busy)
-        for pacer in self.pacers:
-            for _ in range(WORKERS - in_flight[id(pacer)]):
-                ticket = pacer.try_take(ASK)
-                if ticket is None:
-                    break
-                if self.buckets.admit("m", ASK, self.clock.now) is not None:
-                    self.rows[second][1] += 1
-                    self.busy.append(Call(self.clock.now + TICK, ticket, pacer, True))
-                else:
-                    self.rows[second][0] += 1
-                    ends = self.clock.now + 0.5 + self.random.random() * 0.1
-                    self.busy.append(Call(ends, ticket, pacer, False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import random
+import dataclasses
 import statistics
-from typing import Any
+from collections.abc import Sequence
 
 import pytest
 
 from palette.devstack.quota_buckets import QuotaBuckets, QuotaLimits
+from palette.devstack.quota_sim import CallShape, Pacer, SimulatedBedrock
+from palette.devstack.quota_sim import SimClock as Clock  # the test moves it by hand
 from palette.generator.pacing import (
     AimdParams,
     AimdRate,
@@ -20,16 +22,6 @@ from palette.generator.pacing import (
 from palette.generator.quota_pacer import ModelPacer
 
 pytestmark = pytest.mark.unit
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestFairShares:
@@ -311,51 +303,58 @@ class TestModelPacer:
         assert p.try_take(70) is not None  # a bucket of one second's rate would hold 10
 
 
-class Bedrock:
-    """The emulator's buckets (``palette.devstack.quota_buckets``) on the test's clock."""
+SHAPE = CallShape(ask=60 + 64, reserve=79, input_tokens=15, output_tokens=40)
+"""Calls of 15 tokens in, up to 64 out (40 made), 0.5 s each; the pacers take an input
+bound of 60 (above the 15 counted) + 64, Bedrock reserves 15 + 64."""
+
+
+class Bedrock(SimulatedBedrock):
+    """The emulator's buckets of one quota on the test's clock (``palette.devstack.quota_sim``)."""
 
     def __init__(self, clock: Clock, tpm: float, noise: float = 0.0, seed: int = 7) -> None:
-        self.clock = clock
-        self.buckets = QuotaBuckets({"m": QuotaLimits(tpm=tpm)}, now=clock.now)
-        self.noise = noise
-        """The share of calls throttled at random, whatever the rate (the emulator's)."""
-        self.random = random.Random(seed)
-        self.used = 0
-        self.throttled = 0
-        self.admitted = 0
+        buckets = QuotaBuckets({"m": QuotaLimits(tpm=tpm)}, now=clock.now)
+        super().__init__(clock, buckets, SHAPE, noise=noise, seed=seed)
 
     def run(
-        self, pacers: list[ModelPacer], seconds: float, workers: int = 8, bound: int = 60
+        self, pacers: Sequence[Pacer], seconds: float, workers: int = 8, bound: int = 60
     ) -> None:
-        """Calls of 15 tokens in, up to 64 out (40 made), 0.5 s each, as fast as paced.
+        """Calls as fast as paced; ``bound`` is the input bound the pacers take for each."""
+        self.shape = dataclasses.replace(SHAPE, ask=bound + 64)
+        super().run(pacers, seconds, workers)
 
-        The pacers take ``bound`` (the input tokens' bound) + 64 for each call.
 
-        A throttle is answered at once but reaches the caller one 10-ms tick later.
-        """
-        busy: list[tuple[float, Any, ModelPacer, bool]] = []
-        end = self.clock.now + seconds
-        while self.clock.now < end:
-            for call in [c for c in busy if c[0] <= self.clock.now]:
-                busy.remove(call)
-                if call[3]:
-                    call[2].throttled(call[1])
-                    continue
-                self.used += self.buckets.settle("m", 79, 15, 40, self.clock.now)
-                call[2].settle(call[1], 15, 40)
-            for p in pacers:
-                while sum(1 for c in busy if c[2] is p) < workers:
-                    ticket = p.try_take(bound + 64)  # the input bound is above the 15 counted
-                    if ticket is None:
-                        break
-                    noisy = self.noise and self.random.random() < self.noise
-                    if noisy or self.buckets.admit("m", 79, self.clock.now) is not None:
-                        self.throttled += 1
-                        busy.append((self.clock.now + 0.01, ticket, p, True))
-                        continue
-                    self.admitted += 1
-                    busy.append((self.clock.now + 0.5, ticket, p, False))
-            self.clock.now += 0.01
+class Unpaced:
+    """A caller that never waits: every call it is asked for goes out."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+        self.throttles = 0
+
+    def try_take(self, tokens: int) -> int:
+        return tokens
+
+    def settle(self, ticket: int, input_tokens: int, output_tokens: int) -> None:
+        self.answered += 1
+
+    def throttled(self, ticket: int) -> None:
+        self.throttles += 1
+
+
+class TestTheSimulator:
+    def test_an_unpaced_caller_gets_what_the_bucket_holds_and_hears_of_throttles_a_tick_on(
+        self,
+    ) -> None:
+        clock = Clock()
+        bedrock = Bedrock(clock, 790.0)  # a full bucket holds ten reservations of 79
+        caller = Unpaced()
+        bedrock.step([caller], workers=20)
+        assert (bedrock.admitted, bedrock.throttled) == (10, 10)
+        bedrock.step([caller], workers=20)
+        assert caller.throttles == 10  # told one tick after the refusal
+        assert caller.answered == 0  # the admitted ones take 0.5 s
+        bedrock.run([caller], 0.5, workers=20)
+        assert caller.answered == 10
+        assert bedrock.used == 10 * (15 + 40)  # settled at what they used
 
 
 class TestAgainstBedrocksBuckets:
