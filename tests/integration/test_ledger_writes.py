@@ -15,7 +15,6 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from palette.accounting.repository import LedgerRepository, UnknownJobError
-from palette.common.messages import JobStatus
 from palette.devstack.stack import DevStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -40,12 +39,16 @@ async def client(devstack: DevStack) -> AsyncIterator[AsyncMongoClient[dict[str,
 
 
 @pytest.fixture
-async def job_id(client: AsyncMongoClient[dict[str, Any]], devstack: DevStack) -> str:
+async def job_id(
+    client: AsyncMongoClient[dict[str, Any]], devstack: DevStack
+) -> AsyncIterator[str]:
+    """A job document with only its budget (no status: no service ever picks it up)."""
+    db = client[devstack.mongo_db]
     job = f"ledger-writes-{uuid.uuid4().hex[:10]}"
-    await client[devstack.mongo_db]["jobs"].insert_one(
-        {"_id": job, "budget_picos": BUDGET, "status": JobStatus.RUNNING.value}
-    )
-    return job
+    await db["jobs"].insert_one({"_id": job, "budget_picos": BUDGET})
+    yield job
+    await LedgerRepository(client, devstack.mongo_db).purge_job(job)
+    await db["jobs"].delete_one({"_id": job})
 
 
 class TestSettle:
@@ -53,19 +56,20 @@ class TestSettle:
         self, client: AsyncMongoClient[dict[str, Any]], devstack: DevStack, job_id: str
     ) -> None:
         repo = LedgerRepository(client, devstack.mongo_db)
-        granted = await repo.reserve(job_id, 0, "lease-a", 10_000, 1_000)
+        lease_id = f"{job_id}-lease"
+        granted = await repo.reserve(job_id, 0, lease_id, 10_000, 1_000)
         assert granted.granted == 10_000
 
-        assert await repo.settle("part-1", "lease-a", USAGE) == 700
-        assert await repo.settle("part-1", "lease-a", USAGE) is None  # a redelivery
-        lease = await repo.known_lease("lease-a")
-        assert (lease["settled"], lease["applied"]) == (700, ["part-1"])
-        assert lease["usage"]["note"]["calls"] == 2
+        assert await repo.settle("part-1", lease_id, USAGE) == 700
+        assert await repo.settle("part-1", lease_id, USAGE) is None  # a redelivery
+        doc = await repo.known_lease(lease_id)
+        assert (doc["settled"], doc["applied"]) == (700, ["part-1"])
+        assert doc["usage"]["note"]["calls"] == 2
 
-        await repo.close("lease-a", USAGE)
-        assert await repo.settle("part-2", "lease-a", USAGE) is None  # after its closing
-        lease = await repo.known_lease("lease-a")
-        assert (lease["closed"], lease["settled"], lease["applied"]) == (True, 700, ["part-1"])
+        await repo.close(lease_id, USAGE)
+        assert await repo.settle("part-2", lease_id, USAGE) is None  # after its closing
+        doc = await repo.known_lease(lease_id)
+        assert (doc["closed"], doc["settled"], doc["applied"]) == (True, 700, ["part-1"])
         ledger = await repo.ledgers.find_one({"_id": job_id})
         assert ledger is not None
         assert (ledger["spent"], ledger["available"], ledger["pending"]) == (700, BUDGET - 700, {})
