@@ -18,29 +18,11 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
 from palette.generator.records import FinishedRecord
 from palette.generator.state import AttemptState
 
 log = structlog.get_logger("palette.generator.partition")
-
-
-async def read_partial(state: AttemptState, missing: list[int]) -> bool:
-    """Load the incomplete records among ``missing`` into ``state.partial``; False on failure."""
-    msg = state.msg
-    try:
-        found = await asyncio.to_thread(
-            state.rt.storage.read_incomplete, msg.job_id, msg.start, msg.end
-        )
-    except (ClientError, BotoCoreError) as exc:
-        state.fail(f"reading the incomplete records failed: {exc}", retryable=True)
-        return False
-    wanted = set(missing)
-    state.partial = {index: record for index, record in found.items() if index in wanted}
-    if state.partial:
-        log.info("incomplete_records_resumed", records=len(state.partial))
-    return True
 
 
 async def keep_incomplete(state: AttemptState, record: FinishedRecord) -> None:

@@ -1,11 +1,13 @@
 """One attempt at a partition: generate its missing records within the lease.
 
-See docs/internals.md ("Generator"). The attempt lists the parts already in
-its range and re-announces those written under its own lease (their usage
-counts as spent), refuses a model without a price, checks the job is not
-stopped, reads only the seeds it needs in one streaming pass, then generates
-(``generation.py``). Finished records are written as parts, once each, and
-announced with ``RecordsGenerated``; records that stopped short are kept as
+See docs/internals.md ("Generator"). The attempt starts every read it needs
+before its first call at once (``setup_reads.py``), then takes them in order:
+it lists the parts already in its range and re-announces those written under
+its own lease (their usage counts as spent), refuses a model without a price,
+checks the job is not stopped and the lease not closed, checks the seeds its
+missing records draw against the template, then generates (``generation.py``).
+Finished records are written as parts, once each, and announced with
+``RecordsGenerated``; records that stopped short are kept as
 incomplete records and resumed (``incomplete.py``); the attempt ends with one
 ``PartitionCompleted`` or ``PartitionFailed`` carrying its whole usage under
 the lease and the ids and summed worst case of its calls whose outcome is
@@ -23,9 +25,8 @@ import uuid
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
-from palette.common import keys, seeds
+from palette.common import keys
 from palette.common import messages as m
 from palette.common.estimates import record_worst_case
 from palette.common.pricing import UnknownModelError
@@ -37,16 +38,22 @@ from palette.generator.batch_run import generate_batch
 from palette.generator.budget import LeaseGuard
 from palette.generator.claims import ClaimHandle
 from palette.generator.generation import generate, seed_problem
-from palette.generator.incomplete import drop_completed, keep_incomplete, read_partial
+from palette.generator.incomplete import drop_completed, keep_incomplete
 from palette.generator.records import FinishedRecord, PartMeta, encode_part
 from palette.generator.runtime import GeneratorRuntime, Publish
-from palette.generator.seed_draws import load_draws
+from palette.generator.setup_reads import (
+    ReadProblem,
+    SetupReads,
+    incomplete_read,
+    job_stopped,
+    lease_closed,
+    seeds_read,
+)
 from palette.generator.state import AttemptState, PublishFailedError
 from palette.generator.usage import UsageTally
 
 log = structlog.get_logger("palette.generator.partition")
 
-STATUS_READ_TIMEOUT_SECONDS = 10.0
 FIRST_STEP_CHARS_KEPT = 4_000_000
 """Characters of first-step texts an attempt keeps from checking its seeds (the rest of
 its records render their first step again)."""
@@ -97,9 +104,21 @@ async def run_partition(
 
 
 async def attempt(state: AttemptState) -> None:
-    """List, re-announce, check, read seeds and generate; ``finish`` publishes the end."""
+    """List, re-announce, check, read seeds and generate; ``finish`` publishes the end.
+
+    Every read it needs before its first call starts at once (``setup_reads.py``).
+    """
+    reads = SetupReads(state.msg, state.rt)
+    try:
+        await attempt_with(state, reads)
+    finally:
+        await reads.close()
+
+
+async def attempt_with(state: AttemptState, reads: SetupReads) -> None:
+    """``attempt``, its reads under way."""
     msg, rt = state.msg, state.rt
-    parts = await asyncio.to_thread(rt.storage.list_parts, msg.job_id, msg.start, msg.end)
+    parts = await reads.parts
     covered: set[int] = set()
     for part in parts:
         if part.meta is None:
@@ -126,15 +145,15 @@ async def attempt(state: AttemptState) -> None:
     except UnknownModelError as exc:
         state.fail(str(exc), retryable=False)
         missing = []
-    if missing and await job_stopped(state):
+    if missing and await job_stopped(reads, rt, msg.job_id):
         state.stopped = True
-    elif missing and await lease_closed(state):
+    elif missing and await lease_closed(reads, msg.lease_id):
         state.exhausted = True
         state.needed = record_worst_case(msg.template.steps, state.prices, 0)
     elif missing:
-        chosen = await read_seeds(state, missing)
+        chosen = await checked_seeds(state, reads, missing)
         run = generate_batch if msg.mode is JobMode.BATCH else generate
-        if chosen is not None and await read_partial(state, missing):
+        if chosen is not None and await take_partial(state, reads, missing):
             await run(
                 state,
                 missing,
@@ -144,59 +163,24 @@ async def attempt(state: AttemptState) -> None:
             )
 
 
-async def job_stopped(state: AttemptState) -> bool:
-    """Whether the job is stopped: a broadcast seen, or its status read now."""
-    job_id, rt = state.msg.job_id, state.rt
-    if rt.stops.is_stopped(job_id):
-        return True
-    try:
-        status = await asyncio.wait_for(rt.jobs.status(job_id), STATUS_READ_TIMEOUT_SECONDS)
-    except Exception as exc:  # the broadcast still protects the job
-        log.warning("job_status_unreadable", error=f"{type(exc).__name__}: {exc}")
-        return False
-    if status is not None and status.is_final:
-        rt.stops.stop(job_id, status)
-        return True
-    return False
-
-
-async def lease_closed(state: AttemptState) -> bool:
-    """Whether accounting already closed the lease (a redelivery after the end).
-
-    Money spent under a closed lease would never reach the ledger, so such an
-    attempt makes no call.
-    """
-    try:
-        closed = await asyncio.wait_for(
-            state.rt.leases.is_closed(state.msg.lease_id), STATUS_READ_TIMEOUT_SECONDS
-        )
-    except Exception as exc:
-        log.warning("lease_unreadable", error=f"{type(exc).__name__}: {exc}")
-        return False
-    if closed:
-        log.warning("lease_already_closed", lease_id=state.msg.lease_id)
-    return closed
-
-
-async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[str, Any]] | None:
+async def checked_seeds(
+    state: AttemptState, reads: SetupReads, missing: list[int]
+) -> dict[int, dict[str, Any]] | None:
     """The seeds the missing records draw, each checked against the template.
 
     A seed that lacks a variable the template uses fails the attempt before
     any model call, rather than after its earlier steps were paid for.
     """
     msg = state.msg
-    try:
-        state.draws = draws = await load_draws(state.rt.storage, msg)
-        drawn_by: dict[int, int] = {}  # seed position -> the first record that draws it
-        for i in missing:
-            drawn_by.setdefault(draws.position(i), i)
-        chosen = await asyncio.to_thread(state.rt.storage.read_seeds, msg.seed_key, set(drawn_by))
-    except seeds.SeedError as exc:
-        state.fail(f"cannot read the seed file {msg.seed_key}: {exc}", retryable=False)
+    read = await seeds_read(reads, msg.seed_key)
+    if isinstance(read, ReadProblem):
+        state.fail(read.error, retryable=read.retryable)
         return None
-    except (ClientError, BotoCoreError) as exc:
-        state.fail(f"reading the seed file {msg.seed_key} failed: {exc}", retryable=True)
-        return None
+    state.draws, found = read
+    drawn_by: dict[int, int] = {}  # seed position -> the first record that draws it
+    for i in missing:
+        drawn_by.setdefault(state.draws.position(i), i)
+    chosen = {position: found[position] for position in drawn_by if position in found}
     first_step = msg.template.steps[0]
     reuse = all(renders_the_same(text) for text in (first_step.prompt, first_step.system) if text)
     kept = 0
@@ -206,7 +190,7 @@ async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[
             state.rt.renderer,
             msg.template.steps,
             chosen[position],
-            draws.variables(drawn_by[position]),
+            state.draws.variables(drawn_by[position]),
         )
         if problem is not None:
             state.fail(f"seed record {position}: {problem}", retryable=False)
@@ -216,6 +200,19 @@ async def read_seeds(state: AttemptState, missing: list[int]) -> dict[int, dict[
             if kept <= FIRST_STEP_CHARS_KEPT:
                 state.first_steps[position] = first
     return chosen
+
+
+async def take_partial(state: AttemptState, reads: SetupReads, missing: list[int]) -> bool:
+    """Load the incomplete records among ``missing`` into ``state.partial``; False on failure."""
+    found = await incomplete_read(reads)
+    if isinstance(found, ReadProblem):
+        state.fail(found.error, retryable=found.retryable)
+        return False
+    wanted = set(missing)
+    state.partial = {index: record for index, record in found.items() if index in wanted}
+    if state.partial:
+        log.info("incomplete_records_resumed", records=len(state.partial))
+    return True
 
 
 async def write_part(state: AttemptState, run: list[FinishedRecord]) -> None:
